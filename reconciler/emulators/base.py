@@ -1,0 +1,393 @@
+"""Shared plumbing of the local API emulators.
+
+Each emulator is a real HTTP server on loopback (``ThreadingHTTPServer`` in a daemon thread) with:
+
+* bearer-token auth,
+* a request log tests can count (``server.requests``, ``server.count(...)``),
+* injectable faults (``server.faults.fail(503, times=3)``, ``.delay(...)``, ``.drop(...)``),
+* optional per-request latency (to make benchmarks realistic),
+* an injectable clock (``server.clock``) for server-maintained timestamps, so tests can skew it,
+* a rate limiter hook that the concrete emulator fills in.
+
+Concrete emulators implement :meth:`EmulatorServer.dispatch` (routing) and
+:meth:`EmulatorServer.admit` (rate limiting) and :meth:`EmulatorServer.error` (error body shape).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed HTTP request as the emulator sees it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+    def param(self, name: str) -> str | None:
+        """The first value of a query parameter, or None."""
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the emulator answers: a status, a JSON body (or None) and extra headers."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """A request in the log, with the status it was answered with (0 for a dropped connection)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: Any
+    status: int
+    at: float
+
+
+@dataclass
+class _Fault:
+    kind: str  # "status" | "delay" | "drop"
+    times: int
+    status: int = 503
+    body: Any = None
+    seconds: float = 0.0
+    method: str | None = None
+    path: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        return self.path is None or path.startswith(self.path)
+
+
+class Faults:
+    """A queue of faults to inject; each fault applies to the next ``times`` matching requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[_Fault] = []
+
+    def fail(
+        self,
+        status: int = 503,
+        times: int = 1,
+        *,
+        body: Any = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``status`` (and ``body``)."""
+        self._add(_Fault("status", times, status=status, body=body, method=method, path=path))
+
+    def delay(
+        self, seconds: float, times: int = 1, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Hold the next ``times`` matching requests for ``seconds`` before handling them."""
+        self._add(_Fault("delay", times, seconds=seconds, method=method, path=path))
+
+    def drop(self, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
+        """Close the connection of the next ``times`` matching requests without answering."""
+        self._add(_Fault("drop", times, method=method, path=path))
+
+    def clear(self) -> None:
+        """Forget every pending fault."""
+        with self._lock:
+            self._queue.clear()
+
+    def pending(self) -> int:
+        """How many fault applications are still queued."""
+        with self._lock:
+            return sum(f.times for f in self._queue)
+
+    def take(self, method: str, path: str) -> _Fault | None:
+        """The fault that applies to this request, if any (consumes one application)."""
+        with self._lock:
+            for fault in self._queue:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._queue.remove(fault)
+                    return fault
+        return None
+
+    def _add(self, fault: _Fault) -> None:
+        with self._lock:
+            self._queue.append(fault)
+
+
+class Clock:
+    """The emulator's wall clock: real UTC time plus an adjustable skew, or a frozen instant."""
+
+    def __init__(self) -> None:
+        self.skew = timedelta(0)
+        self.frozen: datetime | None = None
+
+    def now(self) -> datetime:
+        """The current server time (aware UTC)."""
+        base = self.frozen if self.frozen is not None else datetime.now(UTC)
+        return base + self.skew
+
+
+class EmulatorServer(ABC):
+    """A strict local API server running in a background thread.
+
+    Args:
+        token: the bearer token the server accepts.
+        latency: seconds to wait before answering each request (simulated network latency).
+    """
+
+    def __init__(self, token: str, *, latency: float = 0.0) -> None:
+        self.token = token
+        self.latency = latency
+        self.clock = Clock()
+        self.faults = Faults()
+        self.requests: list[LoggedRequest] = []
+        self.lock = threading.RLock()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL (``http://127.0.0.1:PORT``) of the running server."""
+        if self._httpd is None:
+            raise RuntimeError("emulator is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self, port: int = 0) -> str:
+        """Start serving on loopback (an ephemeral port unless given); returns the base URL."""
+        handler = _make_handler(self)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> EmulatorServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- request log -----------------------------------------------------------------------------
+
+    def count(
+        self, method: str | None = None, path: str | None = None, status: int | None = None
+    ) -> int:
+        """How many logged requests match the method, path prefix and status given."""
+        with self.lock:
+            return sum(
+                1
+                for r in self.requests
+                if (method is None or r.method == method)
+                and (path is None or r.path.startswith(path))
+                and (status is None or r.status == status)
+            )
+
+    def reset_log(self) -> None:
+        """Empty the request log."""
+        with self.lock:
+            self.requests.clear()
+
+    # -- hooks for the concrete emulators --------------------------------------------------------
+
+    @abstractmethod
+    def dispatch(self, request: Request) -> Response:
+        """Route and answer one authenticated, admitted request."""
+
+    @abstractmethod
+    def admit(self, now: float) -> Response | None:
+        """Rate limiting: None to let the request through, else the refusal to answer."""
+
+    @abstractmethod
+    def error(self, status: int, kind: str, message: str) -> Response:
+        """An error response in the API's own body shape."""
+
+    def authorized(self, request: Request) -> bool:
+        """Whether the request carries the expected bearer token."""
+        return request.headers.get("authorization") == f"Bearer {self.token}"
+
+    # -- the pipeline every request goes through -------------------------------------------------
+
+    def handle(self, request: Request) -> Response | None:
+        """Faults, latency, auth, rate limit, then dispatch. None means: drop the connection."""
+        fault = self.faults.take(request.method, request.path)
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        if self.latency:
+            time.sleep(self.latency)
+        if fault is not None and fault.kind == "drop":
+            return None
+        if fault is not None and fault.kind == "status":
+            if fault.body is not None:
+                return Response(fault.status, fault.body)
+            return self.error(fault.status, "INJECTED_FAULT", f"injected fault {fault.status}")
+        if not self.authorized(request):
+            return self.error(401, "AUTHENTICATION_REQUIRED", "Authentication required")
+        refusal = self.admit(time.monotonic())
+        if refusal is not None:
+            return refusal
+        with self.lock:
+            return self.dispatch(request)
+
+    def log(self, request: Request, status: int) -> None:
+        """Append a request to the log."""
+        with self.lock:
+            self.requests.append(
+                LoggedRequest(
+                    request.method, request.path, request.query, request.body, status, time.time()
+                )
+            )
+
+
+def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            """Silence the default stderr access log."""
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+                bad_json = False
+            except ValueError:
+                body, bad_json = raw.decode("utf-8", "replace"), True
+            request = Request(
+                method=self.command,
+                path=parts.path,
+                query=parse_qs(parts.query, keep_blank_values=True),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+            )
+            response = (
+                server.error(400, "INVALID_REQUEST_BODY", "Request body is not valid JSON")
+                if bad_json
+                else server.handle(request)
+            )
+            server.log(request, 0 if response is None else response.status)
+            if response is None:
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    return Handler
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` requests in any ``window`` seconds; going over locks out for ``lockout``.
+
+    This is Airtable's rule (5 requests/s per base, then every request refused for 30 s). A
+    ``limit`` of 0 disables limiting.
+    """
+
+    def __init__(self, limit: int, window: float = 1.0, lockout: float = 30.0) -> None:
+        self.limit = limit
+        self.window = window
+        self.lockout = lockout
+        self._times: list[float] = []
+        self._locked_until = 0.0
+        self._lock = threading.Lock()
+
+    def admit(self, now: float) -> bool:
+        """Whether a request arriving at ``now`` (monotonic seconds) is allowed."""
+        if self.limit <= 0:
+            return True
+        with self._lock:
+            if now < self._locked_until:
+                return False
+            self._times = [t for t in self._times if t > now - self.window]
+            if len(self._times) >= self.limit:
+                self._locked_until = now + self.lockout
+                return False
+            self._times.append(now)
+            return True
+
+
+class TokenBucketLimiter:
+    """A token bucket: ``capacity`` tokens, refilled at ``per_minute`` tokens a minute.
+
+    This is Twenty's rule (about 100 requests per minute per workspace). ``per_minute`` 0 disables it.
+    """
+
+    def __init__(self, per_minute: float, capacity: float | None = None) -> None:
+        self.per_minute = per_minute
+        self.capacity = capacity if capacity is not None else per_minute
+        self._tokens = self.capacity
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def admit(self, now: float) -> bool:
+        """Whether a request arriving at ``now`` (monotonic seconds) may take a token."""
+        if self.per_minute <= 0:
+            return True
+        with self._lock:
+            if self._last is not None:
+                refill = (now - self._last) * self.per_minute / 60.0
+                self._tokens = min(self.capacity, self._tokens + refill)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+def iso_ms(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``, as both remote APIs render datetimes."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO-8601 datetime (``Z`` or offset) into aware UTC; raises ValueError."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"datetime without a time zone: {text!r}")
+    return value.astimezone(UTC)
+
