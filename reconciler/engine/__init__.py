@@ -1,0 +1,1 @@
+"""One reconciliation run: lock, window, the pull and push stages per mapping, the report."""

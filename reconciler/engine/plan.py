@@ -1,0 +1,189 @@
+"""Pure decisions: what a stage does with one record, given both sides and the shadow copy.
+
+No I/O here, so every rule can be tested exhaustively. The shadow (``SyncState.shadow``) is the
+remote's value of each field as last seen or written; against it:
+
+* remote changed  = remote value != shadow value
+* local changed   = local value  != shadow value (a row never synced has no shadow: every field
+  that differs between the sides counts as changed on both)
+* changed on one side only: that side's value wins;
+* changed on both (contested): equal values agree; UNION fields take the union; otherwise the side
+  with the newer modification time wins (remote modified time against local ``updated_at``).
+
+After a pull the shadow is the remote's current values, so a local value that differs from it is
+exactly what stage 2 still has to send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from reconciler.mapping import FieldSpec, Mapping, Merge
+from reconciler.records import FieldChange, LocalRow, RemoteRecord, Values
+from reconciler.values import union
+
+
+class Outcome(StrEnum):
+    """How a record is counted in the report."""
+
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SKIPPED_LOCAL_NEWER = "skipped_local_newer"
+    SKIPPED_REMOTE_NEWER = "skipped_remote_newer"
+    FAILED = "failed"
+
+
+class Rule(StrEnum):
+    """Why a field took the value it did (recorded in the change log)."""
+
+    REMOTE_ONLY = "remote_only"  # changed on the remote side only
+    LOCAL_ONLY = "local_only"  # changed locally only
+    REMOTE_NEWER = "remote_newer"
+    LOCAL_NEWER = "local_newer"
+    UNION = "union"
+    NEW_RECORD = "new_record"
+
+
+@dataclass
+class PullPlan:
+    """What stage 1 does with one remote record."""
+
+    remote: RemoteRecord
+    local: LocalRow | None
+    outcome: Outcome
+    writes: Values = field(default_factory=dict)  # local columns to write
+    shadow: Values = field(default_factory=dict)  # the new shadow
+    changes: list[FieldChange] = field(default_factory=list)
+    conflict: bool = False
+    pending: bool = False  # push-capable local values still differ from the remote
+
+
+def _newer_is_remote(remote: RemoteRecord, local: LocalRow) -> bool:
+    return remote.modified_at > local.updated_at
+
+
+def _decide_field(
+    spec: FieldSpec, remote_value: Any, local_value: Any, base: Any, has_base: bool,
+    remote_newer: bool,
+) -> tuple[Any, Rule | None, bool]:
+    """The value a field ends with locally, the rule that chose it, and whether it was contested."""
+    remote_changed = not has_base or remote_value != base
+    local_changed = not has_base or local_value != base
+    if remote_value == local_value:
+        return local_value, None, False
+    if remote_changed and not local_changed:
+        return remote_value, Rule.REMOTE_ONLY, False
+    if local_changed and not remote_changed:
+        return local_value, Rule.LOCAL_ONLY, False
+    if spec.merge is Merge.UNION:
+        return union(local_value, remote_value), Rule.UNION, True
+    if remote_newer:
+        return remote_value, Rule.REMOTE_NEWER, True
+    return local_value, Rule.LOCAL_NEWER, True
+
+
+def plan_pull(mapping: Mapping, remote: RemoteRecord, local: LocalRow | None) -> PullPlan:
+    """Decide how one remote record is applied locally, field by field."""
+    if local is None:
+        writes = {f.column: remote.values.get(f.column) for f in mapping.fields if f.pulls}
+        changes = [FieldChange(c, None, v, Rule.NEW_RECORD) for c, v in writes.items()]
+        return PullPlan(remote, None, Outcome.INSERTED, writes, dict(remote.values), changes)
+    state = local.state
+    shadow = state.shadow if state is not None else {}
+    remote_newer = _newer_is_remote(remote, local)
+    plan = PullPlan(remote, local, Outcome.UNCHANGED, shadow=dict(remote.values))
+    local_won_all, contested_any = True, False
+    for spec in mapping.fields:
+        col = spec.column
+        remote_value, local_value = remote.values.get(col), local.values.get(col)
+        has_base = state is not None and col in shadow
+        value, rule, contested = _decide_field(
+            spec, remote_value, local_value, shadow.get(col), has_base, remote_newer
+        )
+        contested_any |= contested
+        if contested and rule is not Rule.LOCAL_NEWER:
+            local_won_all = False
+        if value != local_value and spec.pulls:
+            plan.writes[col] = value
+            plan.changes.append(FieldChange(col, local_value, value, str(rule)))
+        elif rule in (Rule.LOCAL_ONLY, Rule.LOCAL_NEWER) and spec.pushes:
+            plan.changes.append(FieldChange(col, remote_value, local_value, str(rule)))
+        final = plan.writes.get(col, local_value)
+        if spec.pushes and final != remote_value:
+            plan.pending = True
+    plan.conflict = contested_any
+    if contested_any and local_won_all and not plan.writes:
+        plan.outcome = Outcome.SKIPPED_LOCAL_NEWER
+    elif plan.writes:
+        plan.outcome = Outcome.UPDATED
+    return plan
+
+
+@dataclass
+class PushPlan:
+    """What stage 2 does with one local row."""
+
+    local: LocalRow
+    outcome: Outcome
+    send: Values = field(default_factory=dict)  # push-capable columns to send
+    changes: list[FieldChange] = field(default_factory=list)
+
+
+def local_changes(mapping: Mapping, local: LocalRow, base: Values | None) -> Values:
+    """The push-capable columns whose local value differs from the base (the remote's values).
+
+    With no base (a row never created remotely), every push-capable column that has a value.
+    """
+    if base is None:
+        return {
+            f.column: local.values.get(f.column)
+            for f in mapping.push_fields
+            if local.values.get(f.column) not in (None, False)
+        }
+    return {
+        f.column: local.values.get(f.column)
+        for f in mapping.push_fields
+        if local.values.get(f.column) != base.get(f.column)
+    }
+
+
+def remote_changed_since_sync(local: LocalRow, remote: RemoteRecord) -> bool:
+    """Whether the remote record changed after the last sync of this row."""
+    state = local.state
+    if state is None:
+        return True
+    if state.remote_modified_at is not None and remote.modified_at == state.remote_modified_at:
+        return False
+    return any(remote.values.get(c) != v for c, v in state.shadow.items())
+
+
+def plan_push(mapping: Mapping, local: LocalRow, remote: RemoteRecord | None) -> PushPlan:
+    """Decide what to send for one local row.
+
+    Args:
+        mapping: the mapping.
+        local: the row, with its sync state.
+        remote: the remote record as read just now, or None when not read (or not created yet).
+    """
+    state = local.state
+    if remote is not None and state is None:
+        base: Values | None = remote.values  # never synced: the remote's values are the base
+    else:
+        base = state.shadow if state is not None and local.remote_id else None
+    send = local_changes(mapping, local, base)
+    if not send:
+        return PushPlan(local, Outcome.UNCHANGED)
+    if remote is not None and remote_changed_since_sync(local, remote):
+        contested_union = any(
+            mapping.field(c).merge is Merge.UNION and remote.values.get(c) != (base or {}).get(c)
+            for c in send
+        )
+        if remote.modified_at > local.updated_at or contested_union:
+            return PushPlan(local, Outcome.SKIPPED_REMOTE_NEWER)
+    outcome = Outcome.UPDATED if local.remote_id else Outcome.INSERTED
+    old = base or {}
+    changes = [FieldChange(c, old.get(c), v, str(Rule.LOCAL_ONLY)) for c, v in send.items()]
+    return PushPlan(local, outcome, send, changes)

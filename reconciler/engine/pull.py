@@ -1,0 +1,87 @@
+"""Stage 1: bring remote changes into Postgres, one page per transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy.exc import DataError, IntegrityError
+
+from reconciler.engine.context import MappingContext
+from reconciler.engine.plan import Outcome, PullPlan, plan_pull
+from reconciler.records import RemoteRecord
+from reconciler.store.history import Failure, clear_failures, due_pull_retries
+
+
+def pull(ctx: MappingContext, since: datetime | None, should_stop: Callable[[], bool]) -> bool:
+    """Read the window page by page and apply it; then retry earlier failures that are due.
+
+    Returns whether the window was read completely (so the watermark may move).
+    """
+    seen: dict[str, datetime] = {}
+    for page in ctx.remote.list_changed(since):
+        fresh = [r for r in page if r.id not in seen or r.modified_at > seen[r.id]]
+        seen.update({r.id: r.modified_at for r in fresh})
+        apply_records(ctx, fresh)
+        ctx.progress("pull", len(page))
+        if should_stop():
+            return False
+    with ctx.store.unit() as conn:
+        due = [i for i in due_pull_retries(conn, ctx.mapping.name) if i not in seen]
+    if due:
+        found = ctx.remote.fetch(due)
+        apply_records(ctx, [found[i] for i in due if i in found])
+    return True
+
+
+def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
+    """Plan and apply one page in one transaction, with its sync state and failures."""
+    if not records:
+        return
+    counts = ctx.result.pull
+    counts.fetched += len(records)
+    good = [r for r in records if r.error is None]
+    failed = [Failure("pull", r.id, r.error or "", remote_id=r.id, retryable=False)
+              for r in records if r.error is not None]
+    with ctx.store.unit() as conn:
+        rows = ctx.store.rows_by_remote_ids(ctx.mapping, [r.id for r in good])
+        plans = [plan_pull(ctx.mapping, r, rows.get(r.id)) for r in good]
+        failed += _apply_isolating(ctx, plans)
+        failed_ids = {f.record_key for f in failed}
+        clear_failures(conn, ctx.mapping.name, "pull",
+                       [p.remote.id for p in plans if p.remote.id not in failed_ids])
+        ctx.fail(failed)
+    for plan in plans:
+        if plan.remote.id not in failed_ids:
+            _count(ctx, plan)
+    ctx.log_pull([p for p in plans if p.remote.id not in failed_ids])
+
+
+def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure]:
+    """Apply plans set-based; if the database refuses one row, split until it fails alone."""
+    if not plans:
+        return []
+    try:
+        with ctx.store.conn.begin_nested():
+            ctx.store.apply_pull(ctx.mapping, plans)
+        return []
+    except (DataError, IntegrityError) as exc:
+        if len(plans) == 1:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            return [Failure("pull", plans[0].remote.id, f"database refused the record: {reason}",
+                            remote_id=plans[0].remote.id, retryable=False)]
+    middle = len(plans) // 2
+    return _apply_isolating(ctx, plans[:middle]) + _apply_isolating(ctx, plans[middle:])
+
+
+def _count(ctx: MappingContext, plan: PullPlan) -> None:
+    counts = ctx.result.pull
+    counts.conflicts += int(plan.conflict)
+    if plan.outcome is Outcome.INSERTED:
+        counts.inserted += 1
+    elif plan.outcome is Outcome.UPDATED:
+        counts.updated += 1
+    elif plan.outcome is Outcome.SKIPPED_LOCAL_NEWER:
+        counts.skipped_local_newer += 1
+    else:
+        counts.unchanged += 1

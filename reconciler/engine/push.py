@@ -1,0 +1,120 @@
+"""Stage 2: send local changes out, checking batched remote modified times first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+
+from reconciler.engine.context import MappingContext
+from reconciler.engine.plan import Outcome, PushPlan, local_changes, plan_push
+from reconciler.records import LocalRow, RemoteRecord, WriteResult
+from reconciler.remotes.base import PushItem, chunks
+from reconciler.store.history import Failure, clear_failures
+
+CANDIDATE_CHUNK = 500
+
+
+def push(ctx: MappingContext, should_stop: Callable[[], bool]) -> None:
+    """Find local changes from sync state (whatever their age) and push them in batches."""
+    after = 0
+    while not should_stop():
+        with ctx.store.unit():
+            rows = ctx.store.push_candidates(ctx.mapping, after, CANDIDATE_CHUNK)
+        if not rows:
+            return
+        after = rows[-1].local_id
+        _push_rows(ctx, rows, should_stop)
+
+
+def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
+    """Whether a row has something to send that requires the remote's current record."""
+    if row.remote_id is None:
+        return False
+    if row.state is None:
+        return True
+    return bool(local_changes(ctx.mapping, row, row.state.shadow))
+
+
+def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[[], bool]) -> None:
+    check = [r.remote_id for r in rows if r.remote_id is not None and _needs_read(ctx, r)]
+    remote = ctx.remote.fetch(check) if check else {}
+    plans: list[PushPlan] = []
+    noop: list[LocalRow] = []
+    failures: list[Failure] = []
+    for row in rows:
+        if row.remote_id is not None and row.remote_id in check and row.remote_id not in remote:
+            failures.append(_failure(ctx, row, "the remote record no longer exists", False))
+            continue
+        plan = plan_push(ctx.mapping, row, remote.get(row.remote_id or ""))
+        if plan.outcome is Outcome.UNCHANGED:
+            noop.append(row)
+        else:
+            plans.append(plan)
+    counts = ctx.result.push
+    counts.pending += len(plans) + len(failures)
+    counts.unchanged += len(noop)
+    counts.skipped_remote_newer += sum(p.outcome is Outcome.SKIPPED_REMOTE_NEWER for p in plans)
+    with ctx.store.unit():
+        ctx.store.refresh_states(ctx.mapping, noop)
+        ctx.fail(failures)
+    sendable = [p for p in plans if p.outcome in (Outcome.UPDATED, Outcome.INSERTED)]
+    for batch in chunks(sendable, ctx.remote.write_batch):
+        _send_batch(ctx, batch)
+        ctx.progress("push", len(batch))
+        if should_stop():
+            return
+
+
+def _item(ctx: MappingContext, plan: PushPlan) -> PushItem:
+    row = plan.local
+    if row.remote_id is not None:
+        return PushItem(row.local_id, row.remote_id, plan.send)
+    return PushItem(row.local_id, create_id(ctx, row.local_id), plan.send, create=True)
+
+
+def create_id(ctx: MappingContext, local_id: int) -> str:
+    """The id a remote create uses: derived from the database and row, so a retry cannot
+    create a second record (the remote upserts on it)."""
+    namespace = uuid.UUID(ctx.install_id) if ctx.install_id else uuid.NAMESPACE_URL
+    return str(uuid.uuid5(namespace, f"{ctx.mapping.name}:{local_id}"))
+
+
+def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
+    items = [_item(ctx, p) for p in batch]
+    if ctx.store.dry_run:
+        results = [WriteResult(i.local_id, record=_assumed(i)) for i in items]
+    else:
+        results = ctx.remote.write(items)
+    by_id = {r.local_id: r for r in results}
+    done = [(p, by_id[p.local.local_id]) for p in batch if by_id[p.local.local_id].error is None]
+    failed = [
+        _failure(ctx, p.local, by_id[p.local.local_id].error or "", by_id[p.local.local_id].retryable)
+        for p in batch
+        if by_id[p.local.local_id].error is not None
+    ]
+    with ctx.store.unit() as conn:
+        if not ctx.store.dry_run:
+            ctx.store.record_push(ctx.mapping, done)
+        clear_failures(conn, ctx.mapping.name, "push", [_key(ctx, p.local) for p, _ in done])
+        ctx.fail(failed)
+    for plan, _ in done:
+        if plan.outcome is Outcome.INSERTED:
+            ctx.result.push.created += 1
+        else:
+            ctx.result.push.updated += 1
+    ctx.log_push([p for p, _ in done])
+
+
+def _assumed(item: PushItem) -> RemoteRecord:
+    from reconciler.report import now_utc
+
+    return RemoteRecord(item.remote_id or "", now_utc(), dict(item.values))
+
+
+def _key(ctx: MappingContext, row: LocalRow) -> str:
+    return row.remote_id or f"{ctx.mapping.local_table}:{row.local_id}"
+
+
+def _failure(ctx: MappingContext, row: LocalRow, message: str, retryable: bool) -> Failure:
+    return Failure("push", _key(ctx, row), message, local_id=row.local_id,
+                   remote_id=row.remote_id, local_updated_at=row.updated_at, retryable=retryable)

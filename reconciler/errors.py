@@ -1,0 +1,72 @@
+"""The reconciler's exceptions, one root and a small tree; each maps to one exit code.
+
+    ReconcilerError                 (exit 3 unless a subclass says otherwise)
+    ├── UsageError                  exit 2: bad option value, unreadable config, missing credentials
+    ├── UnavailableError            exit 3: the run could not proceed
+    │   ├── DatabaseError           database unreachable or lost mid-run
+    │   ├── SchemaNotMigrated       the database lacks the reconciler's schema
+    │   ├── RemoteUnavailable       a remote could not be reached after retries
+    │   └── AuthError               a remote refused the credentials
+    └── LockedError                 exit 4: another run holds the lock
+
+Record-level problems are not exceptions that escape a run: they become entries in the report.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_LOCKED = 4
+
+
+class ReconcilerError(Exception):
+    """Root of every error the CLI turns into an exit code."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class UsageError(ReconcilerError):
+    """A bad option value, an unreadable configuration, or missing credentials."""
+
+    exit_code = EXIT_USAGE
+
+
+class UnavailableError(ReconcilerError):
+    """The run could not proceed."""
+
+
+class DatabaseError(UnavailableError):
+    """The database is unreachable, or was lost mid-run."""
+
+
+class SchemaNotMigrated(UnavailableError):
+    """The database does not carry the reconciler's schema at the current version."""
+
+
+class RemoteUnavailable(UnavailableError):
+    """A remote API could not be reached, or kept failing after retries."""
+
+
+class AuthError(UnavailableError):
+    """A remote API refused the credentials."""
+
+
+class LockedError(ReconcilerError):
+    """Another run holds the lock."""
+
+    exit_code = EXIT_LOCKED
+
+
+class RecordError(Exception):
+    """One record cannot be processed; it fails alone and is reported.
+
+    Args:
+        message: what is wrong, for the report.
+        retryable: False for validation errors that will not heal by themselves.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable

@@ -1,0 +1,81 @@
+"""Typed records passed between the remotes, the store and the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+Values = dict[str, Any]  # column -> canonical value
+
+
+@dataclass(frozen=True)
+class RemoteRecord:
+    """A remote record as the engine sees it: canonical values keyed by local column.
+
+    ``error`` is set when the record could not be typed (a text in a number field, invalid JSON);
+    such a record fails alone.
+    """
+
+    id: str
+    modified_at: datetime
+    values: Values
+    error: str | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What the last successful sync of one record saw (the shadow copy).
+
+    ``shadow`` holds the remote's values as last seen or written, per column.
+    """
+
+    remote_id: str | None
+    remote_modified_at: datetime | None
+    local_updated_at: datetime | None
+    shadow: Values
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class LocalRow:
+    """A row of a mapped local table with its sync state (None when never synced)."""
+
+    local_id: int
+    remote_id: str | None
+    updated_at: datetime
+    values: Values
+    state: SyncState | None = None
+    invalid: str | None = None  # a local value that cannot be typed
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of writing one record to a remote."""
+
+    local_id: int
+    record: RemoteRecord | None = None
+    error: str | None = None
+    retryable: bool = True
+
+
+@dataclass
+class FieldChange:
+    """One field's decision, for the change log."""
+
+    column: str
+    old: Any
+    new: Any
+    rule: str
+
+
+@dataclass
+class Changes:
+    """The field changes of one record decided by a stage."""
+
+    fields: list[FieldChange] = field(default_factory=list)
+
+    def columns(self) -> list[str]:
+        """The columns that change."""
+        return [c.column for c in self.fields]

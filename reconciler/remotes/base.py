@@ -1,0 +1,185 @@
+"""The remote interface the engine talks to, and the pacing and retry policy both remotes share."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from reconciler.errors import RemoteUnavailable
+from reconciler.mapping import Mapping
+from reconciler.records import RemoteRecord, Values, WriteResult
+
+T = TypeVar("T")
+
+
+@dataclass
+class ApiStats:
+    """Requests a remote sent in a run (the report's ``api`` block)."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+
+@dataclass(frozen=True)
+class PushItem:
+    """One record to write: an update, or a create when ``create`` is set."""
+
+    local_id: int
+    remote_id: str | None
+    values: Values  # canonical values of the columns to send
+    create: bool = False  # a create with a client-chosen ``remote_id`` (idempotent on retry)
+
+
+class Remote(Protocol):
+    """What the engine needs from a remote; it never knows which remote it talks to."""
+
+    mapping: Mapping
+    stats: ApiStats
+    fetch_batch: int  # ids per ``fetch`` request
+    write_batch: int  # records per write request
+
+    def list_changed(self, since: datetime | None) -> Iterator[list[RemoteRecord]]:
+        """Pages of records modified at or after ``since`` (every record when None)."""
+        ...
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
+        """Current records by id, batched; an id missing from the answer is gone remotely."""
+        ...
+
+    def write(self, items: Sequence[PushItem]) -> list[WriteResult]:
+        """Create or update records in batches; a rejected record fails alone."""
+        ...
+
+    def valid_id(self, remote_id: str) -> bool:
+        """Whether a string has the shape of this remote's record ids."""
+        ...
+
+
+class Transient(Exception):
+    """A failure worth retrying: 429, 5xx, a timeout or a dropped connection."""
+
+    def __init__(self, message: str, *, throttled: bool = False) -> None:
+        super().__init__(message)
+        self.throttled = throttled
+
+
+class Rejected(Exception):
+    """The remote refused a request for its content (400/404/422): not retried as is."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Pacer:
+    """Spaces request starts evenly so a remote's rate limit is never reached.
+
+    A 5% margin keeps clock jitter from putting one request too many in a one-second window.
+    """
+
+    per_second: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    margin: float = 1.05
+    _next_at: float = 0.0
+
+    def wait(self) -> None:
+        """Block until the next request may start."""
+        if self.per_second <= 0:
+            return
+        now = self.clock()
+        if now < self._next_at:
+            self.sleep(self._next_at - now)
+            now = self._next_at
+        self._next_at = now + self.margin / self.per_second
+
+
+@dataclass
+class RetryPolicy:
+    """Backoff for transient failures: doubling from ``base`` seconds up to ``cap``.
+
+    The defaults outlast Airtable's 30-second lockout (about two minutes in all).
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    attempts: int = 10
+    max_elapsed: float = 150.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def wait_for(self, state: RetryCallState) -> float:
+        """Seconds to wait before the next attempt."""
+        return float(min(self.cap, self.base * 2 ** (state.attempt_number - 1)))
+
+
+@dataclass
+class Caller:
+    """Sends requests through the pacer, retrying transient failures, counting them all."""
+
+    name: str
+    pacer: Pacer
+    policy: RetryPolicy
+    stats: ApiStats = field(default_factory=ApiStats)
+
+    def __call__(self, request: Callable[[], T]) -> T:
+        """Run one request with pacing and retries; raises RemoteUnavailable when they run out."""
+
+        def counted() -> T:
+            self.pacer.wait()
+            self.stats.requests += 1
+            try:
+                return request()
+            except Transient as exc:
+                self.stats.throttled += int(exc.throttled)
+                raise
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.retries += 1
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(Transient),
+            wait=self.policy.wait_for,
+            stop=stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.max_elapsed),
+            sleep=self.policy.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(counted)
+        except Transient as exc:
+            raise RemoteUnavailable(f"{self.name} kept failing after retries: {exc}") from exc
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def write_isolating(
+    items: Sequence[PushItem], send: Callable[[Sequence[PushItem]], list[WriteResult]]
+) -> list[WriteResult]:
+    """Write a batch; when the remote rejects it whole, split it until the bad record fails alone.
+
+    Both remotes validate a batch as a whole, so one bad value would sink nine good ones.
+    """
+    try:
+        return send(items)
+    except Rejected as exc:
+        if len(items) == 1:
+            return [WriteResult(items[0].local_id, error=str(exc), retryable=exc.status >= 500)]
+    middle = len(items) // 2
+    return write_isolating(items[:middle], send) + write_isolating(items[middle:], send)

@@ -1,0 +1,1 @@
+"""Postgres: tables, migrations, the embedded default, and all SQL."""

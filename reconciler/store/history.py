@@ -1,0 +1,172 @@
+"""Run history, watermarks and retry bookkeeping (the reconciler's own tables)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from reconciler.store.schema import failures, meta, runs, watermarks
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One record that failed, for the report and the retry schedule."""
+
+    stage: str
+    record_key: str
+    message: str
+    local_id: int | None = None
+    remote_id: str | None = None
+    local_updated_at: datetime | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that will not be retried until it changes again locally."""
+
+    stage: str
+    record_key: str
+    message: str
+    attempts: int
+
+
+def install_id(conn: Connection) -> str:
+    """The database's install id (a random UUID written by the first migration)."""
+    value = conn.execute(select(meta.c.value).where(meta.c.key == "install_id")).scalar()
+    return str(value)
+
+
+def watermark(conn: Connection, mapping: str) -> datetime | None:
+    """The end of the last complete pull window of a mapping."""
+    return conn.execute(
+        select(watermarks.c.pull_until).where(watermarks.c.mapping == mapping)
+    ).scalar()
+
+
+def set_watermark(conn: Connection, mapping: str, until: datetime) -> None:
+    """Record that a mapping's pull window up to ``until`` was read completely."""
+    stmt = insert(watermarks).values(mapping=mapping, pull_until=until)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[watermarks.c.mapping],
+            set_={"pull_until": until, "updated_at": func.now()},
+        )
+    )
+
+
+def record_failures(
+    conn: Connection, mapping: str, items: list[Failure], *, max_attempts: int,
+    base_delay: timedelta,
+) -> None:
+    """Count an attempt for each failed record and schedule its retry (doubling delays).
+
+    A record that failed ``max_attempts`` times, or failed in a way that will not heal
+    (``retryable`` False), is dead-lettered.
+    """
+    for item in items:
+        key = {"mapping": mapping, "stage": item.stage, "record_key": item.record_key}
+        attempts = (
+            conn.execute(
+                select(failures.c.attempts).where(
+                    *(failures.c[k] == v for k, v in key.items())
+                ).with_for_update()
+            ).scalar()
+            or 0
+        ) + 1
+        delay = base_delay * (2 ** min(attempts - 1, 16))
+        values: dict[str, Any] = {
+            **key, "local_id": item.local_id, "remote_id": item.remote_id,
+            "local_updated_at": item.local_updated_at, "attempts": attempts,
+            "last_failed_at": func.now(), "next_attempt_at": func.now() + delay,
+            "retryable": item.retryable, "dead": attempts >= max_attempts or not item.retryable,
+            "message": item.message[:2000],
+        }
+        stmt = insert(failures).values(**values)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[failures.c.mapping, failures.c.stage, failures.c.record_key],
+            set_={k: v for k, v in values.items() if k not in key},
+        ))
+
+
+def clear_failures(conn: Connection, mapping: str, stage: str, keys: list[str]) -> None:
+    """Forget the failures of records that went through."""
+    if keys:
+        conn.execute(
+            delete(failures).where(
+                failures.c.mapping == mapping,
+                failures.c.stage == stage,
+                failures.c.record_key.in_(keys),
+            )
+        )
+
+
+def due_pull_retries(conn: Connection, mapping: str) -> list[str]:
+    """Remote ids whose pull failed earlier and whose retry is due."""
+    query = select(failures.c.remote_id).where(
+        failures.c.mapping == mapping,
+        failures.c.stage == "pull",
+        failures.c.remote_id.isnot(None),
+        ~failures.c.dead,
+        failures.c.next_attempt_at <= func.now(),
+    )
+    return [str(r) for r in conn.execute(query).scalars()]
+
+
+def dead_letters(conn: Connection, mapping: str) -> list[DeadLetter]:
+    """Every dead-lettered record of a mapping."""
+    query = (
+        select(failures.c.stage, failures.c.record_key, failures.c.message, failures.c.attempts)
+        .where(failures.c.mapping == mapping, failures.c.dead)
+        .order_by(failures.c.record_key)
+    )
+    return [DeadLetter(*r) for r in conn.execute(query)]
+
+
+def revive_changed(conn: Connection, mapping: str, table: Any) -> None:
+    """Give a fresh start to dead-lettered push failures whose row changed again locally."""
+    conn.execute(
+        delete(failures).where(
+            failures.c.mapping == mapping,
+            failures.c.stage == "push",
+            failures.c.dead,
+            failures.c.local_id == table.c.id,
+            failures.c.local_updated_at.is_distinct_from(table.c.updated_at),
+        )
+    )
+
+
+def start_run(conn: Connection, run_id: str, started_at: datetime, lookback: int,
+              dry_run: bool) -> None:
+    """Insert the run into the history with status ``running``."""
+    conn.execute(
+        insert(runs).values(
+            run_id=run_id, started_at=started_at, status="running",
+            lookback_minutes=lookback, dry_run=dry_run,
+        )
+    )
+
+
+def finish_run(conn: Connection, report: dict[str, Any], exit_code: int) -> None:
+    """Store the final report of a run."""
+    window = report.get("window") or {}
+    conn.execute(
+        update(runs)
+        .where(runs.c.run_id == report["run_id"])
+        .values(
+            finished_at=func.now(), status=report["status"], exit_code=exit_code,
+            window_since=window.get("since"), window_until=window.get("until"), report=report,
+        )
+    )
+
+
+def recent_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    """The last runs, newest first, as stored reports (or their summary while running)."""
+    query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+

@@ -1,0 +1,160 @@
+"""The tables: the reconciler's own (schema ``reconciler``) and the built-in business tables.
+
+The business tables are derived from the built-in mappings, so a mapped column cannot be forgotten.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Identity,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.types import TypeEngine
+
+from reconciler.mapping import LEADS, REP_PROGRESSIONS, Kind, Mapping
+
+SCHEMA = "reconciler"
+metadata = MetaData()
+
+_TS = TIMESTAMP(timezone=True)
+_NOW = text("clock_timestamp()")
+
+_KIND_TYPES: dict[Kind, TypeEngine[object]] = {
+    Kind.TEXT: Text(),
+    Kind.NUMBER: Numeric(),
+    Kind.INTEGER: Integer(),
+    Kind.BOOLEAN: Boolean(),
+    Kind.DATETIME: _TS,
+    Kind.JSON: JSONB(),
+}
+
+
+def _business_table(mapping: Mapping, key_type: TypeEngine[object]) -> Table:
+    columns = [
+        Column(
+            f.column,
+            _KIND_TYPES[f.kind],
+            nullable=f.kind is not Kind.BOOLEAN,
+            server_default=text("false") if f.kind is Kind.BOOLEAN else None,
+        )
+        for f in mapping.fields
+    ]
+    return Table(
+        mapping.local_table,
+        metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column(mapping.key_column, key_type, unique=True),
+        *columns,
+        Column("remote_deleted_at", _TS),
+        Column("created_at", _TS, nullable=False, server_default=_NOW),
+        Column("updated_at", _TS, nullable=False, server_default=_NOW),
+    )
+
+
+leads = _business_table(LEADS, Text())
+rep_progressions = _business_table(REP_PROGRESSIONS, UUID(as_uuid=False))
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("started_at", _TS, nullable=False),
+    Column("finished_at", _TS),
+    Column("status", Text, nullable=False),
+    Column("dry_run", Boolean, nullable=False, server_default=text("false")),
+    Column("lookback_minutes", Integer, nullable=False),
+    Column("window_since", _TS),
+    Column("window_until", _TS),
+    Column("exit_code", Integer),
+    Column("report", JSONB),
+    schema=SCHEMA,
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("mapping", Text, nullable=False),
+    Column("local_id", BigInteger, nullable=False),
+    Column("remote_id", Text),
+    Column("remote_modified_at", _TS),
+    Column("local_updated_at", _TS),
+    Column("shadow", JSONB, nullable=False),
+    Column("pending", Boolean, nullable=False, server_default=text("false")),
+    Column("synced_at", _TS, nullable=False, server_default=_NOW),
+    PrimaryKeyConstraint("mapping", "local_id"),
+    UniqueConstraint("mapping", "remote_id"),
+    schema=SCHEMA,
+)
+
+failures = Table(
+    "failures",
+    metadata,
+    Column("mapping", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("record_key", Text, nullable=False),
+    Column("local_id", BigInteger),
+    Column("remote_id", Text),
+    Column("local_updated_at", _TS),
+    Column("attempts", Integer, nullable=False, server_default=text("1")),
+    Column("first_failed_at", _TS, nullable=False, server_default=_NOW),
+    Column("last_failed_at", _TS, nullable=False, server_default=_NOW),
+    Column("next_attempt_at", _TS, nullable=False, server_default=_NOW),
+    Column("retryable", Boolean, nullable=False, server_default=text("true")),
+    Column("dead", Boolean, nullable=False, server_default=text("false")),
+    Column("message", Text, nullable=False),
+    PrimaryKeyConstraint("mapping", "stage", "record_key"),
+    schema=SCHEMA,
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("mapping", Text, primary_key=True),
+    Column("pull_until", _TS, nullable=False),
+    Column("updated_at", _TS, nullable=False, server_default=_NOW),
+    schema=SCHEMA,
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    schema=SCHEMA,
+)
+
+BUSINESS_TABLES = {LEADS.local_table: leads, REP_PROGRESSIONS.local_table: rep_progressions}
+
+TOUCH_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {SCHEMA}.touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Every write marks the row as changed, unless the statement set updated_at itself.
+    IF TG_OP = 'INSERT' THEN
+        NEW.updated_at := coalesce(NEW.updated_at, clock_timestamp());
+    ELSIF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+        NEW.updated_at := clock_timestamp();
+    END IF;
+    RETURN NEW;
+END
+$$;
+"""
+
+
+def touch_trigger_sql(table: str) -> str:
+    """The statement that attaches the ``updated_at`` trigger to a business table."""
+    return (
+        f"CREATE TRIGGER {table}_touch_updated_at BEFORE INSERT OR UPDATE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.touch_updated_at()"
+    )

@@ -1,0 +1,336 @@
+"""All SQL of the two stages: reading rows with their sync state, applying a page, recording pushes.
+
+Every statement is set-based (one statement per page or batch, never one per record), and every
+page or batch is applied in one transaction together with its sync state (``Store.unit``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    MetaData,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import NoSuchTableError
+
+from reconciler.engine.plan import PullPlan, PushPlan
+from reconciler.errors import UsageError
+from reconciler.mapping import Mapping
+from reconciler.records import LocalRow, SyncState, Values, WriteResult
+from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
+from reconciler.values import canonical, to_db
+
+_STATE_COLUMNS = [
+    sync_state.c.remote_id.label("_s_remote_id"),
+    sync_state.c.remote_modified_at.label("_s_remote_modified_at"),
+    sync_state.c.local_updated_at.label("_s_local_updated_at"),
+    sync_state.c.shadow.label("_s_shadow"),
+    sync_state.c.pending.label("_s_pending"),
+    sync_state.c.local_id.label("_s_local_id"),
+]
+
+
+class Store:
+    """The database side of a run, on one connection.
+
+    In a dry run every unit of work is a savepoint inside one outer transaction that is rolled
+    back at the end, so the run decides exactly as a real one would and leaves nothing behind.
+    """
+
+    def __init__(self, conn: Connection, *, dry_run: bool = False) -> None:
+        self.conn = conn
+        self.dry_run = dry_run
+        self._tables: dict[str, Table] = {}
+        self._reflected = MetaData()
+
+    @contextmanager
+    def unit(self) -> Iterator[Connection]:
+        """One unit of work: a transaction (a savepoint in a dry run)."""
+        if self.dry_run:
+            if not self.conn.in_transaction():
+                self.conn.begin()
+            with self.conn.begin_nested():
+                yield self.conn
+        else:
+            with self.conn.begin():
+                yield self.conn
+
+    def discard(self) -> None:
+        """End a dry run: roll back everything it did."""
+        if self.conn.in_transaction():
+            self.conn.rollback()
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def table(self, mapping: Mapping) -> Table:
+        """The local table of a mapping, checked against the live schema."""
+        if mapping.local_table in self._tables:
+            return self._tables[mapping.local_table]
+        try:
+            live = Table(mapping.local_table, self._reflected, autoload_with=self.conn)
+        except NoSuchTableError:
+            raise UsageError(
+                f"mapping {mapping.name!r}: table {mapping.local_table!r} does not exist"
+            ) from None
+        if self.conn.in_transaction() and not self.dry_run:
+            self.conn.commit()
+        needed = [mapping.key_column, *mapping.columns, "id", "updated_at"]
+        missing = [c for c in needed if c not in live.c]
+        if missing:
+            raise UsageError(
+                f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
+                + ", ".join(missing)
+            )
+        table = BUSINESS_TABLES.get(mapping.local_table, live)
+        self._tables[mapping.local_table] = table
+        return table
+
+    # -- reading rows ----------------------------------------------------------------------------
+
+    def _select_rows(self, mapping: Mapping) -> Any:
+        table = self.table(mapping)
+        join = table.outerjoin(
+            sync_state,
+            and_(sync_state.c.mapping == mapping.name, sync_state.c.local_id == table.c.id),
+        )
+        cols = [table.c.id, table.c.updated_at, table.c[mapping.key_column]]
+        cols += [table.c[c] for c in mapping.columns]
+        return select(*cols, *_STATE_COLUMNS).select_from(join)
+
+    def _local_row(self, mapping: Mapping, row: Row[Any]) -> LocalRow:
+        data = row._mapping
+        state = None
+        if data["_s_local_id"] is not None:
+            state = SyncState(
+                remote_id=data["_s_remote_id"],
+                remote_modified_at=data["_s_remote_modified_at"],
+                local_updated_at=data["_s_local_updated_at"],
+                shadow=dict(data["_s_shadow"]),
+                pending=bool(data["_s_pending"]),
+            )
+        values = {
+            f.column: canonical(f, data[f.column], from_remote=False) for f in mapping.fields
+        }
+        key = data[mapping.key_column]
+        return LocalRow(data["id"], None if key is None else str(key), data["updated_at"],
+                        values, state)
+
+    def rows_by_remote_ids(
+        self, mapping: Mapping, remote_ids: Sequence[str], *, lock: bool = True
+    ) -> dict[str, LocalRow]:
+        """Local rows for these remote ids, keyed by remote id (locked for the unit of work)."""
+        table = self.table(mapping)
+        query = self._select_rows(mapping).where(
+            table.c[mapping.key_column].in_(list(remote_ids))
+        )
+        if lock:
+            query = query.with_for_update(of=table)
+        rows = [self._local_row(mapping, r) for r in self.conn.execute(query)]
+        return {r.remote_id: r for r in rows if r.remote_id is not None}
+
+    def rows_by_ids(
+        self, mapping: Mapping, local_ids: Sequence[int], *, lock: bool = True
+    ) -> dict[int, LocalRow]:
+        """Local rows by primary key (locked for the unit of work)."""
+        table = self.table(mapping)
+        query = self._select_rows(mapping).where(table.c.id.in_(list(local_ids)))
+        if lock:
+            query = query.with_for_update(of=table)
+        return {r.local_id: r for r in (self._local_row(mapping, x) for x in self.conn.execute(query))}
+
+    def push_candidates(self, mapping: Mapping, after_id: int, limit: int) -> list[LocalRow]:
+        """Rows that may need a push, by primary key after ``after_id``.
+
+        A row is a candidate when it was never synced, was written since its last sync, or still
+        holds values the remote lacks (``pending``); rows waiting out a retry delay or
+        dead-lettered are left out until they change again locally.
+        """
+        table = self.table(mapping)
+        key = table.c[mapping.key_column]
+        fail = failures.alias("f")
+        join_on = and_(
+            fail.c.mapping == mapping.name, fail.c.stage == "push", fail.c.local_id == table.c.id
+        )
+        waiting = select(fail.c.local_id).where(
+            join_on,
+            table.c.updated_at == fail.c.local_updated_at,
+            or_(fail.c.dead, fail.c.next_attempt_at > func.now()),
+        )
+        conditions = [table.c.id > after_id]
+        if "remote_deleted_at" in table.c:
+            conditions.append(table.c.remote_deleted_at.is_(None))
+        if not mapping.create_remote:
+            conditions.append(key.isnot(None))
+        query = (
+            self._select_rows(mapping)
+            .where(
+                *conditions,
+                or_(
+                    sync_state.c.local_id.is_(None),
+                    sync_state.c.pending,
+                    table.c.updated_at.is_distinct_from(sync_state.c.local_updated_at),
+                ),
+                ~waiting.exists(),
+            )
+            .order_by(table.c.id)
+            .limit(limit)
+        )
+        return [self._local_row(mapping, r) for r in self.conn.execute(query)]
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _db_values(self, mapping: Mapping, values: Values) -> dict[str, Any]:
+        return {c: to_db(mapping.field(c), v) for c, v in values.items()}
+
+    def apply_pull(self, mapping: Mapping, plans: Sequence[PullPlan]) -> None:
+        """Apply a page of pull decisions and record the new sync state, in the open unit."""
+        table = self.table(mapping)
+        key = mapping.key_column
+        inserts = [p for p in plans if p.local is None]
+        local_ids: dict[str, int] = {}
+        if inserts:
+            rows = [
+                {key: p.remote.id, **self._db_values(mapping, p.writes)} for p in inserts
+            ]
+            stmt = insert(table).on_conflict_do_nothing(index_elements=[key])
+            result = self.conn.execute(stmt.returning(table.c.id, table.c[key]), rows)
+            local_ids.update({str(r[1]): r[0] for r in result})
+        for plan in plans:
+            if plan.local is not None:
+                local_ids[plan.remote.id] = plan.local.local_id
+        self._update_rows(mapping, [(p.local.local_id, p.writes) for p in plans
+                                    if p.local is not None and p.writes])
+        stamps = self._updated_at(table, list(local_ids.values()))
+        states = [
+            _state_row(mapping, local_ids[p.remote.id], p.remote.id, p.remote.modified_at,
+                       stamps[local_ids[p.remote.id]], p.shadow, p.pending)
+            for p in plans
+            if p.remote.id in local_ids
+        ]
+        self._save_states(mapping, states)
+
+    def _update_rows(self, mapping: Mapping, updates: Iterable[tuple[int, Values]]) -> None:
+        table = self.table(mapping)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for local_id, writes in updates:
+            cols = tuple(sorted(writes))
+            params = {f"v_{c}": v for c, v in self._db_values(mapping, writes).items()}
+            groups[cols].append({"_id": local_id, **params})
+        for cols, params in groups.items():
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({c: bindparam(f"v_{c}") for c in cols})
+            )
+            self.conn.execute(stmt, params)
+
+    def _updated_at(self, table: Table, ids: list[int]) -> dict[int, datetime]:
+        if not ids:
+            return {}
+        query = select(table.c.id, table.c.updated_at).where(table.c.id.in_(ids))
+        return {r[0]: r[1] for r in self.conn.execute(query)}
+
+    def _save_states(self, mapping: Mapping, states: list[dict[str, Any]]) -> None:
+        if not states:
+            return
+        remote_ids = [s["remote_id"] for s in states if s["remote_id"] is not None]
+        local_ids = [s["local_id"] for s in states]
+        self.conn.execute(
+            delete(sync_state).where(
+                sync_state.c.mapping == mapping.name,
+                or_(sync_state.c.remote_id.in_(remote_ids), sync_state.c.local_id.in_(local_ids)),
+            )
+        )
+        self.conn.execute(insert(sync_state), states)
+
+    def record_push(
+        self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]
+    ) -> None:
+        """Record successful pushes: new shadow, remote id (written back for creates), state."""
+        table = self.table(mapping)
+        current = self.rows_by_ids(mapping, [p.local.local_id for p, _ in done])
+        created = [
+            (p.local.local_id, r.record.id)
+            for p, r in done
+            if r.record is not None and p.local.remote_id is None
+        ]
+        if created:
+            self.conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({mapping.key_column: bindparam("_rid")}),
+                [{"_id": i, "_rid": rid} for i, rid in created],
+            )
+        stamps = self._updated_at(table, [i for i, _ in created])
+        states = []
+        for plan, result in done:
+            row = current.get(plan.local.local_id)
+            if row is None or result.record is None:
+                continue
+            unchanged = row.updated_at == plan.local.updated_at
+            base = plan.local.state.shadow if plan.local.state else result.record.values
+            shadow = {**base, **plan.send}
+            stamp = stamps.get(row.local_id, row.updated_at) if unchanged else (
+                plan.local.state.local_updated_at if plan.local.state else None
+            )
+            pending = not unchanged or any(
+                row.values.get(f.column) != shadow.get(f.column) for f in mapping.push_fields
+            )
+            states.append(_state_row(mapping, row.local_id, result.record.id,
+                                     result.record.modified_at, stamp, shadow, pending))
+        self._save_states(mapping, states)
+
+    def refresh_states(self, mapping: Mapping, rows: Sequence[LocalRow]) -> None:
+        """Mark rows whose local write changed nothing to push as examined."""
+        params = [{"_id": r.local_id, "_ts": r.updated_at} for r in rows if r.state is not None]
+        if params:
+            self.conn.execute(
+                update(sync_state)
+                .where(
+                    sync_state.c.mapping == mapping.name,
+                    sync_state.c.local_id == bindparam("_id"),
+                )
+                .values(local_updated_at=bindparam("_ts"), pending=false()),
+                params,
+            )
+
+    def mark_remote_deleted(self, mapping: Mapping, local_ids: Sequence[int]) -> None:
+        """Stamp ``remote_deleted_at`` on rows whose remote record is gone."""
+        table = self.table(mapping)
+        if local_ids:
+            self.conn.execute(
+                update(table)
+                .where(table.c.id.in_(list(local_ids)), table.c.remote_deleted_at.is_(None))
+                .values(remote_deleted_at=func.now())
+            )
+
+
+def _state_row(
+    mapping: Mapping, local_id: int, remote_id: str | None, remote_modified_at: datetime | None,
+    local_updated_at: datetime | None, shadow: Values, pending: bool,
+) -> dict[str, Any]:
+    return {
+        "mapping": mapping.name,
+        "local_id": local_id,
+        "remote_id": remote_id,
+        "remote_modified_at": remote_modified_at,
+        "local_updated_at": local_updated_at,
+        "shadow": shadow,
+        "pending": pending,
+    }

@@ -1,0 +1,156 @@
+"""Canonical values: one comparable, JSON-storable form per field kind, whichever side it came from.
+
+Both remotes and Postgres spell the same value differently (Airtable omits empty cells and false
+checkboxes, Twenty holds JSON as text, Postgres returns ``Decimal`` and aware datetimes). Every value
+is turned into its canonical form at the edge, so the engine compares like with like and the shadow
+copy in the sync state is plain JSON:
+
+    TEXT      non-empty ``str`` or None ("" is None: Airtable cannot tell them apart)
+    NUMBER    ``int`` when integral, else ``float``; or None
+    INTEGER   ``int`` or None
+    BOOLEAN   ``bool`` (absent means False)
+    DATETIME  ISO-8601 UTC with milliseconds and ``Z``; or None
+    JSON      any JSON value; or None
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from reconciler.errors import RecordError
+from reconciler.mapping import FieldSpec, Kind
+
+Canon = Any
+
+
+def iso_ms(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z`` (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_datetime(text: str) -> datetime:
+    """Parse an ISO-8601 datetime with a zone into aware UTC; raises ValueError."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"datetime without a time zone: {text!r}")
+    return value.astimezone(UTC)
+
+
+def _number(value: Any, spec: FieldSpec) -> int | float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise RecordError(f"{spec.remote}: expected a number, got {value!r}", retryable=False)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _integer(value: Any, spec: FieldSpec) -> int | None:
+    number = _number(value, spec)
+    if number is not None and not isinstance(number, int):
+        raise RecordError(f"{spec.remote}: expected a whole number, got {value!r}", retryable=False)
+    return number
+
+
+def _text(value: Any, spec: FieldSpec) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    raise RecordError(f"{spec.remote}: expected text, got {type(value).__name__}", retryable=False)
+
+
+def _datetime(value: Any, spec: FieldSpec) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return iso_ms(value)
+    try:
+        return iso_ms(parse_datetime(str(value)))
+    except ValueError:
+        raise RecordError(
+            f"{spec.remote}: expected a date-time, got {value!r}", retryable=False
+        ) from None
+
+
+def _json(value: Any, spec: FieldSpec, *, from_text: bool) -> Any:
+    if value is None or value == "":
+        return None
+    if from_text:
+        if not isinstance(value, str):
+            raise RecordError(f"{spec.remote}: expected JSON text, got {value!r}", retryable=False)
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise RecordError(f"{spec.remote}: invalid JSON ({exc})", retryable=False) from None
+    return value
+
+
+def canonical(spec: FieldSpec, value: Any, *, from_remote: bool) -> Canon:
+    """The canonical form of a remote (wire) or local (database) value; raises RecordError."""
+    kind = spec.kind
+    if kind is Kind.TEXT:
+        return _text(value, spec)
+    if kind is Kind.NUMBER:
+        return _number(value, spec)
+    if kind is Kind.INTEGER:
+        return _integer(value, spec)
+    if kind is Kind.BOOLEAN:
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise RecordError(f"{spec.remote}: expected true/false, got {value!r}", retryable=False)
+        return value
+    if kind is Kind.DATETIME:
+        return _datetime(value, spec)
+    return _json(value, spec, from_text=from_remote and spec.json_as_text)
+
+
+def to_wire(spec: FieldSpec, value: Canon) -> Any:
+    """The remote's spelling of a canonical value (None clears the cell)."""
+    if spec.kind is Kind.JSON and spec.json_as_text and value is not None:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return value
+
+
+def to_db(spec: FieldSpec, value: Canon) -> Any:
+    """The Python value a database parameter takes for a canonical value."""
+    if value is None:
+        return False if spec.kind is Kind.BOOLEAN else None
+    if spec.kind is Kind.DATETIME:
+        return parse_datetime(value)
+    if spec.kind is Kind.NUMBER:
+        return Decimal(str(value))
+    return value
+
+
+def _key(item: Any) -> str:
+    return json.dumps(item, sort_keys=True, separators=(",", ":"))
+
+
+def union(first: Canon, second: Canon) -> Canon:
+    """Both lists' items, first's order then second's new items, no duplicates.
+
+    A value that is not a list takes part as a one-item list; None as an empty one.
+    """
+    items: list[Any] = []
+    seen: set[str] = set()
+    for side in (first, second):
+        values = side if isinstance(side, list) else ([] if side is None else [side])
+        for item in values:
+            key = _key(item)
+            if key not in seen:
+                seen.add(key)
+                items.append(item)
+    return items

@@ -1,0 +1,167 @@
+"""Shared fixtures: a real embedded Postgres, fresh databases, emulators, and a CLI runner."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.twenty import TwentyEmulator
+from reconciler.store.database import connect, migrate
+
+ENV_PREFIXES = ("RECONCILER_", "AIRTABLE_", "TWENTY_")
+TEMPLATE = "reconciler_template"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting leaks in from the machine; every test has its own RECONCILER_HOME."""
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIXES) or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("RECONCILER_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """One embedded Postgres for the session, with a migrated template database.
+
+    Its folder lives outside pytest's private temp folder: the server runs as an unprivileged
+    user when the tests run as root, and must be able to reach its data directory.
+    """
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="reconciler-test-pg-"))
+    folder.chmod(0o755)
+    server = pgserver.get_server(folder, cleanup_mode="delete")
+    admin = sa.create_engine(_sa(server.get_uri()), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {TEMPLATE}"))
+    engine = connect(_with_db(server.get_uri(), TEMPLATE))
+    migrate(engine)
+    engine.dispose()
+    yield str(server.get_uri())
+    admin.dispose()
+
+
+def _sa(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _with_db(url: str, name: str) -> str:
+    head, _, tail = url.partition("/postgres?")
+    return f"{head}/{name}?{tail}"
+
+
+@pytest.fixture
+def database_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, migrated database for one test, set as DATABASE_URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(_sa(pg_server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    url = _with_db(pg_server, name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on the test database, for arranging and asserting."""
+    engine = sa.create_engine(_sa(database_url))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def airtable(monkeypatch: pytest.MonkeyPatch) -> Iterator[AirtableEmulator]:
+    """A running Airtable emulator (no rate limit unless a test sets one), wired into the env."""
+    em = AirtableEmulator(rate_limit=0, lockout=0.3)
+    em.start()
+    monkeypatch.setenv("AIRTABLE_TOKEN", em.token)
+    monkeypatch.setenv("AIRTABLE_BASE_ID", em.base_id)
+    monkeypatch.setenv("AIRTABLE_API_URL", em.url)
+    monkeypatch.setenv("AIRTABLE_RATE_LIMIT", "1000")
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.02")
+    yield em
+    em.stop()
+
+
+@pytest.fixture
+def twenty(monkeypatch: pytest.MonkeyPatch) -> Iterator[TwentyEmulator]:
+    """A running Twenty emulator (no rate limit unless a test sets one), wired into the env."""
+    em = TwentyEmulator(rate_per_minute=0)
+    em.start()
+    monkeypatch.setenv("TWENTY_API_KEY", em.token)
+    monkeypatch.setenv("TWENTY_API_URL", em.url)
+    monkeypatch.setenv("TWENTY_RATE_LIMIT", "100000")
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.02")
+    yield em
+    em.stop()
+
+
+@dataclass
+class CliResult:
+    """What one CLI invocation did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    report_path: Path | None
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The JSON report the run wrote."""
+        assert self.report_path is not None and self.report_path.exists(), self.stderr
+        return dict(json.loads(self.report_path.read_text()))
+
+    @property
+    def output(self) -> str:
+        """Both streams, for assertion messages."""
+        return self.stdout + self.stderr
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        """The report entry of one mapping."""
+        return next(m for m in self.report["mappings"] if m["name"] == name)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Any:
+    """Run ``reconcile`` in-process; run commands write their report to a known file."""
+    from reconciler.cli import main
+
+    counter = iter(range(1, 10_000))
+
+    def invoke(*args: str) -> CliResult:
+        argv = list(args)
+        report_path = None
+        if not argv or argv[0].startswith("-") or argv[0] == "run":
+            report_path = tmp_path / f"report-{next(counter)}.json"
+            if "--report" not in argv:
+                argv += ["--report", str(report_path)]
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                main(argv)
+                code = 0
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+        sys.stdout.flush()
+        return CliResult(code, out.getvalue(), err.getvalue(), report_path)
+
+    return invoke

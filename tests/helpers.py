@@ -1,0 +1,59 @@
+"""Small helpers shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.emulators.airtable import AirtableEmulator
+
+
+def ago(minutes: float) -> datetime:
+    """An aware UTC time ``minutes`` ago."""
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+def lead_fields(i: int) -> dict[str, Any]:
+    """Realistic Airtable field values of lead number ``i``."""
+    return {
+        "First Name": f"Ann{i}",
+        "Last Name": f"Lee{i}",
+        "Email": f"ann{i}@example.com",
+        "Company": f"Acme {i}",
+        "ICP Score": 50 + (i % 50) + 0.5,
+        "Status": "New",
+        "SMS Sent Count": i % 4,
+        "Booked": i % 2 == 0,
+        "SMS Last Sent At": "2026-11-19T08:30:00.250Z",
+        "Processing Status": "queued",
+    }
+
+
+def seed_leads(em: AirtableEmulator, count: int, *, minutes_ago: float = 5) -> list[str]:
+    """Create ``count`` leads modified ``minutes_ago``; returns their record ids."""
+    stamp = ago(minutes_ago)
+    return [em.create("Leads", lead_fields(i), modified_at=stamp)["id"] for i in range(count)]
+
+
+def rows(db: sa.Engine, table: str = "leads", where: str = "true") -> list[dict[str, Any]]:
+    """The rows of a table, ordered by id."""
+    with db.connect() as conn:
+        result = conn.execute(sa.text(f"SELECT * FROM {table} WHERE {where} ORDER BY id"))
+        return [dict(r._mapping) for r in result]
+
+
+def execute(db: sa.Engine, sql: str, **params: Any) -> None:
+    """Run a statement in its own transaction (an application writing)."""
+    with db.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def list_requests(em: AirtableEmulator) -> int:
+    """Airtable list requests (GET on the table, or POST listRecords)."""
+    return sum(
+        1
+        for r in em.requests
+        if (r.method == "GET" and r.path.count("/") == 3) or r.path.endswith("/listRecords")
+    )

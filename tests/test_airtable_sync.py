@@ -1,0 +1,258 @@
+"""End to end: `reconcile` against the Airtable emulator over HTTP and a real Postgres."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.emulators.airtable import AirtableEmulator
+from tests.helpers import ago, execute, list_requests, rows, seed_leads
+
+
+def _patches(em: AirtableEmulator) -> list[Any]:
+    return [r for r in em.requests if r.method == "PATCH"]
+
+
+def test_pull__inserts_250_leads_in_three_list_requests(airtable, db, cli) -> None:
+    seed_leads(airtable, 250)
+    result = cli("--lookback", "20")
+    assert result.exit_code == 0, result.output
+    pull = result.mapping("leads")["pull"]
+    assert pull["fetched"] == 250 and pull["inserted"] == 250
+    assert list_requests(airtable) <= 3
+    local = rows(db)
+    assert len(local) == 250
+    first = next(r for r in local if r["first_name"] == "Ann3")
+    assert first["icp_score"] == Decimal("53.5")
+    assert first["sms_sent_count"] == 3
+    assert first["booked"] is False and first["sms_stop"] is False
+    assert first["sms_last_sent_at"].isoformat().startswith("2026-11-19T08:30:00.250")
+
+
+def test_pull__ignores_records_older_than_the_window(airtable, db, cli) -> None:
+    seed_leads(airtable, 3, minutes_ago=5)
+    seed_leads(airtable, 2, minutes_ago=60)
+    result = cli("--lookback", "20")
+    assert result.exit_code == 0, result.output
+    assert len(rows(db)) == 3
+
+
+def test_second_run__writes_nothing_anywhere(airtable, db, cli) -> None:
+    seed_leads(airtable, 120)
+    assert cli().exit_code == 0
+    before = {r["id"]: r["updated_at"] for r in rows(db)}
+    airtable.reset_log()
+    result = cli("--lookback", "20")
+    assert result.exit_code == 0, result.output
+    assert _patches(airtable) == []
+    assert {r["id"]: r["updated_at"] for r in rows(db)} == before
+    assert result.mapping("leads")["pull"]["unchanged"] == 120
+    assert result.mapping("leads")["push"]["updated"] == 0
+
+
+def test_pull__updates_a_remote_edit(airtable, db, cli) -> None:
+    ids = seed_leads(airtable, 3)
+    cli()
+    airtable.update("Leads", ids[1], {"Status": "Qualified", "ICP Score": None})
+    result = cli()
+    assert result.mapping("leads")["pull"]["updated"] == 1
+    row = rows(db, where=f"airtable_record_id = '{ids[1]}'")[0]
+    assert row["status"] == "Qualified" and row["icp_score"] is None
+
+
+def test_push__sends_portal_fields_in_batches_of_10(airtable, db, cli) -> None:
+    ids = seed_leads(airtable, 40)
+    cli()
+    airtable.reset_log()
+    execute(db, "UPDATE leads SET notes = 'called ' || id, claimed_by = 'rep@x.com', "
+                "claimed_at = '2026-11-20T10:00:00.123Z', processing_status = 'done', "
+                "campaign_id = 'C-7' WHERE id <= 25")
+    result = cli()
+    assert result.exit_code == 0, result.output
+    push = result.mapping("leads")["push"]
+    assert push["updated"] == 25 and push["pending"] == 25
+    patches = _patches(airtable)
+    assert len(patches) <= 3
+    sent_fields = {k for p in patches for rec in p.body["records"] for k in rec["fields"]}
+    assert sent_fields == {"Notes", "Claimed By", "Claimed At", "Processing Status", "Campaign ID"}
+    local = rows(db, where="id = 1")[0]
+    remote = airtable.get("Leads", local["airtable_record_id"])
+    assert remote is not None
+    assert remote["fields"]["Notes"] == "called 1"
+    assert remote["fields"]["Claimed At"] == "2026-11-20T10:00:00.123Z"
+    assert len(ids) == 40
+    airtable.reset_log()
+    again = cli()
+    assert _patches(airtable) == [] and again.mapping("leads")["pull"]["updated"] == 0
+
+
+def test_push__never_sends_pull_only_fields(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    cli()
+    airtable.reset_log()
+    execute(db, "UPDATE leads SET first_name = 'Local', status = 'Mine'")
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert _patches(airtable) == []
+    assert {r["first_name"] for r in rows(db)} == {"Local"}
+
+
+def test_conflict__local_newer_wins_and_is_pushed(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    airtable.update("Leads", rid, {"Notes": "remote note"}, modified_at=ago(3))
+    execute(db, "UPDATE leads SET notes = 'local note'")
+    result = cli()
+    assert result.exit_code == 0, result.output
+    pull = result.mapping("leads")["pull"]
+    assert pull["conflicts"] == 1 and pull["skipped_local_newer"] == 1
+    assert rows(db)[0]["notes"] == "local note"
+    remote = airtable.get("Leads", rid)
+    assert remote is not None and remote["fields"]["Notes"] == "local note"
+
+
+def test_conflict__remote_newer_wins_locally_and_nothing_is_pushed(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'local note', updated_at = now() - interval '3 min'")
+    airtable.update("Leads", rid, {"Notes": "remote note"})
+    airtable.reset_log()
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["pull"]["conflicts"] == 1
+    assert rows(db)[0]["notes"] == "remote note"
+    assert _patches(airtable) == []
+
+
+def test_conflict__edits_to_different_fields_both_survive(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    execute(db, "UPDATE leads SET claimed_by = 'local rep'")
+    airtable.update("Leads", rid, {"Notes": "remote note", "Status": "Hot"})
+    result = cli()
+    assert result.exit_code == 0, result.output
+    row = rows(db)[0]
+    assert (row["claimed_by"], row["notes"], row["status"]) == ("local rep", "remote note", "Hot")
+    remote = airtable.get("Leads", rid)
+    assert remote is not None
+    assert remote["fields"]["Claimed By"] == "local rep"
+    assert remote["fields"]["Notes"] == "remote note"
+
+
+def test_push__skips_when_remote_is_newer(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'local', updated_at = now() - interval '2 min'")
+    airtable.update("Leads", rid, {"Notes": "remote"})
+    airtable.reset_log()
+    result = cli("--stage", "push")
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["push"]["skipped_remote_newer"] == 1
+    remote = airtable.get("Leads", rid)
+    assert remote is not None and remote["fields"]["Notes"] == "remote"
+    reads = [r for r in airtable.requests if r.method in ("GET", "POST")]
+    assert len(reads) == 1  # one batched read of modified times, not one GET per record
+
+
+def test_bad_record__fails_alone_and_the_rest_is_applied(airtable, db, cli) -> None:
+    seed_leads(airtable, 5)
+    bad = airtable.create("Leads", {"First Name": "Bad", "ICP Score": "high"}, validate=False)
+    result = cli()
+    assert result.exit_code == 1, result.output
+    report = result.report
+    assert report["status"] == "partial"
+    assert result.mapping("leads")["pull"]["failed"] == 1
+    assert result.mapping("leads")["pull"]["inserted"] == 5
+    (error,) = report["errors"]
+    assert error["record"] == bad["id"] and "ICP Score" in error["message"]
+    assert len(rows(db)) == 5
+    assert "Traceback" not in result.output
+
+
+def test_bad_record__fixed_remotely_goes_through_next_run(airtable, db, cli) -> None:
+    bad = airtable.create("Leads", {"First Name": "Bad", "ICP Score": "high"}, validate=False)
+    assert cli().exit_code == 1
+    airtable.update("Leads", bad["id"], {"ICP Score": 70})
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert result.report["errors"] == []
+    assert rows(db)[0]["icp_score"] == 70
+
+
+def test_503_burst__is_retried_and_recovered(airtable, db, cli) -> None:
+    seed_leads(airtable, 150)
+    airtable.faults.fail(503, times=3)
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["api"]["retries"] == 3
+    assert len(rows(db)) == 150
+
+
+def test_failed_push__is_retried_by_the_next_run_whatever_its_age(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'to send', updated_at = now() - interval '3 days'")
+    airtable.faults.fail(500, times=1000, method="PATCH")
+    failed = cli()
+    assert failed.exit_code == 3, failed.output
+    assert failed.report["status"] == "failed"
+    airtable.faults.clear()
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["push"]["updated"] == 2
+    assert {r["fields"].get("Notes") for r in airtable.records("Leads")} == {"to send"}
+
+
+def test_dry_run__decides_everything_and_writes_nothing(airtable, db, cli) -> None:
+    seed_leads(airtable, 10)
+    result = cli("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.report["dry_run"] is True
+    assert result.mapping("leads")["pull"]["inserted"] == 10
+    assert rows(db) == []
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM reconciler.runs")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM reconciler.sync_state")).scalar() == 0
+
+
+def test_dry_run__push_counts_without_sending(airtable, db, cli) -> None:
+    seed_leads(airtable, 3)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'x'")
+    airtable.reset_log()
+    result = cli("--dry-run")
+    assert result.mapping("leads")["push"]["updated"] == 3
+    assert _patches(airtable) == []
+    assert all(r["fields"].get("Notes") is None for r in airtable.records("Leads"))
+
+
+def test_report__has_every_contract_key(airtable, db, cli) -> None:
+    seed_leads(airtable, 1)
+    result = cli("--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    printed = json.loads(result.stdout)
+    assert printed == result.report
+    for key in ("report_version", "run_id", "status", "dry_run", "started_at", "finished_at",
+                "duration_ms", "lookback_minutes", "window", "mappings", "errors"):
+        assert key in printed
+    assert printed["report_version"] == 1
+    assert printed["started_at"].endswith("Z") and len(printed["started_at"]) == 24
+    leads = result.mapping("leads")
+    assert set(leads["pull"]) >= {"fetched", "inserted", "updated", "unchanged", "conflicts",
+                                  "skipped_local_newer", "failed"}
+    assert set(leads["push"]) >= {"pending", "created", "updated", "unchanged",
+                                  "skipped_remote_newer", "failed", "dead"}
+    assert set(leads["api"]) == {"requests", "retries", "throttled"}
+    twenty = result.mapping("rep_progressions")
+    assert twenty["skipped"] == "not configured: TWENTY_API_KEY"
+
+
+def test_secrets__never_appear_in_output_or_report(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    result = cli("--json", "-v")
+    assert airtable.token not in result.output
+    assert airtable.token not in result.report_path.read_text()  # type: ignore[union-attr]
