@@ -57,3 +57,39 @@ def list_requests(em: AirtableEmulator) -> int:
         for r in em.requests
         if (r.method == "GET" and r.path.count("/") == 3) or r.path.endswith("/listRecords")
     )
+
+
+def progression_fields(i: int) -> dict[str, Any]:
+    """Realistic Twenty field values of rep progression number ``i`` (JSON held as text)."""
+    return {
+        "name": f"Rep {i}",
+        "workspaceMemberId": f"member-{i}",
+        "totalXp": 1000 + i,
+        "currentLevel": 1 + i % 7,
+        "closedDeals": i % 11,
+        "streakDays": i % 5,
+        "currentRank": f"E-{1 + i % 7}",
+        "badges": '["starter"]',
+        "efficiencyMetrics": '{"calls": 10, "rate": 0.5}',
+        "completedModules": '["m1", "m2"]',
+        "certifications": "[]",
+        "defeatedBosses": '["boss1"]',
+        "passedExams": '["e1"]',
+        "lastActivityDate": "2026-11-20T09:00:00.000Z",
+    }
+
+
+def seed_progressions(em: Any, count: int, *, minutes_ago: float = 5) -> list[str]:
+    """Create ``count`` rep progressions updated ``minutes_ago``; returns their ids."""
+    stamp = ago(minutes_ago)
+    return [em.create(progression_fields(i), updated_at=stamp)["id"] for i in range(count)]
+
+
+def twenty_writes(em: Any) -> list[Any]:
+    """Write requests the Twenty emulator received."""
+    return [r for r in em.requests if r.method in ("POST", "PATCH", "DELETE")]
+
+
+def twenty_reads(em: Any) -> list[Any]:
+    """Read requests the Twenty emulator received."""
+    return [r for r in em.requests if r.method == "GET"]

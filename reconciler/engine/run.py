@@ -136,6 +136,13 @@ class Run:
         )
         since = self._since(store, mapping)
         self._note_window(result, since)
+        try:
+            self._stages(ctx, since)
+        finally:
+            remote.close()
+
+    def _stages(self, ctx: MappingContext, since: datetime | None) -> None:
+        store, mapping, result = ctx.store, ctx.mapping, ctx.result
         stage = "pull"
         try:
             store.table(mapping)

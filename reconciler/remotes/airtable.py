@@ -136,6 +136,10 @@ class AirtableRemote:
         """Airtable record ids are ``rec`` and 14 letters or digits."""
         return bool(RECORD_ID_RE.match(remote_id))
 
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._api.session.close()
+
     # -- helpers -------------------------------------------------------------------------------
 
     def _patch(self, batch: Sequence[PushItem]) -> list[WriteResult]:

@@ -66,6 +66,10 @@ class Remote(Protocol):
         """Whether a string has the shape of this remote's record ids."""
         ...
 
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
 
 class Transient(Exception):
     """A failure worth retrying: 429, 5xx, a timeout or a dropped connection."""

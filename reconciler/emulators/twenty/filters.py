@@ -1,0 +1,384 @@
+"""Twenty's REST filter grammar: tokenizer, recursive-descent parser and evaluator.
+
+Grammar (whitespace between tokens is ignored)::
+
+    filter    := list END
+    list      := expr ("," expr)*                 -- a comma list means AND
+    expr      := ("and" | "or") "(" list ")" | "not" "(" expr ")" | condition
+    condition := WORD "[" WORD "]" ":" value      -- field[op]:value
+    value     := scalar | "[" [scalar ("," scalar)*] "]"
+    scalar    := STRING | WORD
+
+A STRING is double-quoted with backslash escapes; a WORD is a run of letters, digits and
+``_ . - + @ %``. Anything else (an unquoted timestamp, whose ``:`` is not a WORD character, an
+unknown field or operator, a value the field's type cannot hold) is a 400, never "match all".
+
+Evaluation follows SQL's three-valued logic: a comparison with a null field is unknown (None),
+``not`` of unknown is unknown, and only rows evaluating to True match.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.emulators.twenty.schema import (
+    ACTOR,
+    ARRAY,
+    BOOLEAN,
+    DATE_TIME,
+    NUMBER,
+    TEXT,
+    UUID,
+    ObjectSpec,
+    bad_request,
+    comparable,
+    parse_literal,
+)
+
+_PUNCTUATION = "()[],:"
+_WORD_RE = re.compile(r"[A-Za-z0-9_.\-+@%]+")
+_ORDERING = ("eq", "neq", "in", "is", "gt", "gte", "lt", "lte")
+_TEXTUAL = ("like", "ilike", "startsWith", "endsWith")
+OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    TEXT: _ORDERING + _TEXTUAL,
+    UUID: _ORDERING,
+    NUMBER: _ORDERING,
+    DATE_TIME: _ORDERING,
+    BOOLEAN: ("eq", "neq", "is"),
+    ARRAY: ("containsAny", "is"),
+    ACTOR: (),
+}
+ALL_OPERATORS = frozenset(
+    {"eq", "neq", "in", "containsAny", "is", "gt", "gte", "lt", "lte"} | set(_TEXTUAL)
+)
+
+
+@dataclass(frozen=True)
+class Token:
+    """One lexical token: its kind (a punctuation character, STRING, WORD or END) and text."""
+
+    kind: str
+    text: str
+    at: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split a filter string into tokens; raises a 400 on a character outside the grammar."""
+    tokens: list[Token] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch in _PUNCTUATION:
+            tokens.append(Token(ch, ch, i))
+            i += 1
+        elif ch == '"':
+            value, end = _read_string(text, i)
+            tokens.append(Token("STRING", value, i))
+            i = end
+        else:
+            match = _WORD_RE.match(text, i)
+            if match is None:
+                raise bad_request(f"Invalid filter: unexpected character {ch!r} at position {i}")
+            tokens.append(Token("WORD", match.group(), i))
+            i = match.end()
+    tokens.append(Token("END", "", len(text)))
+    return tokens
+
+
+def _read_string(text: str, start: int) -> tuple[str, int]:
+    """The unescaped content of the quoted string opening at ``start``, and the index after it."""
+    chars: list[str] = []
+    i = start + 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            chars.append(text[i + 1])
+            i += 2
+        elif ch == '"':
+            return "".join(chars), i + 1
+        else:
+            chars.append(ch)
+            i += 1
+    raise bad_request(f"Invalid filter: unterminated string at position {start}")
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A value as written in the filter, before conversion to the field's type."""
+
+    text: str
+    quoted: bool
+
+
+class Node(ABC):
+    """A parsed filter expression."""
+
+    @abstractmethod
+    def evaluate(self, record: Mapping[str, Any]) -> bool | None:
+        """True, False, or None for SQL's unknown."""
+
+    @abstractmethod
+    def fields(self) -> set[str]:
+        """Every field name the expression mentions."""
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """Whether the record is selected (the expression is True, not unknown)."""
+        return self.evaluate(record) is True
+
+
+@dataclass(frozen=True)
+class And(Node):
+    """All children hold."""
+
+    children: tuple[Node, ...]
+
+    def evaluate(self, record: Mapping[str, Any]) -> bool | None:
+        """SQL AND: False wins, then unknown."""
+        results = [child.evaluate(record) for child in self.children]
+        if False in results:
+            return False
+        return None if None in results else True
+
+    def fields(self) -> set[str]:
+        """Fields mentioned by any child."""
+        return set().union(*(child.fields() for child in self.children))
+
+
+@dataclass(frozen=True)
+class Or(Node):
+    """At least one child holds."""
+
+    children: tuple[Node, ...]
+
+    def evaluate(self, record: Mapping[str, Any]) -> bool | None:
+        """SQL OR: True wins, then unknown."""
+        results = [child.evaluate(record) for child in self.children]
+        if True in results:
+            return True
+        return None if None in results else False
+
+    def fields(self) -> set[str]:
+        """Fields mentioned by any child."""
+        return set().union(*(child.fields() for child in self.children))
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    """The child does not hold."""
+
+    child: Node
+
+    def evaluate(self, record: Mapping[str, Any]) -> bool | None:
+        """SQL NOT: unknown stays unknown."""
+        result = self.child.evaluate(record)
+        return None if result is None else not result
+
+    def fields(self) -> set[str]:
+        """Fields mentioned by the child."""
+        return self.child.fields()
+
+
+@dataclass(frozen=True)
+class Condition(Node):
+    """``field[op]:value`` with the value already converted to the field's type."""
+
+    field: str
+    ftype: str
+    op: str
+    value: Any
+
+    def evaluate(self, record: Mapping[str, Any]) -> bool | None:
+        """Compare the record's value with the condition's value."""
+        raw = record.get(self.field)
+        if self.op == "is":
+            return bool((raw is None) == (self.value == "NULL"))
+        if raw is None:
+            return None
+        return _compare(self.op, comparable(self.ftype, raw), self.value)
+
+    def fields(self) -> set[str]:
+        """The condition's field."""
+        return {self.field}
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    """Apply a non-null comparison operator."""
+    if op == "eq":
+        return bool(actual == expected)
+    if op == "neq":
+        return bool(actual != expected)
+    if op == "in":
+        return actual in expected
+    if op == "containsAny":
+        return bool(set(actual) & set(expected))
+    if op in ("gt", "gte", "lt", "lte"):
+        return _ordered(op, actual, expected)
+    if op == "startsWith":
+        return str(actual).startswith(expected)
+    if op == "endsWith":
+        return str(actual).endswith(expected)
+    flags = re.IGNORECASE if op == "ilike" else 0
+    return re.fullmatch(like_pattern(expected), str(actual), flags | re.DOTALL) is not None
+
+
+def _ordered(op: str, actual: Any, expected: Any) -> bool:
+    if op == "gt":
+        return bool(actual > expected)
+    if op == "gte":
+        return bool(actual >= expected)
+    if op == "lt":
+        return bool(actual < expected)
+    return bool(actual <= expected)
+
+
+def like_pattern(pattern: str) -> str:
+    """A SQL LIKE pattern (``%`` any run, ``_`` one character, ``\\`` escape) as a regex."""
+    parts: list[str] = []
+    escaped = False
+    for ch in pattern:
+        if escaped:
+            parts.append(re.escape(ch))
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "%":
+            parts.append(".*")
+        elif ch == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(ch))
+    return "".join(parts)
+
+
+def parse_filter(text: str, spec: ObjectSpec) -> Node:
+    """Parse and type-check a filter for ``spec``; raises a 400 TwentyError when invalid."""
+    return _Parser(tokenize(text), spec).parse()
+
+
+class _Parser:
+    """Recursive descent over the token list."""
+
+    def __init__(self, tokens: list[Token], spec: ObjectSpec) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.spec = spec
+
+    def parse(self) -> Node:
+        nodes = self._list()
+        self._expect("END")
+        return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+
+    def _peek(self) -> Token:
+        return self.tokens[self.pos]
+
+    def _next(self) -> Token:
+        token = self.tokens[self.pos]
+        if token.kind != "END":
+            self.pos += 1
+        return token
+
+    def _expect(self, kind: str) -> Token:
+        token = self._next()
+        if token.kind != kind:
+            found = "end of filter" if token.kind == "END" else repr(token.text)
+            wanted = "end of filter" if kind == "END" else repr(kind)
+            raise bad_request(
+                f"Invalid filter: expected {wanted} but found {found} at position {token.at}"
+            )
+        return token
+
+    def _list(self) -> list[Node]:
+        nodes = [self._expr()]
+        while self._peek().kind == ",":
+            self._next()
+            nodes.append(self._expr())
+        return nodes
+
+    def _expr(self) -> Node:
+        word = self._expect("WORD")
+        if self._peek().kind != "(":
+            return self._condition(word)
+        if word.text not in ("and", "or", "not"):
+            raise bad_request(f"Invalid filter: unknown conjunction '{word.text}'")
+        self._next()
+        children = self._list()
+        self._expect(")")
+        if word.text == "not":
+            if len(children) != 1:
+                raise bad_request("Invalid filter: not(...) takes exactly one expression")
+            return Not(children[0])
+        return And(tuple(children)) if word.text == "and" else Or(tuple(children))
+
+    def _condition(self, field: Token) -> Node:
+        self._expect("[")
+        op = self._expect("WORD").text
+        self._expect("]")
+        self._expect(":")
+        return build_condition(self.spec, field.text, op, self._value())
+
+    def _value(self) -> Literal | list[Literal]:
+        token = self._next()
+        if token.kind in ("STRING", "WORD"):
+            return Literal(token.text, token.kind == "STRING")
+        if token.kind != "[":
+            raise bad_request(f"Invalid filter: expected a value at position {token.at}")
+        items: list[Literal] = []
+        if self._peek().kind == "]":
+            self._next()
+            return items
+        while True:
+            item = self._next()
+            if item.kind not in ("STRING", "WORD"):
+                raise bad_request(f"Invalid filter: expected a list item at position {item.at}")
+            items.append(Literal(item.text, item.kind == "STRING"))
+            if self._expect_one_of(",", "]") == "]":
+                return items
+
+    def _expect_one_of(self, *kinds: str) -> str:
+        token = self._next()
+        if token.kind not in kinds:
+            raise bad_request(f"Invalid filter: expected one of {kinds} at position {token.at}")
+        return token.kind
+
+
+def build_condition(spec: ObjectSpec, name: str, op: str, value: Literal | list[Literal]) -> Node:
+    """Type-check one ``field[op]:value`` against the object and convert its value."""
+    ftype = _resolve_field(spec, name)
+    if op not in ALL_OPERATORS:
+        raise bad_request(f"Invalid filter: unknown operator '{op}'")
+    if op not in OPERATORS_BY_TYPE[ftype]:
+        raise bad_request(
+            f"Invalid filter: operator '{op}' is not allowed on {ftype} field '{name}'"
+        )
+    if op in ("in", "containsAny"):
+        if not isinstance(value, list):
+            raise bad_request(f"Invalid filter: operator '{op}' needs a list like [a,b]")
+        items = [parse_literal(name, ftype, item.text) for item in value]
+        return Condition(name, ftype, op, items)
+    if isinstance(value, list):
+        raise bad_request(f"Invalid filter: operator '{op}' does not take a list")
+    if op == "is":
+        if value.text not in ("NULL", "NOT_NULL"):
+            raise bad_request("Invalid filter: operator 'is' takes NULL or NOT_NULL")
+        return Condition(name, ftype, op, value.text)
+    if op in _TEXTUAL:
+        return Condition(name, ftype, op, value.text)
+    return Condition(name, ftype, op, parse_literal(name, ftype, value.text))
+
+
+def _resolve_field(spec: ObjectSpec, name: str) -> str:
+    base, _, sub = name.partition(".")
+    ftype = spec.field_type(base)
+    if ftype is None:
+        raise bad_request(f"Invalid filter: object '{spec.singular}' has no field '{base}'")
+    if sub:
+        raise bad_request(f"Invalid filter: field '{base}' has no sub-field '{sub}'")
+    if ftype == ACTOR:
+        raise bad_request(f"Invalid filter: field '{base}' cannot be filtered directly")
+    return ftype

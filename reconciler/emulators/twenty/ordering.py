@@ -1,0 +1,168 @@
+"""Ordering (``order_by``), keyset cursors and page cutting of the Twenty emulator.
+
+Cursors are opaque to clients: URL-safe base64 of JSON holding the last row's values of every
+ordering field (``id`` included). They are evaluated live against the current rows, so a record
+whose sort value changed between two pages moves, as with a real keyset query.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.emulators.twenty.schema import (
+    ACTOR,
+    UUID,
+    ObjectSpec,
+    bad_request,
+    comparable,
+    validate_value,
+)
+
+#: Direction name -> (ascending, nulls first).
+DIRECTIONS: dict[str, tuple[bool, bool]] = {
+    "AscNullsFirst": (True, True),
+    "AscNullsLast": (True, False),
+    "DescNullsFirst": (False, True),
+    "DescNullsLast": (False, False),
+}
+_ITEM_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[([A-Za-z]+)\])?$")
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ordering field with its direction."""
+
+    field: str
+    ftype: str
+    ascending: bool = True
+    nulls_first: bool = True
+
+
+def default_order(spec: ObjectSpec) -> list[OrderKey]:
+    """The order used without ``order_by``: position, then creation time, then id."""
+    fields = spec.fields
+    return [
+        OrderKey("position", fields["position"]),
+        OrderKey("createdAt", fields["createdAt"]),
+        OrderKey("id", UUID),
+    ]
+
+
+def parse_order_by(spec: ObjectSpec, text: str | None) -> list[OrderKey]:
+    """Parse ``field[Direction],…`` (a bare field is AscNullsFirst) and append ``id``."""
+    if not text:
+        return default_order(spec)
+    keys: list[OrderKey] = []
+    for item in text.split(","):
+        match = _ITEM_RE.match(item.strip())
+        if match is None:
+            raise bad_request(f"Invalid order_by item: {item!r}")
+        name, direction = match.group(1), match.group(2) or "AscNullsFirst"
+        ftype = spec.field_type(name)
+        if ftype is None or ftype == ACTOR:
+            raise bad_request(f"Invalid order_by: object '{spec.singular}' has no field '{name}'")
+        if direction not in DIRECTIONS:
+            raise bad_request(f"Invalid order_by direction '{direction}' for field '{name}'")
+        ascending, nulls_first = DIRECTIONS[direction]
+        keys.append(OrderKey(name, ftype, ascending, nulls_first))
+    if all(key.field != "id" for key in keys):
+        keys.append(OrderKey("id", UUID))
+    return keys
+
+
+class _Descending:
+    """A value that sorts in reverse (for the ``Desc`` directions)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Descending) and bool(self.value == other.value)
+
+    def __lt__(self, other: _Descending) -> bool:
+        return bool(self.value > other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def row_key(row: Row, keys: Sequence[OrderKey]) -> tuple[tuple[int, Any], ...]:
+    """A sort key of ``row`` under ``keys``: per field (null rank, value)."""
+    parts: list[tuple[int, Any]] = []
+    for key in keys:
+        value = comparable(key.ftype, row.get(key.field))
+        if value is None:
+            parts.append((0 if key.nulls_first else 2, 0))
+        else:
+            parts.append((1, value if key.ascending else _Descending(value)))
+    return tuple(parts)
+
+
+def sort_rows(rows: list[dict[str, Any]], keys: Sequence[OrderKey]) -> list[dict[str, Any]]:
+    """The rows sorted under ``keys``."""
+    return sorted(rows, key=lambda row: row_key(row, keys))
+
+
+def encode_cursor(row: Row, keys: Sequence[OrderKey]) -> str:
+    """An opaque cursor for the position of ``row``."""
+    values = {key.field: row.get(key.field) for key in keys}
+    payload = json.dumps({"values": values}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(payload).decode()
+
+
+def decode_cursor(text: str, keys: Sequence[OrderKey]) -> dict[str, Any]:
+    """The row position a cursor stands for; raises a 400 for anything but a valid cursor."""
+    try:
+        payload = json.loads(base64.b64decode(text, altchars=b"-_", validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise bad_request(f"Invalid cursor: {text!r}") from exc
+    values = payload.get("values") if isinstance(payload, dict) else None
+    if not isinstance(values, dict) or set(values) != {key.field for key in keys}:
+        raise bad_request("Invalid cursor: it does not match the requested order")
+    position: dict[str, Any] = {}
+    for key in keys:
+        raw = values[key.field]
+        position[key.field] = None if raw is None else validate_value(key.field, key.ftype, raw)
+    return position
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows with its paging flags."""
+
+    rows: list[dict[str, Any]]
+    has_next: bool
+    has_previous: bool
+
+
+def cut_page(
+    rows: list[dict[str, Any]],
+    keys: Sequence[OrderKey],
+    limit: int,
+    *,
+    after: Row | None = None,
+    before: Row | None = None,
+) -> Page:
+    """Sort ``rows`` and cut the page strictly after ``after`` (or strictly before ``before``)."""
+    decorated = sorted(((row_key(row, keys), row) for row in rows), key=lambda pair: pair[0])
+    ordered = [row for _, row in decorated]
+    if after is not None:
+        start = bisect.bisect_right(decorated, row_key(after, keys), key=lambda pair: pair[0])
+        rest = ordered[start:]
+        return Page(rest[:limit], len(rest) > limit, start > 0)
+    if before is not None:
+        end = bisect.bisect_left(decorated, row_key(before, keys), key=lambda pair: pair[0])
+        prior = ordered[:end]
+        return Page(prior[-limit:], end < len(ordered), end > limit)
+    return Page(ordered[:limit], len(ordered) > limit, False)

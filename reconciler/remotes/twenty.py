@@ -1,0 +1,189 @@
+"""Twenty CRM over httpx: keyset-paged windowed pulls, ``id[in]`` reads, 60-record upserts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from reconciler.errors import AuthError, RecordError, RemoteUnavailable
+from reconciler.mapping import Mapping
+from reconciler.records import RemoteRecord, WriteResult
+from reconciler.remotes.base import (
+    ApiStats,
+    Caller,
+    Pacer,
+    PushItem,
+    Rejected,
+    RetryPolicy,
+    Transient,
+    chunks,
+    write_isolating,
+)
+from reconciler.values import canonical, iso_ms, parse_datetime, to_wire
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+PAGE_LIMIT = 200
+READ_BATCH = 100
+WRITE_BATCH = 60
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+class TwentyRemote:
+    """One Twenty object of one mapping.
+
+    Args:
+        mapping: the mapping (its ``remote_table`` is the object's plural name).
+        api_key: the API key (never logged).
+        api_url: the server, e.g. ``https://api.twenty.com``.
+        per_minute: requests per minute this tool allows itself.
+        policy: the retry policy.
+        transport: an httpx transport, for tests that want one.
+    """
+
+    fetch_batch = READ_BATCH
+    write_batch = WRITE_BATCH
+
+    def __init__(self, mapping: Mapping, *, api_key: str, api_url: str, per_minute: float,
+                 policy: RetryPolicy, transport: httpx.BaseTransport | None = None) -> None:
+        self.mapping = mapping
+        self._client = httpx.Client(
+            base_url=api_url.rstrip("/") + "/rest",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=TIMEOUT,
+            transport=transport,
+        )
+        self._call = Caller("Twenty", Pacer(per_minute / 60.0), policy)
+        self.stats: ApiStats = self._call.stats
+        self._path = f"/{mapping.remote_table}"
+
+    def __repr__(self) -> str:
+        return f"TwentyRemote({self.mapping.remote_table!r})"
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                 json: Any = None) -> Any:
+        def send() -> Any:
+            try:
+                response = self._client.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                raise Transient(f"connection problem: {type(exc).__name__}") from None
+            if response.is_success:
+                return response.json()
+            raise _classify(response)
+
+        return self._call(send)
+
+    def _pages(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
+        params: dict[str, Any] = {"order_by": "updatedAt", "limit": PAGE_LIMIT, "depth": 0}
+        if filter_:
+            params["filter"] = filter_
+        cursor: str | None = None
+        while True:
+            page_params = {**params, "starting_after": cursor} if cursor else params
+            try:
+                body = self._request("GET", self._path, params=page_params)
+            except Rejected as exc:
+                raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
+            yield list((body.get("data") or {}).get(self.mapping.remote_table, []))
+            info = body.get("pageInfo") or {}
+            cursor = info.get("endCursor")
+            if not info.get("hasNextPage") or not cursor:
+                return
+
+    # -- the Remote interface --------------------------------------------------------------------
+
+    def list_changed(self, since: datetime | None) -> Iterator[list[RemoteRecord]]:
+        """Pages of records with ``updatedAt`` at or after ``since`` (all when None)."""
+        field = self.mapping.modified_field
+        filter_ = f'{field}[gte]:"{iso_ms(since)}"' if since is not None else None
+        for page in self._pages(filter_):
+            yield [self._typed(raw) for raw in page]
+
+    def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
+        """Current records by id, 100 per request (``id[in]:[…]``); soft-deleted ones are
+        left out, as if gone."""
+        found: dict[str, RemoteRecord] = {}
+        for batch in chunks([i for i in ids if self.valid_id(i)], READ_BATCH):
+            for page in self._pages(f"id[in]:[{','.join(batch)}]"):
+                found.update({raw["id"]: self._typed(raw) for raw in page})
+        return found
+
+    def write(self, items: Sequence[PushItem]) -> list[WriteResult]:
+        """Batch upserts by id, 60 per request: updates send only their changed fields, creates
+        carry a client-chosen id so a retried create cannot duplicate."""
+        results: list[WriteResult] = []
+        for batch in chunks(list(items), WRITE_BATCH):
+            results += write_isolating(batch, self._upsert)
+        return results
+
+    def valid_id(self, remote_id: str) -> bool:
+        """Twenty record ids are UUIDs."""
+        return bool(UUID_RE.match(remote_id))
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._client.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _upsert(self, batch: Sequence[PushItem]) -> list[WriteResult]:
+        payload = [{"id": item.remote_id, **self._wire(item)} for item in batch]
+        body = self._request("POST", f"/batch{self._path}", params={"upsert": "true"},
+                             json=payload)
+        data = body.get("data") or {}
+        records = next((v for v in data.values() if isinstance(v, list)), [])
+        by_id = {raw["id"]: self._typed(raw) for raw in records}
+        return [
+            WriteResult(i.local_id, record=by_id[str(i.remote_id)])
+            if str(i.remote_id) in by_id
+            else WriteResult(i.local_id, error="Twenty did not return the record")
+            for i in batch
+        ]
+
+    def _wire(self, item: PushItem) -> dict[str, Any]:
+        return {
+            self.mapping.field(col).remote: to_wire(self.mapping.field(col), value)
+            for col, value in item.values.items()
+        }
+
+    def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
+        modified = parse_datetime(str(raw.get(self.mapping.modified_field) or raw["createdAt"]))
+        values: dict[str, Any] = {}
+        deleted = bool(raw.get("deletedAt"))
+        try:
+            for spec in self.mapping.fields:
+                values[spec.column] = canonical(spec, raw.get(spec.remote), from_remote=True)
+        except RecordError as exc:
+            return RemoteRecord(raw["id"], modified, values, error=str(exc), deleted=deleted)
+        return RemoteRecord(raw["id"], modified, values, deleted=deleted)
+
+
+def _classify(response: httpx.Response) -> Exception:
+    status = response.status_code
+    detail = _detail(response)
+    if status == 429:
+        return Transient("rate limited (429)", throttled=True)
+    if status >= 500:
+        return Transient(f"HTTP {status}")
+    if status in (401, 403):
+        return AuthError(
+            f"Twenty refused the API key (HTTP {status} {detail}): check TWENTY_API_KEY "
+            "and TWENTY_API_URL"
+        )
+    return Rejected(status, f"Twenty answered {status}: {detail}")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        messages = body.get("messages") or [body.get("message") or body.get("error") or ""]
+        return "; ".join(str(m) for m in messages)[:300]
+    return str(body)[:200]
