@@ -53,8 +53,11 @@ class Settings:
     @property
     def secrets(self) -> list[str]:
         """Every secret value, so tests and redaction can look for them."""
-        return [s.value for s in (self.airtable_token, self.twenty_api_key, self.database_url)
-                if s is not None and s.value]
+        return [
+            s.value
+            for s in (self.airtable_token, self.twenty_api_key, self.database_url)
+            if s is not None and s.value
+        ]
 
 
 @dataclass(frozen=True)
@@ -110,16 +113,16 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
 def missing_credentials(mapping: Mapping, settings: Settings) -> list[str]:
     """The environment variables a mapping's remote needs but lacks."""
     if mapping.remote == "airtable":
-        needed = {"AIRTABLE_TOKEN": settings.airtable_token,
-                  "AIRTABLE_BASE_ID": settings.airtable_base_id}
+        needed = {
+            "AIRTABLE_TOKEN": settings.airtable_token,
+            "AIRTABLE_BASE_ID": settings.airtable_base_id,
+        }
     else:
         needed = {"TWENTY_API_KEY": settings.twenty_api_key}
     return [name for name, value in needed.items() if not value]
 
 
-def select_mappings(
-    options: RunOptions, settings: Settings
-) -> list[tuple[Mapping, str | None]]:
+def select_mappings(options: RunOptions, settings: Settings) -> list[tuple[Mapping, str | None]]:
     """The mappings of this run, each with the reason it is skipped (None when it runs).
 
     Raises UsageError for an unknown mapping name, or when no selected mapping can run.
@@ -127,9 +130,7 @@ def select_mappings(
     known = {m.name: m for m in settings.mappings}
     unknown = [n for n in options.mappings if n not in known]
     if unknown:
-        raise UsageError(
-            f"--mapping: unknown mapping {unknown[0]!r} (known: {', '.join(known)})"
-        )
+        raise UsageError(f"--mapping: unknown mapping {unknown[0]!r} (known: {', '.join(known)})")
     chosen = [known[n] for n in dict.fromkeys(options.mappings)] or list(settings.mappings)
     selected = []
     for mapping in chosen:

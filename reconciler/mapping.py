@@ -96,12 +96,25 @@ class Mapping:
         raise KeyError(column)
 
 
-def _f(remote: str, column: str, kind: Kind = Kind.TEXT, direction: Direction = Direction.PULL,
-       merge: Merge = Merge.NEWER, json_as_text: bool = False) -> FieldSpec:
+def _f(
+    remote: str,
+    column: str,
+    kind: Kind = Kind.TEXT,
+    direction: Direction = Direction.PULL,
+    merge: Merge = Merge.NEWER,
+    json_as_text: bool = False,
+) -> FieldSpec:
     return FieldSpec(remote, column, kind, direction, merge, json_as_text)
 
 
-_T, _N, _I, _B, _D, _J = Kind.TEXT, Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN, Kind.DATETIME, Kind.JSON
+_T, _N, _I, _B, _D, _J = (
+    Kind.TEXT,
+    Kind.NUMBER,
+    Kind.INTEGER,
+    Kind.BOOLEAN,
+    Kind.DATETIME,
+    Kind.JSON,
+)
 _BOTH = Direction.BOTH
 
 LEADS = Mapping(

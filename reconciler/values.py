@@ -1,9 +1,9 @@
 """Canonical values: one comparable, JSON-storable form per field kind, whichever side it came from.
 
 Both remotes and Postgres spell the same value differently (Airtable omits empty cells and false
-checkboxes, Twenty holds JSON as text, Postgres returns ``Decimal`` and aware datetimes). Every value
-is turned into its canonical form at the edge, so the engine compares like with like and the shadow
-copy in the sync state is plain JSON:
+checkboxes, Twenty holds JSON as text, Postgres returns ``Decimal`` and aware datetimes). Every
+value is turned into its canonical form at the edge, so the engine compares like with like and the
+shadow copy in the sync state is plain JSON:
 
     TEXT      non-empty ``str`` or None ("" is None: Airtable cannot tell them apart)
     NUMBER    ``int`` when integral, else ``float``; or None

@@ -66,9 +66,12 @@ def test_push__sends_portal_fields_in_batches_of_10(airtable, db, cli) -> None:
     ids = seed_leads(airtable, 40)
     cli()
     airtable.reset_log()
-    execute(db, "UPDATE leads SET notes = 'called ' || id, claimed_by = 'rep@x.com', "
-                "claimed_at = '2026-11-20T10:00:00.123Z', processing_status = 'done', "
-                "campaign_id = 'C-7' WHERE id <= 25")
+    execute(
+        db,
+        "UPDATE leads SET notes = 'called ' || id, claimed_by = 'rep@x.com', "
+        "claimed_at = '2026-11-20T10:00:00.123Z', processing_status = 'done', "
+        "campaign_id = 'C-7' WHERE id <= 25",
+    )
     result = cli()
     assert result.exit_code == 0, result.output
     push = result.mapping("leads")["push"]
@@ -236,16 +239,41 @@ def test_report__has_every_contract_key(airtable, db, cli) -> None:
 
     printed = json.loads(result.stdout)
     assert printed == result.report
-    for key in ("report_version", "run_id", "status", "dry_run", "started_at", "finished_at",
-                "duration_ms", "lookback_minutes", "window", "mappings", "errors"):
+    for key in (
+        "report_version",
+        "run_id",
+        "status",
+        "dry_run",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "lookback_minutes",
+        "window",
+        "mappings",
+        "errors",
+    ):
         assert key in printed
     assert printed["report_version"] == 1
     assert printed["started_at"].endswith("Z") and len(printed["started_at"]) == 24
     leads = result.mapping("leads")
-    assert set(leads["pull"]) >= {"fetched", "inserted", "updated", "unchanged", "conflicts",
-                                  "skipped_local_newer", "failed"}
-    assert set(leads["push"]) >= {"pending", "created", "updated", "unchanged",
-                                  "skipped_remote_newer", "failed", "dead"}
+    assert set(leads["pull"]) >= {
+        "fetched",
+        "inserted",
+        "updated",
+        "unchanged",
+        "conflicts",
+        "skipped_local_newer",
+        "failed",
+    }
+    assert set(leads["push"]) >= {
+        "pending",
+        "created",
+        "updated",
+        "unchanged",
+        "skipped_remote_newer",
+        "failed",
+        "dead",
+    }
     assert set(leads["api"]) == {"requests", "retries", "throttled"}
     twenty = result.mapping("rep_progressions")
     assert twenty["skipped"] == "not configured: TWENTY_API_KEY"

@@ -45,11 +45,18 @@ def test_push__edits_and_new_rows_get_their_twenty_id(twenty, db, cli) -> None:
     seed_progressions(twenty, 20)
     cli("--mapping", M)
     twenty.reset_log()
-    execute(db, "UPDATE rep_progressions SET total_xp = total_xp + 500, "
-                "badges = '[\"closer\"]'::jsonb WHERE id <= 10")
+    execute(
+        db,
+        "UPDATE rep_progressions SET total_xp = total_xp + 500, "
+        "badges = '[\"closer\"]'::jsonb WHERE id <= 10",
+    )
     for i in range(3):
-        execute(db, "INSERT INTO rep_progressions (name, total_xp, passed_exams) "
-                    "VALUES (:n, 5, '[\"x\"]'::jsonb)", n=f"New {i}")
+        execute(
+            db,
+            "INSERT INTO rep_progressions (name, total_xp, passed_exams) "
+            "VALUES (:n, 5, '[\"x\"]'::jsonb)",
+            n=f"New {i}",
+        )
     result = cli("--mapping", M)
     assert result.exit_code == 0, result.output
     push = result.mapping(M)["push"]
@@ -96,7 +103,7 @@ def test_push__60_edits_in_two_writes_and_two_reads_at_most(twenty, db, cli) -> 
 def test_merge__arrays_edited_on_both_sides_end_with_the_union(twenty, db, cli) -> None:
     (rid,) = seed_progressions(twenty, 1)
     cli("--mapping", M)
-    execute(db, "UPDATE rep_progressions SET completed_modules = '[\"m1\", \"m2\", \"local\"]'")
+    execute(db, 'UPDATE rep_progressions SET completed_modules = \'["m1", "m2", "local"]\'')
     twenty.update(rid, {"completedModules": '["m1", "m2", "remote"]', "streakDays": 4})
     result = cli("--mapping", M)
     assert result.exit_code == 0, result.output

@@ -111,12 +111,20 @@ def _own_tables() -> None:
     )
 
 
-def create_business_table(name: str, key: str, key_type: sa.types.TypeEngine[object],
-                          columns: list[tuple[str, sa.types.TypeEngine[object]]]) -> None:
+def create_business_table(
+    name: str,
+    key: str,
+    key_type: sa.types.TypeEngine[object],
+    columns: list[tuple[str, sa.types.TypeEngine[object]]],
+) -> None:
     """A mapped table: id, remote key, business columns, remote_deleted_at, timestamps, trigger."""
     cols = [
-        sa.Column(c, t, nullable=not isinstance(t, sa.Boolean),
-                  server_default=sa.text("false") if isinstance(t, sa.Boolean) else None)
+        sa.Column(
+            c,
+            t,
+            nullable=not isinstance(t, sa.Boolean),
+            server_default=sa.text("false") if isinstance(t, sa.Boolean) else None,
+        )
         for c, t in columns
     ]
     op.create_table(

@@ -15,6 +15,7 @@ Concrete emulators implement :meth:`EmulatorServer.dispatch` (routing) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -276,7 +277,7 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             """Silence the default stderr access log."""
 
         def _serve(self) -> None:
@@ -303,10 +304,8 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             server.log(request, 0 if response is None else response.status)
             if response is None:
                 self.close_connection = True
-                try:
+                with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 return
             payload = b"" if response.body is None else json.dumps(response.body).encode()
             self.send_response(response.status)
@@ -355,7 +354,8 @@ class SlidingWindowLimiter:
 class TokenBucketLimiter:
     """A token bucket: ``capacity`` tokens, refilled at ``per_minute`` tokens a minute.
 
-    This is Twenty's rule (about 100 requests per minute per workspace). ``per_minute`` 0 disables it.
+    This is Twenty's rule (about 100 requests per minute per workspace); ``per_minute`` 0
+    disables it.
     """
 
     def __init__(self, per_minute: float, capacity: float | None = None) -> None:
@@ -392,4 +392,3 @@ def parse_iso(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"datetime without a time zone: {text!r}")
     return value.astimezone(UTC)
-

@@ -48,7 +48,9 @@ class MappingContext:
         if not items:
             return
         record_failures(
-            self.store.conn, self.mapping.name, list(items),
+            self.store.conn,
+            self.mapping.name,
+            list(items),
             max_attempts=self.tuning.max_attempts,
             base_delay=timedelta(minutes=self.tuning.retry_base_minutes),
         )

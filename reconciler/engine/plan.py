@@ -66,7 +66,11 @@ def _newer_is_remote(remote: RemoteRecord, local: LocalRow) -> bool:
 
 
 def _decide_field(
-    spec: FieldSpec, remote_value: Any, local_value: Any, base: Any, has_base: bool,
+    spec: FieldSpec,
+    remote_value: Any,
+    local_value: Any,
+    base: Any,
+    has_base: bool,
     remote_newer: bool,
 ) -> tuple[Any, Rule | None, bool]:
     """The value a field ends with locally, the rule that chose it, and whether it was contested."""

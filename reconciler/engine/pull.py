@@ -41,15 +41,22 @@ def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
     counts = ctx.result.pull
     counts.fetched += len(records)
     good = [r for r in records if r.error is None]
-    failed = [Failure("pull", r.id, r.error or "", remote_id=r.id, retryable=False)
-              for r in records if r.error is not None]
+    failed = [
+        Failure("pull", r.id, r.error or "", remote_id=r.id, retryable=False)
+        for r in records
+        if r.error is not None
+    ]
     with ctx.store.unit() as conn:
         rows = ctx.store.rows_by_remote_ids(ctx.mapping, [r.id for r in good])
         plans = [plan_pull(ctx.mapping, r, rows.get(r.id)) for r in good]
         failed += _apply_isolating(ctx, plans)
         failed_ids = {f.record_key for f in failed}
-        clear_failures(conn, ctx.mapping.name, "pull",
-                       [p.remote.id for p in plans if p.remote.id not in failed_ids])
+        clear_failures(
+            conn,
+            ctx.mapping.name,
+            "pull",
+            [p.remote.id for p in plans if p.remote.id not in failed_ids],
+        )
         ctx.fail(failed)
     for plan in plans:
         if plan.remote.id not in failed_ids:
@@ -68,8 +75,15 @@ def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure
     except (DataError, IntegrityError) as exc:
         if len(plans) == 1:
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            return [Failure("pull", plans[0].remote.id, f"database refused the record: {reason}",
-                            remote_id=plans[0].remote.id, retryable=False)]
+            return [
+                Failure(
+                    "pull",
+                    plans[0].remote.id,
+                    f"database refused the record: {reason}",
+                    remote_id=plans[0].remote.id,
+                    retryable=False,
+                )
+            ]
     middle = len(plans) // 2
     return _apply_isolating(ctx, plans[:middle]) + _apply_isolating(ctx, plans[middle:])
 

@@ -88,7 +88,9 @@ def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
     by_id = {r.local_id: r for r in results}
     done = [(p, by_id[p.local.local_id]) for p in batch if by_id[p.local.local_id].error is None]
     failed = [
-        _failure(ctx, p.local, by_id[p.local.local_id].error or "", by_id[p.local.local_id].retryable)
+        _failure(
+            ctx, p.local, by_id[p.local.local_id].error or "", by_id[p.local.local_id].retryable
+        )
         for p in batch
         if by_id[p.local.local_id].error is not None
     ]
@@ -116,5 +118,12 @@ def _key(ctx: MappingContext, row: LocalRow) -> str:
 
 
 def _failure(ctx: MappingContext, row: LocalRow, message: str, retryable: bool) -> Failure:
-    return Failure("push", _key(ctx, row), message, local_id=row.local_id,
-                   remote_id=row.remote_id, local_updated_at=row.updated_at, retryable=retryable)
+    return Failure(
+        "push",
+        _key(ctx, row),
+        message,
+        local_id=row.local_id,
+        remote_id=row.remote_id,
+        local_updated_at=row.updated_at,
+        retryable=retryable,
+    )

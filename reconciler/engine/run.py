@@ -18,8 +18,13 @@ from reconciler.mapping import Mapping
 from reconciler.remotes.base import Remote
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
 from reconciler.store import history
-from reconciler.store.database import advisory_locks, connect, embedded_url, migrate
-from reconciler.store.database import require_migrated
+from reconciler.store.database import (
+    advisory_locks,
+    connect,
+    embedded_url,
+    migrate,
+    require_migrated,
+)
 from reconciler.store.sync import Store
 
 RemoteFactory = Callable[[Mapping, Settings], Remote]
@@ -58,9 +63,14 @@ class Run:
     """
 
     def __init__(
-        self, options: RunOptions, settings: Settings,
-        mappings: list[tuple[Mapping, str | None]], remote_factory: RemoteFactory, *,
-        on_progress: Progress | None = None, should_stop: Callable[[], bool] = lambda: False,
+        self,
+        options: RunOptions,
+        settings: Settings,
+        mappings: list[tuple[Mapping, str | None]],
+        remote_factory: RemoteFactory,
+        *,
+        on_progress: Progress | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.options = options
         self.settings = settings
@@ -85,8 +95,8 @@ class Run:
         except ReconcilerError as exc:
             report.fatal = str(exc)
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0:1]
-            report.fatal = "database connection lost mid-run: " + (reason[0] if reason else "")
+            lines = str(getattr(exc, "orig", exc)).strip().splitlines()
+            report.fatal = "database connection lost mid-run: " + (lines[0] if lines else "")
         report.finish()
         return report
 
@@ -102,8 +112,9 @@ class Run:
             with store.unit():
                 install = history.install_id(conn)
                 if not store.dry_run:
-                    history.start_run(conn, report.run_id, report.started_at,
-                                      self.options.lookback, store.dry_run)
+                    history.start_run(
+                        conn, report.run_id, report.started_at, self.options.lookback, store.dry_run
+                    )
             report.window_until = _truncate_ms(now_utc())
             for mapping, reason in self.mappings:
                 if reason is None and not self.should_stop():
@@ -131,8 +142,14 @@ class Run:
         remote = self.remote_factory(mapping, self.settings)
         result.api = remote.stats
         ctx = MappingContext(
-            mapping, remote, store, result, self.report.errors,
-            Tuning(max_attempts=self.settings.max_attempts), install, self.on_progress,
+            mapping,
+            remote,
+            store,
+            result,
+            self.report.errors,
+            Tuning(max_attempts=self.settings.max_attempts),
+            install,
+            self.on_progress,
         )
         since = self._since(store, mapping)
         self._note_window(result, since)
@@ -148,7 +165,7 @@ class Run:
             store.table(mapping)
             if self.options.stage in ("pull", "both"):
                 complete = pull(ctx, since, self.should_stop)
-                if complete and not store.dry_run:
+                if complete and not store.dry_run and self.report.window_until is not None:
                     with store.unit() as conn:
                         history.set_watermark(conn, mapping.name, self.report.window_until)
             stage = "push"
@@ -174,11 +191,17 @@ class Run:
     def _dead_letters(self, ctx: MappingContext) -> None:
         with ctx.store.unit() as conn:
             dead = history.dead_letters(conn, ctx.mapping.name)
-        reported = {(e.stage, e.record) for e in self.report.errors if e.mapping == ctx.mapping.name}
+        reported = {
+            (e.stage, e.record) for e in self.report.errors if e.mapping == ctx.mapping.name
+        }
         ctx.result.push.dead = sum(d.stage == "push" for d in dead)
         for item in dead:
             if (item.stage, item.record_key) not in reported:
-                self.report.errors.append(RecordErrorEntry(
-                    ctx.mapping.name, item.stage, item.record_key,
-                    f"dead-lettered after {item.attempts} attempt(s): {item.message}",
-                ))
+                self.report.errors.append(
+                    RecordErrorEntry(
+                        ctx.mapping.name,
+                        item.stage,
+                        item.record_key,
+                        f"dead-lettered after {item.attempts} attempt(s): {item.message}",
+                    )
+                )

@@ -1,1 +1,1 @@
-"""Remote APIs behind one small interface (``Remote``): list changed, fetch by ids, write a batch."""
+"""Remote APIs behind one small interface (``Remote``): list changed, fetch by ids, write."""

@@ -30,7 +30,7 @@ from reconciler.values import canonical, parse_datetime, to_wire
 RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")
 PAGE_SIZE = 100
 WRITE_BATCH = 10
-TIMEOUT = (5.0, 30.0)
+TIMEOUT = (5, 30)  # connect, read (seconds)
 ITERATOR_GONE = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
 
 
@@ -49,8 +49,16 @@ class AirtableRemote:
     fetch_batch = PAGE_SIZE
     write_batch = WRITE_BATCH
 
-    def __init__(self, mapping: Mapping, *, token: str, base_id: str, api_url: str,
-                 rate: float, policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        mapping: Mapping,
+        *,
+        token: str,
+        base_id: str,
+        api_url: str,
+        rate: float,
+        policy: RetryPolicy,
+    ) -> None:
         self.mapping = mapping
         self._api = Api(token, timeout=TIMEOUT, retry_strategy=None, endpoint_url=api_url)
         self._table = self._api.table(base_id, mapping.remote_table)
@@ -63,15 +71,23 @@ class AirtableRemote:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _request(self, method: str, *, options: dict[str, Any] | None = None,
-                 json: dict[str, Any] | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        *,
+        options: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> Any:
         urls = self._table.urls
 
         def send() -> Any:
             try:
                 return self._api.request(
-                    method, str(urls.records), fallback=("POST", str(urls.records_post)),
-                    options=options, json=json,
+                    method,
+                    str(urls.records),
+                    fallback=("POST", str(urls.records_post)),
+                    options=options,
+                    json=json,
                 )
             except requests.HTTPError as exc:
                 raise _classify(exc) from None
@@ -124,9 +140,11 @@ class AirtableRemote:
         results: list[WriteResult] = []
         updates = [i for i in items if not i.create]
         results += [
-            WriteResult(i.local_id, error="this mapping never creates Airtable records",
-                        retryable=False)
-            for i in items if i.create
+            WriteResult(
+                i.local_id, error="this mapping never creates Airtable records", retryable=False
+            )
+            for i in items
+            if i.create
         ]
         for batch in chunks(updates, WRITE_BATCH):
             results += write_isolating(batch, self._patch)
@@ -144,9 +162,7 @@ class AirtableRemote:
 
     def _patch(self, batch: Sequence[PushItem]) -> list[WriteResult]:
         payload = {
-            "records": [
-                {"id": item.remote_id, "fields": self._wire(item)} for item in batch
-            ]
+            "records": [{"id": item.remote_id, "fields": self._wire(item)} for item in batch]
         }
         body = self._request("PATCH", json=payload)
         by_id = {raw["id"]: self._typed(raw) for raw in body.get("records", [])}

@@ -156,7 +156,8 @@ class Caller:
         retrying = Retrying(
             retry=retry_if_exception_type(Transient),
             wait=self.policy.wait_for,
-            stop=stop_after_attempt(self.policy.attempts) | stop_after_delay(self.policy.max_elapsed),
+            stop=stop_after_attempt(self.policy.attempts)
+            | stop_after_delay(self.policy.max_elapsed),
             sleep=self.policy.sleep,
             before_sleep=before_sleep,
             reraise=True,

@@ -15,15 +15,22 @@ def build_remote(mapping: Mapping, settings: Settings) -> Remote:
     if mapping.remote == "airtable":
         assert settings.airtable_token is not None and settings.airtable_base_id is not None
         return AirtableRemote(
-            mapping, token=settings.airtable_token.value, base_id=settings.airtable_base_id,
-            api_url=settings.airtable_api_url, rate=settings.airtable_rate, policy=policy,
+            mapping,
+            token=settings.airtable_token.value,
+            base_id=settings.airtable_base_id,
+            api_url=settings.airtable_api_url,
+            rate=settings.airtable_rate,
+            policy=policy,
         )
     if mapping.remote == "twenty":
         from reconciler.remotes.twenty import TwentyRemote
 
         assert settings.twenty_api_key is not None
         return TwentyRemote(
-            mapping, api_key=settings.twenty_api_key.value, api_url=settings.twenty_api_url,
-            per_minute=settings.twenty_rate, policy=policy,
+            mapping,
+            api_key=settings.twenty_api_key.value,
+            api_url=settings.twenty_api_url,
+            per_minute=settings.twenty_rate,
+            policy=policy,
         )
     raise UsageError(f"mapping {mapping.name!r}: unknown remote {mapping.remote!r}")

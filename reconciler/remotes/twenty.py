@@ -25,7 +25,9 @@ from reconciler.remotes.base import (
 )
 from reconciler.values import canonical, iso_ms, parse_datetime, to_wire
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 PAGE_LIMIT = 200
 READ_BATCH = 100
 WRITE_BATCH = 60
@@ -47,8 +49,16 @@ class TwentyRemote:
     fetch_batch = READ_BATCH
     write_batch = WRITE_BATCH
 
-    def __init__(self, mapping: Mapping, *, api_key: str, api_url: str, per_minute: float,
-                 policy: RetryPolicy, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        mapping: Mapping,
+        *,
+        api_key: str,
+        api_url: str,
+        per_minute: float,
+        policy: RetryPolicy,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.mapping = mapping
         self._client = httpx.Client(
             base_url=api_url.rstrip("/") + "/rest",
@@ -65,8 +75,9 @@ class TwentyRemote:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                 json: Any = None) -> Any:
+    def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Any:
         def send() -> Any:
             try:
                 response = self._client.request(method, path, params=params, json=json)
@@ -133,8 +144,7 @@ class TwentyRemote:
 
     def _upsert(self, batch: Sequence[PushItem]) -> list[WriteResult]:
         payload = [{"id": item.remote_id, **self._wire(item)} for item in batch]
-        body = self._request("POST", f"/batch{self._path}", params={"upsert": "true"},
-                             json=payload)
+        body = self._request("POST", f"/batch{self._path}", params={"upsert": "true"}, json=payload)
         data = body.get("data") or {}
         records = next((v for v in data.values() if isinstance(v, list)), [])
         by_id = {raw["id"]: self._typed(raw) for raw in records}

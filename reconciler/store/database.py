@@ -47,7 +47,7 @@ def embedded_url(home: Path) -> str:
     path = home / "pg"
     path.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(path)
+        server = pgserver.get_server(path)  # type: ignore[attr-defined]
     except Exception as exc:
         raise DatabaseError(f"could not start the embedded Postgres in {path}: {exc}") from exc
     return str(server.get_uri())

@@ -60,7 +60,11 @@ def set_watermark(conn: Connection, mapping: str, until: datetime) -> None:
 
 
 def record_failures(
-    conn: Connection, mapping: str, items: list[Failure], *, max_attempts: int,
+    conn: Connection,
+    mapping: str,
+    items: list[Failure],
+    *,
+    max_attempts: int,
     base_delay: timedelta,
 ) -> None:
     """Count an attempt for each failed record and schedule its retry (doubling delays).
@@ -72,25 +76,32 @@ def record_failures(
         key = {"mapping": mapping, "stage": item.stage, "record_key": item.record_key}
         attempts = (
             conn.execute(
-                select(failures.c.attempts).where(
-                    *(failures.c[k] == v for k, v in key.items())
-                ).with_for_update()
+                select(failures.c.attempts)
+                .where(*(failures.c[k] == v for k, v in key.items()))
+                .with_for_update()
             ).scalar()
             or 0
         ) + 1
         delay = base_delay * (2 ** min(attempts - 1, 16))
         values: dict[str, Any] = {
-            **key, "local_id": item.local_id, "remote_id": item.remote_id,
-            "local_updated_at": item.local_updated_at, "attempts": attempts,
-            "last_failed_at": func.now(), "next_attempt_at": func.now() + delay,
-            "retryable": item.retryable, "dead": attempts >= max_attempts or not item.retryable,
+            **key,
+            "local_id": item.local_id,
+            "remote_id": item.remote_id,
+            "local_updated_at": item.local_updated_at,
+            "attempts": attempts,
+            "last_failed_at": func.now(),
+            "next_attempt_at": func.now() + delay,
+            "retryable": item.retryable,
+            "dead": attempts >= max_attempts or not item.retryable,
             "message": item.message[:2000],
         }
         stmt = insert(failures).values(**values)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[failures.c.mapping, failures.c.stage, failures.c.record_key],
-            set_={k: v for k, v in values.items() if k not in key},
-        ))
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[failures.c.mapping, failures.c.stage, failures.c.record_key],
+                set_={k: v for k, v in values.items() if k not in key},
+            )
+        )
 
 
 def clear_failures(conn: Connection, mapping: str, stage: str, keys: list[str]) -> None:
@@ -140,13 +151,17 @@ def revive_changed(conn: Connection, mapping: str, table: Any) -> None:
     )
 
 
-def start_run(conn: Connection, run_id: str, started_at: datetime, lookback: int,
-              dry_run: bool) -> None:
+def start_run(
+    conn: Connection, run_id: str, started_at: datetime, lookback: int, dry_run: bool
+) -> None:
     """Insert the run into the history with status ``running``."""
     conn.execute(
         insert(runs).values(
-            run_id=run_id, started_at=started_at, status="running",
-            lookback_minutes=lookback, dry_run=dry_run,
+            run_id=run_id,
+            started_at=started_at,
+            status="running",
+            lookback_minutes=lookback,
+            dry_run=dry_run,
         )
     )
 
@@ -158,8 +173,12 @@ def finish_run(conn: Connection, report: dict[str, Any], exit_code: int) -> None
         update(runs)
         .where(runs.c.run_id == report["run_id"])
         .values(
-            finished_at=func.now(), status=report["status"], exit_code=exit_code,
-            window_since=window.get("since"), window_until=window.get("until"), report=report,
+            finished_at=func.now(),
+            status=report["status"],
+            exit_code=exit_code,
+            window_since=window.get("since"),
+            window_until=window.get("until"),
+            report=report,
         )
     )
 
@@ -168,5 +187,3 @@ def recent_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """The last runs, newest first, as stored reports (or their summary while running)."""
     query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
     return [dict(r._mapping) for r in conn.execute(query)]
-
-

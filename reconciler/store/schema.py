@@ -5,6 +5,8 @@ The business tables are derived from the built-in mappings, so a mapped column c
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -30,7 +32,7 @@ metadata = MetaData()
 _TS = TIMESTAMP(timezone=True)
 _NOW = text("clock_timestamp()")
 
-_KIND_TYPES: dict[Kind, TypeEngine[object]] = {
+_KIND_TYPES: dict[Kind, TypeEngine[Any]] = {
     Kind.TEXT: Text(),
     Kind.NUMBER: Numeric(),
     Kind.INTEGER: Integer(),
@@ -40,7 +42,7 @@ _KIND_TYPES: dict[Kind, TypeEngine[object]] = {
 }
 
 
-def _business_table(mapping: Mapping, key_type: TypeEngine[object]) -> Table:
+def _business_table(mapping: Mapping, key_type: TypeEngine[Any]) -> Table:
     columns = [
         Column(
             f.column,

@@ -124,21 +124,18 @@ class Store:
                 shadow=dict(data["_s_shadow"]),
                 pending=bool(data["_s_pending"]),
             )
-        values = {
-            f.column: canonical(f, data[f.column], from_remote=False) for f in mapping.fields
-        }
+        values = {f.column: canonical(f, data[f.column], from_remote=False) for f in mapping.fields}
         key = data[mapping.key_column]
-        return LocalRow(data["id"], None if key is None else str(key), data["updated_at"],
-                        values, state)
+        return LocalRow(
+            data["id"], None if key is None else str(key), data["updated_at"], values, state
+        )
 
     def rows_by_remote_ids(
         self, mapping: Mapping, remote_ids: Sequence[str], *, lock: bool = True
     ) -> dict[str, LocalRow]:
         """Local rows for these remote ids, keyed by remote id (locked for the unit of work)."""
         table = self.table(mapping)
-        query = self._select_rows(mapping).where(
-            table.c[mapping.key_column].in_(list(remote_ids))
-        )
+        query = self._select_rows(mapping).where(table.c[mapping.key_column].in_(list(remote_ids)))
         if lock:
             query = query.with_for_update(of=table)
         rows = [self._local_row(mapping, r) for r in self.conn.execute(query)]
@@ -152,7 +149,9 @@ class Store:
         query = self._select_rows(mapping).where(table.c.id.in_(list(local_ids)))
         if lock:
             query = query.with_for_update(of=table)
-        return {r.local_id: r for r in (self._local_row(mapping, x) for x in self.conn.execute(query))}
+        return {
+            r.local_id: r for r in (self._local_row(mapping, x) for x in self.conn.execute(query))
+        }
 
     def push_candidates(self, mapping: Mapping, after_id: int, limit: int) -> list[LocalRow]:
         """Rows that may need a push, by primary key after ``after_id``.
@@ -205,21 +204,28 @@ class Store:
         inserts = [p for p in plans if p.local is None]
         local_ids: dict[str, int] = {}
         if inserts:
-            rows = [
-                {key: p.remote.id, **self._db_values(mapping, p.writes)} for p in inserts
-            ]
+            rows = [{key: p.remote.id, **self._db_values(mapping, p.writes)} for p in inserts]
             stmt = insert(table).on_conflict_do_nothing(index_elements=[key])
             result = self.conn.execute(stmt.returning(table.c.id, table.c[key]), rows)
             local_ids.update({str(r[1]): r[0] for r in result})
         for plan in plans:
             if plan.local is not None:
                 local_ids[plan.remote.id] = plan.local.local_id
-        self._update_rows(mapping, [(p.local.local_id, p.writes) for p in plans
-                                    if p.local is not None and p.writes])
+        self._update_rows(
+            mapping,
+            [(p.local.local_id, p.writes) for p in plans if p.local is not None and p.writes],
+        )
         stamps = self._updated_at(table, list(local_ids.values()))
         states = [
-            _state_row(mapping, local_ids[p.remote.id], p.remote.id, p.remote.modified_at,
-                       stamps[local_ids[p.remote.id]], p.shadow, p.pending)
+            _state_row(
+                mapping,
+                local_ids[p.remote.id],
+                p.remote.id,
+                p.remote.modified_at,
+                stamps[local_ids[p.remote.id]],
+                p.shadow,
+                p.pending,
+            )
             for p in plans
             if p.remote.id in local_ids
         ]
@@ -232,13 +238,13 @@ class Store:
             cols = tuple(sorted(writes))
             params = {f"v_{c}": v for c, v in self._db_values(mapping, writes).items()}
             groups[cols].append({"_id": local_id, **params})
-        for cols, params in groups.items():
+        for cols, rows in groups.items():
             stmt = (
                 update(table)
                 .where(table.c.id == bindparam("_id"))
                 .values({c: bindparam(f"v_{c}") for c in cols})
             )
-            self.conn.execute(stmt, params)
+            self.conn.execute(stmt, rows)
 
     def _updated_at(self, table: Table, ids: list[int]) -> dict[int, datetime]:
         if not ids:
@@ -259,9 +265,7 @@ class Store:
         )
         self.conn.execute(insert(sync_state), states)
 
-    def record_push(
-        self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]
-    ) -> None:
+    def record_push(self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]) -> None:
         """Record successful pushes: new shadow, remote id (written back for creates), state."""
         table = self.table(mapping)
         current = self.rows_by_ids(mapping, [p.local.local_id for p, _ in done])
@@ -286,14 +290,25 @@ class Store:
             unchanged = row.updated_at == plan.local.updated_at
             base = plan.local.state.shadow if plan.local.state else result.record.values
             shadow = {**base, **plan.send}
-            stamp = stamps.get(row.local_id, row.updated_at) if unchanged else (
-                plan.local.state.local_updated_at if plan.local.state else None
+            stamp = (
+                stamps.get(row.local_id, row.updated_at)
+                if unchanged
+                else (plan.local.state.local_updated_at if plan.local.state else None)
             )
             pending = not unchanged or any(
                 row.values.get(f.column) != shadow.get(f.column) for f in mapping.push_fields
             )
-            states.append(_state_row(mapping, row.local_id, result.record.id,
-                                     result.record.modified_at, stamp, shadow, pending))
+            states.append(
+                _state_row(
+                    mapping,
+                    row.local_id,
+                    result.record.id,
+                    result.record.modified_at,
+                    stamp,
+                    shadow,
+                    pending,
+                )
+            )
         self._save_states(mapping, states)
 
     def refresh_states(self, mapping: Mapping, rows: Sequence[LocalRow]) -> None:
@@ -322,8 +337,13 @@ class Store:
 
 
 def _state_row(
-    mapping: Mapping, local_id: int, remote_id: str | None, remote_modified_at: datetime | None,
-    local_updated_at: datetime | None, shadow: Values, pending: bool,
+    mapping: Mapping,
+    local_id: int,
+    remote_id: str | None,
+    remote_modified_at: datetime | None,
+    local_updated_at: datetime | None,
+    shadow: Values,
+    pending: bool,
 ) -> dict[str, Any]:
     return {
         "mapping": mapping.name,

@@ -1,0 +1,8 @@
+"""The ``reconcile`` command line: a thin shell around the engine."""
+
+from __future__ import annotations
+
+from reconciler.cli import history, run
+from reconciler.cli.app import app, main
+
+__all__ = ["app", "history", "main", "run"]

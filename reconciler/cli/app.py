@@ -1,0 +1,58 @@
+"""The Typer application, shared option types, and the console entry point.
+
+``reconcile [OPTIONS]`` is the same as ``reconcile run [OPTIONS]``. Only the CLI modules and the
+renderer import typer or rich; commands call one engine function and map errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from reconciler.errors import EXIT_USAGE, ReconcilerError
+
+app = typer.Typer(
+    name="reconcile",
+    help="Two-way reconciliation of Airtable and Twenty CRM with Postgres.\n\n"
+    "Without a command, runs one reconciliation (the same as `reconcile run`).",
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+)
+
+JsonOut = Annotated[
+    bool, typer.Option("--json", help="Print JSON on stdout (and nothing else there).")
+]
+
+
+def stderr() -> Console:
+    """The console for human output (stderr; stdout is kept for --json)."""
+    return Console(stderr=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, exit codes from the error tree, no tracebacks."""
+    args = sys.argv[1:] if argv is None else argv
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args, prog_name="reconcile", standalone_mode=False)
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        code = 130
+    except typer.TyperException as exc:
+        stderr().print(
+            f"reconcile: error: {exc.format_message()}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        code = EXIT_USAGE
+    except ReconcilerError as exc:
+        stderr().print(f"reconcile: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,47 @@
+"""``reconcile runs``: the run history."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from reconciler.cli.app import JsonOut, app
+from reconciler.config import load_settings
+
+
+@app.command("runs")
+def runs_command(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs.")] = 10,
+    json_out: JsonOut = False,
+) -> None:
+    """The last N runs from the run history, newest first."""
+    from reconciler.engine.run import open_database
+    from reconciler.store.history import recent_runs
+    from reconciler.values import iso_ms
+
+    engine = open_database(load_settings())
+    with engine.connect() as conn:
+        rows = recent_runs(conn, limit)
+    engine.dispose()
+    items = [
+        r["report"]
+        or {"run_id": r["run_id"], "status": r["status"], "started_at": iso_ms(r["started_at"])}
+        for r in rows
+    ]
+    if json_out:
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
+        return
+    console = Console()
+    for item in items:
+        window = item.get("window") or {}
+        console.print(
+            f"{item['run_id']}  {item['status']:<8} {item.get('started_at', '')}  "
+            f"window {window.get('since')} .. {window.get('until')}  "
+            f"{item.get('duration_ms', '?')} ms  errors {len(item.get('errors', []))}",
+            markup=False,
+            highlight=False,
+        )

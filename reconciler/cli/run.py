@@ -1,0 +1,212 @@
+"""``reconcile`` / ``reconcile run``: one reconciliation; and ``reconcile migrate``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from reconciler.cli.app import JsonOut, app, stderr
+from reconciler.config import RunOptions, load_settings, select_mappings
+from reconciler.errors import UsageError
+from reconciler.render import render_summary
+
+STAGES = ("pull", "push", "both")
+
+Lookback = Annotated[
+    int,
+    typer.Option(
+        "--lookback",
+        envvar="RECONCILER_LOOKBACK",
+        min=1,
+        metavar="MINUTES",
+        help="How far back to look for remote changes, in minutes (>= 1).",
+    ),
+]
+Stage = Annotated[
+    str, typer.Option("--stage", metavar="pull|push|both", help="Run one stage or both.")
+]
+MappingOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mapping", metavar="NAME", help="Only this mapping (repeatable); default all configured."
+    ),
+]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Decide everything, write nothing anywhere; the report says what would have happened.",
+    ),
+]
+Full = Annotated[
+    bool,
+    typer.Option("--full", help="Ignore the window: read every remote record (catches deletions)."),
+]
+ReportPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        metavar="PATH",
+        help="Where to write the JSON report [default: $RECONCILER_HOME/reports/<run_id>.json].",
+    ),
+]
+ConfigPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="RECONCILER_CONFIG",
+        metavar="PATH",
+        help="Mapping config file (TOML); default: the built-in mappings.",
+    ),
+]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Only report trouble.")]
+Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="More detail on stderr.")]
+MassDelete = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mass-delete",
+        help="With --full, allow marking more than the safety share of a "
+        "table as deleted remotely.",
+    ),
+]
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT: the run finishes its current batch, records state and stops."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def __call__(self) -> bool:
+        return self.stopping
+
+    def install(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            self.stopping = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
+
+
+def _do_run(
+    lookback: int,
+    stage: str,
+    mapping: list[str] | None,
+    dry_run: bool,
+    full: bool,
+    report: Path | None,
+    json_out: bool,
+    config: Path | None,
+    quiet: bool,
+    verbose: bool,
+    allow_mass_delete: bool,
+) -> int:
+    from reconciler.engine.run import Run
+    from reconciler.remotes.factory import build_remote
+
+    if stage not in STAGES:
+        raise UsageError(f"--stage must be one of pull, push, both (got {stage!r})")
+    settings = load_settings()
+    if config is not None:
+        from reconciler.mapping_config import load_mappings
+
+        settings = load_mappings(settings, config)
+    options = RunOptions(lookback, stage, tuple(mapping or ()), dry_run, full, allow_mass_delete)
+    selected = select_mappings(options, settings)
+    stop = _StopFlag()
+    stop.install()
+    run = Run(options, settings, selected, build_remote, should_stop=stop)
+    result = run.execute()
+    document = result.to_dict()
+    path = report or settings.home / "reports" / f"{result.run_id}.json"
+    result.write(path)
+    if json_out:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    render_summary(stderr(), document, quiet=quiet, report_path=str(path))
+    return result.exit_code
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    lookback: Lookback = 20,
+    stage: Stage = "both",
+    mapping: MappingOpt = None,
+    dry_run: DryRun = False,
+    full: Full = False,
+    report: ReportPath = None,
+    json_out: JsonOut = False,
+    config: ConfigPath = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    allow_mass_delete: MassDelete = False,
+) -> None:
+    """Two-way reconciliation of Airtable and Twenty CRM with Postgres."""
+    if ctx.invoked_subcommand is None:
+        raise typer.Exit(
+            _do_run(
+                lookback,
+                stage,
+                mapping,
+                dry_run,
+                full,
+                report,
+                json_out,
+                config,
+                quiet,
+                verbose,
+                allow_mass_delete,
+            )
+        )
+
+
+@app.command("run")
+def run_command(
+    lookback: Lookback = 20,
+    stage: Stage = "both",
+    mapping: MappingOpt = None,
+    dry_run: DryRun = False,
+    full: Full = False,
+    report: ReportPath = None,
+    json_out: JsonOut = False,
+    config: ConfigPath = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    allow_mass_delete: MassDelete = False,
+) -> None:
+    """One reconciliation run: stage 1 (pull) then stage 2 (push), over every mapping."""
+    raise typer.Exit(
+        _do_run(
+            lookback,
+            stage,
+            mapping,
+            dry_run,
+            full,
+            report,
+            json_out,
+            config,
+            quiet,
+            verbose,
+            allow_mass_delete,
+        )
+    )
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the database schema (safe to run twice)."""
+    from reconciler.store.database import connect, embedded_url, migrate
+
+    settings = load_settings()
+    url = settings.database_url.value if settings.database_url else embedded_url(settings.home)
+    engine = connect(url)
+    try:
+        revision = migrate(engine)
+    finally:
+        engine.dispose()
+    stderr().print(f"database migrated to revision {revision}", markup=False)
