@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
 
 from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.mapping import Mapping
@@ -13,6 +15,41 @@ from reconciler.store.history import Failure, record_failures
 from reconciler.store.sync import Store
 
 Progress = Callable[[str, str, int], None]  # mapping, stage, records done
+
+
+class Journal(Protocol):
+    """Where a stage records what it decided, inside the unit of work that applies it.
+
+    Every method runs on the open transaction, so an entry exists exactly when its change does.
+    """
+
+    def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
+        """Remote records applied locally (inserted, updated, or kept by rule)."""
+
+    def pushed(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
+        """Local rows written to the remote (created or updated)."""
+
+    def skipped(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
+        """Local rows not pushed because the remote side is newer."""
+
+    def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
+        """Records that failed; ``dead`` holds the keys dead-lettered by this failure."""
+
+
+class NullJournal:
+    """Records nothing."""
+
+    def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
+        """Record nothing."""
+
+    def pushed(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
+        """Record nothing."""
+
+    def skipped(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
+        """Record nothing."""
+
+    def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
+        """Record nothing."""
 
 
 @dataclass
@@ -35,6 +72,7 @@ class MappingContext:
     tuning: Tuning = field(default_factory=Tuning)
     install_id: str = ""
     on_progress: Progress | None = None
+    journal: Journal = field(default_factory=NullJournal)
 
     def progress(self, stage: str, done: int) -> None:
         """Report progress to whoever watches (a progress bar on a terminal)."""
@@ -43,17 +81,16 @@ class MappingContext:
 
     def fail(self, items: Sequence[Failure]) -> None:
         """Report failed records and schedule their retries (inside the open unit of work)."""
-        from datetime import timedelta
-
         if not items:
             return
-        record_failures(
+        dead = record_failures(
             self.store.conn,
             self.mapping.name,
             list(items),
             max_attempts=self.tuning.max_attempts,
             base_delay=timedelta(minutes=self.tuning.retry_base_minutes),
         )
+        self.journal.failed(self, items, dead)
         for item in items:
             self.errors.append(
                 RecordErrorEntry(self.mapping.name, item.stage, item.record_key, item.message)
@@ -62,9 +99,3 @@ class MappingContext:
                 self.result.pull.failed += 1
             else:
                 self.result.push.failed += 1
-
-    def log_pull(self, plans: Sequence[PullPlan]) -> None:
-        """Hook for the change log of applied pulls."""
-
-    def log_push(self, plans: Sequence[PushPlan]) -> None:
-        """Hook for the change log of applied pushes."""

@@ -58,10 +58,10 @@ def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
             [p.remote.id for p in plans if p.remote.id not in failed_ids],
         )
         ctx.fail(failed)
+        ctx.journal.pulled(ctx, [p for p in plans if p.remote.id not in failed_ids])
     for plan in plans:
         if plan.remote.id not in failed_ids:
             _count(ctx, plan)
-    ctx.log_pull([p for p in plans if p.remote.id not in failed_ids])
 
 
 def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure]:

@@ -57,6 +57,7 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
     with ctx.store.unit():
         ctx.store.refresh_states(ctx.mapping, noop)
         ctx.fail(failures)
+        ctx.journal.skipped(ctx, [p for p in plans if p.outcome is Outcome.SKIPPED_REMOTE_NEWER])
     sendable = [p for p in plans if p.outcome in (Outcome.UPDATED, Outcome.INSERTED)]
     for batch in chunks(sendable, ctx.remote.write_batch):
         _send_batch(ctx, batch)
@@ -99,12 +100,12 @@ def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
             ctx.store.record_push(ctx.mapping, done)
         clear_failures(conn, ctx.mapping.name, "push", [_key(ctx, p.local) for p, _ in done])
         ctx.fail(failed)
+        ctx.journal.pushed(ctx, [p for p, _ in done])
     for plan, _ in done:
         if plan.outcome is Outcome.INSERTED:
             ctx.result.push.created += 1
         else:
             ctx.result.push.updated += 1
-    ctx.log_push([p for p, _ in done])
 
 
 def _assumed(item: PushItem) -> RemoteRecord:

@@ -66,22 +66,23 @@ def record_failures(
     *,
     max_attempts: int,
     base_delay: timedelta,
-) -> None:
+) -> set[str]:
     """Count an attempt for each failed record and schedule its retry (doubling delays).
 
     A record that failed ``max_attempts`` times, or failed in a way that will not heal
-    (``retryable`` False), is dead-lettered.
+    (``retryable`` False), is dead-lettered. A push failure whose row changed locally since its
+    last attempt starts counting afresh. Returns the keys dead-lettered now.
     """
+    dead: set[str] = set()
     for item in items:
         key = {"mapping": mapping, "stage": item.stage, "record_key": item.record_key}
-        attempts = (
-            conn.execute(
-                select(failures.c.attempts)
-                .where(*(failures.c[k] == v for k, v in key.items()))
-                .with_for_update()
-            ).scalar()
-            or 0
-        ) + 1
+        previous = conn.execute(
+            select(failures.c.attempts, failures.c.local_updated_at)
+            .where(*(failures.c[k] == v for k, v in key.items()))
+            .with_for_update()
+        ).first()
+        fresh = previous is None or (item.stage == "push" and previous[1] != item.local_updated_at)
+        attempts = 1 if fresh or previous is None else previous[0] + 1
         delay = base_delay * (2 ** min(attempts - 1, 16))
         values: dict[str, Any] = {
             **key,
@@ -102,6 +103,9 @@ def record_failures(
                 set_={k: v for k, v in values.items() if k not in key},
             )
         )
+        if values["dead"]:
+            dead.add(item.record_key)
+    return dead
 
 
 def clear_failures(conn: Connection, mapping: str, stage: str, keys: list[str]) -> None:
