@@ -107,6 +107,7 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_number(env, "RECONCILER_RETRY_BASE_SECONDS", 0.5, minimum=0),
         max_attempts=int(_number(env, "RECONCILER_MAX_ATTEMPTS", 8, minimum=1)),
         overlap_minutes=_number(env, "RECONCILER_OVERLAP_MINUTES", 2.0, minimum=0),
+        mass_delete_share=_number(env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0),
     )
 
 

@@ -47,7 +47,7 @@ class LocalRow:
     updated_at: datetime
     values: Values
     state: SyncState | None = None
-    invalid: str | None = None  # a local value that cannot be typed
+    remote_deleted: bool = False  # marked as deleted on the remote side
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class MappingResult:
     api: ApiStats = field(default_factory=ApiStats)
     window: dict[str, str | None] | None = None
     remote_deleted: int = 0
+    remote_deleted_ids: list[str] = field(default_factory=list)
     failed: bool = False  # the mapping could not proceed (remote or database unavailable)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +78,7 @@ class MappingResult:
             "api": asdict(self.api),
             "window": self.window,
             "remote_deleted": self.remote_deleted,
+            "remote_deleted_ids": self.remote_deleted_ids,
         }
 
 

@@ -30,8 +30,11 @@ JsonOut = Annotated[
 
 
 def stderr() -> Console:
-    """The console for human output (stderr; stdout is kept for --json)."""
-    return Console(stderr=True)
+    """The console for human output (stderr; stdout is kept for --json).
+
+    Lines are never wrapped: a cron mail or log line must stay one line.
+    """
+    return Console(stderr=True, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -73,6 +73,7 @@ class MappingContext:
     install_id: str = ""
     on_progress: Progress | None = None
     journal: Journal = field(default_factory=NullJournal)
+    covered: bool = False  # a complete pull in this run brought every remote change into state
 
     def progress(self, stage: str, done: int) -> None:
         """Report progress to whoever watches (a progress bar on a terminal)."""

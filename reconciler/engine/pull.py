@@ -13,25 +13,39 @@ from reconciler.records import RemoteRecord
 from reconciler.store.history import Failure, clear_failures, due_pull_retries
 
 
-def pull(ctx: MappingContext, since: datetime | None, should_stop: Callable[[], bool]) -> bool:
+def pull(
+    ctx: MappingContext, since: datetime | None, should_stop: Callable[[], bool]
+) -> set[str] | None:
     """Read the window page by page and apply it; then retry earlier failures that are due.
 
-    Returns whether the window was read completely (so the watermark may move).
+    Returns the ids of the live remote records read when the window was read completely (so
+    the watermark may move, and a full sweep may look for deletions), else None.
     """
     seen: dict[str, datetime] = {}
+    live: set[str] = set()
     for page in ctx.remote.list_changed(since):
         fresh = [r for r in page if r.id not in seen or r.modified_at > seen[r.id]]
         seen.update({r.id: r.modified_at for r in fresh})
-        apply_records(ctx, fresh)
+        live.update(r.id for r in page if not r.deleted)
+        live.difference_update(r.id for r in page if r.deleted)
+        apply_records(ctx, [r for r in fresh if not r.deleted])
+        _mark_deleted(ctx, [r.id for r in fresh if r.deleted])
         ctx.progress("pull", len(page))
         if should_stop():
-            return False
+            return None
     with ctx.store.unit() as conn:
         due = [i for i in due_pull_retries(conn, ctx.mapping.name) if i not in seen]
     if due:
         found = ctx.remote.fetch(due)
         apply_records(ctx, [found[i] for i in due if i in found])
-    return True
+    return live
+
+
+def _mark_deleted(ctx: MappingContext, remote_ids: Sequence[str]) -> None:
+    """Stamp local rows whose remote record was explicitly (soft-)deleted."""
+    if remote_ids:
+        with ctx.store.unit():
+            ctx.result.remote_deleted += ctx.store.mark_remote_deleted(ctx.mapping, remote_ids)
 
 
 def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:

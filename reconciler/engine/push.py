@@ -31,7 +31,9 @@ def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
     if row.remote_id is None:
         return False
     if row.state is None:
-        return True
+        return True  # never synced: the remote's current values are the base
+    if ctx.covered:
+        return False  # this run's complete pull already brought every remote change in
     return bool(local_changes(ctx.mapping, row, row.state.shadow))
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reconciler.config import RunOptions, Settings
 from reconciler.engine.context import MappingContext, Progress, Tuning
+from reconciler.engine.deletes import sweep
 from reconciler.engine.pull import pull
 from reconciler.engine.push import push
 from reconciler.errors import AuthError, ReconcilerError, RemoteUnavailable
@@ -37,12 +38,21 @@ def new_run_id(moment: datetime) -> str:
 
 def open_database(settings: Settings) -> Engine:
     """``DATABASE_URL`` (which must be migrated) or the embedded Postgres (migrated here)."""
-    if settings.database_url is not None:
-        engine = connect(settings.database_url.value)
-        require_migrated(engine)
-        return engine
-    engine = connect(embedded_url(settings.home))
-    migrate(engine)
+    embedded = settings.database_url is None
+    url = (
+        embedded_url(settings.home)
+        if settings.database_url is None
+        else settings.database_url.value
+    )
+    engine = connect(url)
+    try:
+        if embedded:
+            migrate(engine)
+        else:
+            require_migrated(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -164,10 +174,9 @@ class Run:
         try:
             store.table(mapping)
             if self.options.stage in ("pull", "both"):
-                complete = pull(ctx, since, self.should_stop)
-                if complete and not store.dry_run and self.report.window_until is not None:
-                    with store.unit() as conn:
-                        history.set_watermark(conn, mapping.name, self.report.window_until)
+                live = pull(ctx, since, self.should_stop)
+                if live is not None:
+                    self._after_complete_pull(ctx, live)
             stage = "push"
             if self.options.stage in ("push", "both"):
                 push(ctx, self.should_stop)
@@ -175,6 +184,21 @@ class Run:
         except (RemoteUnavailable, AuthError) as exc:
             result.failed = True
             self.report.errors.append(RecordErrorEntry(mapping.name, stage, None, str(exc)))
+
+    def _after_complete_pull(self, ctx: MappingContext, live: set[str]) -> None:
+        """Move the watermark; let push trust the state; look for deletions after a sweep."""
+        ctx.covered = True  # every remote change up to window.until is now in the sync state
+        until = self.report.window_until
+        if until is not None and not ctx.store.dry_run:
+            with ctx.store.unit() as conn:
+                history.set_watermark(conn, ctx.mapping.name, until)
+        if self.options.full:
+            sweep(
+                ctx,
+                live,
+                max_share=self.settings.mass_delete_share,
+                allow_mass=self.options.allow_mass_delete,
+            )
 
     def _note_window(self, result: MappingResult, since: datetime | None) -> None:
         from reconciler.values import iso_ms

@@ -110,8 +110,14 @@ class TwentyRemote:
 
     def list_changed(self, since: datetime | None) -> Iterator[list[RemoteRecord]]:
         """Pages of records with ``updatedAt`` at or after ``since`` (all when None)."""
+        # Mentioning deletedAt makes soft-deleted records visible, so a soft delete inside the
+        # window reaches the engine as a deleted record instead of silently vanishing.
         field = self.mapping.modified_field
-        filter_ = f'{field}[gte]:"{iso_ms(since)}"' if since is not None else None
+        filter_ = None
+        if since is not None:
+            stamp = iso_ms(since)
+            filter_ = f'or({field}[gte]:"{stamp}",deletedAt[gte]:"{stamp}")'
+
         for page in self._pages(filter_):
             yield [self._typed(raw) for raw in page]
 

@@ -64,6 +64,7 @@ def connect(url: str) -> Engine:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
+        engine.dispose()
         raise DatabaseError(f"database unreachable at {redact(url)}: {_reason(exc)}") from exc
     return engine
 

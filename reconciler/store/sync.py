@@ -90,7 +90,7 @@ class Store:
             ) from None
         if self.conn.in_transaction() and not self.dry_run:
             self.conn.commit()
-        needed = [mapping.key_column, *mapping.columns, "id", "updated_at"]
+        needed = [mapping.key_column, *mapping.columns, "id", "updated_at", "remote_deleted_at"]
         missing = [c for c in needed if c not in live.c]
         if missing:
             raise UsageError(
@@ -110,6 +110,7 @@ class Store:
             and_(sync_state.c.mapping == mapping.name, sync_state.c.local_id == table.c.id),
         )
         cols = [table.c.id, table.c.updated_at, table.c[mapping.key_column]]
+        cols.append(table.c.remote_deleted_at)
         cols += [table.c[c] for c in mapping.columns]
         return select(*cols, *_STATE_COLUMNS).select_from(join)
 
@@ -127,7 +128,12 @@ class Store:
         values = {f.column: canonical(f, data[f.column], from_remote=False) for f in mapping.fields}
         key = data[mapping.key_column]
         return LocalRow(
-            data["id"], None if key is None else str(key), data["updated_at"], values, state
+            data["id"],
+            None if key is None else str(key),
+            data["updated_at"],
+            values,
+            state,
+            remote_deleted=data["remote_deleted_at"] is not None,
         )
 
     def rows_by_remote_ids(
@@ -172,8 +178,7 @@ class Store:
             or_(fail.c.dead, fail.c.next_attempt_at > func.now()),
         )
         conditions = [table.c.id > after_id]
-        if "remote_deleted_at" in table.c:
-            conditions.append(table.c.remote_deleted_at.is_(None))
+        conditions.append(table.c.remote_deleted_at.is_(None))
         if not mapping.create_remote:
             conditions.append(key.isnot(None))
         query = (
@@ -211,6 +216,11 @@ class Store:
         for plan in plans:
             if plan.local is not None:
                 local_ids[plan.remote.id] = plan.local.local_id
+        revived = [p.remote.id for p in plans if p.local is not None and p.local.remote_deleted]
+        if revived:  # a record marked deleted came back (restored remotely)
+            self.conn.execute(
+                update(table).where(table.c[key].in_(revived)).values(remote_deleted_at=None)
+            )
         self._update_rows(
             mapping,
             [(p.local.local_id, p.writes) for p in plans if p.local is not None and p.writes],
@@ -325,15 +335,30 @@ class Store:
                 params,
             )
 
-    def mark_remote_deleted(self, mapping: Mapping, local_ids: Sequence[int]) -> None:
-        """Stamp ``remote_deleted_at`` on rows whose remote record is gone."""
+    def mark_remote_deleted(self, mapping: Mapping, remote_ids: Sequence[str]) -> int:
+        """Stamp ``remote_deleted_at`` on rows whose remote record is gone; returns how many.
+
+        Rows are never deleted locally: an outage must not look like a mass delete.
+        """
         table = self.table(mapping)
-        if local_ids:
-            self.conn.execute(
-                update(table)
-                .where(table.c.id.in_(list(local_ids)), table.c.remote_deleted_at.is_(None))
-                .values(remote_deleted_at=func.now())
+        if not remote_ids:
+            return 0
+        result = self.conn.execute(
+            update(table)
+            .where(
+                table.c[mapping.key_column].in_(list(remote_ids)),
+                table.c.remote_deleted_at.is_(None),
             )
+            .values(remote_deleted_at=func.now())
+        )
+        return int(result.rowcount or 0)
+
+    def linked_remote_ids(self, mapping: Mapping) -> list[str]:
+        """The remote ids of every local row linked to a live remote record."""
+        table = self.table(mapping)
+        key = table.c[mapping.key_column]
+        query = select(key).where(key.isnot(None), table.c.remote_deleted_at.is_(None))
+        return [str(r) for r in self.conn.execute(query).scalars()]
 
 
 def _state_row(

@@ -1,0 +1,105 @@
+"""The command line: option validation, credentials, database states, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import seed_leads
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--lookback", "0"], {}, "--lookback"),
+        (["--lookback", "abc"], {}, "--lookback"),
+        ([], {"RECONCILER_LOOKBACK": "abc"}, "RECONCILER_LOOKBACK"),
+        ([], {"RECONCILER_LOOKBACK": "-5"}, "RECONCILER_LOOKBACK"),
+        (["--stage", "sideways"], {}, "--stage"),
+        (["--mapping", "nope"], {}, "--mapping"),
+        ([], {"AIRTABLE_RATE_LIMIT": "fast"}, "AIRTABLE_RATE_LIMIT"),
+        (["--bogus"], {}, "--bogus"),
+    ],
+)
+def test_bad_option__exits_2_with_one_line_naming_it(
+    cli, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], named: str
+) -> None:
+    monkeypatch.setenv("AIRTABLE_TOKEN", "t")
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appX")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert result.report_path is not None and not result.report_path.exists()
+
+
+def test_missing_credentials__exit_2_names_the_variables(cli) -> None:
+    result = cli()
+    assert result.exit_code == 2
+    assert "AIRTABLE_TOKEN" in result.stderr and "TWENTY_API_KEY" in result.stderr
+    assert result.report_path is not None and not result.report_path.exists()
+
+
+def test_unmigrated_database__exit_3_tells_to_migrate(airtable, pg_server, cli, monkeypatch):
+    admin = sa.create_engine(
+        pg_server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS empty_db WITH (FORCE)"))
+        conn.execute(sa.text("CREATE DATABASE empty_db"))
+    url = pg_server.replace("/postgres?", "/empty_db?")
+    monkeypatch.setenv("DATABASE_URL", url)
+    result = cli()
+    assert result.exit_code == 3, result.output
+    assert "reconcile migrate" in result.stderr
+    assert result.report["status"] == "failed" and result.report["window"] is None
+    migrated = cli("migrate")
+    assert migrated.exit_code == 0, migrated.output
+    assert cli("migrate").exit_code == 0  # safe to run twice
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    admin.dispose()
+
+
+def test_unreachable_database__exit_3_and_a_report(airtable, cli, monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:1/none")
+    result = cli("--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["status"] == "failed"
+    assert "secret" not in result.output
+
+
+def test_embedded_postgres__is_the_default_and_migrates_itself(airtable, cli, tmp_path) -> None:
+    seed_leads(airtable, 3)
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["pull"]["inserted"] == 3
+    assert (tmp_path / "home" / "pg").is_dir()
+    again = cli()
+    assert again.exit_code == 0 and again.mapping("leads")["pull"]["unchanged"] == 3
+
+
+def test_default_report_path__is_under_reconciler_home(airtable, database_url, tmp_path):
+    from reconciler.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["-q"])
+    assert stop.value.code == 0
+    (report,) = (tmp_path / "home" / "reports").glob("*.json")
+    assert json.loads(report.read_text())["status"] == "ok"
+
+
+def test_pacing__real_airtable_limit_gives_no_429(airtable, db, cli, monkeypatch) -> None:
+    airtable.limiter.limit = 5
+    airtable.limiter.lockout = 30.0
+    monkeypatch.setenv("AIRTABLE_RATE_LIMIT", "5")
+    seed_leads(airtable, 250)
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert airtable.count(status=429) == 0
+    assert result.mapping("leads")["api"]["throttled"] == 0
