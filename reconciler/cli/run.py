@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,17 +82,24 @@ class _StopFlag:
     """Set by SIGTERM/SIGINT: the run finishes its current batch, records state and stops."""
 
     def __init__(self) -> None:
-        self.stopping = False
+        self.signal: str | None = None
 
     def __call__(self) -> bool:
-        return self.stopping
+        return self.signal is not None
 
-    def install(self) -> None:
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Catch SIGTERM and SIGINT while the run lasts; restore the previous handlers after."""
+
         def handler(signum: int, frame: Any) -> None:
-            self.stopping = True
+            self.signal = signal.Signals(signum).name
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
 
 def _do_run(
@@ -119,9 +128,9 @@ def _do_run(
     options = RunOptions(lookback, stage, tuple(mapping or ()), dry_run, full, allow_mass_delete)
     selected = select_mappings(options, settings)
     stop = _StopFlag()
-    stop.install()
     run = Run(options, settings, selected, build_remote, should_stop=stop)
-    result = run.execute()
+    with stop.installed():
+        result = run.execute()
     document = result.to_dict()
     path = report or settings.home / "reports" / f"{result.run_id}.json"
     result.write(path)

@@ -19,6 +19,7 @@ from reconciler.mapping import Mapping
 from reconciler.remotes.base import Remote
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
 from reconciler.store import history
+from reconciler.store.changelog import ChangeLog, purge_expired
 from reconciler.store.database import (
     advisory_locks,
     connect,
@@ -90,6 +91,7 @@ class Run:
         self.should_stop = should_stop
         started = now_utc()
         self.report = RunReport(new_run_id(started), started, options.lookback, options.dry_run)
+        self.change_log = ChangeLog(self.report.run_id)
 
     def execute(self) -> RunReport:
         """Run to the end and return the report; never raises for run-level failures."""
@@ -125,16 +127,32 @@ class Run:
                     history.start_run(
                         conn, report.run_id, report.started_at, self.options.lookback, store.dry_run
                     )
-            report.window_until = _truncate_ms(now_utc())
+            report.window_until = _truncate_ms(report.started_at)
             for mapping, reason in self.mappings:
                 if reason is None and not self.should_stop():
                     self._run_mapping(store, mapping, install)
+            if self.should_stop():
+                report.errors.append(
+                    RecordErrorEntry(
+                        "*",
+                        "run",
+                        None,
+                        "stopped by a signal after finishing the current batch; the next run "
+                        "continues from the recorded state",
+                    )
+                )
+            self._log_retention(store)
             report.finish()
             if store.dry_run:
                 store.discard()
             else:
                 with store.unit():
                     history.finish_run(conn, report.to_dict(), report.exit_code)
+
+    def _log_retention(self, store: Store) -> None:
+        """Remove expired change log entries (bounded per run) and report the log's counts."""
+        removed = purge_expired(store, timedelta(days=self.settings.log_retention_days))
+        self.report.extra["change_log"] = {"written": self.change_log.written, "removed": removed}
 
     def _since(self, store: Store, mapping: Mapping) -> datetime | None:
         if self.options.full:
@@ -160,6 +178,7 @@ class Run:
             Tuning(max_attempts=self.settings.max_attempts),
             install,
             self.on_progress,
+            journal=self.change_log,
         )
         since = self._since(store, mapping)
         self._note_window(result, since)
