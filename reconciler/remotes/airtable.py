@@ -11,7 +11,7 @@ import requests
 from pyairtable import Api
 from pyairtable.formulas import EQ, GTE, OR, RECORD_ID, Field, to_formula_str
 
-from reconciler.errors import AuthError, RecordError, RemoteUnavailable
+from reconciler.errors import AuthError, RemoteUnavailable
 from reconciler.mapping import Mapping
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes.base import (
@@ -23,9 +23,12 @@ from reconciler.remotes.base import (
     RetryPolicy,
     Transient,
     chunks,
+    results_by_id,
+    typed_record,
+    wire_fields,
     write_isolating,
 )
-from reconciler.values import canonical, parse_datetime, to_wire
+from reconciler.values import parse_datetime
 
 RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")
 PAGE_SIZE = 100
@@ -162,34 +165,18 @@ class AirtableRemote:
 
     def _patch(self, batch: Sequence[PushItem]) -> list[WriteResult]:
         payload = {
-            "records": [{"id": item.remote_id, "fields": self._wire(item)} for item in batch]
+            "records": [
+                {"id": i.remote_id, "fields": wire_fields(self.mapping, i.values)} for i in batch
+            ]
         }
         body = self._request("PATCH", json=payload)
         by_id = {raw["id"]: self._typed(raw) for raw in body.get("records", [])}
-        return [
-            WriteResult(i.local_id, record=by_id[str(i.remote_id)])
-            if str(i.remote_id) in by_id
-            else WriteResult(i.local_id, error="Airtable did not return the record")
-            for i in batch
-        ]
-
-    def _wire(self, item: PushItem) -> dict[str, Any]:
-        return {
-            self.mapping.field(col).remote: to_wire(self.mapping.field(col), value)
-            for col, value in item.values.items()
-        }
+        return results_by_id(batch, by_id, "Airtable")
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
         fields = raw.get("fields", {})
         stamp = fields.get(self.mapping.modified_field) or raw.get("createdTime")
-        modified = parse_datetime(str(stamp))
-        values: dict[str, Any] = {}
-        try:
-            for spec in self.mapping.fields:
-                values[spec.column] = canonical(spec, fields.get(spec.remote), from_remote=True)
-        except RecordError as exc:
-            return RemoteRecord(raw["id"], modified, values, error=str(exc))
-        return RemoteRecord(raw["id"], modified, values)
+        return typed_record(self.mapping, raw["id"], parse_datetime(str(stamp)), fields)
 
 
 def _classify(exc: requests.HTTPError) -> Exception:

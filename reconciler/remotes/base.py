@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -16,9 +16,10 @@ from tenacity import (
     stop_after_delay,
 )
 
-from reconciler.errors import RemoteUnavailable
+from reconciler.errors import RecordError, RemoteUnavailable
 from reconciler.mapping import Mapping
 from reconciler.records import RemoteRecord, Values, WriteResult
+from reconciler.values import canonical, to_wire
 
 T = TypeVar("T")
 
@@ -188,3 +189,41 @@ def write_isolating(
             return [WriteResult(items[0].local_id, error=str(exc), retryable=exc.status >= 500)]
     middle = len(items) // 2
     return write_isolating(items[:middle], send) + write_isolating(items[middle:], send)
+
+
+def wire_fields(mapping: Mapping, values: Values) -> dict[str, Any]:
+    """A record's canonical values as the remote's field names and spellings."""
+    return {
+        mapping.field(col).remote: to_wire(mapping.field(col), value)
+        for col, value in values.items()
+    }
+
+
+def typed_record(
+    mapping: Mapping,
+    record_id: str,
+    modified: datetime,
+    fields: dict[str, Any],
+    *,
+    deleted: bool = False,
+) -> RemoteRecord:
+    """Type a remote record's fields into canonical values; a bad value fails the record alone."""
+    values: dict[str, Any] = {}
+    try:
+        for spec in mapping.fields:
+            values[spec.column] = canonical(spec, fields.get(spec.remote), from_remote=True)
+    except RecordError as exc:
+        return RemoteRecord(record_id, modified, values, error=str(exc), deleted=deleted)
+    return RemoteRecord(record_id, modified, values, deleted=deleted)
+
+
+def results_by_id(
+    batch: Sequence[PushItem], records: dict[str, RemoteRecord], remote: str
+) -> list[WriteResult]:
+    """One result per item, matched to the records the remote answered with."""
+    return [
+        WriteResult(i.local_id, record=records[str(i.remote_id)])
+        if str(i.remote_id) in records
+        else WriteResult(i.local_id, error=f"{remote} did not return the record")
+        for i in batch
+    ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.errors import AuthError, RecordError, RemoteUnavailable
+from reconciler.errors import AuthError, RemoteUnavailable
 from reconciler.mapping import Mapping
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes.base import (
@@ -21,9 +21,12 @@ from reconciler.remotes.base import (
     RetryPolicy,
     Transient,
     chunks,
+    results_by_id,
+    typed_record,
+    wire_fields,
     write_isolating,
 )
-from reconciler.values import canonical, iso_ms, parse_datetime, to_wire
+from reconciler.values import iso_ms, parse_datetime
 
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -149,34 +152,21 @@ class TwentyRemote:
     # -- helpers -------------------------------------------------------------------------------
 
     def _upsert(self, batch: Sequence[PushItem]) -> list[WriteResult]:
-        payload = [{"id": item.remote_id, **self._wire(item)} for item in batch]
+        payload = [{"id": i.remote_id, **wire_fields(self.mapping, i.values)} for i in batch]
         body = self._request("POST", f"/batch{self._path}", params={"upsert": "true"}, json=payload)
         data = body.get("data") or {}
         records = next((v for v in data.values() if isinstance(v, list)), [])
-        by_id = {raw["id"]: self._typed(raw) for raw in records}
-        return [
-            WriteResult(i.local_id, record=by_id[str(i.remote_id)])
-            if str(i.remote_id) in by_id
-            else WriteResult(i.local_id, error="Twenty did not return the record")
-            for i in batch
-        ]
-
-    def _wire(self, item: PushItem) -> dict[str, Any]:
-        return {
-            self.mapping.field(col).remote: to_wire(self.mapping.field(col), value)
-            for col, value in item.values.items()
-        }
+        return results_by_id(batch, {raw["id"]: self._typed(raw) for raw in records}, "Twenty")
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
-        modified = parse_datetime(str(raw.get(self.mapping.modified_field) or raw["createdAt"]))
-        values: dict[str, Any] = {}
-        deleted = bool(raw.get("deletedAt"))
-        try:
-            for spec in self.mapping.fields:
-                values[spec.column] = canonical(spec, raw.get(spec.remote), from_remote=True)
-        except RecordError as exc:
-            return RemoteRecord(raw["id"], modified, values, error=str(exc), deleted=deleted)
-        return RemoteRecord(raw["id"], modified, values, deleted=deleted)
+        stamp = raw.get(self.mapping.modified_field) or raw["createdAt"]
+        return typed_record(
+            self.mapping,
+            raw["id"],
+            parse_datetime(str(stamp)),
+            raw,
+            deleted=bool(raw.get("deletedAt")),
+        )
 
 
 def _classify(response: httpx.Response) -> Exception:
