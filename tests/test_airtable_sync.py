@@ -284,3 +284,23 @@ def test_secrets__never_appear_in_output_or_report(airtable, db, cli) -> None:
     result = cli("--json", "-v")
     assert airtable.token not in result.output
     assert airtable.token not in result.report_path.read_text()  # type: ignore[union-attr]
+
+
+def test_push__an_invalid_record_id_fails_alone_and_never_reaches_a_formula(
+    airtable, db, cli
+) -> None:
+    seed_leads(airtable, 2)
+    cli()
+    execute(
+        db,
+        "INSERT INTO leads (airtable_record_id, notes) VALUES (:rid, 'x')",
+        rid="x') OR TRUE() OR ('",
+    )
+    execute(db, "UPDATE leads SET notes = 'edited'")
+    airtable.reset_log()
+    result = cli("--stage", "push")
+    assert result.exit_code == 1, result.output
+    (error,) = result.report["errors"]
+    assert "not a valid record id" in error["message"]
+    assert result.mapping("leads")["push"]["updated"] == 2
+    assert not any("TRUE()" in str(r.query) + str(r.body) for r in airtable.requests)

@@ -38,12 +38,20 @@ def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
 
 
 def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[[], bool]) -> None:
-    check = [r.remote_id for r in rows if r.remote_id is not None and _needs_read(ctx, r)]
+    check = [
+        r.remote_id
+        for r in rows
+        if r.remote_id is not None and ctx.remote.valid_id(r.remote_id) and _needs_read(ctx, r)
+    ]
     remote = ctx.remote.fetch(check) if check else {}
     plans: list[PushPlan] = []
     noop: list[LocalRow] = []
     failures: list[Failure] = []
     for row in rows:
+        if row.remote_id is not None and not ctx.remote.valid_id(row.remote_id):
+            message = f"{ctx.mapping.key_column} {row.remote_id!r} is not a valid record id"
+            failures.append(_failure(ctx, row, message, False))
+            continue
         if row.remote_id is not None and row.remote_id in check and row.remote_id not in remote:
             failures.append(_failure(ctx, row, "the remote record no longer exists", False))
             continue
