@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from reconciler.store.database import (
 from reconciler.store.sync import Store
 
 RemoteFactory = Callable[[Mapping, Settings], Remote]
+logger = logging.getLogger("reconciler")
 
 
 def new_run_id(moment: datetime) -> str:
@@ -109,6 +111,9 @@ class Run:
         except SQLAlchemyError as exc:
             lines = str(getattr(exc, "orig", exc)).strip().splitlines()
             report.fatal = "database connection lost mid-run: " + (lines[0] if lines else "")
+        except Exception as exc:  # a bug must still leave a report and a clear exit code
+            logger.debug("internal error", exc_info=True)  # shown with -v
+            report.fatal = f"internal error: {type(exc).__name__}: {exc}"
         report.finish()
         return report
 
