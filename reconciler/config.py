@@ -49,6 +49,7 @@ class Settings:
     max_attempts: int = 8
     overlap_minutes: float = 2.0
     mass_delete_share: float = 0.10
+    log_retention_days: int = 90  # change log entries older than this are removed
 
     @property
     def secrets(self) -> list[str]:
@@ -107,6 +108,7 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_number(env, "RECONCILER_RETRY_BASE_SECONDS", 0.5, minimum=0),
         max_attempts=int(_number(env, "RECONCILER_MAX_ATTEMPTS", 8, minimum=1)),
         overlap_minutes=_number(env, "RECONCILER_OVERLAP_MINUTES", 2.0, minimum=0),
+        log_retention_days=int(_number(env, "RECONCILER_LOG_RETENTION_DAYS", 90, minimum=1)),
         mass_delete_share=_number(env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0),
     )
 

@@ -67,6 +67,8 @@ class Mapping:
         fields: the mapped fields.
         create_remote: whether local rows without a remote id are created remotely.
         modified_field: the remote field carrying the record's modification time.
+        rate_limit: this mapping's own request budget (Airtable: per second, Twenty: per
+            minute); None uses the remote's setting, which stays the ceiling.
     """
 
     name: str
@@ -77,6 +79,7 @@ class Mapping:
     fields: tuple[FieldSpec, ...]
     create_remote: bool = False
     modified_field: str = "lastModifiedTime"
+    rate_limit: float | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -96,87 +99,16 @@ class Mapping:
         raise KeyError(column)
 
 
-def _f(
-    remote: str,
-    column: str,
-    kind: Kind = Kind.TEXT,
-    direction: Direction = Direction.PULL,
-    merge: Merge = Merge.NEWER,
-    json_as_text: bool = False,
-) -> FieldSpec:
-    return FieldSpec(remote, column, kind, direction, merge, json_as_text)
+def _load_builtins() -> tuple[Mapping, ...]:
+    """The built-in mappings, written in the config file format (``builtin_mappings.toml``).
+
+    The loader imports this module's classes when called, so loading here is not circular.
+    """
+    from reconciler.mapping_config import builtin_mappings
+
+    return builtin_mappings()
 
 
-_T, _N, _I, _B, _D, _J = (
-    Kind.TEXT,
-    Kind.NUMBER,
-    Kind.INTEGER,
-    Kind.BOOLEAN,
-    Kind.DATETIME,
-    Kind.JSON,
-)
-_BOTH = Direction.BOTH
-
-LEADS = Mapping(
-    name="leads",
-    remote="airtable",
-    remote_table="Leads",
-    local_table="leads",
-    key_column="airtable_record_id",
-    modified_field="lastModifiedTime",
-    create_remote=False,
-    fields=(
-        _f("First Name", "first_name"),
-        _f("Last Name", "last_name"),
-        _f("Email", "email"),
-        _f("Phone", "phone"),
-        _f("Company", "company"),
-        _f("Title", "title"),
-        _f("ICP Score", "icp_score", _N),
-        _f("Status", "status"),
-        _f("Campaign Name", "campaign_name"),
-        _f("Lead Source", "lead_source"),
-        _f("Form ID", "form_id"),
-        _f("SMS Sent Count", "sms_sent_count", _I),
-        _f("SMS Sequence Position", "sms_sequence_position", _I),
-        _f("SMS Last Sent At", "sms_last_sent_at", _D),
-        _f("Booked", "booked", _B),
-        _f("Booked At", "booked_at", _D),
-        _f("SMS Stop", "sms_stop", _B),
-        _f("Processing Status", "processing_status", _T, _BOTH),
-        _f("Campaign ID", "campaign_id", _T, _BOTH),
-        _f("Claimed By", "claimed_by", _T, _BOTH),
-        _f("Claimed At", "claimed_at", _D, _BOTH),
-        _f("Notes", "notes", _T, _BOTH),
-    ),
-)
-
-_U = Merge.UNION
-
-REP_PROGRESSIONS = Mapping(
-    name="rep_progressions",
-    remote="twenty",
-    remote_table="repProgressions",
-    local_table="rep_progressions",
-    key_column="twenty_id",
-    modified_field="updatedAt",
-    create_remote=True,
-    fields=(
-        _f("name", "name", _T, _BOTH),
-        _f("workspaceMemberId", "workspace_member_id", _T, _BOTH),
-        _f("totalXp", "total_xp", _N, _BOTH),
-        _f("currentLevel", "current_level", _N, _BOTH),
-        _f("closedDeals", "closed_deals", _N, _BOTH),
-        _f("streakDays", "streak_days", _N, _BOTH),
-        _f("currentRank", "current_rank", _T, _BOTH),
-        _f("badges", "badges", _J, _BOTH, json_as_text=True),
-        _f("efficiencyMetrics", "efficiency_metrics", _J, _BOTH, json_as_text=True),
-        _f("completedModules", "completed_modules", _J, _BOTH, _U, json_as_text=True),
-        _f("certifications", "certifications", _J, _BOTH, _U, json_as_text=True),
-        _f("defeatedBosses", "defeated_bosses", _J, _BOTH, _U, json_as_text=True),
-        _f("passedExams", "passed_exams", _J, _BOTH, _U, json_as_text=True),
-        _f("lastActivityDate", "last_activity_date", _D, _BOTH),
-    ),
-)
-
-BUILTIN_MAPPINGS: tuple[Mapping, ...] = (LEADS, REP_PROGRESSIONS)
+BUILTIN_MAPPINGS: tuple[Mapping, ...] = _load_builtins()
+LEADS: Mapping = next(m for m in BUILTIN_MAPPINGS if m.name == "leads")
+REP_PROGRESSIONS: Mapping = next(m for m in BUILTIN_MAPPINGS if m.name == "rep_progressions")

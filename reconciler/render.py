@@ -1,80 +1,153 @@
-"""Human output on stderr: a summary table on a terminal, one line per mapping elsewhere."""
+"""Human output on stderr, fitted to where it runs.
+
+On a terminal: progress bars per mapping and stage while a run works, then a summary table. With
+no terminal (cron, CI): one concise line per mapping, plus one per error. ``quiet`` keeps only
+trouble; ``verbose`` adds each mapping's window and API counts.
+"""
 
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+TABLE_COLUMNS = (
+    "mapping",
+    "stage",
+    "records",
+    "new",
+    "updated",
+    "unchanged",
+    "conflicts",
+    "skipped",
+    "failed",
+    "requests",
+)
+TABLE_CAPTION = (
+    "records: read (pull) or pending (push) · new: inserted (pull) or created remotely (push) · "
+    "skipped: the other side was newer"
+)
 
-def summary_lines(report: dict[str, Any]) -> list[str]:
-    """One concise line per mapping, plus one per error (for cron mail and logs)."""
+
+def _plain(console: Console, line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+
+def mapping_line(m: dict[str, Any]) -> str:
+    """One concise line for a mapping's part of a run."""
+    if m["skipped"]:
+        return f"{m['name']}: skipped ({m['skipped']})"
+    p, q = m["pull"], m["push"]
+    line = (
+        f"{m['name']}: pulled {p['fetched']} (+{p['inserted']} ~{p['updated']}, "
+        f"{p['conflicts']} conflicts, {p['failed']} failed); pushed "
+        f"{q['created'] + q['updated']} of {q['pending']} (+{q['created']} ~{q['updated']}, "
+        f"{q['skipped_remote_newer']} skipped, {q['failed']} failed, {q['dead']} dead)"
+    )
+    if m.get("remote_deleted"):
+        line += f"; {m['remote_deleted']} deleted remotely"
+    return line
+
+
+def detail_lines(m: dict[str, Any]) -> list[str]:
+    """The verbose details of a mapping: its window and its API counts."""
+    if m["skipped"]:
+        return []
+    window = m.get("window") or {}
+    since = window.get("since") or "the beginning (full read)"
+    a = m["api"]
+    return [
+        f"  {m['name']}: window {since} .. {window.get('until')}",
+        f"  {m['name']}: api {a['requests']} requests, {a['retries']} retries, "
+        f"{a['throttled']} throttled",
+    ]
+
+
+def trouble_lines(report: dict[str, Any]) -> list[str]:
+    """Why a run did not go through: its fatal message and every error."""
     lines = []
-    for m in report["mappings"]:
-        if m["skipped"]:
-            lines.append(f"{m['name']}: skipped ({m['skipped']})")
-            continue
-        p, q, a = m["pull"], m["push"], m["api"]
-        lines.append(
-            f"{m['name']}: pulled {p['fetched']} (+{p['inserted']} ~{p['updated']} "
-            f"conflicts {p['conflicts']}, failed {p['failed']}); pushed "
-            f"{q['created'] + q['updated']} of {q['pending']} "
-            f"(skipped {q['skipped_remote_newer']}, failed {q['failed']}, dead {q['dead']}); "
-            f"{a['requests']} requests"
-        )
+    if report.get("message"):
+        lines.append(f"reconcile: {report['status']}: {report['message']}")
     for e in report["errors"]:
         where = f" {e['record']}" if e["record"] else ""
         lines.append(f"error: {e['mapping']} {e['stage']}{where}: {e['message']}")
     return lines
 
 
-def render_table(console: Console, report: dict[str, Any]) -> None:
-    """A table per run: one row per mapping and stage."""
+def summary_lines(report: dict[str, Any], *, verbose: bool = False) -> list[str]:
+    """One concise line per mapping (plus details when verbose), for cron mail and logs."""
+    lines = []
+    if verbose:
+        lines.append(
+            f"run {report['run_id']}: {report['status']}"
+            + (" (dry run)" if report["dry_run"] else "")
+            + f" in {report['duration_ms']} ms"
+        )
+    for m in report["mappings"]:
+        lines.append(mapping_line(m))
+        if verbose:
+            lines.extend(detail_lines(m))
+    return lines
+
+
+def run_table(report: dict[str, Any], title: str | None = None) -> Table:
+    """A table for one run: one row per mapping and stage."""
+    heading = title or f"run {report['run_id']} — {report['status']}"
+    skipped = [f"{m['name']} skipped: {m['skipped']}" for m in report["mappings"] if m["skipped"]]
     table = Table(
-        title=f"run {report['run_id']} — {report['status']}"
-        + (" (dry run)" if report["dry_run"] else "")
+        title=heading + (" (dry run)" if report["dry_run"] else ""),
+        caption="\n".join([*skipped, TABLE_CAPTION]),
     )
-    for col in (
-        "mapping",
-        "stage",
-        "read/pending",
-        "inserted/created",
-        "updated",
-        "unchanged",
-        "conflicts/skipped",
-        "failed",
-        "requests",
-    ):
+    for col in TABLE_COLUMNS:
         table.add_column(col, justify="left" if col in ("mapping", "stage") else "right")
     for m in report["mappings"]:
         if m["skipped"]:
-            table.add_row(m["name"], "—", m["skipped"], *[""] * 6)
+            table.add_row(m["name"], "skipped", *[""] * 8)
             continue
-        p, q, a = m["pull"], m["push"], m["api"]
+        p, q = m["pull"], m["push"]
+        pull = (p["fetched"], p["inserted"], p["updated"], p["unchanged"], p["conflicts"])
         table.add_row(
             m["name"],
             "pull",
-            str(p["fetched"]),
-            str(p["inserted"]),
-            str(p["updated"]),
-            str(p["unchanged"]),
-            f"{p['conflicts']}/{p['skipped_local_newer']}",
+            *(str(n) for n in pull),
+            str(p["skipped_local_newer"]),
             str(p["failed"]),
-            str(a["requests"]),
+            str(m["api"]["requests"]),
         )
+        push = (q["pending"], q["created"], q["updated"], q["unchanged"])
+        dead = f" (+{q['dead']} dead)" if q["dead"] else ""
         table.add_row(
             "",
             "push",
-            str(q["pending"]),
-            str(q["created"]),
-            str(q["updated"]),
-            str(q["unchanged"]),
-            f"-/{q['skipped_remote_newer']}",
-            f"{q['failed']} (+{q['dead']} dead)",
+            *(str(n) for n in push),
+            "",
+            str(q["skipped_remote_newer"]),
+            f"{q['failed']}{dead}",
             "",
         )
-    console.print(table)
+    return table
+
+
+def render_table(console: Console, report: dict[str, Any], *, verbose: bool = False) -> None:
+    """The summary table of a run, then its errors (and details when verbose)."""
+    console.print(run_table(report))
+    if verbose:
+        for m in report["mappings"]:
+            for line in detail_lines(m):
+                _plain(console, line)
     for e in report["errors"]:
         where = f" {e['record']}" if e["record"] else ""
         console.print(
@@ -85,20 +158,177 @@ def render_table(console: Console, report: dict[str, Any]) -> None:
 
 
 def render_summary(
-    console: Console, report: dict[str, Any], *, quiet: bool, report_path: str | None
+    console: Console,
+    report: dict[str, Any],
+    *,
+    quiet: bool,
+    verbose: bool = False,
+    report_path: str | None = None,
 ) -> None:
-    """The run summary: a table on a terminal, plain lines otherwise; quiet shows only trouble."""
-    trouble = report["status"] != "ok"
-    if quiet and not trouble:
+    """The run summary where it runs: a table on a terminal, plain lines otherwise.
+
+    Args:
+        console: where to print (stderr); its ``is_terminal`` picks the table or the lines.
+        report: the JSON run report.
+        quiet: print only trouble (the fatal message and the errors), nothing on success.
+        verbose: add each mapping's window and API counts, and the report's path.
+        report_path: where the report was written.
+    """
+    if quiet:
+        for line in trouble_lines(report):
+            _plain(console, line)
         return
     if report.get("message"):
-        console.print(
-            f"reconcile: {report['status']}: {report['message']}", markup=False, highlight=False
-        )
+        _plain(console, f"reconcile: {report['status']}: {report['message']}")
     if console.is_terminal:
-        render_table(console, report)
+        render_table(console, report, verbose=verbose)
     else:
-        for line in summary_lines(report):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-    if report_path and console.is_terminal:
-        console.print(f"report: {report_path}", markup=False, highlight=False)
+        for line in summary_lines(report, verbose=verbose):
+            _plain(console, line)
+        for line in trouble_lines({**report, "message": None}):
+            _plain(console, line)
+    if report_path and (console.is_terminal or verbose):
+        _plain(console, f"report: {report_path}")
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+
+class RunProgress:
+    """Progress bars on a terminal, one per mapping and stage, fed by the engine's callback.
+
+    Use as a context manager; the object itself is the ``on_progress`` callback. Disabled (no
+    terminal, or quiet), it accepts the calls and shows nothing.
+    """
+
+    def __init__(self, console: Console, *, enabled: bool) -> None:
+        self._progress = (
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description:<28}"),
+                BarColumn(),
+                TextColumn("{task.completed:>8,.0f} records"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+            if enabled
+            else None
+        )
+        self._tasks: dict[tuple[str, str], TaskID] = {}
+        self._current: TaskID | None = None
+
+    @property
+    def display(self) -> Progress | None:
+        """The live display (None when disabled)."""
+        return self._progress
+
+    def __enter__(self) -> RunProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, mapping: str, stage: str, done: int) -> None:
+        """Count ``done`` more records for a mapping's stage."""
+        progress = self._progress
+        if progress is None:
+            return
+        key = (mapping, stage)
+        if key not in self._tasks:
+            self._finish_current()
+            self._tasks[key] = progress.add_task(f"{mapping} {stage}", total=None)
+        self._current = self._tasks[key]
+        progress.advance(self._current, done)
+
+    def _finish_current(self) -> None:
+        if self._progress is not None and self._current is not None:
+            task = self._progress.tasks[self._current]
+            self._progress.update(self._current, total=max(task.completed, 1))
+
+
+# -- run history -------------------------------------------------------------------------------
+
+
+def _totals(item: dict[str, Any]) -> dict[str, int]:
+    totals = {"pulled": 0, "pushed": 0, "conflicts": 0, "failed": 0}
+    for m in item.get("mappings", []):
+        if m.get("skipped"):
+            continue
+        p, q = m["pull"], m["push"]
+        totals["pulled"] += p["inserted"] + p["updated"]
+        totals["pushed"] += q["created"] + q["updated"]
+        totals["conflicts"] += p["conflicts"]
+        totals["failed"] += p["failed"] + q["failed"]
+    return totals
+
+
+def _window(item: dict[str, Any]) -> str:
+    window = item.get("window") or {}
+    if not window.get("until"):
+        return "—"
+    since = (window.get("since") or "full")[:19].replace("T", " ")
+    return f"{since} .. {window['until'][11:19]}"
+
+
+def _duration(item: dict[str, Any]) -> str:
+    ms = item.get("duration_ms")
+    return "running" if ms is None else f"{ms / 1000:.1f} s"
+
+
+def history_row(item: dict[str, Any]) -> list[str]:
+    """The cells of one run in the history: id, status, window, counts, duration, errors."""
+    totals = _totals(item)
+    return [
+        item["run_id"],
+        item["status"] + (" (dry run)" if item.get("dry_run") else ""),
+        _window(item),
+        *(str(totals[k]) for k in ("pulled", "pushed", "conflicts", "failed")),
+        _duration(item),
+        str(len(item.get("errors", []))),
+    ]
+
+
+HISTORY_COLUMNS = (
+    "run",
+    "status",
+    "window (UTC)",
+    "pulled",
+    "pushed",
+    "conflicts",
+    "failed",
+    "duration",
+    "errors",
+)
+
+
+def render_runs(console: Console, items: list[dict[str, Any]]) -> None:
+    """The run history, newest first: a table on a terminal, one line per run otherwise."""
+    if not items:
+        _plain(console, "no runs yet")
+        return
+    if console.is_terminal:
+        table = Table(title="runs, newest first")
+        for col in HISTORY_COLUMNS:
+            table.add_column(col, justify="left" if col in HISTORY_COLUMNS[:3] else "right")
+        for item in items:
+            table.add_row(*history_row(item))
+        console.print(table)
+        return
+    for item in items:
+        cells = dict(zip(HISTORY_COLUMNS, history_row(item), strict=True))
+        _plain(
+            console,
+            f"{cells['run']}  {cells['status']:<8}  window {cells['window (UTC)']}  "
+            f"pulled {cells['pulled']}  pushed {cells['pushed']}  "
+            f"conflicts {cells['conflicts']}  failed {cells['failed']}  "
+            f"{cells['duration']}  errors {cells['errors']}",
+        )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -74,12 +76,15 @@ def test_unreachable_database__exit_3_and_a_report(airtable, cli, monkeypatch) -
     assert "secret" not in result.output
 
 
-def test_embedded_postgres__is_the_default_and_migrates_itself(airtable, cli, tmp_path) -> None:
+def test_embedded_postgres__is_the_default_and_migrates_itself(airtable, cli, monkeypatch) -> None:
+    home = Path(tempfile.mkdtemp(prefix="reconciler-home-"))
+    home.chmod(0o755)  # the server runs as an unprivileged user when tests run as root
+    monkeypatch.setenv("RECONCILER_HOME", str(home))
     seed_leads(airtable, 3)
     result = cli()
     assert result.exit_code == 0, result.output
     assert result.mapping("leads")["pull"]["inserted"] == 3
-    assert (tmp_path / "home" / "pg").is_dir()
+    assert (home / "pg").is_dir()
     again = cli()
     assert again.exit_code == 0 and again.mapping("leads")["pull"]["unchanged"] == 3
 

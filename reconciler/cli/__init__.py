@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.cli import history, run
+from reconciler.cli import check, demo, history, log, run
 from reconciler.cli.app import app, main
 
-__all__ = ["app", "history", "main", "run"]
+__all__ = ["app", "check", "demo", "history", "log", "main", "run"]

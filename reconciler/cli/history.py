@@ -11,6 +11,7 @@ from rich.console import Console
 
 from reconciler.cli.app import JsonOut, app
 from reconciler.config import load_settings
+from reconciler.render import render_runs
 
 
 @app.command("runs")
@@ -35,13 +36,4 @@ def runs_command(
     if json_out:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
         return
-    console = Console()
-    for item in items:
-        window = item.get("window") or {}
-        console.print(
-            f"{item['run_id']}  {item['status']:<8} {item.get('started_at', '')}  "
-            f"window {window.get('since')} .. {window.get('until')}  "
-            f"{item.get('duration_ms', '?')} ms  errors {len(item.get('errors', []))}",
-            markup=False,
-            highlight=False,
-        )
+    render_runs(Console(), items)

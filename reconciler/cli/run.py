@@ -15,7 +15,8 @@ import typer
 from reconciler.cli.app import JsonOut, app, stderr
 from reconciler.config import RunOptions, load_settings, select_mappings
 from reconciler.errors import UsageError
-from reconciler.render import render_summary
+from reconciler.mapping_config import load_mappings
+from reconciler.render import RunProgress, render_summary
 
 STAGES = ("pull", "push", "both")
 
@@ -122,21 +123,22 @@ def _do_run(
         raise UsageError(f"--stage must be one of pull, push, both (got {stage!r})")
     settings = load_settings()
     if config is not None:
-        from reconciler.mapping_config import load_mappings
-
         settings = load_mappings(settings, config)
     options = RunOptions(lookback, stage, tuple(mapping or ()), dry_run, full, allow_mass_delete)
     selected = select_mappings(options, settings)
     stop = _StopFlag()
-    run = Run(options, settings, selected, build_remote, should_stop=stop)
-    with stop.installed():
-        result = run.execute()
+    console = stderr()
+    with RunProgress(console, enabled=console.is_terminal and not quiet) as progress:
+        factory = build_remote
+        run = Run(options, settings, selected, factory, on_progress=progress, should_stop=stop)
+        with stop.installed():
+            result = run.execute()
     document = result.to_dict()
     path = report or settings.home / "reports" / f"{result.run_id}.json"
     result.write(path)
     if json_out:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    render_summary(stderr(), document, quiet=quiet, report_path=str(path))
+    render_summary(console, document, quiet=quiet, verbose=verbose, report_path=str(path))
     return result.exit_code
 
 

@@ -145,7 +145,8 @@ def local_changes(mapping: Mapping, local: LocalRow, base: Values | None) -> Val
         return {
             f.column: local.values.get(f.column)
             for f in mapping.push_fields
-            if local.values.get(f.column) not in (None, False)
+            # identity, not equality: 0 == False, and a zero is a value worth creating with
+            if local.values.get(f.column) is not None and local.values.get(f.column) is not False
         }
     return {
         f.column: local.values.get(f.column)

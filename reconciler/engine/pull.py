@@ -61,7 +61,10 @@ def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
         if r.error is not None
     ]
     with ctx.store.unit() as conn:
-        rows = ctx.store.rows_by_remote_ids(ctx.mapping, [r.id for r in good])
+        ids = [r.id for r in good]
+        rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
+        if _adopt_unrecorded_creates(ctx, [i for i in ids if i not in rows]):
+            rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
         plans = [plan_pull(ctx.mapping, r, rows.get(r.id)) for r in good]
         failed += _apply_isolating(ctx, plans)
         failed_ids = {f.record_key for f in failed}
@@ -76,6 +79,20 @@ def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
     for plan in plans:
         if plan.remote.id not in failed_ids:
             _count(ctx, plan)
+
+
+def _adopt_unrecorded_creates(ctx: MappingContext, unknown: Sequence[str]) -> bool:
+    """Link local rows to the records this tool created for them but never recorded (a crash
+    between the remote write and its transaction), instead of inserting those records as new
+    rows: a create's id is derived from the local row. Returns whether any row was linked."""
+    if not unknown or not ctx.mapping.create_remote:
+        return False
+    from reconciler.engine.push import create_id
+
+    ours = {create_id(ctx, i): i for i in ctx.store.unlinked_ids(ctx.mapping)}
+    pairs = [(ours[rid], rid) for rid in unknown if rid in ours]
+    ctx.store.link(ctx.mapping, pairs)
+    return bool(pairs)
 
 
 def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure]:

@@ -114,7 +114,8 @@ class Run:
         except Exception as exc:  # a bug must still leave a report and a clear exit code
             logger.debug("internal error", exc_info=True)  # shown with -v
             report.fatal = f"internal error: {type(exc).__name__}: {exc}"
-        report.finish()
+        if report.finished_at is None:
+            report.finish()
         return report
 
     def _with_database(self, engine: Engine) -> None:

@@ -155,7 +155,7 @@ class AirtableRemote:
 
     def valid_id(self, remote_id: str) -> bool:
         """Airtable record ids are ``rec`` and 14 letters or digits."""
-        return bool(RECORD_ID_RE.match(remote_id))
+        return bool(RECORD_ID_RE.fullmatch(remote_id))
 
     def close(self) -> None:
         """Release the HTTP connections."""

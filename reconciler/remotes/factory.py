@@ -12,6 +12,7 @@ from reconciler.remotes.base import Remote, RetryPolicy
 def build_remote(mapping: Mapping, settings: Settings) -> Remote:
     """The remote client of a mapping, pointed at the configured endpoint."""
     policy = RetryPolicy(base=settings.retry_base_seconds)
+    budget = mapping.rate_limit  # a mapping's own budget may only lower the remote's rate
     if mapping.remote == "airtable":
         assert settings.airtable_token is not None and settings.airtable_base_id is not None
         return AirtableRemote(
@@ -19,7 +20,7 @@ def build_remote(mapping: Mapping, settings: Settings) -> Remote:
             token=settings.airtable_token.value,
             base_id=settings.airtable_base_id,
             api_url=settings.airtable_api_url,
-            rate=settings.airtable_rate,
+            rate=min(settings.airtable_rate, budget or settings.airtable_rate),
             policy=policy,
         )
     if mapping.remote == "twenty":
@@ -30,7 +31,7 @@ def build_remote(mapping: Mapping, settings: Settings) -> Remote:
             mapping,
             api_key=settings.twenty_api_key.value,
             api_url=settings.twenty_api_url,
-            per_minute=settings.twenty_rate,
+            per_minute=min(settings.twenty_rate, budget or settings.twenty_rate),
             policy=policy,
         )
     raise UsageError(f"mapping {mapping.name!r}: unknown remote {mapping.remote!r}")

@@ -143,7 +143,7 @@ class TwentyRemote:
 
     def valid_id(self, remote_id: str) -> bool:
         """Twenty record ids are UUIDs."""
-        return bool(UUID_RE.match(remote_id))
+        return bool(UUID_RE.fullmatch(remote_id))
 
     def close(self) -> None:
         """Release the HTTP connections."""

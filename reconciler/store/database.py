@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +48,9 @@ def embedded_url(home: Path) -> str:
     path = home / "pg"
     path.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(path)  # type: ignore[attr-defined]
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(path)  # type: ignore[attr-defined]
     except Exception as exc:
         raise DatabaseError(f"could not start the embedded Postgres in {path}: {exc}") from exc
     return str(server.get_uri())

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Identity,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -136,27 +137,27 @@ meta = Table(
     schema=SCHEMA,
 )
 
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("logged_at", _TS, nullable=False, server_default=_NOW),
+    Column("run_id", Text, nullable=False),
+    Column("mapping", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("conflict", Boolean, nullable=False, server_default=text("false")),
+    Column("remote_id", Text),
+    Column("local_table", Text),
+    Column("local_id", BigInteger),
+    Column("changes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("message", Text),
+    Index("change_log_logged_at", "logged_at"),
+    Index("change_log_remote_id", "remote_id"),
+    Index("change_log_local", "local_id", "local_table"),
+    Index("change_log_run_id", "run_id"),
+    schema=SCHEMA,
+)
+
 BUSINESS_TABLES = {LEADS.local_table: leads, REP_PROGRESSIONS.local_table: rep_progressions}
-
-TOUCH_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION {SCHEMA}.touch_updated_at() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    -- Every write marks the row as changed, unless the statement set updated_at itself.
-    IF TG_OP = 'INSERT' THEN
-        NEW.updated_at := coalesce(NEW.updated_at, clock_timestamp());
-    ELSIF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
-        NEW.updated_at := clock_timestamp();
-    END IF;
-    RETURN NEW;
-END
-$$;
-"""
-
-
-def touch_trigger_sql(table: str) -> str:
-    """The statement that attaches the ``updated_at`` trigger to a business table."""
-    return (
-        f"CREATE TRIGGER {table}_touch_updated_at BEFORE INSERT OR UPDATE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {SCHEMA}.touch_updated_at()"
-    )

@@ -360,6 +360,25 @@ class Store:
         query = select(key).where(key.isnot(None), table.c.remote_deleted_at.is_(None))
         return [str(r) for r in self.conn.execute(query).scalars()]
 
+    def unlinked_ids(self, mapping: Mapping) -> list[int]:
+        """Primary keys of the rows that hold no remote id (not created remotely, as far as
+        the database knows)."""
+        table = self.table(mapping)
+        query = select(table.c.id).where(table.c[mapping.key_column].is_(None))
+        return [int(r) for r in self.conn.execute(query).scalars()]
+
+    def link(self, mapping: Mapping, pairs: Sequence[tuple[int, str]]) -> None:
+        """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs."""
+        table = self.table(mapping)
+        key = table.c[mapping.key_column]
+        if pairs:
+            self.conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("_id"), key.is_(None))
+                .values({mapping.key_column: bindparam("_rid")}),
+                [{"_id": i, "_rid": rid} for i, rid in pairs],
+            )
+
 
 def _state_row(
     mapping: Mapping,

@@ -1,0 +1,40 @@
+"""``reconcile check``: one line per check, a mark and, on failure, a hint."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from reconciler.check import Check, exit_code, run_checks
+from reconciler.cli.app import app
+from reconciler.cli.run import ConfigPath
+
+
+def check_line(check: Check, *, color: bool) -> str:
+    """The line of one check (rich markup; the text itself is escaped)."""
+    mark = "✓" if check.ok else "✗"
+    if color:
+        mark = f"[green]{mark}[/green]" if check.ok else f"[red]{mark}[/red]"
+    line = f"{mark} {escape(check.name)}"
+    if check.detail:
+        line += f": {escape(check.detail)}"
+    if not check.ok and check.hint:
+        line += f" — hint: {escape(check.hint)}"
+    return line
+
+
+@app.command("check")
+def check_command(config: ConfigPath = None) -> None:
+    """Verify config, credentials, database schema and every mapped remote field.
+
+    Prints one line per check. Exits 0 when all pass, 2 when a configuration check fails
+    (config file, credentials, a missing field or column), else 3 (database or remote
+    unreachable, credentials refused, schema not migrated).
+    """
+    console = Console(highlight=False, soft_wrap=True)
+    checks = []
+    for check in run_checks(config):
+        console.print(check_line(check, color=console.is_terminal))
+        checks.append(check)
+    raise typer.Exit(exit_code(checks))

@@ -1,0 +1,310 @@
+"""The demo: both emulators, an embedded Postgres, sample data, two runs with edits in between.
+
+Everything runs in this process: the emulators serve real HTTP on ephemeral loopback ports and the
+engine talks to them exactly as it talks to Airtable and Twenty. The first run is a full read (the
+first day); then each side is edited on purpose (a remote edit, portal edits, a conflict won by
+each side, an array edited on both sides) and a second run, the usual ``--lookback 20`` cron run,
+reconciles them. Nothing is left running: the emulators stop, and so does the embedded Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.config import RunOptions, Secret, Settings
+from reconciler.demo_data import (
+    CLAIMED,
+    CLAIMER,
+    LOCAL_NEWER,
+    REMOTE_NEWER,
+    lead_fields,
+    local_progressions,
+    progression_fields,
+)
+from reconciler.demo_stories import Story, tell
+from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.twenty import TwentyEmulator
+from reconciler.engine.context import Progress
+from reconciler.remotes.factory import build_remote
+
+LEADS = 300
+PROGRESSIONS = 40
+LATENCY = 0.003  # seconds per request: a loopback server with a little of a real API's delay
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """One run of the demo: its report and where the report file is."""
+
+    label: str
+    report: dict[str, Any]
+    path: Path
+    exit_code: int
+
+
+@dataclass
+class DemoResult:
+    """What the demo did."""
+
+    home: Path
+    runs: list[RunResult] = field(default_factory=list)
+    stories: list[Story] = field(default_factory=list)
+    leftover_postgres: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every run exited 0, every story ended as expected, nothing was left running."""
+        return (
+            all(r.exit_code == 0 for r in self.runs)
+            and all(s.ok for s in self.stories)
+            and not self.leftover_postgres
+        )
+
+
+def demo_home(reconciler_home: str | None) -> Path:
+    """A fresh folder for the demo: under ``RECONCILER_HOME`` when set, else a temporary one.
+
+    A folder of its own, so the demo never touches the embedded database of real runs.
+    """
+    base = Path(reconciler_home) if reconciler_home else Path(tempfile.gettempdir())
+    base.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="reconcile-demo-", dir=base))
+    home.chmod(0o755)  # the embedded Postgres may run as another user
+    return home
+
+
+def demo_settings(home: Path, airtable: AirtableEmulator, twenty: TwentyEmulator) -> Settings:
+    """Settings pointed at the emulators, with an embedded Postgres under ``home``."""
+    return Settings(
+        home=home,
+        database_url=None,
+        airtable_token=Secret(airtable.token),
+        airtable_base_id=airtable.base_id,
+        airtable_api_url=airtable.url,
+        airtable_rate=5.0,
+        twenty_api_key=Secret(twenty.token),
+        twenty_api_url=twenty.url,
+        twenty_rate=100.0,
+    )
+
+
+@contextmanager
+def emulators() -> Iterator[tuple[AirtableEmulator, TwentyEmulator]]:
+    """Both emulators, running on ephemeral ports, with their real rate limits."""
+    airtable = AirtableEmulator(
+        "demo-airtable-token", base_id="appDEMOBASE000001", rate_limit=5, latency=LATENCY
+    )
+    twenty = TwentyEmulator("demo-twenty-key", rate_per_minute=100, latency=LATENCY)
+    airtable.start()
+    try:
+        twenty.start()
+        try:
+            yield airtable, twenty
+        finally:
+            twenty.stop()
+    finally:
+        airtable.stop()
+
+
+def run_demo(
+    reconciler_home: str | None, *, say: Say, on_progress: Progress | None = None
+) -> DemoResult:
+    """Run the whole demo and return what happened; never leaves a server running.
+
+    Args:
+        reconciler_home: ``RECONCILER_HOME`` if set; the demo makes a fresh folder inside it (or
+            in the temporary directory), so it never touches the database of real runs.
+        say: called with a short line as each step starts.
+        on_progress: the engine's progress callback, for progress bars.
+    """
+    result = DemoResult(demo_home(reconciler_home))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        try:
+            with emulators() as (airtable, twenty):
+                demo = Demo(demo_settings(result.home, airtable, twenty), airtable, twenty)
+                demo.play(result, say, on_progress)
+        finally:
+            result.leftover_postgres = stop_embedded(result.home)
+    return result
+
+
+class Demo:
+    """The demo's moves: seed, run, edit, run, and the stories of how the edits ended."""
+
+    def __init__(
+        self, settings: Settings, airtable: AirtableEmulator, twenty: TwentyEmulator
+    ) -> None:
+        from reconciler.engine.run import open_database
+
+        self.settings = settings
+        self.airtable = airtable
+        self.twenty = twenty
+        self.db = open_database(settings)
+        self.leads: list[str] = []
+        self.progressions: list[str] = []
+        self.expect: dict[str, Any] = {}
+
+    def play(self, result: DemoResult, say: Say, on_progress: Progress | None) -> None:
+        """Seed, run fully, edit all three sides, run again, and tell the stories."""
+        try:
+            say(f"seeding {LEADS} leads in Airtable and {PROGRESSIONS} rep progressions in Twenty")
+            self.seed()
+            say("first run: a full read, as on the first day")
+            result.runs.append(self.run("first run (--full)", True, on_progress))
+            say("editing: Airtable, Twenty and Postgres, with two conflicts and an array union")
+            self.edit()
+            say("second run: the usual cron run (--lookback 20)")
+            result.runs.append(self.run("second run (--lookback 20)", False, on_progress))
+            result.stories = self.stories()
+        finally:
+            self.db.dispose()
+
+    # -- seeding and running ---------------------------------------------------------------------
+
+    def seed(self) -> None:
+        """Sample records on both remotes (two hours old) and a few local-only rows."""
+        rng = random.Random(20261120)
+        earlier = datetime.now(UTC) - timedelta(hours=2)
+        self.leads = [
+            self.airtable.create("Leads", lead_fields(rng, i), modified_at=earlier)["id"]
+            for i in range(LEADS)
+        ]
+        self.progressions = [
+            self.twenty.create(progression_fields(rng, i), updated_at=earlier)["id"]
+            for i in range(PROGRESSIONS)
+        ]
+        with self.db.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rep_progressions (name, workspace_member_id, total_xp, "
+                    "current_level, current_rank, completed_modules, badges) VALUES (:name, "
+                    ":member, :xp, :level, :rank, CAST(:modules AS jsonb), CAST(:badges AS jsonb))"
+                ),
+                local_progressions(),
+            )
+
+    def run(self, label: str, full: bool, on_progress: Progress | None) -> RunResult:
+        """One reconciliation through the engine; the report is written like a CLI run's."""
+        from reconciler.config import select_mappings
+        from reconciler.engine.run import Run
+
+        options = RunOptions(lookback=20, full=full)
+        selected = select_mappings(options, self.settings)
+        factory = build_remote
+        report = Run(options, self.settings, selected, factory, on_progress=on_progress).execute()
+        path = self.settings.home / "reports" / f"{report.run_id}.json"
+        report.write(path)
+        return RunResult(label, report.to_dict(), path, report.exit_code)
+
+    # -- the edits between the runs --------------------------------------------------------------
+
+    def sql(self, statement: str, **params: Any) -> Any:
+        """Run one statement as an application would (its own transaction)."""
+        with self.db.begin() as conn:
+            return conn.execute(sa.text(statement), params)
+
+    def edit(self) -> None:
+        """Edit each side on purpose; remember what each story expects."""
+        now = datetime.now(UTC)
+        self.airtable.update("Leads", self.leads[0], {"Status": "Qualified", "ICP Score": 92.5})
+        claimed = [self.leads[i] for i in CLAIMED]
+        self.sql(
+            "UPDATE leads SET claimed_by = :who, claimed_at = now(), "
+            "processing_status = 'claimed' WHERE airtable_record_id = ANY(:ids)",
+            who=CLAIMER,
+            ids=claimed,
+        )
+        self.conflicting_notes(1, LOCAL_NEWER, now - timedelta(minutes=2), "now()")
+        self.conflicting_notes(2, REMOTE_NEWER, now, "now() - interval '2 minutes'")
+        self.edit_progressions(now)
+
+    def conflicting_notes(
+        self, index: int, notes: tuple[str, str], remote_at: datetime, local_at: str
+    ) -> None:
+        """Edit a lead's Notes in Airtable at ``remote_at`` and in Postgres at ``local_at``."""
+        remote_note, local_note = notes
+        self.airtable.update(
+            "Leads", self.leads[index], {"Notes": remote_note}, modified_at=remote_at
+        )
+        self.sql(
+            f"UPDATE leads SET notes = :n, updated_at = {local_at} WHERE airtable_record_id = :id",
+            n=local_note,
+            id=self.leads[index],
+        )
+
+    def edit_progressions(self, now: datetime) -> None:
+        """A Twenty edit, a local edit, and one array edited on both sides."""
+        first, second = self.progressions[0], self.progressions[1]
+        before = json.loads(self.twenty.get(first)["completedModules"])  # type: ignore[index]
+        self.expect["union"] = [*before, "negotiation", "cold-calling"]
+        self.twenty.update(
+            first,
+            {"completedModules": json.dumps([*before, "negotiation"])},
+            updated_at=now - timedelta(minutes=1),
+        )
+        self.sql(
+            "UPDATE rep_progressions SET completed_modules = CAST(:m AS jsonb) "
+            "WHERE twenty_id = :id",
+            m=json.dumps([*before, "cold-calling"]),
+            id=first,
+        )
+        self.twenty.update(second, {"totalXp": 4200, "currentRank": "E-5"})
+        self.sql("UPDATE rep_progressions SET streak_days = 12 WHERE twenty_id = :id", id=second)
+
+    # -- how it ended ----------------------------------------------------------------------------
+
+    def lead(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A lead's local row and its Airtable fields."""
+        rid = self.leads[index]
+        row = self.sql("SELECT * FROM leads WHERE airtable_record_id = :id", id=rid).mappings()
+        remote = self.airtable.get("Leads", rid) or {"fields": {}}
+        return dict(row.one()), dict(remote["fields"])
+
+    def progression(self, twenty_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A rep progression's local row and its Twenty record."""
+        row = self.sql("SELECT * FROM rep_progressions WHERE twenty_id = :id", id=twenty_id)
+        return dict(row.mappings().one()), self.twenty.get(twenty_id) or {}
+
+    def stories(self) -> list[Story]:
+        """Each edit, and where it ended on both sides."""
+        return tell(self)
+
+
+def postgres_processes(pgdata: Path) -> list[int]:
+    """Pids of Postgres servers running on ``pgdata``."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("name") == "postgres" and any(str(pgdata) in part for part in cmdline):
+            found.append(int(proc.pid))
+    return found
+
+
+def stop_embedded(home: Path) -> list[int]:
+    """Stop the demo's embedded Postgres and remove its data; returns any pid still running."""
+    pgdata = (home / "pg").resolve()
+    if not pgdata.exists():
+        return []
+    import pgserver
+
+    pgserver.get_server(pgdata).cleanup()  # type: ignore[attr-defined]
+    leftover = postgres_processes(pgdata)
+    if not leftover:
+        shutil.rmtree(pgdata, ignore_errors=True)
+    return leftover

@@ -1,0 +1,337 @@
+"""The change log: every change a run applied or refused, written with the change itself.
+
+``ChangeLog`` is the engine's ``Journal``. Each of its methods runs inside the unit of work that
+applies the change and writes that unit's entries with one insert-many, so an entry exists exactly
+when its change does (a dry run's savepoints are rolled back, entries with them).
+
+An entry names the run, mapping, stage, record (remote id, local table and key), what happened
+(``action``) and the rule that decided it. ``changes`` lists, in field order, one object per
+mapped field ``{"field", "old", "new", "rule"}``; only mapped fields ever get in, so no secret
+can, and long values are cut with a marker. On a pull, old -> new is the local value before ->
+after, except for a field the local side kept in a conflict (``local_newer``): old is the remote
+value refused, new the local value kept (stage 2 sends it). On a push, old -> new is the remote
+value before -> after; a push skipped because the remote is newer lists the local values held
+back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from reconciler.engine.plan import Outcome, PullPlan, PushPlan, Rule, local_changes
+from reconciler.records import FieldChange
+from reconciler.store.history import Failure
+from reconciler.store.schema import change_log
+from reconciler.values import iso_ms
+
+if TYPE_CHECKING:
+    from reconciler.engine.context import MappingContext
+    from reconciler.store.sync import Store
+
+MAX_VALUE_CHARS = 2000
+PURGE_BATCH = 5000  # rows per retention statement: short locks, bounded work per run
+PURGE_MAX_BATCHES = 4
+
+# When fields were decided by different rules, the entry is labelled by the most telling one.
+_RULE_PRIORITY = (
+    Rule.REMOTE_NEWER,
+    Rule.LOCAL_NEWER,
+    Rule.UNION,
+    Rule.REMOTE_ONLY,
+    Rule.LOCAL_ONLY,
+    Rule.NEW_RECORD,
+)
+
+
+class Action(StrEnum):
+    """What happened to one record."""
+
+    INSERTED = "inserted"  # pull: new local row
+    UPDATED = "updated"  # pull: local row updated; push: remote record updated
+    UNCHANGED = "unchanged"  # pull: a conflict that left the local row as it was (union)
+    SKIPPED_LOCAL_NEWER = "skipped_local_newer"
+    CREATED = "created"  # push: new remote record
+    SKIPPED_REMOTE_NEWER = "skipped_remote_newer"
+    FAILED = "failed"
+    DEAD_LETTER = "dead_letter"
+
+
+def clip(value: Any) -> Any:
+    """A value fit for the log: text (or JSON) longer than ``MAX_VALUE_CHARS`` is cut, marked."""
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, dict | list):
+        text = json.dumps(value, ensure_ascii=False)
+        return _cut(text) if len(text) > MAX_VALUE_CHARS else value
+    return value
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    return f"{text[:MAX_VALUE_CHARS]}…[truncated {len(text) - MAX_VALUE_CHARS} chars]"
+
+
+def _fields(changes: Iterable[FieldChange]) -> list[dict[str, Any]]:
+    return [
+        {"field": c.column, "old": clip(c.old), "new": clip(c.new), "rule": c.rule}
+        for c in changes
+        if c.old != c.new
+    ]
+
+
+def _pull_rule(plan: PullPlan, changes: Sequence[FieldChange]) -> str:
+    if plan.outcome is Outcome.INSERTED:
+        return Rule.NEW_RECORD
+    if plan.outcome is Outcome.SKIPPED_LOCAL_NEWER:
+        return Rule.LOCAL_NEWER
+    rules = {c.rule for c in changes}
+    fallback = Rule.UNION if plan.conflict else Rule.REMOTE_ONLY
+    return str(next((r for r in _RULE_PRIORITY if r in rules), fallback))
+
+
+_PULL_ACTIONS = {
+    Outcome.INSERTED: Action.INSERTED,
+    Outcome.UPDATED: Action.UPDATED,
+    Outcome.SKIPPED_LOCAL_NEWER: Action.SKIPPED_LOCAL_NEWER,
+    Outcome.UNCHANGED: Action.UNCHANGED,
+}
+
+
+class ChangeLog:
+    """The ``Journal`` that writes the change log on the open unit of work.
+
+    Args:
+        run_id: the run the entries belong to.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.written = 0  # entries written (or, in a dry run, that would have been)
+
+    def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
+        """Remote records applied locally, and conflicts decided; unchanged records are left out."""
+        logged = [p for p in plans if p.outcome is not Outcome.UNCHANGED or p.conflict]
+        inserted = [p.remote.id for p in logged if p.local is None]
+        local_ids = _local_ids(ctx, inserted) if inserted else {}
+        entries = []
+        for plan in logged:
+            # A field kept locally only matters when a conflict decided it; stage 2 logs the rest.
+            kept = [
+                c for c in plan.changes if c.column in plan.writes or c.rule == Rule.LOCAL_NEWER
+            ]
+            local_id = plan.local.local_id if plan.local else local_ids.get(plan.remote.id)
+            entries.append(
+                self._entry(ctx, "pull", _PULL_ACTIONS[plan.outcome], _pull_rule(plan, kept))
+                | {"conflict": plan.conflict, "remote_id": plan.remote.id, "local_id": local_id}
+                | {"changes": _fields(kept)}
+            )
+        self._write(ctx, entries)
+
+    def pushed(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
+        """Local rows written to the remote: created or updated, with the fields sent."""
+        created = [p.local.local_id for p in plans if p.local.remote_id is None]
+        remote_ids = _remote_ids(ctx, created) if created else {}
+        entries = [
+            self._entry(
+                ctx,
+                "push",
+                Action.CREATED if p.outcome is Outcome.INSERTED else Action.UPDATED,
+                Rule.LOCAL_ONLY,
+            )
+            | {"remote_id": p.local.remote_id or remote_ids.get(p.local.local_id)}
+            | {"local_id": p.local.local_id, "changes": _fields(p.changes)}
+            for p in plans
+        ]
+        self._write(ctx, entries)
+
+    def skipped(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
+        """Local rows not pushed because the remote side is newer, with the values held back."""
+        entries = []
+        for plan in plans:
+            row = plan.local
+            shadow = row.state.shadow if row.state is not None else None
+            held = local_changes(ctx.mapping, row, shadow) if shadow is not None else {}
+            rule = str(Action.SKIPPED_REMOTE_NEWER)
+            changes = [FieldChange(c, (shadow or {}).get(c), v, rule) for c, v in held.items()]
+            entries.append(
+                self._entry(ctx, "push", Action.SKIPPED_REMOTE_NEWER, rule, conflict=True)
+                | {"remote_id": row.remote_id, "local_id": row.local_id}
+                | {"changes": _fields(changes)}
+            )
+        self._write(ctx, entries)
+
+    def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
+        """Records that failed, and those dead-lettered by this failure, with the reason."""
+        unknown = [f.remote_id for f in failures if f.local_id is None and f.remote_id is not None]
+        local_ids = _local_ids(ctx, unknown) if unknown else {}
+        entries = []
+        for item in failures:
+            action = Action.DEAD_LETTER if item.record_key in dead else Action.FAILED
+            local_id = item.local_id
+            if local_id is None and item.remote_id is not None:
+                local_id = local_ids.get(item.remote_id)
+            entries.append(
+                self._entry(ctx, item.stage, action, str(action))
+                | {"remote_id": item.remote_id, "local_id": local_id}
+                | {"message": _cut(item.message)}
+            )
+        self._write(ctx, entries)
+
+    def _entry(
+        self, ctx: MappingContext, stage: str, action: Action, rule: str, *, conflict: bool = False
+    ) -> dict[str, Any]:
+        """The columns every entry has; the caller adds the record and its fields."""
+        return {
+            "run_id": self.run_id,
+            "mapping": ctx.mapping.name,
+            "stage": stage,
+            "action": str(action),
+            "rule": str(rule),
+            "conflict": conflict,
+            "remote_id": None,
+            "local_table": ctx.mapping.local_table,
+            "local_id": None,
+            "changes": [],
+            "message": None,
+        }
+
+    def _write(self, ctx: MappingContext, entries: list[dict[str, Any]]) -> None:
+        """One insert-many for the unit's entries, on its open transaction."""
+        if entries:
+            ctx.store.conn.execute(insert(change_log), entries)
+            self.written += len(entries)
+
+
+def _local_ids(ctx: MappingContext, remote_ids: Sequence[str]) -> dict[str, int]:
+    """Primary keys of local rows by remote id (rows the unit has just inserted)."""
+    rows = _lookup(ctx, ctx.mapping.key_column, remote_ids)
+    return {str(key): local_id for local_id, key in rows}
+
+
+def _remote_ids(ctx: MappingContext, local_ids: Sequence[int]) -> dict[int, str]:
+    """Remote ids of local rows by primary key (a create's id, written back in the same unit)."""
+    rows = _lookup(ctx, "id", local_ids)
+    return {local_id: str(key) for local_id, key in rows if key is not None}
+
+
+def _lookup(ctx: MappingContext, column: str, values: Sequence[Any]) -> list[tuple[int, Any]]:
+    """(primary key, remote key) of the mapped rows whose ``column`` is one of ``values``.
+
+    The values arrive as one array joined on the column: a long ``IN`` list of bound parameters
+    is searched linearly for every row once a prepared statement goes generic, as it does while a
+    first pull fills a table whose statistics are still empty.
+    """
+    table = ctx.store.table(ctx.mapping)
+    match = table.c[column]
+    wanted = (
+        func.unnest(bindparam("wanted", list(values), type_=ARRAY(match.type)))
+        .table_valued("value")
+        .render_derived()
+    )
+    query = select(table.c.id, table.c[ctx.mapping.key_column]).join(
+        wanted, match == wanted.c.value
+    )
+    return [(int(r[0]), r[1]) for r in ctx.store.conn.execute(query)]
+
+
+def purge_expired(
+    store: Store,
+    max_age: timedelta,
+    *,
+    batch: int = PURGE_BATCH,
+    max_batches: int = PURGE_MAX_BATCHES,
+) -> int:
+    """Delete entries older than ``max_age`` (database clock), oldest first, at most
+    ``batch * max_batches`` of them.
+
+    Each batch is its own unit of work (a savepoint in a dry run, rolled back with the rest), so
+    locks stay short and a large backlog is worked off over a few runs. Returns the rows removed.
+    """
+    removed = 0
+    for _ in range(max_batches):
+        oldest = (
+            select(change_log.c.id)
+            .where(change_log.c.logged_at < func.now() - max_age)
+            .order_by(change_log.c.logged_at)
+            .limit(batch)
+        )
+        with store.unit() as conn:
+            count = conn.execute(delete(change_log).where(change_log.c.id.in_(oldest))).rowcount
+        removed += count
+        if count < batch:
+            break
+    return removed
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which entries ``reconcile log`` shows; every set field narrows the selection."""
+
+    mappings: tuple[str, ...] = ()
+    remote_id: str | None = None
+    local_table: str | None = None
+    local_id: int | None = None
+    run_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 50
+
+
+def read_log(conn: Connection, where: LogFilter) -> list[dict[str, Any]]:
+    """Entries matching the filter, newest first, as JSON-ready objects."""
+    c = change_log.c
+    conditions: list[ColumnElement[bool]] = []
+    if where.mappings:
+        conditions.append(c.mapping.in_(where.mappings))
+    for column, value in (
+        (c.remote_id, where.remote_id),
+        (c.local_table, where.local_table),
+        (c.local_id, where.local_id),
+        (c.run_id, where.run_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if where.since is not None:
+        conditions.append(c.logged_at >= where.since)
+    if where.until is not None:
+        conditions.append(c.logged_at < _end_of_millisecond(where.until))
+    query = (
+        select(change_log)
+        .where(*conditions)
+        .order_by(c.logged_at.desc(), c.id.desc())
+        .limit(where.limit)
+    )
+    return [_as_json(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def _end_of_millisecond(moment: datetime) -> datetime:
+    """Entries are shown to the millisecond, so ``--until`` copied from one includes it."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
+
+
+def _as_json(row: dict[str, Any]) -> dict[str, Any]:
+    local_id = row["local_id"]
+    return {
+        "id": row["id"],
+        "logged_at": iso_ms(row["logged_at"]),
+        "run_id": row["run_id"],
+        "mapping": row["mapping"],
+        "stage": row["stage"],
+        "action": row["action"],
+        "rule": row["rule"],
+        "conflict": row["conflict"],
+        "remote_id": row["remote_id"],
+        "local_key": f"{row['local_table']}:{local_id}" if local_id is not None else None,
+        "local_id": local_id,
+        "changes": row["changes"],
+        "message": row["message"],
+    }

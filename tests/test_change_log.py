@@ -1,0 +1,337 @@
+"""The change log: every applied or refused change is traceable with `reconcile log`."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from rich.console import Console
+
+from reconciler.cli.log import log_table
+from reconciler.engine.context import MappingContext, Tuning
+from reconciler.mapping import LEADS
+from reconciler.report import MappingResult
+from reconciler.store.changelog import ChangeLog, purge_expired
+from reconciler.store.history import Failure
+from reconciler.store.schema import SCHEMA, metadata
+from reconciler.store.sync import Store
+from tests.helpers import ago, execute, seed_leads, seed_progressions
+
+M = "rep_progressions"
+
+
+def log(cli: Any, *args: str) -> list[dict[str, Any]]:
+    """The change log entries `reconcile log --json` prints for these filters."""
+    result = cli("log", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return list(json.loads(result.stdout))
+
+
+def trail(entries: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
+    """(stage, action, rule, conflict) of each entry, as listed."""
+    return [(e["stage"], e["action"], e["rule"], e["conflict"]) for e in entries]
+
+
+def count_entries(db: sa.Engine) -> int:
+    with db.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {SCHEMA}.change_log")).scalar_one())
+
+
+def add_old_entries(db: sa.Engine, days_ago: int, count: int) -> None:
+    """Entries logged ``days_ago`` days ago, written directly."""
+    execute(
+        db,
+        f"INSERT INTO {SCHEMA}.change_log (logged_at, run_id, mapping, stage, action, rule) "
+        "SELECT now() - make_interval(days => :d), 'old-run', 'leads', 'pull', 'updated', "
+        "'remote_only' FROM generate_series(1, :n)",
+        d=days_ago,
+        n=count,
+    )
+
+
+# -- what gets recorded -------------------------------------------------------------------------
+
+
+def test_log__traces_a_lead_through_insert_remote_edit_and_push(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    first = cli()
+    airtable.update("Leads", rid, {"Status": "Qualified"})
+    second = cli()
+    execute(db, "UPDATE leads SET notes = 'called'")
+    third = cli()
+    assert third.exit_code == 0, third.output
+    entries = log(cli, "--remote-id", rid)
+    assert [e["run_id"] for e in entries] == [
+        third.report["run_id"],
+        second.report["run_id"],
+        first.report["run_id"],
+    ]
+    assert trail(entries) == [
+        ("push", "updated", "local_only", False),
+        ("pull", "updated", "remote_only", False),
+        ("pull", "inserted", "new_record", False),
+    ]
+    push, update, insert = entries
+    assert push["changes"] == [
+        {"field": "notes", "old": None, "new": "called", "rule": "local_only"}
+    ]
+    assert update["changes"] == [
+        {"field": "status", "old": "New", "new": "Qualified", "rule": "remote_only"}
+    ]
+    created = {c["field"]: c["new"] for c in insert["changes"]}
+    assert created["first_name"] == "Ann0" and created["icp_score"] == 50.5
+    assert "notes" not in created  # nothing -> nothing is no change
+    assert {e["local_key"] for e in entries} == {"leads:1"}
+    assert {e["mapping"] for e in entries} == {"leads"}
+    assert log(cli, "--local-key", "1") == entries == log(cli, "--local-key", "leads:1")
+
+
+def test_log__conflict_won_locally_is_recorded_then_pushed(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    airtable.update("Leads", rid, {"Notes": "remote note"}, modified_at=ago(3))
+    execute(db, "UPDATE leads SET notes = 'local note'")
+    result = cli()
+    assert result.exit_code == 0, result.output
+    entries = log(cli, "--run", result.report["run_id"])
+    assert trail(entries) == [
+        ("push", "updated", "local_only", False),
+        ("pull", "skipped_local_newer", "local_newer", True),
+    ]
+    note = {"field": "notes", "old": "remote note", "new": "local note"}
+    assert entries[1]["changes"] == [note | {"rule": "local_newer"}]
+    assert entries[0]["changes"] == [note | {"rule": "local_only"}]
+
+
+def test_log__conflict_won_remotely_is_recorded_and_nothing_pushed(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'local note', updated_at = now() - interval '3 min'")
+    airtable.update("Leads", rid, {"Notes": "remote note"})
+    result = cli()
+    assert result.exit_code == 0, result.output
+    (entry,) = log(cli, "--run", result.report["run_id"])
+    assert trail([entry]) == [("pull", "updated", "remote_newer", True)]
+    assert entry["changes"] == [
+        {"field": "notes", "old": "local note", "new": "remote note", "rule": "remote_newer"}
+    ]
+
+
+def test_log__push_skipped_because_remote_is_newer_lists_what_was_held_back(
+    airtable, db, cli
+) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'local', updated_at = now() - interval '2 min'")
+    airtable.update("Leads", rid, {"Notes": "remote"})
+    result = cli("--stage", "push")
+    assert result.exit_code == 0, result.output
+    (entry,) = log(cli, "--run", result.report["run_id"])
+    assert trail([entry]) == [("push", "skipped_remote_newer", "skipped_remote_newer", True)]
+    assert [(c["field"], c["old"], c["new"]) for c in entry["changes"]] == [
+        ("notes", None, "local")
+    ]
+
+
+def test_log__bad_remote_record_is_dead_lettered_with_its_reason(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    bad = airtable.create("Leads", {"First Name": "Bad", "ICP Score": "high"}, validate=False)
+    result = cli()
+    assert result.exit_code == 1, result.output
+    (entry,) = log(cli, "--remote-id", bad["id"])
+    assert trail([entry]) == [("pull", "dead_letter", "dead_letter", False)]
+    assert "ICP Score" in entry["message"] and entry["local_key"] is None
+    assert result.report["change_log"] == {"written": 3, "removed": 0}
+
+
+def test_log__rejected_push_is_recorded_for_that_row(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'refused'")
+    airtable.faults.fail(422, times=1, method="PATCH")
+    result = cli()
+    assert result.exit_code == 1, result.output
+    (entry,) = log(cli, "--run", result.report["run_id"])
+    assert trail([entry]) == [("push", "dead_letter", "dead_letter", False)]
+    assert (entry["remote_id"], entry["local_key"]) == (rid, "leads:1")
+    assert "422" in entry["message"]
+
+
+def test_log__retryable_failure_is_failed_until_dead_lettered(db) -> None:
+    journal = ChangeLog("run-direct")
+    item = Failure("push", "leads:7", "timeout", local_id=7, remote_id="recAAAAAAAAAAAAAA")
+    with db.connect() as conn:
+        store = Store(conn)
+        ctx = MappingContext(LEADS, None, store, MappingResult("leads", "airtable"), [])  # type: ignore[arg-type]
+        ctx.tuning, ctx.journal = Tuning(max_attempts=2), journal
+        for _ in range(2):
+            with store.unit():
+                ctx.fail([item])
+    with db.connect() as conn:
+        rows = conn.execute(
+            sa.text(f"SELECT action, message, local_id FROM {SCHEMA}.change_log ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in rows] == [("failed", "timeout", 7), ("dead_letter", "timeout", 7)]
+    assert journal.written == 2
+
+
+def test_log__new_local_row_pushed_to_twenty_gets_its_new_id(twenty, db, cli) -> None:
+    execute(db, "INSERT INTO rep_progressions (name, total_xp) VALUES ('Fresh', 5)")
+    result = cli("--mapping", M)
+    assert result.exit_code == 0, result.output
+    (entry,) = log(cli, "--local-key", "rep_progressions:1")
+    twenty_id = sa.text("SELECT twenty_id::text FROM rep_progressions WHERE id = 1")
+    with db.connect() as conn:
+        assert entry["remote_id"] == conn.execute(twenty_id).scalar_one()
+    assert trail([entry]) == [("push", "created", "local_only", False)]
+    assert {c["field"]: c["new"] for c in entry["changes"]} == {"name": "Fresh", "total_xp": 5}
+
+
+def test_log__array_conflict_records_the_union(twenty, db, cli) -> None:
+    (rid,) = seed_progressions(twenty, 1)
+    cli("--mapping", M)
+    execute(db, 'UPDATE rep_progressions SET completed_modules = \'["m1", "m2", "local"]\'')
+    twenty.update(rid, {"completedModules": '["m1", "m2", "remote"]'})
+    result = cli("--mapping", M)
+    assert result.exit_code == 0, result.output
+    pull = next(e for e in log(cli, "--run", result.report["run_id"]) if e["stage"] == "pull")
+    assert (pull["rule"], pull["conflict"]) == ("union", True)
+    (change,) = pull["changes"]
+    assert change["field"] == "completed_modules" and sorted(change["new"]) == [
+        "local",
+        "m1",
+        "m2",
+        "remote",
+    ]
+
+
+def test_log__unchanged_records_leave_no_entry(airtable, db, cli) -> None:
+    seed_leads(airtable, 3)
+    assert cli().report["change_log"]["written"] == 3
+    again = cli()
+    assert again.report["change_log"] == {"written": 0, "removed": 0}
+    assert log(cli, "--run", again.report["run_id"]) == []
+
+
+def test_log__long_text_is_cut_with_a_marker(airtable, db, cli) -> None:
+    seed_leads(airtable, 1)
+    cli()
+    execute(db, "UPDATE leads SET notes = repeat('x', 2500)")
+    result = cli()
+    (entry,) = log(cli, "--run", result.report["run_id"])
+    assert entry["changes"][0]["new"] == "x" * 2000 + "…[truncated 500 chars]"
+
+
+def test_log__never_holds_a_secret(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    cli()
+    with db.connect() as conn:
+        dump = conn.execute(sa.text(f"SELECT json_agg(c)::text FROM {SCHEMA}.change_log c"))
+        assert airtable.token not in dump.scalar_one()
+
+
+def test_dry_run__records_nothing(airtable, db, cli) -> None:
+    seed_leads(airtable, 4)
+    add_old_entries(db, 100, 2)
+    result = cli("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.report["change_log"] == {"written": 4, "removed": 2}  # what a run would do
+    assert count_entries(db) == 2
+
+
+# -- reading it ---------------------------------------------------------------------------------
+
+
+def test_log_filters__narrow_by_mapping_run_time_and_limit(airtable, db, cli) -> None:
+    ids = seed_leads(airtable, 3)
+    first = cli()
+    airtable.update("Leads", ids[0], {"Status": "Hot"})
+    second = cli()
+    everything = log(cli)
+    assert len(everything) == 4 and everything[0]["run_id"] == second.report["run_id"]
+    assert len(log(cli, "--run", first.report["run_id"])) == 3
+    assert log(cli, "--mapping", "leads") == everything
+    assert log(cli, "--mapping", M) == []
+    assert log(cli, "--limit", "2") == everything[:2]
+    latest = everything[0]["logged_at"]
+    assert log(cli, "--since", latest) == everything[:1]
+    assert log(cli, "--until", everything[1]["logged_at"]) == everything[1:]
+    assert log(cli, "--local-key", f"{M}:1") == []
+
+
+def test_log__prints_readable_lines_and_a_table_on_a_terminal(airtable, db, cli) -> None:
+    (rid,) = seed_leads(airtable, 1)
+    cli()
+    airtable.update("Leads", rid, {"Status": "Hot"})
+    cli()
+    result = cli("log", "--remote-id", rid)
+    assert result.exit_code == 0, result.output
+    head, field = result.stdout.splitlines()[:2]
+    assert head.endswith(f"leads  pull  updated  remote_only  {rid} leads:1")
+    assert field == '    status: "New" → "Hot"'
+    console = Console(record=True, width=200, force_terminal=True)
+    console.print(log_table(log(cli, "--remote-id", rid)))
+    table = console.export_text()
+    for text in ("remote_only", "new_record", '"New" → "Hot"', "leads:1", rid):
+        assert text in table
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--since", "yesterday"],
+        ["--until", "2026-13-01"],
+        ["--local-key", "leads:x"],
+        ["--limit", "0"],
+    ],
+)
+def test_log__bad_filter_exits_2(db, cli, args: list[str]) -> None:
+    result = cli("log", *args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+
+def test_retention__a_run_removes_entries_older_than_90_days(airtable, db, cli) -> None:
+    add_old_entries(db, 100, 3)
+    add_old_entries(db, 10, 1)
+    result = cli()
+    assert result.exit_code == 0, result.output
+    assert result.report["change_log"] == {"written": 0, "removed": 3}
+    assert count_entries(db) == 1
+
+
+def test_retention__follows_the_setting(airtable, db, cli, monkeypatch) -> None:
+    add_old_entries(db, 10, 2)
+    monkeypatch.setenv("RECONCILER_LOG_RETENTION_DAYS", "7")
+    assert cli().report["change_log"]["removed"] == 2
+    monkeypatch.setenv("RECONCILER_LOG_RETENTION_DAYS", "abc")
+    assert cli().exit_code == 2
+
+
+def test_retention__is_bounded_per_run(db) -> None:
+    add_old_entries(db, 100, 5)
+    with db.connect() as conn:
+        store = Store(conn)
+        assert purge_expired(store, timedelta(days=90), batch=2, max_batches=2) == 4
+        assert purge_expired(store, timedelta(days=90), batch=2, max_batches=2) == 1
+    assert count_entries(db) == 0
+
+
+# -- schema -------------------------------------------------------------------------------------
+
+
+def test_migrations__the_migrated_database_matches_the_models(db) -> None:
+    with db.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"include_schemas": True, "version_table_schema": SCHEMA}
+        )
+        assert compare_metadata(context, metadata) == []
+    assert f"{SCHEMA}.change_log" in metadata.tables

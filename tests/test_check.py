@@ -1,0 +1,162 @@
+"""`reconcile check`: one line per check, a mark, a hint on failure, and a meaningful exit code."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import _sa, _with_db
+
+
+def _lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def _failed(output: str) -> list[str]:
+    return [line for line in _lines(output) if line.startswith("✗")]
+
+
+def test_check__passes_against_both_emulators(airtable, twenty, database_url, cli) -> None:
+    result = cli("check")
+    assert result.exit_code == 0, result.output
+    lines = _lines(result.stdout)
+    assert lines and all(line.startswith("✓ ") for line in lines), result.stdout
+    names = "\n".join(lines)
+    for expected in (
+        "configuration",
+        "credentials for leads (airtable)",
+        "credentials for rep_progressions (twenty)",
+        "database reachable and migrated",
+        "local table leads",
+        "local table rep_progressions",
+        "airtable reachable and token accepted",
+        "airtable fields of leads (table Leads)",
+        "twenty reachable and API key accepted",
+        "twenty fields of rep_progressions (object repProgressions)",
+    ):
+        assert expected in names, names
+    assert airtable.count("GET", "/v0/meta/bases/") == 1
+    assert twenty.count("GET", "/rest/metadata/objects") == 1
+    assert airtable.token not in result.output and twenty.token not in result.output
+
+
+def test_check__a_wrong_airtable_token_names_airtable_token(
+    airtable, twenty, database_url, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("AIRTABLE_TOKEN", "not-the-token")
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = _failed(result.stdout)
+    assert line.startswith("✗ airtable reachable and token accepted: token refused (401)")
+    assert "hint: check AIRTABLE_TOKEN" in line
+    assert "not-the-token" not in result.output
+    assert "airtable fields" not in result.stdout  # nothing to compare without the schema
+
+
+def test_check__a_mapped_airtable_field_missing_is_named(
+    airtable, database_url, cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[mappings.leads]\nfields = [{ column = "notes", remote = "Lead Notes" }]\n')
+    result = cli("check", "--config", str(config))
+    assert result.exit_code == 2, result.output
+    failed = _failed(result.stdout)
+    assert failed[-1].startswith(
+        "✗ airtable fields of leads (table Leads): missing field(s) 'Lead Notes'"
+    ), result.stdout
+    assert "hint: add the fields in Airtable" in failed[-1]
+
+
+def test_check__a_modified_time_field_of_another_type_fails(
+    airtable, database_url, cli, tmp_path: Path
+) -> None:
+    airtable.add_table("Contacts", {"Name": "singleLineText", "lastModifiedTime": "singleLineText"})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[mappings.contacts]\nremote = 'airtable'\ntable = 'Contacts'\n"
+        "local_table = 'contacts'\nkey_column = 'airtable_record_id'\n"
+        "fields = [{ remote = 'Name', column = 'name' }]\n"
+    )
+    result = cli("check", "--config", str(config))
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in _failed(result.stdout) if "airtable fields of contacts" in x]
+    assert "'lastModifiedTime' is a singleLineText field, not a last modified time" in line
+    assert any("local table contacts" in x for x in _failed(result.stdout))
+
+
+def test_check__a_missing_twenty_field_is_named(twenty, database_url, cli, tmp_path) -> None:
+    twenty.add_object("trophy", "trophies", {"title": "TEXT"})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[mappings.trophies]\nremote = 'twenty'\ntable = 'trophies'\n"
+        "local_table = 'trophies'\nkey_column = 'twenty_id'\n"
+        "fields = [{ remote = 'title', column = 'title' },\n"
+        "  { remote = 'points', column = 'points' }]\n"
+    )
+    result = cli("check", "--config", str(config))
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in _failed(result.stdout) if "twenty fields of trophies" in x]
+    assert line.startswith(
+        "✗ twenty fields of trophies (object trophies): missing field(s) 'points'"
+    ), result.stdout
+    assert "hint: add the fields to the object in Twenty" in line
+
+
+@pytest.fixture
+def unmigrated_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty database (no reconciler schema), set as DATABASE_URL."""
+    name = f"empty_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(_sa(pg_server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = _with_db(pg_server, name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_check__an_unmigrated_database_names_reconcile_migrate(
+    airtable, twenty, unmigrated_url, cli
+) -> None:
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = _failed(result.stdout)
+    assert line.startswith("✗ database reachable and migrated:")
+    assert "reconcile migrate" in line
+    assert "local table" not in result.stdout
+
+
+def test_check__missing_credentials_exit_2_naming_the_variables(database_url, cli) -> None:
+    result = cli("check")
+    assert result.exit_code == 2, result.output
+    failed = _failed(result.stdout)
+    assert any("leads (airtable): missing AIRTABLE_TOKEN, AIRTABLE_BASE_ID" in x for x in failed)
+    assert any("rep_progressions (twenty): missing TWENTY_API_KEY" in x for x in failed)
+    assert "reachable" in result.stdout  # the database is still checked
+
+
+def test_check__an_unreachable_remote_exits_3(
+    airtable, twenty, database_url, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("TWENTY_API_URL", "http://127.0.0.1:9")
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = _failed(result.stdout)
+    assert line.startswith("✗ twenty reachable and API key accepted: cannot reach")
+    assert "hint: check TWENTY_API_URL" in line
+
+
+def test_check__a_bad_config_file_is_the_one_failing_line(cli, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[mappings.leads]\nfields = [{ column = 'notes', direction = 'sideways' }]")
+    result = cli("check", "--config", str(config))
+    assert result.exit_code == 2, result.output
+    (line,) = _lines(result.stdout)
+    assert line.startswith("✗ configuration: ")
+    assert "mappings.leads.fields[0].direction: must be pull, push or both" in line

@@ -1,0 +1,355 @@
+"""Faults over real HTTP with a real Postgres: lockouts, 5xx bursts, timeouts, dropped
+connections, retry scheduling and dead letters. Whatever fails, no change is lost."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from tenacity import RetryCallState
+
+from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.base import SlidingWindowLimiter
+from reconciler.emulators.twenty import TwentyEmulator
+from reconciler.remotes import airtable as airtable_remote
+from reconciler.remotes import twenty as twenty_remote
+from reconciler.remotes.base import Caller, Pacer, RetryPolicy, Transient
+from tests.helpers import execute, rows, seed_leads, seed_progressions, twenty_writes
+from tests.processes import scalar, wait_until
+
+M = "rep_progressions"
+Cli = Callable[..., Any]
+
+
+def _patches(em: AirtableEmulator) -> list[Any]:
+    return [r for r in em.requests if r.method == "PATCH"]
+
+
+def _airtable_notes(em: AirtableEmulator) -> dict[str, str | None]:
+    return {r["id"]: r["fields"].get("Notes") for r in em.records("Leads")}
+
+
+def _failure(db: sa.Engine) -> dict[str, Any]:
+    with db.connect() as conn:
+        (row,) = conn.execute(sa.text("SELECT * FROM reconciler.failures")).mappings()
+        return dict(row)
+
+
+def _retry_is_due_now(db: sa.Engine) -> None:
+    """Move every scheduled retry into the past (time passing, without waiting for it)."""
+    execute(db, "UPDATE reconciler.failures SET next_attempt_at = now() - interval '1 second'")
+
+
+# -- rate limits and lockouts ---------------------------------------------------------------------
+
+
+def test_airtable_lockout__backoff_outlasts_it_and_the_run_completes(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client allowed more than the base takes trips the lockout; backoff waits it out."""
+    ids = seed_leads(airtable, 150)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'local ' || id WHERE id <= 25")
+    for rid in ids[100:105]:
+        airtable.update("Leads", rid, {"Status": "Hot"})
+    airtable.limiter = SlidingWindowLimiter(2, 1.0, 0.5)
+    monkeypatch.setenv("AIRTABLE_RATE_LIMIT", "50")
+    airtable.reset_log()
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    api = result.mapping("leads")["api"]
+    assert api["throttled"] > 0
+    assert api["throttled"] == airtable.count(status=429)
+    assert result.mapping("leads")["push"]["updated"] == 25
+    assert sorted(n for n in _airtable_notes(airtable).values() if n) == sorted(
+        f"local {i}" for i in range(1, 26)
+    )
+    assert {r["status"] for r in rows(db, where="status = 'Hot'")} == {"Hot"}
+    assert len(rows(db, where="status = 'Hot'")) == 5
+
+
+def test_airtable_pacing__below_the_limit_never_trips_the_lockout(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paced at 4 requests/s against a 5/s base with a 30 s lockout: not one 429."""
+    seed_leads(airtable, 120)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'paced' WHERE id <= 20")
+    airtable.limiter = SlidingWindowLimiter(5, 1.0, 30.0)
+    monkeypatch.setenv("AIRTABLE_RATE_LIMIT", "4")
+    airtable.reset_log()
+
+    result = cli("--mapping", "leads")
+
+    assert result.exit_code == 0, result.output
+    assert airtable.count(status=429) == 0
+    assert result.mapping("leads")["api"]["throttled"] == 0
+    assert result.mapping("leads")["push"]["updated"] == 20
+
+
+def test_default_retry_policy__outlasts_a_30_second_lockout() -> None:
+    """With the shipped defaults, a request refused for 30 s of (simulated) time still succeeds,
+    and each wait is longer than the one before until the cap."""
+    clock = {"now": 0.0}
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock["now"] += seconds
+
+    def request() -> str:
+        if clock["now"] < 30.0:
+            raise Transient("rate limited (429)", throttled=True)
+        return "ok"
+
+    caller = Caller("Airtable", Pacer(0), RetryPolicy(sleep=sleep))
+    assert caller(request) == "ok"
+    assert clock["now"] >= 30.0
+    assert all(b > a for a, b in zip(waits, waits[1:], strict=False) if b < RetryPolicy().cap)
+    assert caller.stats.throttled == len(waits) == caller.stats.retries
+
+
+def test_retry_policy__waits_double_up_to_the_cap() -> None:
+    """The backoff doubles from its base and never exceeds its cap."""
+    policy = RetryPolicy(base=0.5, cap=4.0)
+
+    def wait(attempt: int) -> float:
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        return policy.wait_for(state)
+
+    assert [wait(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+# -- 5xx bursts -----------------------------------------------------------------------------------
+
+
+def test_503_burst_on_airtable_writes__retried_and_every_edit_arrives(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Three 503s on PATCH: retried, and every edit lands exactly once."""
+    seed_leads(airtable, 15)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'n' || id")
+    airtable.faults.fail(503, times=3, method="PATCH")
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["api"]["retries"] == 3
+    assert result.mapping("leads")["push"]["updated"] == 15
+    local = {r["airtable_record_id"]: r["notes"] for r in rows(db)}
+    assert _airtable_notes(airtable) == local
+
+
+def test_503_burst_on_twenty_creates__no_duplicate(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Creates retried through a 503 burst end as exactly one record each."""
+    for i in range(5):
+        execute(db, "INSERT INTO rep_progressions (name, total_xp) VALUES (:n, 1)", n=f"new {i}")
+    twenty.faults.fail(503, times=4, method="POST")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["push"]["created"] == 5
+    assert result.mapping(M)["api"]["retries"] == 4
+    assert sorted(r["name"] for r in twenty.records()) == [f"new {i}" for i in range(5)]
+    assert {str(r["twenty_id"]) for r in rows(db, M)} == {r["id"] for r in twenty.records()}
+
+
+def test_remote_down_for_the_whole_run__exit_3_then_the_next_run_catches_up(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retries run out: the mapping fails with exit 3 naming Twenty; nothing is lost."""
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    seed_progressions(twenty, 3)
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, "UPDATE rep_progressions SET streak_days = 42")
+    twenty.faults.fail(503, times=1000)
+
+    failed = cli("--mapping", M)
+
+    assert failed.exit_code == 3, failed.output
+    assert failed.report["status"] == "failed"
+    assert any("Twenty" in e["message"] for e in failed.report["errors"])
+    twenty.faults.clear()
+    result = cli("--mapping", M)
+    assert result.exit_code == 0, result.output
+    assert {r["streakDays"] for r in twenty.records()} == {42}
+
+
+# -- timeouts and dropped connections -------------------------------------------------------------
+
+
+def test_airtable_timeout__write_retried_and_applied_once_in_effect(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PATCH that outlives the read timeout is retried; the late first attempt does no harm."""
+    seed_leads(airtable, 3)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'after timeout'")
+    monkeypatch.setattr(airtable_remote, "TIMEOUT", (2, 0.3))
+    airtable.faults.delay(1.0, times=1, method="PATCH")
+    airtable.reset_log()
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["api"]["retries"] >= 1
+    wait_until(lambda: len(_patches(airtable)) >= 2, what="the delayed PATCH to complete")
+    assert set(_airtable_notes(airtable).values()) == {"after timeout"}
+    airtable.reset_log()
+    again = cli()
+    assert again.exit_code == 0 and _patches(airtable) == []
+
+
+def test_twenty_timeout_on_create__retried_create_makes_no_duplicate(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create whose answer never came back (but which succeeded) is retried with the same
+    client-chosen id: one record, linked locally, and the next run writes nothing."""
+    execute(db, "INSERT INTO rep_progressions (name, badges) VALUES ('slow', '[\"b\"]')")
+    monkeypatch.setattr(twenty_remote, "TIMEOUT", httpx.Timeout(0.3, connect=2.0))
+    twenty.faults.delay(1.0, times=1, method="POST")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["api"]["retries"] >= 1
+    wait_until(lambda: len(twenty_writes(twenty)) >= 2, what="the delayed create to complete")
+    (remote,) = twenty.records()
+    assert remote["name"] == "slow" and json.loads(remote["badges"]) == ["b"]
+    assert str(rows(db, M)[0]["twenty_id"]) == remote["id"]
+    twenty.reset_log()
+    again = cli("--mapping", M)
+    assert again.exit_code == 0, again.output
+    assert twenty_writes(twenty) == []
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH"])
+def test_airtable_connection_reset__retried(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, method: str
+) -> None:
+    """Connections closed without an answer (on reads or writes) are retried."""
+    ids = seed_leads(airtable, 5)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET claimed_by = 'rep'")
+    airtable.update("Leads", ids[0], {"Status": "Won"})
+    airtable.faults.drop(times=2, method=method)
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["api"]["retries"] == 2
+    assert airtable.count(status=0) == 2
+    assert {r["fields"].get("Claimed By") for r in airtable.records("Leads")} == {"rep"}
+    assert rows(db, where=f"airtable_record_id = '{ids[0]}'")[0]["status"] == "Won"
+
+
+def test_twenty_connection_reset__on_reads_and_writes(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Dropped connections on the listing and on the upsert: retried, all data through."""
+    ids = seed_progressions(twenty, 4)
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, "UPDATE rep_progressions SET closed_deals = 7")
+    execute(db, "INSERT INTO rep_progressions (name) VALUES ('fresh')")
+    twenty.update(ids[0], {"currentRank": "E-7"})
+    twenty.faults.drop(times=1, method="GET")
+    twenty.faults.drop(times=2, method="POST")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["api"]["retries"] == 3
+    assert len(twenty.records()) == 5
+    assert {r["closedDeals"] for r in twenty.records() if r["name"] != "fresh"} == {7}
+    assert rows(db, M, f"twenty_id = '{ids[0]}'")[0]["current_rank"] == "E-7"
+
+
+# -- retry scheduling and dead letters ------------------------------------------------------------
+
+
+def test_retryable_failure__growing_delays_then_dead_letter_after_max_attempts(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write the remote acknowledges without the record is retried on a doubling schedule,
+    then dead-lettered after RECONCILER_MAX_ATTEMPTS; the dead letter is listed in every later
+    report and is not retried, until the row changes again locally: then it starts afresh."""
+    monkeypatch.setenv("RECONCILER_MAX_ATTEMPTS", "3")
+    (rid, other) = seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'stuck' WHERE airtable_record_id = :r", r=rid)
+    airtable.faults.fail(200, times=100, body={"records": []}, method="PATCH")
+
+    delays: list[timedelta] = []
+    for attempt in (1, 2, 3):
+        result = cli()
+        assert result.exit_code == 1, result.output
+        assert [e["record"] for e in result.report["errors"]] == [rid]
+        failure = _failure(db)
+        assert failure["attempts"] == attempt
+        delays.append(failure["next_attempt_at"] - failure["last_failed_at"])
+        if attempt < 3:
+            waiting = cli()  # not due yet: nothing is sent
+            assert waiting.mapping("leads")["push"]["pending"] == 0
+            _retry_is_due_now(db)
+    assert delays[1] == 2 * delays[0] and delays[2] == 2 * delays[1]
+    assert _failure(db)["dead"] is True
+    assert result.mapping("leads")["push"]["dead"] == 1
+
+    _retry_is_due_now(db)
+    airtable.reset_log()
+    later = cli()
+    assert _patches(airtable) == []
+    assert later.mapping("leads")["push"]["dead"] == 1
+    (entry,) = later.report["errors"]
+    assert entry["record"] == rid and "dead-lettered after 3 attempt(s)" in entry["message"]
+
+    airtable.faults.clear()
+    execute(db, "UPDATE leads SET notes = 'unstuck' WHERE airtable_record_id = :r", r=rid)
+    fresh = cli()
+    assert fresh.exit_code == 0, fresh.output
+    assert fresh.report["errors"] == [] and fresh.mapping("leads")["push"]["dead"] == 0
+    assert _airtable_notes(airtable) == {rid: "unstuck", other: None}
+    assert scalar(db, "SELECT count(*) FROM reconciler.failures") == 0
+
+
+def test_non_retryable_4xx__dead_letters_at_once_and_a_local_edit_revives_it(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A create refused with 400 is dead-lettered on the first attempt under its local key,
+    listed in every report, never resent as is, and created once the row changes again."""
+    seed_progressions(twenty, 1)
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, "INSERT INTO rep_progressions (name) VALUES ('refused')")
+    local_id = scalar(db, "SELECT id FROM rep_progressions WHERE name = 'refused'")
+    key = f"rep_progressions:{local_id}"
+    twenty.faults.fail(400, times=1, method="POST")
+
+    first = cli("--mapping", M)
+
+    assert first.exit_code == 1, first.output
+    assert first.mapping(M)["push"]["dead"] == 1 and first.mapping(M)["api"]["retries"] == 0
+    assert [e["record"] for e in first.report["errors"]] == [key]
+    twenty.reset_log()
+    second = cli("--mapping", M)
+    assert twenty_writes(twenty) == []
+    assert second.mapping(M)["push"]["dead"] == 1
+    assert [e["record"] for e in second.report["errors"]] == [key]
+    assert "dead-lettered after 1 attempt(s)" in second.report["errors"][0]["message"]
+
+    execute(db, "UPDATE rep_progressions SET total_xp = 5 WHERE name = 'refused'")
+    third = cli("--mapping", M)
+    assert third.exit_code == 0, third.output
+    assert third.mapping(M)["push"]["created"] == 1 and third.report["errors"] == []
+    assert sorted(r["name"] for r in twenty.records()) == ["Rep 0", "refused"]

@@ -1,0 +1,137 @@
+"""Human output fits where it runs: plain lines without a terminal, tables and bars on one."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+
+from reconciler.render import RunProgress, render_summary
+from tests.helpers import execute, seed_leads
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_no_terminal__one_line_per_mapping_and_nothing_else(airtable, db, cli) -> None:
+    seed_leads(airtable, 5)
+    result = cli()
+    assert result.exit_code == 0, result.output
+    lines = _lines(result.stderr)
+    assert len(lines) == 2, result.stderr
+    assert lines[0].startswith("leads: pulled 5 (+5 ~0, 0 conflicts, 0 failed); pushed 0 of 0")
+    assert lines[1] == "rep_progressions: skipped (not configured: TWENTY_API_KEY)"
+    assert result.stdout == ""
+
+
+def test_quiet__prints_nothing_on_success(airtable, db, cli) -> None:
+    seed_leads(airtable, 3)
+    result = cli("-q")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "" and result.stdout == ""
+
+
+def test_quiet__prints_only_the_failures(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    bad = airtable.create("Leads", {"First Name": "Bad", "ICP Score": "high"}, validate=False)
+    result = cli("-q")
+    assert result.exit_code == 1, result.output
+    (line,) = _lines(result.stderr)
+    assert line.startswith(f"error: leads pull {bad['id']}: ") and "ICP Score" in line
+
+
+def test_default__adds_the_error_lines_after_the_mapping_lines(airtable, db, cli) -> None:
+    bad = airtable.create("Leads", {"First Name": "Bad", "ICP Score": "high"}, validate=False)
+    result = cli()
+    assert result.exit_code == 1, result.output
+    lines = _lines(result.stderr)
+    assert [line.split(":")[0] for line in lines] == ["leads", "rep_progressions", "error"]
+    assert bad["id"] in lines[2]
+
+
+def test_verbose__adds_window_api_counts_and_the_report_path(airtable, db, cli) -> None:
+    seed_leads(airtable, 3)
+    cli()
+    execute(db, "UPDATE leads SET notes = 'x'")
+    result = cli("-v")
+    assert result.exit_code == 0, result.output
+    text = result.stderr
+    assert text.startswith(f"run {result.report['run_id']}: ok in ")
+    window = result.mapping("leads")["window"]
+    assert f"leads: window {window['since']} .. {window['until']}" in text
+    api = result.mapping("leads")["api"]
+    assert f"leads: api {api['requests']} requests, 0 retries, 0 throttled" in text
+    assert f"report: {result.report_path}" in text
+    assert "pushed 3 of 3" in text
+
+
+def test_failed_run__says_why_even_when_quiet(airtable, db, cli) -> None:
+    airtable.faults.fail(401, times=100)
+    result = cli("-q")
+    assert result.exit_code == 3, result.output
+    lines = _lines(result.stderr)
+    assert lines and all(line.startswith(("error: leads", "reconcile: failed")) for line in lines)
+
+
+def _terminal() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, force_terminal=True, width=140, color_system=None), out
+
+
+def _report(**pull: int) -> dict[str, Any]:
+    counts = {"fetched": 0, "inserted": 0, "updated": 0, "unchanged": 0, "conflicts": 0}
+    counts |= {"skipped_local_newer": 0, "failed": 0} | pull
+    push = {"pending": 2, "created": 0, "updated": 2, "unchanged": 0}
+    push |= {"skipped_remote_newer": 0, "failed": 0, "dead": 1}
+    mapping = {"name": "leads", "remote": "airtable", "skipped": None, "pull": counts}
+    mapping |= {"push": push, "api": {"requests": 4, "retries": 0, "throttled": 0}}
+    mapping |= {
+        "window": {"since": "2026-11-20T10:00:00.000Z", "until": "2026-11-20T10:20:00.000Z"}
+    }
+    return {
+        "run_id": "r1",
+        "status": "ok",
+        "dry_run": False,
+        "duration_ms": 120,
+        "mappings": [mapping],
+        "errors": [],
+        "message": None,
+    }
+
+
+def test_terminal__a_table_per_mapping_and_stage_and_the_report_path() -> None:
+    console, out = _terminal()
+    render_summary(console, _report(fetched=7, inserted=5), quiet=False, report_path="/r/x.json")
+    text = out.getvalue()
+    assert "run r1 — ok" in text
+    assert "mapping" in text and "conflicts" in text
+    rows = [line for line in text.splitlines() if "│ pull" in line or "│ push" in line]
+    assert len(rows) == 2
+    assert "7" in rows[0] and "5" in rows[0]
+    assert "1 (+1 dead)" not in rows[1] and "0 (+1 dead)" in rows[1]
+    assert "report: /r/x.json" in text
+
+
+def test_progress__one_bar_per_mapping_and_stage_on_a_terminal() -> None:
+    console, out = _terminal()
+    with RunProgress(console, enabled=True) as progress:
+        progress("leads", "pull", 100)
+        progress("leads", "pull", 50)
+        progress("leads", "push", 10)
+        bars = progress.display
+        assert bars is not None
+        assert [(t.description, t.completed) for t in bars.tasks] == [
+            ("leads pull", 150),
+            ("leads push", 10),
+        ]
+        assert bars.tasks[0].finished and not bars.tasks[1].finished
+    assert "leads pull" in out.getvalue()
+
+
+def test_progress__disabled_shows_nothing() -> None:
+    console, out = _terminal()
+    with RunProgress(console, enabled=False) as progress:
+        progress("leads", "pull", 100)
+    assert out.getvalue() == ""
