@@ -276,6 +276,7 @@ class EmulatorServer(ABC):
 def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # answer at once, not after the client's delayed ACK
 
         def log_message(self, format: str, *args: Any) -> None:
             """Silence the default stderr access log."""

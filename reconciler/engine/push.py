@@ -11,7 +11,7 @@ from reconciler.records import LocalRow, RemoteRecord, WriteResult
 from reconciler.remotes.base import PushItem, chunks
 from reconciler.store.history import Failure, clear_failures
 
-CANDIDATE_CHUNK = 500
+CANDIDATE_CHUNK = 600  # a multiple of both remotes' write batches (10 and 60)
 
 
 def push(ctx: MappingContext, should_stop: Callable[[], bool]) -> None:

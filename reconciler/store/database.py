@@ -61,7 +61,13 @@ def connect(url: str) -> Engine:
     engine = create_engine(
         sqlalchemy_url(url),
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 10, "application_name": "reconciler"},
+        # No server-side prepared statements: a generic plan chosen while a table was nearly
+        # empty would otherwise stick for the whole run (sequential scans on big tables).
+        connect_args={
+            "connect_timeout": 10,
+            "application_name": "reconciler",
+            "prepare_threshold": None,
+        },
     )
     try:
         with engine.connect() as conn:

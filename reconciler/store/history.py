@@ -10,6 +10,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from reconciler.store.schema import failures, meta, runs, watermarks
+from reconciler.store.sql import among
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def clear_failures(conn: Connection, mapping: str, stage: str, keys: list[str]) 
             delete(failures).where(
                 failures.c.mapping == mapping,
                 failures.c.stage == stage,
-                failures.c.record_key.in_(keys),
+                among(failures.c.record_key, keys),
             )
         )
 

@@ -26,7 +26,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import NoSuchTableError
 
 from reconciler.engine.plan import PullPlan, PushPlan
@@ -34,6 +33,7 @@ from reconciler.errors import UsageError
 from reconciler.mapping import Mapping
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
+from reconciler.store.sql import among, insert_json_rows
 from reconciler.values import canonical, to_db
 
 _STATE_COLUMNS = [
@@ -141,7 +141,7 @@ class Store:
     ) -> dict[str, LocalRow]:
         """Local rows for these remote ids, keyed by remote id (locked for the unit of work)."""
         table = self.table(mapping)
-        query = self._select_rows(mapping).where(table.c[mapping.key_column].in_(list(remote_ids)))
+        query = self._select_rows(mapping).where(among(table.c[mapping.key_column], remote_ids))
         if lock:
             query = query.with_for_update(of=table)
         rows = [self._local_row(mapping, r) for r in self.conn.execute(query)]
@@ -152,7 +152,7 @@ class Store:
     ) -> dict[int, LocalRow]:
         """Local rows by primary key (locked for the unit of work)."""
         table = self.table(mapping)
-        query = self._select_rows(mapping).where(table.c.id.in_(list(local_ids)))
+        query = self._select_rows(mapping).where(among(table.c.id, local_ids))
         if lock:
             query = query.with_for_update(of=table)
         return {
@@ -208,24 +208,37 @@ class Store:
         key = mapping.key_column
         inserts = [p for p in plans if p.local is None]
         local_ids: dict[str, int] = {}
+        stamps: dict[int, datetime] = {}
         if inserts:
-            rows = [{key: p.remote.id, **self._db_values(mapping, p.writes)} for p in inserts]
-            stmt = insert(table).on_conflict_do_nothing(index_elements=[key])
-            result = self.conn.execute(stmt.returning(table.c.id, table.c[key]), rows)
-            local_ids.update({str(r[1]): r[0] for r in result})
+            # Canonical values are JSON already: Postgres types them against the table.
+            rows = [{key: p.remote.id, **p.writes} for p in inserts]
+            columns = [key, *inserts[0].writes]
+            inserted = insert_json_rows(
+                self.conn,
+                table,
+                columns,
+                rows,
+                conflict=f"ON CONFLICT ({key}) DO NOTHING",
+                returning=("id", key, "updated_at"),
+            )
+            for local_id, remote_id, stamp in inserted:
+                local_ids[str(remote_id)] = local_id
+                stamps[local_id] = stamp
         for plan in plans:
             if plan.local is not None:
                 local_ids[plan.remote.id] = plan.local.local_id
+                stamps[plan.local.local_id] = plan.local.updated_at  # locked: unchanged so far
         revived = [p.remote.id for p in plans if p.local is not None and p.local.remote_deleted]
         if revived:  # a record marked deleted came back (restored remotely)
             self.conn.execute(
-                update(table).where(table.c[key].in_(revived)).values(remote_deleted_at=None)
+                update(table).where(among(table.c[key], revived)).values(remote_deleted_at=None)
             )
-        self._update_rows(
-            mapping,
-            [(p.local.local_id, p.writes) for p in plans if p.local is not None and p.writes],
-        )
-        stamps = self._updated_at(table, list(local_ids.values()))
+        written = [(p.local.local_id, p.writes) for p in plans if p.local is not None and p.writes]
+        self._update_rows(mapping, written)
+        touched = [i for i, _ in written] + [
+            p.local.local_id for p in plans if p.local is not None and p.remote.id in revived
+        ]
+        stamps.update(self._updated_at(table, touched))
         states = [
             _state_row(
                 mapping,
@@ -259,7 +272,7 @@ class Store:
     def _updated_at(self, table: Table, ids: list[int]) -> dict[int, datetime]:
         if not ids:
             return {}
-        query = select(table.c.id, table.c.updated_at).where(table.c.id.in_(ids))
+        query = select(table.c.id, table.c.updated_at).where(among(table.c.id, ids))
         return {r[0]: r[1] for r in self.conn.execute(query)}
 
     def _save_states(self, mapping: Mapping, states: list[dict[str, Any]]) -> None:
@@ -267,13 +280,14 @@ class Store:
             return
         remote_ids = [s["remote_id"] for s in states if s["remote_id"] is not None]
         local_ids = [s["local_id"] for s in states]
-        self.conn.execute(
-            delete(sync_state).where(
-                sync_state.c.mapping == mapping.name,
-                or_(sync_state.c.remote_id.in_(remote_ids), sync_state.c.local_id.in_(local_ids)),
+        mine = sync_state.c.mapping == mapping.name
+        # Two deletes, each on its own index (an OR of the two would scan the mapping's rows).
+        self.conn.execute(delete(sync_state).where(mine, among(sync_state.c.local_id, local_ids)))
+        if remote_ids:
+            self.conn.execute(
+                delete(sync_state).where(mine, among(sync_state.c.remote_id, remote_ids))
             )
-        )
-        self.conn.execute(insert(sync_state), states)
+        insert_json_rows(self.conn, sync_state, list(states[0]), states)
 
     def record_push(self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]) -> None:
         """Record successful pushes: new shadow, remote id (written back for creates), state."""
@@ -346,7 +360,7 @@ class Store:
         result = self.conn.execute(
             update(table)
             .where(
-                table.c[mapping.key_column].in_(list(remote_ids)),
+                among(table.c[mapping.key_column], remote_ids),
                 table.c.remote_deleted_at.is_(None),
             )
             .values(remote_deleted_at=func.now())
@@ -393,8 +407,9 @@ def _state_row(
         "mapping": mapping.name,
         "local_id": local_id,
         "remote_id": remote_id,
-        "remote_modified_at": remote_modified_at,
-        "local_updated_at": local_updated_at,
+        # full precision: updated_at is compared exactly to find local changes
+        "remote_modified_at": remote_modified_at.isoformat() if remote_modified_at else None,
+        "local_updated_at": local_updated_at.isoformat() if local_updated_at else None,
         "shadow": shadow,
         "pending": pending,
     }
