@@ -1,8 +1,8 @@
 -- A least-privilege Postgres role for the reconciler's runs.
 --
--- The runs (`reconcile`, `reconcile runs`, `reconcile log`) connect as this role through
--- DATABASE_URL. `reconcile migrate` is run by the owner of the database (or of the schemas), never
--- by this role: it has no DDL rights at all.
+-- Runs and the read commands (`reconcile`, `reconcile runs`, `reconcile log`, `reconcile check`)
+-- connect as this role through DATABASE_URL. `reconcile migrate` is run by the owner of the
+-- database (or of the schemas), never by this role: it has no DDL rights at all.
 --
 -- Run this file as the owner after `reconcile migrate`, e.g.
 --     psql "$OWNER_DATABASE_URL" -f docs/least-privilege.sql

@@ -83,13 +83,12 @@ class Store:
         if mapping.local_table in self._tables:
             return self._tables[mapping.local_table]
         try:
-            live = Table(mapping.local_table, self._reflected, autoload_with=self.conn)
+            # A connection of its own, so reflecting never touches the run's transaction.
+            live = Table(mapping.local_table, self._reflected, autoload_with=self.conn.engine)
         except NoSuchTableError:
             raise UsageError(
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} does not exist"
             ) from None
-        if self.conn.in_transaction() and not self.dry_run:
-            self.conn.commit()
         needed = [mapping.key_column, *mapping.columns, "id", "updated_at", "remote_deleted_at"]
         missing = [c for c in needed if c not in live.c]
         if missing:
