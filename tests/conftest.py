@@ -81,6 +81,21 @@ def database_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[st
 
 
 @pytest.fixture
+def unmigrated_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty database (no reconciler schema), set as DATABASE_URL."""
+    name = f"empty_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(_sa(pg_server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = _with_db(pg_server, name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
 def db(database_url: str) -> Iterator[sa.Engine]:
     """An engine on the test database, for arranging and asserting."""
     engine = sa.create_engine(_sa(database_url))

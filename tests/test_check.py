@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-import sqlalchemy as sa
-
-from tests.conftest import _sa, _with_db
 
 
 def _lines(output: str) -> list[str]:
@@ -104,21 +97,6 @@ def test_check__a_missing_twenty_field_is_named(twenty, database_url, cli, tmp_p
         "✗ twenty fields of trophies (object trophies): missing field(s) 'points'"
     ), result.stdout
     assert "hint: add the fields to the object in Twenty" in line
-
-
-@pytest.fixture
-def unmigrated_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An empty database (no reconciler schema), set as DATABASE_URL."""
-    name = f"empty_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(_sa(pg_server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = _with_db(pg_server, name)
-    monkeypatch.setenv("DATABASE_URL", url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 def test_check__an_unmigrated_database_names_reconcile_migrate(

@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from tests.helpers import seed_leads
 
@@ -47,15 +46,7 @@ def test_missing_credentials__exit_2_names_the_variables(cli) -> None:
     assert result.report_path is not None and not result.report_path.exists()
 
 
-def test_unmigrated_database__exit_3_tells_to_migrate(airtable, pg_server, cli, monkeypatch):
-    admin = sa.create_engine(
-        pg_server.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS empty_db WITH (FORCE)"))
-        conn.execute(sa.text("CREATE DATABASE empty_db"))
-    url = pg_server.replace("/postgres?", "/empty_db?")
-    monkeypatch.setenv("DATABASE_URL", url)
+def test_unmigrated_database__exit_3_tells_to_migrate(airtable, unmigrated_url, cli) -> None:
     result = cli()
     assert result.exit_code == 3, result.output
     assert "reconcile migrate" in result.stderr
@@ -65,7 +56,6 @@ def test_unmigrated_database__exit_3_tells_to_migrate(airtable, pg_server, cli, 
     assert cli("migrate").exit_code == 0  # safe to run twice
     seed_leads(airtable, 2)
     assert cli().exit_code == 0
-    admin.dispose()
 
 
 def test_unreachable_database__exit_3_and_a_report(airtable, cli, monkeypatch) -> None:
