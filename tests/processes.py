@@ -54,8 +54,10 @@ class Proc:
             if condition():
                 return True
             if self.popen.poll() is not None:
-                out, err = self.popen.communicate()
-                raise AssertionError(f"reconcile exited {self.popen.returncode} before {what}:\n{err}")
+                _, err = self.popen.communicate()
+                raise AssertionError(
+                    f"reconcile exited {self.popen.returncode} before {what}:\n{err}"
+                )
             return False
 
         try:
@@ -110,11 +112,3 @@ def reconciler_backends(db: sa.Engine) -> list[int]:
             )
         )
         return [int(r[0]) for r in result]
-
-
-def without_nagle(em: EmulatorServer) -> None:
-    """Answer without Nagle's algorithm: the emulator writes headers and body separately, and
-    on loopback Nagle plus delayed ACKs adds about 40 ms to every request."""
-    server = em._httpd  # the running server's handler class belongs to this emulator alone
-    assert server is not None, "start the emulator first"
-    server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]

@@ -5,9 +5,8 @@ duplicates."""
 
 from __future__ import annotations
 
-import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from tests.helpers import execute, rows, seed_leads, seed_progressions, twenty_writes
 from tests.processes import (
+    Proc,
     fault_taken,
     reconciler_backends,
     scalar,
@@ -27,6 +27,7 @@ from tests.processes import (
 
 M = "rep_progressions"
 Cli = Callable[..., Any]
+Spawn = Callable[..., Proc]
 HOLD = 1.5  # seconds a delayed request is held: long enough to act on the stalled run
 
 
@@ -51,6 +52,24 @@ def _edit_progressions(db: sa.Engine, creates: int) -> None:
         execute(db, "INSERT INTO rep_progressions (name, total_xp) VALUES (:n, :x)", n=f"n{i}", x=i)
 
 
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start ``reconcile`` processes (report in ``tmp_path/<name>.json``); any still running
+    at the end of the test is killed, so a failing test leaves nothing behind."""
+    started: list[Proc] = []
+
+    def start(name: str, *args: str) -> Proc:
+        proc = start_reconcile(tmp_path / f"{name}.json", *args)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.popen.poll() is None:
+            proc.popen.kill()
+        proc.popen.communicate()
+
+
 def _no_run_connected(db: sa.Engine) -> None:
     wait_until(lambda: reconciler_backends(db) == [], what="the run's connection to close")
 
@@ -60,7 +79,7 @@ def _no_run_connected(db: sa.Engine) -> None:
 
 @pytest.mark.parametrize("held", ["write", "read_before_write"])
 def test_kill_9_mid_push__next_run_completes_without_duplicates(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path, held: str
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, spawn: Spawn, held: str
 ) -> None:
     """SIGKILL while the push is held in the remote call (the write then lands unrecorded, or
     never leaves): the next run creates nothing twice and every local edit arrives."""
@@ -72,7 +91,7 @@ def test_kill_9_mid_push__next_run_completes_without_duplicates(
     twenty.faults.delay(HOLD, times=1, method=method)
     stage = ["--stage", "push"] if held == "read_before_write" else []  # a push that reads
 
-    proc = start_reconcile(tmp_path / "killed.json", "--mapping", M, *stage)
+    proc = spawn("killed", "--mapping", M, *stage)
     proc.wait_for(fault_taken(twenty), what="the run to reach the held request")
     proc.signal(signal.SIGKILL)
     code, _, _ = proc.finish()
@@ -86,14 +105,14 @@ def test_kill_9_mid_push__next_run_completes_without_duplicates(
 
     assert result.exit_code == 0, result.output
     _assert_twenty_matches_local(twenty, db)
-    assert len(twenty.records()) == 7
+    assert len(twenty.records()) == len(rows(db, M)) == 7
     twenty.reset_log()
     assert cli("--mapping", M).exit_code == 0
     assert twenty_writes(twenty) == []
 
 
 def test_kill_9_mid_push__airtable_edits_all_arrive_once(
-    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, spawn: Spawn
 ) -> None:
     """SIGKILL while the first of two PATCH batches is held: after the next run every edit is
     on Airtable, no record was added, and one more run sends nothing."""
@@ -102,7 +121,7 @@ def test_kill_9_mid_push__airtable_edits_all_arrive_once(
     execute(db, "UPDATE leads SET notes = 'note ' || id, claimed_by = 'rep'")
     airtable.faults.delay(HOLD, times=1, method="PATCH")
 
-    proc = start_reconcile(tmp_path / "killed.json")
+    proc = spawn("killed")
     proc.wait_for(fault_taken(airtable), what="the run to reach the held PATCH")
     proc.signal(signal.SIGKILL)
     assert proc.finish()[0] == -signal.SIGKILL
@@ -126,7 +145,7 @@ def test_kill_9_mid_push__airtable_edits_all_arrive_once(
 
 
 def test_database_lost_mid_pull__exit_3_whole_pages_only_then_recovery(
-    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, spawn: Spawn
 ) -> None:
     """The run's Postgres session is terminated while the second page is being read: exit 3
     with a clear message; the first page is applied whole (rows with their sync state), the
@@ -135,14 +154,14 @@ def test_database_lost_mid_pull__exit_3_whole_pages_only_then_recovery(
     airtable.faults.delay(0, times=1, method="GET")
     airtable.faults.delay(HOLD, times=1, method="GET")
 
-    proc = start_reconcile(tmp_path / "lost.json", "--mapping", "leads")
+    proc = spawn("lost", "--mapping", "leads")
     proc.wait_for(fault_taken(airtable), what="the run to read the second page")
     with db.connect() as conn:
         pids = reconciler_backends(db)
         assert pids, "the run should be connected"
         for pid in pids:
             conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-    code, out, err = proc.finish()
+    code, _, err = proc.finish()
 
     assert code == 3, err
     report = proc.report
@@ -151,11 +170,14 @@ def test_database_lost_mid_pull__exit_3_whole_pages_only_then_recovery(
     assert "database connection lost" in err
     assert "Traceback" not in err
     assert scalar(db, "SELECT count(*) FROM leads") == 100
-    assert scalar(
-        db,
-        "SELECT count(*) FROM leads l LEFT JOIN reconciler.sync_state s "
-        "ON s.mapping = 'leads' AND s.local_id = l.id WHERE s.local_id IS NULL",
-    ) == 0
+    assert (
+        scalar(
+            db,
+            "SELECT count(*) FROM leads l LEFT JOIN reconciler.sync_state s "
+            "ON s.mapping = 'leads' AND s.local_id = l.id WHERE s.local_id IS NULL",
+        )
+        == 0
+    )
     assert scalar(db, "SELECT count(*) FROM reconciler.watermarks") == 0
 
     result = cli("--mapping", "leads")
@@ -165,7 +187,7 @@ def test_database_lost_mid_pull__exit_3_whole_pages_only_then_recovery(
 
 
 def test_database_lost_mid_push__remote_write_unrecorded_then_linked_without_duplicates(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, spawn: Spawn
 ) -> None:
     """The session dies while creates are in flight: exit 3, no local row is half-linked,
     and the next run links the records created remotely instead of creating them again."""
@@ -174,7 +196,7 @@ def test_database_lost_mid_push__remote_write_unrecorded_then_linked_without_dup
     _edit_progressions(db, creates=3)
     twenty.faults.delay(HOLD, times=1, method="POST")
 
-    proc = start_reconcile(tmp_path / "lost.json", "--mapping", M)
+    proc = spawn("lost", "--mapping", M)
     proc.wait_for(fault_taken(twenty), what="the run to send the upsert")
     with db.connect() as conn:
         for pid in reconciler_backends(db):
@@ -194,14 +216,14 @@ def test_database_lost_mid_push__remote_write_unrecorded_then_linked_without_dup
 
 
 def test_two_runs__the_second_exits_4_locked_and_does_nothing(
-    airtable: AirtableEmulator, twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+    airtable: AirtableEmulator, twenty: TwentyEmulator, db: sa.Engine, cli: Cli, spawn: Spawn
 ) -> None:
     """While one run holds the leads lock, another run over leads exits 4 at once with status
     ``locked``, writes its report and touches nothing; a run of another mapping proceeds."""
     seed_leads(airtable, 5)
     seed_progressions(twenty, 2)
     airtable.faults.delay(HOLD, times=1, method="GET")
-    first = start_reconcile(tmp_path / "first.json", "--mapping", "leads")
+    first = spawn("first", "--mapping", "leads")
     first.wait_for(fault_taken(airtable), what="the first run to hold the lock")
 
     second = cli()
@@ -212,7 +234,10 @@ def test_two_runs__the_second_exits_4_locked_and_does_nothing(
     assert all(m["api"]["requests"] == 0 for m in report["mappings"])
     assert "lock" in second.stderr
     assert rows(db) == [] and rows(db, M) == []
-    assert scalar(db, "SELECT count(*) FROM reconciler.runs WHERE run_id = :r", r=report["run_id"]) == 0
+    assert (
+        scalar(db, "SELECT count(*) FROM reconciler.runs WHERE run_id = :r", r=report["run_id"])
+        == 0
+    )
 
     other = cli("--mapping", M)
     assert other.exit_code == 0, other.output
@@ -227,7 +252,7 @@ def test_two_runs__the_second_exits_4_locked_and_does_nothing(
 
 
 def test_sigterm__finishes_the_batch_writes_the_report_and_exits(
-    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, spawn: Spawn
 ) -> None:
     """SIGTERM while the first of three PATCH batches is in flight: that batch completes and
     is recorded, no further batch is sent, the report is written; the next run sends exactly
@@ -238,13 +263,13 @@ def test_sigterm__finishes_the_batch_writes_the_report_and_exits(
     airtable.faults.delay(HOLD, times=1, method="PATCH")
     airtable.reset_log()
 
-    proc = start_reconcile(tmp_path / "stopped.json", "--mapping", "leads")
+    proc = spawn("stopped", "--mapping", "leads")
     proc.wait_for(fault_taken(airtable), what="the first PATCH to be held")
     proc.signal(signal.SIGTERM)
     code, _, err = proc.finish(timeout=20)
 
     assert code == 1, err
-    report = json.loads((tmp_path / "stopped.json").read_text())
+    report = proc.report
     assert report["status"] == "partial"
     assert any("stopped by a signal" in e["message"] for e in report["errors"])
     assert report["mappings"][0]["push"]["updated"] == 10

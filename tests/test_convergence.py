@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from httpx._transports import default as httpx_transport
+from httpx._transports import default as httpx_transport  # where clients build SSL contexts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +33,6 @@ from reconciler.store.schema import BUSINESS_TABLES
 from reconciler.store.sync import Store
 from reconciler.values import canonical, to_db, to_wire
 from tests.convergence_model import MappingModel, RecordModel
-from tests.processes import without_nagle
 
 LEADS_COLUMNS = ("status", "icp_score", "notes", "claimed_by", "processing_status", "claimed_at")
 REPS_COLUMNS = ("name", "total_xp", "current_rank", "completed_modules", "badges")
@@ -63,12 +60,27 @@ def _field_edit(columns: tuple[str, ...]) -> st.SearchStrategy[tuple[str, Any]]:
     )
 
 
+def _conflict(columns: tuple[str, ...]) -> st.SearchStrategy[tuple[Any, ...]]:
+    """The same field edited on both sides: (column, local value, remote value, remote first)."""
+    return st.sampled_from(columns).flatmap(
+        lambda c: st.tuples(
+            st.just(c),
+            st.sampled_from(CHOICES[c]),
+            st.sampled_from(CHOICES[c]),
+            st.booleans(),
+        )
+    )
+
+
+INDEX = st.integers(0, 99)
 EDITS = st.one_of(
-    st.tuples(st.just("airtable"), st.integers(0, 99), _field_edit(LEADS_COLUMNS)),
-    st.tuples(st.just("leads"), st.integers(0, 99), _field_edit(LOCAL_LEADS_COLUMNS)),
-    st.tuples(st.just("twenty"), st.integers(0, 99), _field_edit(REPS_COLUMNS)),
-    st.tuples(st.just("reps"), st.integers(0, 99), _field_edit(REPS_COLUMNS)),
-    st.tuples(st.just("new"), st.integers(0, 99), st.tuples(st.just("name"), st.just("n"))),
+    st.tuples(st.just("airtable"), INDEX, _field_edit(LEADS_COLUMNS)),
+    st.tuples(st.just("leads"), INDEX, _field_edit(LOCAL_LEADS_COLUMNS)),
+    st.tuples(st.just("both_leads"), INDEX, _conflict(LOCAL_LEADS_COLUMNS)),
+    st.tuples(st.just("twenty"), INDEX, _field_edit(REPS_COLUMNS)),
+    st.tuples(st.just("reps"), INDEX, _field_edit(REPS_COLUMNS)),
+    st.tuples(st.just("both_reps"), INDEX, _conflict(REPS_COLUMNS)),
+    st.tuples(st.just("new"), INDEX, st.tuples(st.just("name"), st.just("n"))),
 )
 FAULTS = st.tuples(
     st.sampled_from(FAULT_KINDS), st.integers(1, 3), st.sampled_from([None, "GET", "write"])
@@ -117,8 +129,6 @@ def world(
 ) -> World:
     """Both emulators and one database; retries fast so outages cost little time."""
     monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.0001")
-    without_nagle(airtable)
-    without_nagle(twenty)
     _reflect_once(monkeypatch)
     _one_ssl_context(monkeypatch)
     return World(airtable, twenty, db, load_settings())
@@ -141,7 +151,7 @@ def _reflect_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def _one_ssl_context(monkeypatch: pytest.MonkeyPatch) -> None:
     """Share one default (verifying) SSL context among the HTTP clients of every run:
     building one reads the CA bundle, which costs more than a whole run against loopback."""
-    build = httpx_transport.create_ssl_context
+    build = httpx_transport.create_ssl_context  # type: ignore[attr-defined]
     shared = functools.cache(lambda: build())
 
     def create(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
@@ -191,38 +201,45 @@ class Example:
         for model in (self.leads, self.reps):
             key = model.mapping.key_column
             with self.world.db.connect() as conn:
-                ids = dict(
+                ids: dict[str, int] = dict(
                     conn.execute(
                         sa.text(f"SELECT {key}::text, id FROM {model.mapping.local_table}")
                     ).all()
                 )
             for record in model.records:
-                record.local_id = ids[record.remote_id]
+                record.local_id = ids[str(record.remote_id)]
                 record.local_time = model.tick()
 
     # -- edits ---------------------------------------------------------------------------------
 
-    def apply(self, edit: tuple[str, int, tuple[str, Any]]) -> None:
+    def apply(self, edit: tuple[str, int, tuple[Any, ...]]) -> None:
         """Perform one generated edit for real and in the model."""
-        where, index, (column, value) = edit
-        if where in ("airtable", "leads"):
-            record = self.leads.records[index % len(self.leads.records)]
-            (self._remote_edit if where == "airtable" else self._local_edit)(
-                self.leads, record, column, value
-            )
-        elif where == "new":
+        where, index, change = edit
+        if where == "new":
             self._insert_rep(index)
-        else:
-            candidates = [r for r in self.reps.records if where == "reps" or r.remote is not None]
-            if candidates:
-                record = candidates[index % len(candidates)]
-                (self._remote_edit if where == "twenty" else self._local_edit)(
-                    self.reps, record, column, value
-                )
+            return
+        model = self.leads if where in ("airtable", "leads", "both_leads") else self.reps
+        remote_side = where in ("airtable", "twenty")
+        linked = where not in ("leads", "reps")  # the record must exist remotely
+        candidates = [r for r in model.records if r.remote is not None or not linked]
+        if not candidates:
+            return
+        record = candidates[index % len(candidates)]
+        if not where.startswith("both_"):
+            column, value = change
+            edit_one = self.remote_edit if remote_side else self.local_edit
+            edit_one(model, record, column, value)
+            return
+        column, local_value, remote_value, remote_first = change
+        steps = [
+            (self.local_edit, local_value),
+            (self.remote_edit, remote_value),
+        ]
+        for step, value in reversed(steps) if remote_first else steps:
+            step(model, record, column, value)
 
-    def _local_edit(
-        self, model: MappingModel, record: RecordModel, column: str, value: Any
-    ) -> None:
+    def local_edit(self, model: MappingModel, record: RecordModel, column: str, value: Any) -> None:
+        """An application writes one column, stamping ``updated_at`` with the next edit time."""
         tick, moment = self.at()
         table = BUSINESS_TABLES[model.mapping.local_table]
         with self.world.db.begin() as conn:
@@ -233,9 +250,10 @@ class Example:
             )
         model.edit_local(record, column, value, tick)
 
-    def _remote_edit(
+    def remote_edit(
         self, model: MappingModel, record: RecordModel, column: str, value: Any
     ) -> None:
+        """A user edits one field remotely at the next edit time."""
         tick, moment = self.at()
         wire = _wire((model.mapping.field(column),), {column: value})
         if model is self.leads:
@@ -366,6 +384,10 @@ def _assert_converged(world: World, model: MappingModel) -> None:
         assert record.local == record.remote, "the model itself did not converge"
         assert values == record.local, (model.mapping.name, "local", record.local_id)
         assert remote[key] == record.remote, (model.mapping.name, "remote", key)
+    every = model.mapping.fields
+    everywhere = _remote_records(world, model.mapping, every)
+    for key, values, _ in _local_rows(world, model.mapping, every).values():
+        assert values == everywhere[str(key)], ("a mapped field differs", model.mapping.name, key)
 
 
 def _writes(world: World) -> int:
@@ -383,7 +405,7 @@ def _writes(world: World) -> int:
 
 @pytest.mark.slow
 @settings(
-    max_examples=int(os.environ.get("CONV_N", "200")),
+    max_examples=200,
     deadline=None,
     derandomize=True,
     database=None,
@@ -432,14 +454,15 @@ def test_convergence__model_sanity(world: World) -> None:
     assert world.run().exit_code == 0
     example.link_seeded()
     lead, rep = example.leads.records[0], example.reps.records[0]
-    example._local_edit(example.leads, lead, "notes", "local")
-    example._remote_edit(example.leads, lead, "notes", "remote")  # later: remote wins
-    example._remote_edit(example.reps, rep, "completed_modules", ["m3"])
-    example._local_edit(example.reps, rep, "completed_modules", ["m1"])
+    example.local_edit(example.leads, lead, "notes", "local")
+    example.remote_edit(example.leads, lead, "notes", "remote")  # later: remote wins
+    example.remote_edit(example.reps, rep, "completed_modules", ["m3"])
+    example.local_edit(example.reps, rep, "completed_modules", ["m1"])
     example.run_with_faults(("push_outage", 1, None), ("none", 1, None))
     example.clean_run()
     assert lead.local["notes"] == "remote"
     assert rep.local["completed_modules"] == ["m1", "m3"]
     _assert_converged(world, example.leads)
     _assert_converged(world, example.reps)
-    assert json.loads(world.twenty.get(str(rep.remote_id))["completedModules"]) == ["m1", "m3"]
+    remote = world.twenty.get(str(rep.remote_id))
+    assert remote is not None and json.loads(remote["completedModules"]) == ["m1", "m3"]

@@ -3,6 +3,7 @@ connections, retry scheduling and dead letters. Whatever fails, no change is los
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -112,7 +113,7 @@ def test_default_retry_policy__outlasts_a_30_second_lockout() -> None:
     caller = Caller("Airtable", Pacer(0), RetryPolicy(sleep=sleep))
     assert caller(request) == "ok"
     assert clock["now"] >= 30.0
-    assert all(b > a for a, b in zip(waits, waits[1:], strict=False) if b < RetryPolicy().cap)
+    assert all(b > a for a, b in itertools.pairwise(waits) if b < RetryPolicy().cap)
     assert caller.stats.throttled == len(waits) == caller.stats.retries
 
 

@@ -61,8 +61,9 @@ def test_least_privilege__role_runs_pull_push_and_reads_the_logs(
     assert second.mapping("leads")["pull"]["updated"] == 1
     assert second.mapping("leads")["push"]["updated"] == 1
     assert rows(db, where=f"airtable_record_id = '{ids[0]}'")[0]["status"] == "Hot"
-    assert cli("log", "--json").exit_code == 0
-    assert cli("runs", "--json").exit_code == 0
+    for command in (["log", "--json"], ["runs", "--json"], ["check"]):
+        result = cli(*command)
+        assert result.exit_code == 0, result.output
 
 
 def test_least_privilege__a_failed_record_is_recorded_and_cleared(

@@ -45,7 +45,9 @@ def _request_text(em: EmulatorServer) -> str:
 
 
 @pytest.fixture
-def password_url(database_url: str, db: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def password_url(
+    database_url: str, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """DATABASE_URL of a role that logs in with a password (so there is one to leak)."""
     role, password = f"sec_{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
     with db.begin() as conn:
@@ -241,7 +243,8 @@ def test_wrong_token__exit_3_naming_the_remote(
     (error,) = result.report["errors"]
     assert remote_name in error["message"] and variable in error["message"]
     assert remote_name in result.stderr
-    assert "expired-token-value" not in result.output + result.report_path.read_text()  # type: ignore[union-attr]
+    assert result.report_path is not None
+    assert "expired-token-value" not in result.output + result.report_path.read_text()
     assert "Traceback" not in result.output
 
 
@@ -307,9 +310,11 @@ def _self_signed(folder: Path) -> ssl.SSLContext:
         pytest.skip("openssl is needed to make a throwaway certificate")
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
         check=True,
         capture_output=True,
     )

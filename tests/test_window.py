@@ -146,9 +146,7 @@ def test_first_run__window_starts_lookback_minutes_before_until(
     assert _watermark(db, side.name) == until
 
 
-def test_cron_gap__three_hours_missed_are_caught_up(
-    side: Side, db: sa.Engine, cli: Cli
-) -> None:
+def test_cron_gap__three_hours_missed_are_caught_up(side: Side, db: sa.Engine, cli: Cli) -> None:
     """The last complete pull ended 3 h ago: edits from 2 h ago come in despite --lookback 20,
     and the report's window starts at the watermark minus the overlap."""
     rid = side.create(1, ago(300))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from reconciler.config import RunOptions, Settings
 from reconciler.engine.context import MappingContext, Progress, Tuning
@@ -57,6 +57,11 @@ def open_database(settings: Settings) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _truncate_ms(moment: datetime) -> datetime:
@@ -108,9 +113,10 @@ class Run:
                 engine.dispose()
         except ReconcilerError as exc:
             report.fatal = str(exc)
+        except (OperationalError, InterfaceError) as exc:
+            report.fatal = "database connection lost mid-run: " + _first_line(exc)
         except SQLAlchemyError as exc:
-            lines = str(getattr(exc, "orig", exc)).strip().splitlines()
-            report.fatal = "database connection lost mid-run: " + (lines[0] if lines else "")
+            report.fatal = "the database refused a statement: " + _first_line(exc)
         except Exception as exc:  # a bug must still leave a report and a clear exit code
             logger.debug("internal error", exc_info=True)  # shown with -v
             report.fatal = f"internal error: {type(exc).__name__}: {exc}"
