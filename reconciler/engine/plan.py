@@ -59,6 +59,7 @@ class PullPlan:
     changes: list[FieldChange] = field(default_factory=list)
     conflict: bool = False
     pending: bool = False  # push-capable local values still differ from the remote
+    inserted_id: int | None = None  # the new local row's key, once the insert is applied
 
 
 def _newer_is_remote(remote: RemoteRecord, local: LocalRow) -> bool:

@@ -23,13 +23,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from reconciler.engine.plan import Outcome, PullPlan, PushPlan, Rule, local_changes
 from reconciler.records import FieldChange
 from reconciler.store.history import Failure
 from reconciler.store.schema import change_log
+from reconciler.store.sql import insert_json_rows
 from reconciler.values import iso_ms
 
 if TYPE_CHECKING:
@@ -66,12 +67,17 @@ class Action(StrEnum):
 
 def clip(value: Any) -> Any:
     """A value fit for the log: text (or JSON) longer than ``MAX_VALUE_CHARS`` is cut, marked."""
+    if value is None or value.__class__ in _SCALARS:
+        return value
     if isinstance(value, str):
         return _cut(value)
     if isinstance(value, dict | list):
         text = json.dumps(value, ensure_ascii=False)
         return _cut(text) if len(text) > MAX_VALUE_CHARS else value
     return value
+
+
+_SCALARS = frozenset({bool, int, float})
 
 
 def _cut(text: str) -> str:
@@ -120,15 +126,13 @@ class ChangeLog:
     def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
         """Remote records applied locally, and conflicts decided; unchanged records are left out."""
         logged = [p for p in plans if p.outcome is not Outcome.UNCHANGED or p.conflict]
-        inserted = [p.remote.id for p in logged if p.local is None]
-        local_ids = _local_ids(ctx, inserted) if inserted else {}
         entries = []
         for plan in logged:
             # A field kept locally only matters when a conflict decided it; stage 2 logs the rest.
             kept = [
                 c for c in plan.changes if c.column in plan.writes or c.rule == Rule.LOCAL_NEWER
             ]
-            local_id = plan.local.local_id if plan.local else local_ids.get(plan.remote.id)
+            local_id = plan.local.local_id if plan.local else plan.inserted_id
             entries.append(
                 self._entry(ctx, "pull", _PULL_ACTIONS[plan.outcome], _pull_rule(plan, kept))
                 | {"conflict": plan.conflict, "remote_id": plan.remote.id, "local_id": local_id}
@@ -207,7 +211,7 @@ class ChangeLog:
     def _write(self, ctx: MappingContext, entries: list[dict[str, Any]]) -> None:
         """One insert-many for the unit's entries, on its open transaction."""
         if entries:
-            ctx.store.conn.execute(insert(change_log), entries)
+            insert_json_rows(ctx.store.conn, change_log, list(entries[0]), entries)
             self.written += len(entries)
 
 

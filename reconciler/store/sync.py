@@ -223,6 +223,8 @@ class Store:
             for local_id, remote_id, stamp in inserted:
                 local_ids[str(remote_id)] = local_id
                 stamps[local_id] = stamp
+            for plan in inserts:
+                plan.inserted_id = local_ids.get(plan.remote.id)
         for plan in plans:
             if plan.local is not None:
                 local_ids[plan.remote.id] = plan.local.local_id
