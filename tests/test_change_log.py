@@ -335,3 +335,13 @@ def test_migrations__the_migrated_database_matches_the_models(db) -> None:
         )
         assert compare_metadata(context, metadata) == []
     assert f"{SCHEMA}.change_log" in metadata.tables
+
+
+def test_log__long_text_of_an_inserted_record_is_cut_and_marked(airtable, db, cli) -> None:
+    airtable.create("Leads", {"First Name": "Long", "Notes": "n" * 2500})
+    assert cli().exit_code == 0
+    (entry,) = log(cli, "--mapping", "leads")
+    notes = next(c["new"] for c in entry["changes"] if c["field"] == "notes")
+    assert notes == "n" * 2000 + "…[truncated 500 chars]"
+    first = next(c for c in entry["changes"] if c["field"] == "first_name")
+    assert first == {"field": "first_name", "old": None, "new": "Long", "rule": "new_record"}
