@@ -9,7 +9,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,34 +65,39 @@ def _with_db(url: str, name: str) -> str:
     return f"{head}/{name}?{tail}"
 
 
-@pytest.fixture
-def database_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh, migrated database for one test, set as DATABASE_URL."""
+@contextmanager
+def _scratch_database(
+    pg_server: str, monkeypatch: pytest.MonkeyPatch, template: str | None
+) -> Iterator[str]:
+    """A database of its own for one test (a copy of ``template``), set as DATABASE_URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(_sa(pg_server), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        conn.execute(
+            sa.text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        )
     url = _with_db(pg_server, name)
     monkeypatch.setenv("DATABASE_URL", url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, migrated database for one test, set as DATABASE_URL."""
+    with _scratch_database(pg_server, monkeypatch, TEMPLATE) as url:
+        yield url
 
 
 @pytest.fixture
 def unmigrated_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An empty database (no reconciler schema), set as DATABASE_URL."""
-    name = f"empty_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(_sa(pg_server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = _with_db(pg_server, name)
-    monkeypatch.setenv("DATABASE_URL", url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with _scratch_database(pg_server, monkeypatch, None) as url:
+        yield url
 
 
 @pytest.fixture
