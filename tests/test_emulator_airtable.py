@@ -209,7 +209,7 @@ def test_paging__expired_iterator_is_422(em: AirtableEmulator, leads: pyairtable
     em.iterator_ttl = 0.05
     pages = leads.iterate(page_size=2)
     next(pages)
-    time.sleep(0.1)
+    em.clock.advance(0.1)
     with pytest.raises(requests.HTTPError) as exc:
         next(pages)
     assert error_type(exc) == "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
@@ -620,11 +620,11 @@ def test_rate_limit__sixth_request_is_429_then_lockout_until_it_ends(
     em.limiter = SlidingWindowLimiter(5, window=0.1, lockout=0.3)
     statuses = [call(em, "GET", records_path(em)).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
-    time.sleep(0.15)  # the 0.1 s window has passed, the lockout has not
+    em.clock.advance(0.15)  # the 0.1 s window has passed, the lockout has not
     with pytest.raises(requests.HTTPError) as exc:
         leads.all()
     assert error_type(exc) == "RATE_LIMIT_REACHED"
-    time.sleep(0.2)
+    em.clock.advance(0.2)
     assert leads.all() == []
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -546,7 +545,7 @@ def test_rate_limit__fourth_rapid_request_is_429_then_recovers() -> None:
             assert statuses == [200, 200, 200, 429]
             body = c.get(PATH).json()
             assert body["statusCode"] == 429 and body["error"] == "TooManyRequestsException"
-            time.sleep(1.05)
+            server.clock.advance(1.05)
             assert c.get(PATH).status_code == 200
     finally:
         server.stop()

@@ -137,16 +137,31 @@ class Faults:
 
 
 class Clock:
-    """The emulator's wall clock: real UTC time plus an adjustable skew, or a frozen instant."""
+    """The emulator's clocks: wall time (real UTC plus an adjustable skew, or a frozen instant)
+    for the timestamps it stamps, and monotonic time (real plus whatever tests ``advance``) for
+    rate limits and expiry, so tests move time forward instead of sleeping."""
 
     def __init__(self) -> None:
         self.skew = timedelta(0)
         self.frozen: datetime | None = None
+        self.advanced = 0.0
 
     def now(self) -> datetime:
         """The current server time (aware UTC)."""
         base = self.frozen if self.frozen is not None else datetime.now(UTC)
         return base + self.skew
+
+    def monotonic(self) -> float:
+        """Seconds on the server's monotonic clock."""
+        return time.monotonic() + self.advanced
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass for rate limits, lockouts and iterator expiry."""
+        self.advanced += seconds
+
+    def reset(self) -> None:
+        """Back to real time."""
+        self.skew, self.frozen, self.advanced = timedelta(0), None, 0.0
 
 
 class EmulatorServer(ABC):
@@ -257,7 +272,7 @@ class EmulatorServer(ABC):
             return self.error(fault.status, "INJECTED_FAULT", f"injected fault {fault.status}")
         if not self.authorized(request):
             return self.error(401, "AUTHENTICATION_REQUIRED", "Authentication required")
-        refusal = self.admit(time.monotonic())
+        refusal = self.admit(self.clock.monotonic())
         if refusal is not None:
             return refusal
         with self.lock:

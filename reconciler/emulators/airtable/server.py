@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 import string
-import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -92,7 +91,7 @@ class AirtableEmulator(EmulatorServer):
             self._rng = random.Random(seed)
             self._iterators = Iterators(random.Random(seed + 1))
             self._tables.clear()
-            self.clock.skew, self.clock.frozen = timedelta(0), None
+            self.clock.reset()
             self.faults.clear()
             self.requests.clear()
             self.add_table("Leads", LEADS_FIELDS)
@@ -282,11 +281,11 @@ class AirtableEmulator(EmulatorServer):
 
     def _list_by_query(self, table: Table, request: Request) -> Any:
         options = options_from_query(request.query)
-        return list_page(table, options, self._iterators, time.monotonic(), self.iterator_ttl)
+        return list_page(table, options, self._iterators, self.clock.monotonic(), self.iterator_ttl)
 
     def _list_by_body(self, table: Table, request: Request) -> Any:
         options = options_from_body(request.body, request.query)
-        return list_page(table, options, self._iterators, time.monotonic(), self.iterator_ttl)
+        return list_page(table, options, self._iterators, self.clock.monotonic(), self.iterator_ttl)
 
     def _get_record(self, table: Table, record_id: str, request: Request) -> Any:
         for name, values in request.query.items():

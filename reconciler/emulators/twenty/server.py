@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from reconciler.emulators.base import EmulatorServer, Request, Response, TokenBucketLimiter
@@ -76,8 +76,7 @@ class TwentyEmulator(EmulatorServer):
             self.store.add_object("repProgression", "repProgressions", REP_PROGRESSION_FIELDS)
             self.limiter = TokenBucketLimiter(*self._rate)
             self.faults.clear()
-            self.clock.skew = timedelta(0)
-            self.clock.frozen = None
+            self.clock.reset()
             self.requests.clear()
 
     def add_object(self, singular: str, plural: str, fields: Mapping[str, str]) -> None:
