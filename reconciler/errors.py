@@ -7,9 +7,9 @@
     │   ├── SchemaNotMigrated       the database lacks the reconciler's schema
     │   ├── RemoteUnavailable       a remote could not be reached after retries
     │   └── AuthError               a remote refused the credentials
-    └── LockedError                 exit 4: another run holds the lock
 
 Record-level problems are not exceptions that escape a run: they become entries in the report.
+A run that finds the lock held is not an error either: its report says ``locked`` (exit 4).
 """
 
 from __future__ import annotations
@@ -51,12 +51,6 @@ class RemoteUnavailable(UnavailableError):
 
 class AuthError(UnavailableError):
     """A remote API refused the credentials."""
-
-
-class LockedError(ReconcilerError):
-    """Another run holds the lock."""
-
-    exit_code = EXIT_LOCKED
 
 
 class RecordError(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -68,14 +68,3 @@ class FieldChange:
     old: Any
     new: Any
     rule: str
-
-
-@dataclass
-class Changes:
-    """The field changes of one record decided by a stage."""
-
-    fields: list[FieldChange] = field(default_factory=list)
-
-    def columns(self) -> list[str]:
-        """The columns that change."""
-        return [c.column for c in self.fields]

@@ -49,7 +49,6 @@ class AirtableRemote:
         policy: the retry policy.
     """
 
-    fetch_batch = PAGE_SIZE
     write_batch = WRITE_BATCH
 
     def __init__(

@@ -48,7 +48,6 @@ class Remote(Protocol):
 
     mapping: Mapping
     stats: ApiStats
-    fetch_batch: int  # ids per ``fetch`` request
     write_batch: int  # records per write request
 
     def list_changed(self, since: datetime | None) -> Iterator[list[RemoteRecord]]:

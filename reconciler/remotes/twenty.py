@@ -49,7 +49,6 @@ class TwentyRemote:
         transport: an httpx transport, for tests that want one.
     """
 
-    fetch_batch = READ_BATCH
     write_batch = WRITE_BATCH
 
     def __init__(

@@ -143,19 +143,6 @@ def dead_letters(conn: Connection, mapping: str) -> list[DeadLetter]:
     return [DeadLetter(*r) for r in conn.execute(query)]
 
 
-def revive_changed(conn: Connection, mapping: str, table: Any) -> None:
-    """Give a fresh start to dead-lettered push failures whose row changed again locally."""
-    conn.execute(
-        delete(failures).where(
-            failures.c.mapping == mapping,
-            failures.c.stage == "push",
-            failures.c.dead,
-            failures.c.local_id == table.c.id,
-            failures.c.local_updated_at.is_distinct_from(table.c.updated_at),
-        )
-    )
-
-
 def start_run(
     conn: Connection, run_id: str, started_at: datetime, lookback: int, dry_run: bool
 ) -> None:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from reconciler.emulators.airtable.formula import (
     Binary,
@@ -35,19 +35,6 @@ from reconciler.emulators.airtable.formula import (
 )
 from reconciler.emulators.airtable.schema import render_number_text
 from reconciler.emulators.base import iso_ms
-
-
-class FormulaRecord(Protocol):
-    """What a formula can see of a record besides its fields."""
-
-    @property
-    def id(self) -> str:
-        """The record id (``RECORD_ID()``)."""
-
-    @property
-    def modified(self) -> datetime:
-        """The record's last modification (``LAST_MODIFIED_TIME()``)."""
-
 
 Evaluator = Callable[[Any], Any]
 FieldLookup = Callable[[str], Evaluator | None]

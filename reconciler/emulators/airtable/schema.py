@@ -47,7 +47,6 @@ TEXT_TYPES = frozenset(
 )
 NUMBER_TYPES = frozenset({"number", "currency", "percent", "rating"})
 COMPUTED_TYPES = frozenset({"lastModifiedTime", "createdTime", "autoNumber", "formula"})
-DATETIME_TYPES = frozenset({"dateTime", "lastModifiedTime", "createdTime"})
 FIELD_TYPES = (
     TEXT_TYPES | NUMBER_TYPES | COMPUTED_TYPES | {"checkbox", "date", "dateTime", "multipleSelects"}
 )
