@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, Interval, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from reconciler.store.schema import failures, meta, runs, watermarks
@@ -74,39 +74,77 @@ def record_failures(
     (``retryable`` False), is dead-lettered. A push failure whose row changed locally since its
     last attempt starts counting afresh. Returns the keys dead-lettered now.
     """
-    dead: set[str] = set()
-    for item in items:
-        key = {"mapping": mapping, "stage": item.stage, "record_key": item.record_key}
-        previous = conn.execute(
-            select(failures.c.attempts, failures.c.local_updated_at)
-            .where(*(failures.c[k] == v for k, v in key.items()))
-            .with_for_update()
-        ).first()
-        fresh = previous is None or (item.stage == "push" and previous[1] != item.local_updated_at)
-        attempts = 1 if fresh or previous is None else previous[0] + 1
-        delay = base_delay * (2 ** min(attempts - 1, 16))
-        values: dict[str, Any] = {
-            **key,
-            "local_id": item.local_id,
-            "remote_id": item.remote_id,
-            "local_updated_at": item.local_updated_at,
-            "attempts": attempts,
-            "last_failed_at": func.now(),
-            "next_attempt_at": func.now() + delay,
-            "retryable": item.retryable,
-            "dead": attempts >= max_attempts or not item.retryable,
-            "message": item.message[:2000],
-        }
-        stmt = insert(failures).values(**values)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[failures.c.mapping, failures.c.stage, failures.c.record_key],
-                set_={k: v for k, v in values.items() if k not in key},
+    items = list({(item.stage, item.record_key): item for item in items}.values())
+    if not items:
+        return set()
+    stages = {item.stage for item in items}
+    previous = {
+        (stage, key): (attempts, stamp)
+        for stage, key, attempts, stamp in conn.execute(
+            select(
+                failures.c.stage,
+                failures.c.record_key,
+                failures.c.attempts,
+                failures.c.local_updated_at,
             )
+            .where(
+                failures.c.mapping == mapping,
+                failures.c.stage.in_(stages),
+                among(failures.c.record_key, [item.record_key for item in items]),
+            )
+            .with_for_update()
         )
-        if values["dead"]:
-            dead.add(item.record_key)
-    return dead
+    }
+    rows = [
+        _failure_row(
+            mapping, item, previous.get((item.stage, item.record_key)), max_attempts, base_delay
+        )
+        for item in items
+    ]
+    stmt = insert(failures).values(
+        {c: bindparam(c) for c in rows[0] if c != "delay"}
+        | {
+            "last_failed_at": func.now(),
+            "next_attempt_at": func.now() + bindparam("delay", type_=Interval()),
+        }
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[failures.c.mapping, failures.c.stage, failures.c.record_key],
+            set_={
+                c: stmt.excluded[c]
+                for c in (*rows[0], "last_failed_at", "next_attempt_at")
+                if c not in ("mapping", "stage", "record_key", "delay")
+            },
+        ),
+        rows,
+    )
+    return {row["record_key"] for row in rows if row["dead"]}
+
+
+def _failure_row(
+    mapping: str,
+    item: Failure,
+    previous: tuple[int, datetime | None] | None,
+    max_attempts: int,
+    base_delay: timedelta,
+) -> dict[str, Any]:
+    """The failures row of one more attempt (a changed local row starts counting afresh)."""
+    fresh = previous is None or (item.stage == "push" and previous[1] != item.local_updated_at)
+    attempts = 1 if fresh or previous is None else previous[0] + 1
+    return {
+        "mapping": mapping,
+        "stage": item.stage,
+        "record_key": item.record_key,
+        "local_id": item.local_id,
+        "remote_id": item.remote_id,
+        "local_updated_at": item.local_updated_at,
+        "attempts": attempts,
+        "retryable": item.retryable,
+        "dead": attempts >= max_attempts or not item.retryable,
+        "message": item.message[:2000],
+        "delay": base_delay * (2 ** min(attempts - 1, 16)),
+    }
 
 
 def clear_failures(conn: Connection, mapping: str, stage: str, keys: list[str]) -> None:
