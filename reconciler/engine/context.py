@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -74,6 +75,13 @@ class MappingContext:
     on_progress: Progress | None = None
     journal: Journal = field(default_factory=NullJournal)
     covered: bool = False  # a complete pull in this run brought every remote change into state
+
+    def create_id(self, local_id: int) -> str:
+        """The id a remote create uses for a local row: derived from the database's install id
+        and the row, so a retried create cannot make a second record (the remote upserts on it),
+        and a create that landed unrecorded can be recognised later."""
+        namespace = uuid.UUID(self.install_id) if self.install_id else uuid.NAMESPACE_URL
+        return str(uuid.uuid5(namespace, f"{self.mapping.name}:{local_id}"))
 
     def progress(self, stage: str, done: int) -> None:
         """Report progress to whoever watches (a progress bar on a terminal)."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 
 from reconciler.engine.context import MappingContext
 from reconciler.engine.plan import Outcome, PushPlan, local_changes, plan_push
 from reconciler.records import LocalRow, RemoteRecord, WriteResult
 from reconciler.remotes.base import PushItem, chunks
+from reconciler.report import now_utc
 from reconciler.store.history import Failure, clear_failures
 
 CANDIDATE_CHUNK = 600  # a multiple of both remotes' write batches (10 and 60)
@@ -80,14 +80,7 @@ def _item(ctx: MappingContext, plan: PushPlan) -> PushItem:
     row = plan.local
     if row.remote_id is not None:
         return PushItem(row.local_id, row.remote_id, plan.send)
-    return PushItem(row.local_id, create_id(ctx, row.local_id), plan.send, create=True)
-
-
-def create_id(ctx: MappingContext, local_id: int) -> str:
-    """The id a remote create uses: derived from the database and row, so a retry cannot
-    create a second record (the remote upserts on it)."""
-    namespace = uuid.UUID(ctx.install_id) if ctx.install_id else uuid.NAMESPACE_URL
-    return str(uuid.uuid5(namespace, f"{ctx.mapping.name}:{local_id}"))
+    return PushItem(row.local_id, ctx.create_id(row.local_id), plan.send, create=True)
 
 
 def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
@@ -119,8 +112,7 @@ def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
 
 
 def _assumed(item: PushItem) -> RemoteRecord:
-    from reconciler.report import now_utc
-
+    """What a dry run takes the remote's answer to be: the record as sent."""
     return RemoteRecord(item.remote_id or "", now_utc(), dict(item.values))
 
 

@@ -29,6 +29,7 @@ from reconciler.store.database import (
     require_migrated,
 )
 from reconciler.store.sync import Store
+from reconciler.values import iso_ms
 
 RemoteFactory = Callable[[Mapping, Settings], Remote]
 logger = logging.getLogger("reconciler")
@@ -232,8 +233,6 @@ class Run:
             )
 
     def _note_window(self, result: MappingResult, since: datetime | None) -> None:
-        from reconciler.values import iso_ms
-
         until = self.report.window_until
         result.window = {
             "since": iso_ms(since) if since else None,
