@@ -218,6 +218,11 @@ class RunProgress:
         self._tasks: dict[tuple[str, str], TaskID] = {}
         self._current: TaskID | None = None
 
+    @property
+    def display(self) -> Progress | None:
+        """The live display (None when disabled)."""
+        return self._progress
+
     def __enter__(self) -> RunProgress:
         if self._progress is not None:
             self._progress.start()

@@ -159,21 +159,7 @@ def main_callback(
 ) -> None:
     """Two-way reconciliation of Airtable and Twenty CRM with Postgres."""
     if ctx.invoked_subcommand is None:
-        raise typer.Exit(
-            _do_run(
-                lookback,
-                stage,
-                mapping,
-                dry_run,
-                full,
-                report,
-                json_out,
-                config,
-                quiet,
-                verbose,
-                allow_mass_delete,
-            )
-        )
+        run_command(**ctx.params)  # `reconcile [OPTIONS]` is `reconcile run [OPTIONS]`
 
 
 @app.command("run")
