@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,18 @@ class Postgres:
         finally:
             self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
+    def settle(self, url: str) -> None:
+        """Do now the background work a run left behind in the database at ``url`` (vacuum and
+        analyze its new rows, write its dirty pages out), so it does not land in the next run
+        measured."""
+        engine = sa.create_engine(sqlalchemy_url(url), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("VACUUM (ANALYZE)"))
+        finally:
+            engine.dispose()
+        self._execute("CHECKPOINT")
+
     def close(self) -> None:
         """Drop the template and stop the server this object started."""
         self._execute(f"DROP DATABASE IF EXISTS {self._template} WITH (FORCE)")
@@ -265,11 +277,12 @@ class Lab:
         )
         return env
 
-    def reconcile(self, *args: str) -> ProcessResult:
+    def reconcile(self, *args: str, command: Sequence[str] = ()) -> ProcessResult:
         """Run ``reconcile ARGS`` in a child process; measure wall time and peak memory.
 
         Run commands write their report to a file of the working folder, which is read back.
         The wall time runs from spawning ``reconcile`` to reaping it (process start included).
+        ``command`` replaces the ``reconcile`` command itself (an instrumented entry point).
         """
         self._counter += 1
         argv = list(args)
@@ -282,7 +295,7 @@ class Lab:
         launcher = [sys.executable, "-I", "-c", LAUNCHER, str(stats_path)]
         with open(os.devnull, "wb") as out, open(err_path, "wb") as err:
             subprocess.run(
-                [*launcher, *reconcile_command(), *argv],
+                [*launcher, *(command or reconcile_command()), *argv],
                 stdout=out,
                 stderr=err,
                 env=self.environment(),
@@ -299,9 +312,9 @@ class Lab:
             err_path.read_text(errors="replace"),
         )
 
-    def reconcile_ok(self, *args: str) -> ProcessResult:
+    def reconcile_ok(self, *args: str, command: Sequence[str] = ()) -> ProcessResult:
         """:meth:`reconcile`, raising when the run did not exit 0."""
-        result = self.reconcile(*args)
+        result = self.reconcile(*args, command=command)
         if result.exit_code != 0:
             errors = result.report.get("errors", [])[:3]
             raise RuntimeError(

@@ -21,6 +21,7 @@ THROUGHPUT_MIN = 5_000.0  # records applied per second on a large pull
 RSS_MAX_MB = 250.0  # peak RSS of the large pull
 RSS_GROWTH_MAX = 1.3  # large pull peak RSS / small pull peak RSS
 NOOP_MAX_S = 1.5  # wall time of a run with nothing to do, process start included
+CHANGELOG_SHARE_MAX = 0.10  # time inside the change log / the run's duration, large pull
 
 OK, MISS, NA = "\N{CHECK MARK}", "\N{BALLOT X}", "\N{EN DASH}"
 TIMES = "\N{MULTIPLICATION SIGN}"

@@ -4,7 +4,8 @@
 * ``push``: a push of local edits under realistic conditions, then the naive push as baseline;
 * ``throughput``: a large pull with no latency and no limits: records applied per second;
 * ``memory``: peak RSS of a small and a large pull;
-* ``noop``: wall time of a run with nothing to do.
+* ``noop``: wall time of a run with nothing to do;
+* ``changelog``: what the change log costs a large pull, with it and without it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import sqlalchemy as sa
 from pyairtable import Api
 from pyairtable.formulas import GTE, Field, to_formula_str
 
-from bench import baseline
+from bench import baseline, journal_probe
+from bench.journal_probe import WITHOUT as WITHOUT_LOG
+from bench.journal_probe import seconds as journal_seconds
 from bench.lab import FAST, REALISTIC, Conditions, Lab, ProcessResult
 from bench.measure import (
+    CHANGELOG_SHARE_MAX,
     NOOP_MAX_S,
     RSS_GROWTH_MAX,
     RSS_MAX_MB,
@@ -41,6 +45,7 @@ from bench.seeding import (
     OLD_MINUTES,
     edit_leads,
     edit_progressions,
+    edit_remote_leads,
     seed_leads,
     seed_progressions,
 )
@@ -60,6 +65,8 @@ class Scale:
     memory: tuple[int, int] = (10_000, 100_000)
     noop: int = 10_000
     noop_repeats: int = 5
+    changelog: int = 50_000
+    changelog_rounds: int = 3
     conditions: Conditions = REALISTIC
 
 
@@ -72,6 +79,8 @@ QUICK = Scale(
     memory=(2_000, 20_000),
     noop=1_000,
     noop_repeats=3,
+    changelog=5_000,
+    changelog_rounds=2,
 )
 
 
@@ -304,6 +313,72 @@ def noop(lab: Lab, scale: Scale) -> list[Row]:
     ]
 
 
+def changelog(lab: Lab, scale: Scale) -> list[Row]:
+    """The change log's share of a ``scale.changelog``-lead pull, no latency, no limits: a first
+    pull (every lead new, so every lead logs all its values) and a pull of every lead edited
+    remotely.
+
+    Each round pulls the same records into two fresh databases: once as shipped, with the time
+    spent inside the change log measured, and once with the change log replaced by a journal
+    that records nothing (:mod:`bench.journal_probe`); which goes first alternates. The target is
+    on the time inside the log; the with/without difference is noted, as a check of it.
+    """
+    n = scale.changelog
+    samples: dict[str, list[dict[bool, ProcessResult]]] = {"first": [], "update": []}
+    with lab.scenario():
+        ids = seed_leads(lab.airtable, n)
+        for round_no in range(scale.changelog_rounds):
+            with lab.postgres.fresh() as logged, lab.postgres.fresh() as unlogged:
+                order = [(logged, False), (unlogged, True)][:: -1 if round_no % 2 else 1]
+                for kind in ("first", "update"):
+                    if kind == "update":
+                        edit_remote_leads(lab.airtable, ids, round_no)
+                    say(f"changelog: {kind} pull of {n:,} leads, round {round_no + 1}")
+                    samples[kind].append(
+                        {without: _probe(lab, url, without) for url, without in order}
+                    )
+    return [
+        _changelog_row(f"change log share, first pull of {n:,} leads", samples["first"]),
+        _changelog_row(f"change log share, pull of {n:,} remote edits", samples["update"]),
+    ]
+
+
+PROBE = journal_probe.__file__  # run as a script: it needs only the installed package
+
+
+def _probe(lab: Lab, url: str, without: bool) -> ProcessResult:
+    """One pull into the database at ``url``, with the change log timed or left out; the work
+    it leaves the server is done before the next run is measured."""
+    lab.database_url = url
+    command = [sys.executable, PROBE, *([WITHOUT_LOG] if without else [])]
+    result = lab.reconcile_ok("--stage", "pull", "--mapping", "leads", command=command)
+    lab.postgres.settle(url)
+    return result
+
+
+def _changelog_row(figure: str, rounds: list[dict[bool, ProcessResult]]) -> Row:
+    logged = [r[False] for r in rounds]
+    share = statistics.median(journal_seconds(r.stderr) / r.duration for r in logged)
+    inside = statistics.median(journal_seconds(r.stderr) for r in logged)
+    with_log = statistics.median(r.duration for r in logged)
+    without = statistics.median(r[True].duration for r in rounds)
+    entries = logged[0].report["change_log"]["written"]
+    note = (
+        f"inside the log {inside * 1000:,.0f} ms of a {with_log:.1f} s run, median of "
+        f"{len(rounds)}; the run without it {without:.1f} s ({with_log / without - 1:+.0%}); "
+        f"{entries:,} entries"
+    )
+    return Row(
+        "local",
+        figure,
+        f"{share:.1%}",
+        f"< {CHANGELOG_SHARE_MAX:.0%}",
+        times(share / CHANGELOG_SHARE_MAX),
+        share < CHANGELOG_SHARE_MAX,
+        note,
+    )
+
+
 Scenario = Callable[[Lab, Scale], list[Row]]
 SCENARIOS: dict[str, Scenario] = {
     "pull": pull,
@@ -311,6 +386,7 @@ SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput,
     "memory": memory,
     "noop": noop,
+    "changelog": changelog,
 }
 
 

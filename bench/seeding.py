@@ -71,11 +71,22 @@ def progression_fields(i: int) -> dict[str, Any]:
     }
 
 
-def seed_leads(em: AirtableEmulator, count: int, *, age_minutes: float = RECENT_MINUTES) -> None:
-    """Create ``count`` leads last modified ``age_minutes`` ago."""
+def seed_leads(
+    em: AirtableEmulator, count: int, *, age_minutes: float = RECENT_MINUTES
+) -> list[str]:
+    """Create ``count`` leads last modified ``age_minutes`` ago; returns their record ids."""
     stamp = minutes_ago(age_minutes)
-    for i in range(count):
-        em.create("Leads", lead_fields(i), modified_at=stamp)
+    return [em.create("Leads", lead_fields(i), modified_at=stamp)["id"] for i in range(count)]
+
+
+def edit_remote_leads(em: AirtableEmulator, ids: list[str], round: int = 1) -> None:
+    """Edit a pulled and a shared field of every lead in Airtable (modified now)."""
+    for n, record_id in enumerate(ids):
+        em.update(
+            "Leads",
+            record_id,
+            {"Status": STATUSES[(n + round) % len(STATUSES)], "Notes": f"Remote edit {round}."},
+        )
 
 
 def seed_progressions(

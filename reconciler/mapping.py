@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 
 class Direction(StrEnum):
@@ -86,7 +87,13 @@ class Mapping:
         """The local columns of every mapped field."""
         return [f.column for f in self.fields]
 
-    @property
+    # Cached: planning asks for these for every record of every page.
+    @cached_property
+    def pull_columns(self) -> tuple[str, ...]:
+        """The local columns of the fields whose direction allows pulling."""
+        return tuple(f.column for f in self.fields if f.pulls)
+
+    @cached_property
     def push_fields(self) -> tuple[FieldSpec, ...]:
         """The fields whose direction allows pushing."""
         return tuple(f for f in self.fields if f.pushes)

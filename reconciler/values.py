@@ -26,6 +26,11 @@ from reconciler.mapping import FieldSpec, Kind
 Canon = Any
 
 
+# One encoder for every record: ``json.dumps`` with any option builds a new one per call.
+json_text = json.JSONEncoder(ensure_ascii=False).encode
+"""Canonical values (JSON already) as compact JSON text, non-ASCII kept as is."""
+
+
 def iso_ms(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and ``Z`` (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:

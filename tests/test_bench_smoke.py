@@ -20,6 +20,8 @@ TOY = Scale(
     memory=(10, 20),
     noop=10,
     noop_repeats=1,
+    changelog=20,
+    changelog_rounds=1,
     conditions=FAST,
 )
 
@@ -46,6 +48,8 @@ LOCAL_FIGURES = [
     "peak RSS, 20-lead pull (MB)",
     "peak RSS growth, 10 \N{RIGHTWARDS ARROW} 20",
     "no-op run wall time, median of 1 (s)",
+    "change log share, first pull of 20 leads",
+    "change log share, pull of 20 remote edits",
 ]
 
 
@@ -84,3 +88,10 @@ def test_bench__renders_one_table_with_a_line_per_row(rows: list[Row]) -> None:
     assert lines[0] == "toy bench"
     assert len(lines) == len(rows) + 4  # title, header, rule, rows, summary
     assert lines[-1].startswith("targets met: ")
+
+
+def test_bench__times_the_change_log_of_runs_that_write_it(rows: list[Row]) -> None:
+    for figure in ("first pull of 20 leads", "pull of 20 remote edits"):
+        row = _row(rows, "local", f"change log share, {figure}")
+        assert row.note.endswith("; 20 entries"), row.note
+        assert 0.0 < float(row.measured.rstrip("%")) < 100.0

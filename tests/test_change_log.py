@@ -345,3 +345,28 @@ def test_log__long_text_of_an_inserted_record_is_cut_and_marked(airtable, db, cl
     assert notes == "n" * 2000 + "…[truncated 500 chars]"
     first = next(c for c in entry["changes"] if c["field"] == "first_name")
     assert first == {"field": "first_name", "old": None, "new": "Long", "rule": "new_record"}
+
+
+def test_log__an_inserted_record_is_stored_as_its_values_and_read_as_field_changes(
+    airtable, db, cli
+) -> None:
+    """A first pull logs every record it brings in, so an insert keeps one object of the values
+    it was created with (field order, empty fields left out); `reconcile log` lists them as the
+    same field changes as any other entry."""
+    rid = airtable.create("Leads", {"Status": "New", "First Name": "Ann", "SMS Sent Count": 0})[
+        "id"
+    ]
+    assert cli().exit_code == 0
+    with db.connect() as conn:
+        stored = conn.execute(
+            sa.text(f"SELECT changes::text FROM {SCHEMA}.change_log WHERE remote_id = :r"),
+            {"r": rid},
+        ).scalar_one()
+    expected = {"first_name": "Ann", "status": "New", "sms_sent_count": 0, "booked": False}
+    expected |= {"sms_stop": False}
+    assert list(json.loads(stored).items()) == list(expected.items())
+    (entry,) = log(cli, "--remote-id", rid)
+    assert entry["changes"] == [
+        {"field": field, "old": None, "new": value, "rule": "new_record"}
+        for field, value in expected.items()
+    ]

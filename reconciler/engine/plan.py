@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from reconciler.mapping import FieldSpec, Mapping, Merge
 from reconciler.records import FieldChange, LocalRow, RemoteRecord, Values
-from reconciler.values import union
+from reconciler.values import json_text, union
 
 
 class Outcome(StrEnum):
@@ -56,10 +57,20 @@ class PullPlan:
     outcome: Outcome
     writes: Values = field(default_factory=dict)  # local columns to write
     shadow: Values = field(default_factory=dict)  # the new shadow
+    # Each field's decision on an existing row; an insert's are all in ``writes`` (new record).
     changes: list[FieldChange] = field(default_factory=list)
     conflict: bool = False
     pending: bool = False  # push-capable local values still differ from the remote
     inserted_id: int | None = None  # the new local row's key, once the insert is applied
+
+    @cached_property
+    def values_text(self) -> str:
+        """A new record's values, empty ones left out, as one JSON object in field order.
+
+        Encoded once: the insert and the change log entry both use this text (a first pull
+        brings in every record, so encoding each twice would be a noticeable share of it).
+        """
+        return json_text({c: v for c, v in self.writes.items() if v is not None})
 
 
 def _newer_is_remote(remote: RemoteRecord, local: LocalRow) -> bool:
@@ -93,9 +104,9 @@ def _decide_field(
 def plan_pull(mapping: Mapping, remote: RemoteRecord, local: LocalRow | None) -> PullPlan:
     """Decide how one remote record is applied locally, field by field."""
     if local is None:
-        writes = {f.column: remote.values.get(f.column) for f in mapping.fields if f.pulls}
-        changes = [FieldChange(c, None, v, Rule.NEW_RECORD) for c, v in writes.items()]
-        return PullPlan(remote, None, Outcome.INSERTED, writes, dict(remote.values), changes)
+        values = remote.values
+        writes = {c: values.get(c) for c in mapping.pull_columns}
+        return PullPlan(remote, None, Outcome.INSERTED, writes, dict(remote.values))
     state = local.state
     shadow = state.shadow if state is not None else {}
     remote_newer = _newer_is_remote(remote, local)

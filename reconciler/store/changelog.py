@@ -1,7 +1,7 @@
 """The change log: every change a run applied or refused, written with the change itself.
 
 ``ChangeLog`` is the engine's ``Journal``. Each of its methods runs inside the unit of work that
-applies the change and writes that unit's entries with one insert-many, so an entry exists exactly
+applies the change and appends that unit's entries with one ``COPY``, so an entry exists exactly
 when its change does (a dry run's savepoints are rolled back, entries with them).
 
 An entry names the run, mapping, stage, record (remote id, local table and key), what happened
@@ -12,6 +12,11 @@ after, except for a field the local side kept in a conflict (``local_newer``): o
 value refused, new the local value kept (stage 2 sends it). On a push, old -> new is the remote
 value before -> after; a push skipped because the remote is newer lists the local values held
 back.
+
+A record a pull inserts is stored more compactly, as one object of the values it was created
+with (``{"first_name": "Ann", …}``): a first pull logs every record it brings in, and this keeps
+that log to a fraction of the size. ``read_log`` gives it the same list form as every other entry
+(old null, rule ``new_record``), so readers of ``reconcile log`` see one shape.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -30,8 +35,8 @@ from reconciler.engine.plan import Outcome, PullPlan, PushPlan, Rule, local_chan
 from reconciler.records import FieldChange
 from reconciler.store.history import Failure
 from reconciler.store.schema import change_log
-from reconciler.store.sql import insert_json_rows
-from reconciler.values import iso_ms
+from reconciler.store.sql import copy_rows
+from reconciler.values import iso_ms, json_text
 
 if TYPE_CHECKING:
     from reconciler.engine.context import MappingContext
@@ -86,17 +91,35 @@ def _cut(text: str) -> str:
     return f"{text[:MAX_VALUE_CHARS]}…[truncated {len(text) - MAX_VALUE_CHARS} chars]"
 
 
-def _fields(changes: Iterable[FieldChange]) -> list[dict[str, Any]]:
-    return [
-        {"field": c.column, "old": clip(c.old), "new": clip(c.new), "rule": c.rule}
-        for c in changes
-        if c.old != c.new
-    ]
+def _fields(changes: Iterable[FieldChange]) -> str:
+    """The field changes of an entry as its ``changes`` text, unchanged fields left out."""
+    return json_text(
+        [
+            {"field": c.column, "old": clip(c.old), "new": clip(c.new), "rule": c.rule}
+            for c in changes
+            if c.old != c.new
+        ]
+    )
+
+
+def _values(plan: PullPlan) -> str:
+    """A new record's values as its entry's ``changes`` text: one object in field order, fields
+    created empty left out (as in every entry, a field whose value did not change)."""
+    text = plan.values_text  # the text its insert used
+    if len(text) > MAX_VALUE_CHARS:  # only then can a single value be too long
+        text = json_text({c: clip(v) for c, v in plan.writes.items() if v is not None})
+    return text
+
+
+def _expanded(changes: Any, rule: str) -> Any:
+    """An entry's changes in the list form; a new record's values object becomes one change per
+    field (old null, the entry's rule)."""
+    if isinstance(changes, dict):
+        return [{"field": c, "old": None, "new": v, "rule": rule} for c, v in changes.items()]
+    return changes
 
 
 def _pull_rule(plan: PullPlan, changes: Sequence[FieldChange]) -> str:
-    if plan.outcome is Outcome.INSERTED:
-        return Rule.NEW_RECORD
     if plan.outcome is Outcome.SKIPPED_LOCAL_NEWER:
         return Rule.LOCAL_NEWER
     rules = {c.rule for c in changes}
@@ -125,18 +148,31 @@ class ChangeLog:
 
     def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
         """Remote records applied locally, and conflicts decided; unchanged records are left out."""
-        logged = [p for p in plans if p.outcome is not Outcome.UNCHANGED or p.conflict]
         entries = []
-        for plan in logged:
-            # A field kept locally only matters when a conflict decided it; stage 2 logs the rest.
-            kept = [
-                c for c in plan.changes if c.column in plan.writes or c.rule == Rule.LOCAL_NEWER
-            ]
+        for plan in plans:
+            if plan.outcome is Outcome.INSERTED:
+                rule, changes = str(Rule.NEW_RECORD), _values(plan)
+            elif plan.outcome is Outcome.UNCHANGED and not plan.conflict:
+                continue
+            else:
+                # A field kept locally only matters when a conflict decided it; stage 2 logs
+                # the rest.
+                kept = [
+                    c for c in plan.changes if c.column in plan.writes or c.rule == Rule.LOCAL_NEWER
+                ]
+                rule, changes = _pull_rule(plan, kept), _fields(kept)
             local_id = plan.local.local_id if plan.local else plan.inserted_id
             entries.append(
-                self._entry(ctx, "pull", _PULL_ACTIONS[plan.outcome], _pull_rule(plan, kept))
-                | {"conflict": plan.conflict, "remote_id": plan.remote.id, "local_id": local_id}
-                | {"changes": _fields(kept)}
+                self._entry(
+                    ctx,
+                    "pull",
+                    _PULL_ACTIONS[plan.outcome],
+                    rule,
+                    plan.remote.id,
+                    local_id,
+                    conflict=plan.conflict,
+                    changes=changes,
+                )
             )
         self._write(ctx, entries)
 
@@ -150,9 +186,10 @@ class ChangeLog:
                 "push",
                 Action.CREATED if p.outcome is Outcome.INSERTED else Action.UPDATED,
                 Rule.LOCAL_ONLY,
+                p.local.remote_id or remote_ids.get(p.local.local_id),
+                p.local.local_id,
+                changes=_fields(p.changes),
             )
-            | {"remote_id": p.local.remote_id or remote_ids.get(p.local.local_id)}
-            | {"local_id": p.local.local_id, "changes": _fields(p.changes)}
             for p in plans
         ]
         self._write(ctx, entries)
@@ -167,9 +204,16 @@ class ChangeLog:
             rule = str(Action.SKIPPED_REMOTE_NEWER)
             changes = [FieldChange(c, (shadow or {}).get(c), v, rule) for c, v in held.items()]
             entries.append(
-                self._entry(ctx, "push", Action.SKIPPED_REMOTE_NEWER, rule, conflict=True)
-                | {"remote_id": row.remote_id, "local_id": row.local_id}
-                | {"changes": _fields(changes)}
+                self._entry(
+                    ctx,
+                    "push",
+                    Action.SKIPPED_REMOTE_NEWER,
+                    rule,
+                    row.remote_id,
+                    row.local_id,
+                    conflict=True,
+                    changes=_fields(changes),
+                )
             )
         self._write(ctx, entries)
 
@@ -184,35 +228,69 @@ class ChangeLog:
             if local_id is None and item.remote_id is not None:
                 local_id = local_ids.get(item.remote_id)
             entries.append(
-                self._entry(ctx, item.stage, action, str(action))
-                | {"remote_id": item.remote_id, "local_id": local_id}
-                | {"message": _cut(item.message)}
+                self._entry(
+                    ctx,
+                    item.stage,
+                    action,
+                    action,
+                    item.remote_id,
+                    local_id,
+                    message=_cut(item.message),
+                )
             )
         self._write(ctx, entries)
 
     def _entry(
-        self, ctx: MappingContext, stage: str, action: Action, rule: str, *, conflict: bool = False
-    ) -> dict[str, Any]:
-        """The columns every entry has; the caller adds the record and its fields."""
-        return {
-            "run_id": self.run_id,
-            "mapping": ctx.mapping.name,
-            "stage": stage,
-            "action": str(action),
-            "rule": str(rule),
-            "conflict": conflict,
-            "remote_id": None,
-            "local_table": ctx.mapping.local_table,
-            "local_id": None,
-            "changes": [],
-            "message": None,
-        }
+        self,
+        ctx: MappingContext,
+        stage: str,
+        action: Action,
+        rule: str,
+        remote_id: str | None,
+        local_id: int | None,
+        *,
+        conflict: bool = False,
+        changes: str = "[]",
+        message: str | None = None,
+    ) -> _Entry:
+        """One entry of this run, for the record ``remote_id`` / ``local_id`` of the mapping."""
+        mapping = ctx.mapping
+        return _Entry(
+            self.run_id,
+            mapping.name,
+            stage,
+            str(action),
+            str(rule),
+            conflict,
+            remote_id,
+            mapping.local_table,
+            local_id,
+            changes,
+            message,
+        )
 
-    def _write(self, ctx: MappingContext, entries: list[dict[str, Any]]) -> None:
-        """One insert-many for the unit's entries, on its open transaction."""
+    def _write(self, ctx: MappingContext, entries: list[_Entry]) -> None:
+        """One ``COPY`` for the unit's entries, on its open transaction."""
         if entries:
-            insert_json_rows(ctx.store.conn, change_log, list(entries[0]), entries)
+            copy_rows(ctx.store.conn, change_log, _Entry._fields, entries)
             self.written += len(entries)
+
+
+class _Entry(NamedTuple):
+    """One change-log row as written: its columns in order (``id`` and ``logged_at`` are the
+    table's own)."""
+
+    run_id: str
+    mapping: str
+    stage: str
+    action: str
+    rule: str
+    conflict: bool
+    remote_id: str | None
+    local_table: str
+    local_id: int | None
+    changes: str  # json text
+    message: str | None
 
 
 def _local_ids(ctx: MappingContext, remote_ids: Sequence[str]) -> dict[str, int]:
@@ -336,6 +414,6 @@ def _as_json(row: dict[str, Any]) -> dict[str, Any]:
         "remote_id": row["remote_id"],
         "local_key": f"{row['local_table']}:{local_id}" if local_id is not None else None,
         "local_id": local_id,
-        "changes": row["changes"],
+        "changes": _expanded(row["changes"], row["rule"]),
         "message": row["message"],
     }

@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import JSON, JSONB, TIMESTAMP, UUID
 from sqlalchemy.types import TypeEngine
 
 from reconciler.mapping import LEADS, REP_PROGRESSIONS, Kind, Mapping
@@ -151,7 +151,8 @@ change_log = Table(
     Column("remote_id", Text),
     Column("local_table", Text),
     Column("local_id", BigInteger),
-    Column("changes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # json, not jsonb: written on every change, read rarely; kept as sent, in field order.
+    Column("changes", JSON, nullable=False, server_default=text("'[]'::json")),
     Column("message", Text),
     Index("change_log_logged_at", "logged_at"),
     Index("change_log_remote_id", "remote_id"),

@@ -34,7 +34,7 @@ from reconciler.mapping import Mapping
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
 from reconciler.store.sql import among, insert_json_rows
-from reconciler.values import canonical, to_db
+from reconciler.values import canonical, json_text, to_db
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),
@@ -209,8 +209,10 @@ class Store:
         local_ids: dict[str, int] = {}
         stamps: dict[int, datetime] = {}
         if inserts:
-            # Canonical values are JSON already: Postgres types them against the table.
-            rows = [{key: p.remote.id, **p.writes} for p in inserts]
+            # Canonical values are JSON already: Postgres types them against the table. Each
+            # record's text is the one its change-log entry keeps; empty fields are left out
+            # (NULL either way).
+            rows = "[" + ",".join(_keyed(key, p.remote.id, p.values_text) for p in inserts) + "]"
             columns = [key, *inserts[0].writes]
             inserted = insert_json_rows(
                 self.conn,
@@ -393,6 +395,12 @@ class Store:
                 .values({mapping.key_column: bindparam("_rid")}),
                 [{"_id": i, "_rid": rid} for i, rid in pairs],
             )
+
+
+def _keyed(key: str, remote_id: str, values: str) -> str:
+    """The JSON object text ``values`` with ``key: remote_id`` put first."""
+    head = f"{{{json_text(key)}:{json_text(remote_id)}"
+    return head + "}" if values == "{}" else f"{head},{values[1:]}"
 
 
 def _state_row(
