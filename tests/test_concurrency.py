@@ -5,6 +5,7 @@ duplicates."""
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,6 +75,13 @@ def _no_run_connected(db: sa.Engine) -> None:
     wait_until(lambda: reconciler_backends(db) == [], what="the run's connection to close")
 
 
+def _last_run(cli: Cli) -> dict[str, Any]:
+    """The newest entry of `reconcile runs --json`."""
+    result = cli("runs", "--json", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout)[0])
+
+
 # -- kill -9 ---------------------------------------------------------------------------------------
 
 
@@ -123,14 +131,23 @@ def test_kill_9_mid_push__airtable_edits_all_arrive_once(
 
     proc = spawn("killed")
     proc.wait_for(fault_taken(airtable), what="the run to reach the held PATCH")
+    assert _last_run(cli)["status"] == "running"
     proc.signal(signal.SIGKILL)
     assert proc.finish()[0] == -signal.SIGKILL
     wait_until(lambda: len(_patches(airtable)) == 1, what="the held PATCH to finish")
     _no_run_connected(db)
+    killed = _last_run(cli)
+    assert killed["status"] == "interrupted"  # its process is gone, its row still says running
+    assert scalar(
+        db, "SELECT status FROM reconciler.runs WHERE run_id = :r", r=killed["run_id"]
+    ) == ("running")
 
     result = cli()
 
     assert result.exit_code == 0, result.output
+    assert scalar(
+        db, "SELECT status FROM reconciler.runs WHERE run_id = :r", r=killed["run_id"]
+    ) == ("interrupted")
     remote = {r["id"]: r["fields"] for r in airtable.records("Leads")}
     assert sorted(remote) == sorted(ids)
     for row in rows(db):

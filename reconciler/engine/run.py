@@ -27,6 +27,7 @@ from reconciler.store.database import (
     embedded_url,
     migrate,
     require_migrated,
+    run_lock_name,
 )
 from reconciler.store.sync import Store
 from reconciler.values import iso_ms
@@ -127,6 +128,7 @@ class Run:
 
     def _with_database(self, engine: Engine) -> None:
         names = [m.name for m, reason in self.mappings if reason is None]
+        names.append(run_lock_name(self.report.run_id))  # marks this run alive while it lasts
         with engine.connect() as conn, advisory_locks(conn, names) as locked_all:
             report = self.report
             if not locked_all:

@@ -135,6 +135,20 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def run_lock_name(run_id: str) -> str:
+    """The advisory lock a run holds for as long as it is alive (its session's lifetime)."""
+    return f"run:{run_id}"
+
+
+def lock_held(conn: Connection, name: str) -> bool:
+    """Whether another session holds the advisory lock of ``name`` (checked without keeping it)."""
+    key = lock_key(name)
+    if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        return False
+    return True
+
+
 @contextmanager
 def advisory_locks(conn: Connection, names: Sequence[str]) -> Iterator[bool]:
     """Try to take one session-level advisory lock per name; yields whether all were taken."""

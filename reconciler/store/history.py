@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Interval, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from reconciler.store.database import lock_held, run_lock_name
 from reconciler.store.schema import failures, meta, runs, watermarks
 from reconciler.store.sql import among
 
@@ -181,10 +182,17 @@ def dead_letters(conn: Connection, mapping: str) -> list[DeadLetter]:
     return [DeadLetter(*r) for r in conn.execute(query)]
 
 
+INTERRUPTED = "interrupted"  # a run whose process died (killed, host down) before finishing
+
+
 def start_run(
     conn: Connection, run_id: str, started_at: datetime, lookback: int, dry_run: bool
 ) -> None:
-    """Insert the run into the history with status ``running``."""
+    """Insert the run into the history with status ``running``; earlier runs still marked
+    ``running`` that are no longer alive are marked ``interrupted``."""
+    dead = _dead_runs(conn)
+    if dead:
+        conn.execute(update(runs).where(among(runs.c.run_id, dead)).values(status=INTERRUPTED))
     conn.execute(
         insert(runs).values(
             run_id=run_id,
@@ -214,6 +222,21 @@ def finish_run(conn: Connection, report: dict[str, Any], exit_code: int) -> None
 
 
 def recent_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
-    """The last runs, newest first, as stored reports (or their summary while running)."""
+    """The last runs, newest first, as stored reports (or their summary while running); a run
+    marked ``running`` whose process is gone shows as ``interrupted``."""
     query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
-    return [dict(r._mapping) for r in conn.execute(query)]
+    items = [dict(r._mapping) for r in conn.execute(query)]
+    dead = set(_dead_runs(conn, [i["run_id"] for i in items if i["status"] == "running"]))
+    for item in items:
+        if item["run_id"] in dead:
+            item["status"] = INTERRUPTED
+    return items
+
+
+def _dead_runs(conn: Connection, candidates: list[str] | None = None) -> list[str]:
+    """Runs marked ``running`` (all, or these) whose session no longer holds their run lock:
+    a live run holds it from before its row is written until it ends."""
+    if candidates is None:
+        query = select(runs.c.run_id).where(runs.c.status == "running")
+        candidates = [str(r) for r in conn.execute(query).scalars()]
+    return [r for r in candidates if not lock_held(conn, run_lock_name(r))]
