@@ -478,3 +478,10 @@ def test_builtin_rep_progressions__array_fields_merge_by_union() -> None:
     """The built-in Twenty mapping merges its four set-like arrays by union, nothing else."""
     unions = {f.column for f in REP_PROGRESSIONS.fields if f.merge is Merge.UNION}
     assert unions == {"completed_modules", "certifications", "defeated_bosses", "passed_exams"}
+
+
+def test_plan_push__a_skipped_row_sends_nothing_and_lists_what_it_holds_back() -> None:
+    row = local(note="l", at=EARLIER)
+    plan = plan_push(MAP, row, remote(note="r", at=LATER))
+    assert plan.outcome is Outcome.SKIPPED_REMOTE_NEWER and plan.send == {}
+    assert [(c.column, c.new) for c in plan.changes] == [("note", "l")]

@@ -193,14 +193,15 @@ def plan_push(mapping: Mapping, local: LocalRow, remote: RemoteRecord | None) ->
     send = local_changes(mapping, local, base)
     if not send:
         return PushPlan(local, Outcome.UNCHANGED)
+    old = base or {}
+    changes = [FieldChange(c, old.get(c), v, str(Rule.LOCAL_ONLY)) for c, v in send.items()]
     if remote is not None and remote_changed_since_sync(local, remote):
         contested_union = any(
-            mapping.field(c).merge is Merge.UNION and remote.values.get(c) != (base or {}).get(c)
+            mapping.field(c).merge is Merge.UNION and remote.values.get(c) != old.get(c)
             for c in send
         )
         if remote.modified_at > local.updated_at or contested_union:
-            return PushPlan(local, Outcome.SKIPPED_REMOTE_NEWER)
+            # Nothing is sent; ``changes`` says what is held back.
+            return PushPlan(local, Outcome.SKIPPED_REMOTE_NEWER, changes=changes)
     outcome = Outcome.UPDATED if local.remote_id else Outcome.INSERTED
-    old = base or {}
-    changes = [FieldChange(c, old.get(c), v, str(Rule.LOCAL_ONLY)) for c, v in send.items()]
     return PushPlan(local, outcome, send, changes)

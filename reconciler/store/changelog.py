@@ -21,9 +21,8 @@ that log to a fraction of the size. ``read_log`` gives it the same list form as 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from reconciler.engine.plan import Outcome, PullPlan, PushPlan, Rule, local_changes
+from reconciler.engine.plan import Outcome, PullPlan, PushPlan, Rule
 from reconciler.records import FieldChange
 from reconciler.store.history import Failure
 from reconciler.store.schema import change_log
@@ -77,7 +76,7 @@ def clip(value: Any) -> Any:
     if isinstance(value, str):
         return _cut(value)
     if isinstance(value, dict | list):
-        text = json.dumps(value, ensure_ascii=False)
+        text = json_text(value)
         return _cut(text) if len(text) > MAX_VALUE_CHARS else value
     return value
 
@@ -197,12 +196,10 @@ class ChangeLog:
     def skipped(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
         """Local rows not pushed because the remote side is newer, with the values held back."""
         entries = []
+        rule = str(Action.SKIPPED_REMOTE_NEWER)
         for plan in plans:
             row = plan.local
-            shadow = row.state.shadow if row.state is not None else None
-            held = local_changes(ctx.mapping, row, shadow) if shadow is not None else {}
-            rule = str(Action.SKIPPED_REMOTE_NEWER)
-            changes = [FieldChange(c, (shadow or {}).get(c), v, rule) for c, v in held.items()]
+            changes = [replace(c, rule=rule) for c in plan.changes]
             entries.append(
                 self._entry(
                     ctx,
