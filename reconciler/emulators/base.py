@@ -4,9 +4,12 @@ Each emulator is a real HTTP server on loopback (``ThreadingHTTPServer`` in a da
 
 * bearer-token auth,
 * a request log tests can count (``server.requests``, ``server.count(...)``),
-* injectable faults (``server.faults.fail(503, times=3)``, ``.delay(...)``, ``.drop(...)``),
+* injectable faults (``server.faults.fail(503, times=3)``, ``.delay(...)``, ``.drop(...)``,
+  ``.raw(...)`` for bodies that are not JSON, ``.cut(...)`` for a connection dropped mid-body),
 * optional per-request latency (to make benchmarks realistic),
-* an injectable clock (``server.clock``) for server-maintained timestamps, so tests can skew it,
+* an injectable clock (``server.clock``) for server-maintained timestamps, so tests can skew it;
+  the ``Date`` header of every answer follows it, as both real services send one (RFC 9110
+  section 6.6.1: an origin server with a clock MUST send ``Date``),
 * a rate limiter hook that the concrete emulator fills in.
 
 Concrete emulators implement :meth:`EmulatorServer.dispatch` (routing) and
@@ -16,6 +19,8 @@ Concrete emulators implement :meth:`EmulatorServer.dispatch` (routing) and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import email.utils
 import json
 import socket
 import threading
@@ -46,11 +51,19 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """What the emulator answers: a status, a JSON body (or None) and extra headers."""
+    """What the emulator answers: a status, a JSON body (or None) and extra headers.
+
+    ``raw`` replaces the JSON body with these bytes as they are (an HTML error page, a truncated
+    document), sent with ``content_type``; ``cut`` sends the headers and only the first half of
+    the body, then closes the connection (a connection lost mid-body).
+    """
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    content_type: str = "application/json; charset=utf-8"
+    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,13 +80,16 @@ class LoggedRequest:
 
 @dataclass
 class _Fault:
-    kind: str  # "status" | "delay" | "drop"
+    kind: str  # "status" | "delay" | "drop" | "raw" | "cut"
     times: int
     status: int = 503
     body: Any = None
     seconds: float = 0.0
     method: str | None = None
     path: str | None = None
+    raw: bytes = b""
+    content_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method != method:
@@ -109,6 +125,43 @@ class Faults:
     def drop(self, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
         """Close the connection of the next ``times`` matching requests without answering."""
         self._add(_Fault("drop", times, method=method, path=path))
+
+    def raw(
+        self,
+        status: int,
+        body: bytes | str,
+        times: int = 1,
+        *,
+        content_type: str = "text/html; charset=utf-8",
+        headers: dict[str, str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` matching requests with ``body`` sent as it is.
+
+        What real servers and the proxies in front of them send besides their JSON: a load
+        balancer's HTML error page (``raw(502, "<html>…")``), a 2xx whose body is not JSON or
+        not the documented shape, a redirect to a login page (``raw(302, "", headers={"Location":
+        …})``), a body-too-large answer (``raw(413, …)``).
+        """
+        data = body.encode() if isinstance(body, str) else body
+        self._add(
+            _Fault(
+                "raw",
+                times,
+                status=status,
+                raw=data,
+                content_type=content_type,
+                headers=dict(headers or {}),
+                method=method,
+                path=path,
+            )
+        )
+
+    def cut(self, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
+        """Handle the next ``times`` matching requests, but drop the connection halfway through
+        sending the answer's body (the request's effect stands, as on a real server)."""
+        self._add(_Fault("cut", times, method=method, path=path))
 
     def clear(self) -> None:
         """Forget every pending fault."""
@@ -270,13 +323,20 @@ class EmulatorServer(ABC):
             if fault.body is not None:
                 return Response(fault.status, fault.body)
             return self.error(fault.status, "INJECTED_FAULT", f"injected fault {fault.status}")
+        if fault is not None and fault.kind == "raw":
+            return Response(
+                fault.status, raw=fault.raw, content_type=fault.content_type, headers=fault.headers
+            )
         if not self.authorized(request):
             return self.error(401, "AUTHENTICATION_REQUIRED", "Authentication required")
         refusal = self.admit(self.clock.monotonic())
         if refusal is not None:
             return refusal
         with self.lock:
-            return self.dispatch(request)
+            response = self.dispatch(request)
+        if fault is not None and fault.kind == "cut":
+            return dataclasses.replace(response, cut=True)
+        return response
 
     def log(self, request: Request, status: int) -> None:
         """Append a request to the log."""
@@ -295,6 +355,10 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             """Silence the default stderr access log."""
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            """The ``Date`` header, from the emulator's clock (skew included), not the host's."""
+            return email.utils.format_datetime(server.clock.now(), usegmt=True)
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)
@@ -323,13 +387,23 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            if response.raw is not None:
+                payload = response.raw
+            else:
+                payload = b"" if response.body is None else json.dumps(response.body).encode()
             self.send_response(response.status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", response.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if response.cut:
+                self.wfile.write(payload[: len(payload) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                return
             self.wfile.write(payload)
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve

@@ -1,0 +1,77 @@
+"""The shared emulator plumbing: the Date header follows the emulator's clock, and the faults
+that real servers and proxies produce besides JSON errors."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import requests
+
+from reconciler.emulators.airtable import AirtableEmulator
+
+HEADERS = {"Authorization": "Bearer test-token"}
+
+
+@pytest.fixture
+def em() -> Iterator[AirtableEmulator]:
+    server = AirtableEmulator(rate_limit=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _leads_url(em: AirtableEmulator) -> str:
+    return f"{em.url}/v0/{em.base_id}/Leads"
+
+
+def test_date_header__follows_the_emulator_clock_skew(em: AirtableEmulator) -> None:
+    em.clock.skew = timedelta(minutes=-25)
+    response = requests.get(_leads_url(em), headers=HEADERS, timeout=5)
+    sent = email.utils.parsedate_to_datetime(response.headers["Date"])
+    expected = datetime.now(UTC) - timedelta(minutes=25)
+    assert abs((sent - expected).total_seconds()) < 5
+
+
+def test_date_header__is_sent_on_errors_too(em: AirtableEmulator) -> None:
+    response = requests.get(_leads_url(em), timeout=5)  # no token: 401
+    assert response.status_code == 401
+    assert "Date" in response.headers
+
+
+def test_raw_fault__sends_an_html_page_as_is(em: AirtableEmulator) -> None:
+    em.faults.raw(502, "<html><body>Bad Gateway</body></html>", method="GET")
+    response = requests.get(_leads_url(em), headers=HEADERS, timeout=5)
+    assert response.status_code == 502
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.text.startswith("<html>")
+    with pytest.raises(ValueError):
+        response.json()
+    assert requests.get(_leads_url(em), headers=HEADERS, timeout=5).status_code == 200
+
+
+def test_raw_fault__redirect_carries_its_location(em: AirtableEmulator) -> None:
+    em.faults.raw(302, "", headers={"Location": "https://login.example.com/"}, method="GET")
+    response = httpx.get(_leads_url(em), headers=HEADERS)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://login.example.com/"
+
+
+def test_cut_fault__requests_sees_a_broken_body(em: AirtableEmulator) -> None:
+    em.create("Leads", {"First Name": "Ann"})
+    em.faults.cut(method="GET")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(_leads_url(em), headers=HEADERS, timeout=5).json()
+
+
+def test_cut_fault__httpx_sees_a_protocol_error_and_the_write_stands(em: AirtableEmulator) -> None:
+    record = em.create("Leads", {"First Name": "Ann"})
+    em.faults.cut(method="PATCH")
+    body = {"records": [{"id": record["id"], "fields": {"Notes": "kept"}}]}
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.patch(_leads_url(em), headers=HEADERS, json=body)
+    stored = em.get("Leads", record["id"])
+    assert stored is not None and stored["fields"]["Notes"] == "kept"
