@@ -25,8 +25,10 @@ GRANT USAGE ON SCHEMA reconciler TO reconciler_app;
 -- Read only: the schema version (checked before every run) and the install id.
 GRANT SELECT ON reconciler.alembic_version, reconciler.meta TO reconciler_app;
 
--- Run history and pull watermarks are written and updated, never deleted.
-GRANT SELECT, INSERT, UPDATE ON reconciler.runs, reconciler.watermarks TO reconciler_app;
+-- Run history, pull watermarks and what runs keep of each remote (schema, clock offset) are
+-- written and updated, never deleted.
+GRANT SELECT, INSERT, UPDATE ON reconciler.runs, reconciler.watermarks, reconciler.remote_state
+    TO reconciler_app;
 
 -- Sync state is replaced per record; failures are cleared when a record goes through.
 GRANT SELECT, INSERT, UPDATE, DELETE ON reconciler.sync_state, reconciler.failures

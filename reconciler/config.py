@@ -50,6 +50,7 @@ class Settings:
     overlap_minutes: float = 2.0
     mass_delete_share: float = 0.10
     log_retention_days: int = 90  # change log entries older than this are removed
+    max_clock_offset_minutes: float = 60.0  # a remote clock further off than this stops a mapping
 
     @property
     def secrets(self) -> list[str]:
@@ -110,6 +111,9 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         overlap_minutes=_number(env, "RECONCILER_OVERLAP_MINUTES", 2.0, minimum=0),
         log_retention_days=int(_number(env, "RECONCILER_LOG_RETENTION_DAYS", 90, minimum=1)),
         mass_delete_share=_number(env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0),
+        max_clock_offset_minutes=_number(
+            env, "RECONCILER_MAX_CLOCK_OFFSET_MINUTES", 60.0, minimum=1
+        ),
     )
 
 

@@ -6,7 +6,10 @@
     │   ├── DatabaseError           database unreachable or lost mid-run
     │   ├── SchemaNotMigrated       the database lacks the reconciler's schema
     │   ├── RemoteUnavailable       a remote could not be reached after retries
-    │   └── AuthError               a remote refused the credentials
+    │   ├── AuthError               a remote refused the credentials
+    │   └── MappingError            one mapping cannot proceed as configured or as the remote
+    │                               answers (a wrong modified field, a used-up plan, a server
+    │                               that lacks a feature); the others go on
 
 Record-level problems are not exceptions that escape a run: they become entries in the report.
 A run that finds the lock held is not an error either: its report says ``locked`` (exit 4).
@@ -51,6 +54,15 @@ class RemoteUnavailable(UnavailableError):
 
 class AuthError(UnavailableError):
     """A remote API refused the credentials."""
+
+
+class MappingError(UnavailableError):
+    """One mapping cannot proceed: the message names what is wrong and the fix.
+
+    Raised where retrying cannot help (a "Last modified time" field that does not watch the
+    pulled fields, a monthly plan limit used up, a server without batch upsert). The run reports
+    it for that mapping, goes on with the others, and exits 3.
+    """
 
 
 class RecordError(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,8 @@ class RemoteRecord:
     """A remote record as the engine sees it: canonical values keyed by local column.
 
     ``error`` is set when the record could not be typed (a text in a number field, invalid JSON);
-    such a record fails alone.
+    such a record fails alone. ``keep`` holds wire values that a write must send back as they
+    are, or the remote would change them (Twenty's ``position``).
     """
 
     id: str
@@ -22,6 +23,7 @@ class RemoteRecord:
     values: Values
     error: str | None = None
     deleted: bool = False
+    keep: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class WriteResult:
     record: RemoteRecord | None = None
     error: str | None = None
     retryable: bool = True
+    gone: bool = False  # the record was deleted remotely: nothing was written
 
 
 @dataclass

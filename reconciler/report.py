@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ class MappingResult:
     remote_deleted: int = 0
     remote_deleted_ids: list[str] = field(default_factory=list)
     failed: bool = False  # the mapping could not proceed (remote or database unavailable)
+    clock_offset: timedelta | None = None  # the remote's clock minus this host's
 
     def to_dict(self) -> dict[str, Any]:
         """The report's entry for this mapping."""
@@ -79,6 +80,9 @@ class MappingResult:
             "window": self.window,
             "remote_deleted": self.remote_deleted,
             "remote_deleted_ids": self.remote_deleted_ids,
+            "clock_offset_seconds": (
+                None if self.clock_offset is None else round(self.clock_offset.total_seconds(), 1)
+            ),
         }
 
 

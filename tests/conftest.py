@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.store.database import connect, migrate
+from tests.sides import M, Side
 
 ENV_PREFIXES = ("RECONCILER_", "AIRTABLE_", "TWENTY_")
 TEMPLATE = "reconciler_template"
@@ -185,3 +186,11 @@ def cli(tmp_path: Path) -> Any:
         return CliResult(code, out.getvalue(), err.getvalue(), report_path)
 
     return invoke
+
+
+@pytest.fixture(params=["leads", M])
+def side(request: pytest.FixtureRequest) -> Side:
+    """Each remote in turn (only its own emulator is configured)."""
+    if request.param == "leads":
+        return Side("leads", request.getfixturevalue("airtable"))
+    return Side(M, request.getfixturevalue("twenty"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.helpers import execute, rows, seed_leads, seed_progressions, twenty_writes
 
 M = "rep_progressions"
@@ -71,3 +73,89 @@ def test_twenty_soft_delete__in_the_window_is_marked(twenty, db, cli) -> None:
     restored = twenty.get(ids[2])
     assert restored is not None and restored["deletedAt"] is not None  # not resurrected
     assert len(twenty_writes(twenty)) == 1
+
+
+# -- deleted stays deleted: a push never recreates or restores a record ---------------------------
+
+
+def _log(cli, *args: str) -> list[dict]:
+    result = cli("log", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return list(json.loads(result.stdout))
+
+
+def test_twenty_hard_delete__an_update_after_a_complete_pull_is_not_sent(twenty, db, cli) -> None:
+    """Upsert would re-insert a destroyed id: the push reads the ids first and marks the row."""
+    ids = seed_progressions(twenty, 5)
+    cli("--mapping", M)
+    twenty.hard_delete(ids[1])
+    execute(db, "UPDATE rep_progressions SET streak_days = 42")
+    twenty.reset_log()
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty.get(ids[1]) is None  # not re-inserted
+    reps = result.mapping(M)
+    assert reps["push"]["updated"] == 4 and reps["push"]["failed"] == 0
+    assert reps["remote_deleted"] == 1 and reps["remote_deleted_ids"] == [ids[1]]
+    marked = rows(db, M, "remote_deleted_at IS NOT NULL")
+    assert [str(r["twenty_id"]) for r in marked] == [ids[1]]
+    (entry,) = _log(cli, "--remote-id", ids[1], "--run", result.report["run_id"])
+    assert (entry["stage"], entry["action"]) == ("push", "remote_deleted")
+    assert "not recreated" in entry["message"] and "twenty_id" in entry["message"]
+    writes = twenty_writes(twenty)
+    assert len(writes) == 1 and {r["id"] for r in writes[0].body} == set(ids) - {ids[1]}
+    again = cli("--mapping", M)
+    assert again.exit_code == 0 and again.mapping(M)["remote_deleted"] == 0
+    assert twenty.get(ids[1]) is None
+
+
+def test_twenty_soft_delete__seen_only_by_the_push_is_not_restored(twenty, db, cli) -> None:
+    """A push-only run never read the soft delete: the push's read finds it in the trash."""
+    ids = seed_progressions(twenty, 3)
+    cli("--mapping", M)
+    twenty.soft_delete(ids[0])
+    execute(db, "UPDATE rep_progressions SET streak_days = 7")
+
+    result = cli("--mapping", M, "--stage", "push")
+
+    assert result.exit_code == 0, result.output
+    restored = twenty.get(ids[0])
+    assert restored is not None and restored["deletedAt"] is not None
+    assert result.mapping(M)["remote_deleted"] == 1
+    assert result.mapping(M)["push"]["updated"] == 2
+
+
+def test_twenty_push__costs_one_read_per_200_updates(twenty, db, cli) -> None:
+    ids = seed_progressions(twenty, 450)
+    cli("--mapping", M)
+    execute(db, "UPDATE rep_progressions SET streak_days = streak_days + 1")
+    twenty.reset_log()
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["push"]["updated"] == len(ids)
+    reads = [r for r in twenty.requests if r.method == "GET"]
+    writes = twenty_writes(twenty)
+    # The pull lists 450 records (3 pages of 200); the push reads the 450 ids 200 a request
+    # (3), then writes 60 a request (8).
+    assert len(writes) == 8
+    assert len(reads) == 3 + 3
+
+
+def test_twenty_push__keeps_each_records_position(twenty, db, cli) -> None:
+    """An upsert without ``position`` would move the record to the top of every view."""
+    ids = seed_progressions(twenty, 5)
+    cli("--mapping", M)
+    before = {r["id"]: r["position"] for r in twenty.records()}
+    execute(db, "UPDATE rep_progressions SET total_xp = total_xp + 1")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["push"]["updated"] == len(ids)
+    assert {r["id"]: r["position"] for r in twenty.records()} == before
+    (write,) = twenty_writes(twenty)[-1:]
+    assert all("position" in record for record in write.body)

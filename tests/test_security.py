@@ -169,7 +169,7 @@ def test_record_ids__twenty_fetch_never_puts_an_invalid_id_in_a_filter(
         remote.close()
     assert set(found) == {good}
     filters = [q for r in twenty.requests for q in r.query.get("filter", [])]
-    assert filters == [f"id[in]:[{good}]"]
+    assert filters == [f"and(id[in]:[{good}],or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL))"]
 
 
 @pytest.mark.parametrize("stage", ["both", "push"])

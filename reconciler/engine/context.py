@@ -12,10 +12,11 @@ from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.mapping import Mapping
 from reconciler.remotes.base import Remote
 from reconciler.report import MappingResult, RecordErrorEntry
-from reconciler.store.history import Failure, record_failures
+from reconciler.store.history import Failure, RemoteState, record_failures
 from reconciler.store.sync import Store
 
 Progress = Callable[[str, str, int], None]  # mapping, stage, records done
+REPORTED_IDS = 100  # the report lists at most this many ids of records deleted remotely
 
 
 class Journal(Protocol):
@@ -36,6 +37,9 @@ class Journal(Protocol):
     def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
         """Records that failed; ``dead`` holds the keys dead-lettered by this failure."""
 
+    def deleted(self, ctx: MappingContext, stage: str, marked: Sequence[tuple[str, int]]) -> None:
+        """Rows marked as deleted remotely, as ``(remote_id, local_id)`` pairs."""
+
 
 class NullJournal:
     """Records nothing."""
@@ -50,6 +54,9 @@ class NullJournal:
         """Record nothing."""
 
     def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
+        """Record nothing."""
+
+    def deleted(self, ctx: MappingContext, stage: str, marked: Sequence[tuple[str, int]]) -> None:
         """Record nothing."""
 
 
@@ -75,6 +82,24 @@ class MappingContext:
     on_progress: Progress | None = None
     journal: Journal = field(default_factory=NullJournal)
     covered: bool = False  # a complete pull in this run brought every remote change into state
+    kept: RemoteState | None = None  # what earlier runs kept of the remote, once prepared
+    db_offset: timedelta = timedelta(0)  # the database's clock minus this host's
+
+    @property
+    def clock_offset(self) -> timedelta | None:
+        """The remote's clock minus this host's: as its answers in this run show it, else as
+        kept from an earlier run, else unknown."""
+        seen = self.remote.clock.offset
+        if seen is None and self.kept is not None:
+            return self.kept.clock_offset
+        return seen
+
+    @property
+    def skew(self) -> timedelta:
+        """The remote's clock minus the database's: remote modified times are compared with
+        local ``updated_at`` (stamped by the database) on one clock."""
+        offset = self.clock_offset
+        return (timedelta(0) if offset is None else offset) - self.db_offset
 
     def create_id(self, local_id: int) -> str:
         """The id a remote create uses for a local row: derived from the database's install id
@@ -87,6 +112,27 @@ class MappingContext:
         """Report progress to whoever watches (a progress bar on a terminal)."""
         if self.on_progress is not None:
             self.on_progress(self.mapping.name, stage, done)
+
+    def mark_gone(
+        self, stage: str, remote_ids: Sequence[str], *, links: Sequence[tuple[int, str]] = ()
+    ) -> None:
+        """Mark the rows of records deleted remotely (inside the open unit of work): rows are
+        kept, never deleted, and a marked row is never pushed, so the record is never recreated.
+
+        Args:
+            stage: the stage that found out.
+            remote_ids: the deleted records' ids.
+            links: ``(local_id, remote_id)`` pairs to record first in rows that hold no id yet.
+        """
+        if links:
+            self.store.link(self.mapping, links)
+        marked = self.store.mark_remote_deleted(self.mapping, remote_ids) if remote_ids else []
+        if not marked:
+            return
+        self.result.remote_deleted += len(marked)
+        room = max(0, REPORTED_IDS - len(self.result.remote_deleted_ids))
+        self.result.remote_deleted_ids.extend(rid for rid, _ in marked[:room])
+        self.journal.deleted(self, stage, marked)
 
     def fail(self, items: Sequence[Failure]) -> None:
         """Report failed records and schedule their retries (inside the open unit of work)."""

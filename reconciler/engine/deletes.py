@@ -33,5 +33,4 @@ def sweep(ctx: MappingContext, live_ids: set[str], *, max_share: float, allow_ma
         )
         return
     with ctx.store.unit():
-        ctx.result.remote_deleted += ctx.store.mark_remote_deleted(ctx.mapping, gone)
-    ctx.result.remote_deleted_ids.extend(gone[:100])
+        ctx.mark_gone("pull", gone)

@@ -17,6 +17,7 @@ exactly what stage 2 still has to send.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -73,8 +74,13 @@ class PullPlan:
         return json_text({c: v for c, v in self.writes.items() if v is not None})
 
 
-def _newer_is_remote(remote: RemoteRecord, local: LocalRow) -> bool:
-    return remote.modified_at > local.updated_at
+NO_SKEW = timedelta(0)
+
+
+def remote_is_newer(remote: RemoteRecord, local: LocalRow, skew: timedelta = NO_SKEW) -> bool:
+    """Whether the remote record changed after the local row, on one clock: ``skew`` is the
+    remote's clock minus the database's (which stamps ``updated_at``)."""
+    return remote.modified_at - skew > local.updated_at
 
 
 def _decide_field(
@@ -101,15 +107,18 @@ def _decide_field(
     return local_value, Rule.LOCAL_NEWER, True
 
 
-def plan_pull(mapping: Mapping, remote: RemoteRecord, local: LocalRow | None) -> PullPlan:
-    """Decide how one remote record is applied locally, field by field."""
+def plan_pull(
+    mapping: Mapping, remote: RemoteRecord, local: LocalRow | None, skew: timedelta = NO_SKEW
+) -> PullPlan:
+    """Decide how one remote record is applied locally, field by field (``skew``: the remote's
+    clock minus the database's)."""
     if local is None:
         values = remote.values
         writes = {c: values.get(c) for c in mapping.pull_columns}
         return PullPlan(remote, None, Outcome.INSERTED, writes, dict(remote.values))
     state = local.state
     shadow = state.shadow if state is not None else {}
-    remote_newer = _newer_is_remote(remote, local)
+    remote_newer = remote_is_newer(remote, local, skew)
     plan = PullPlan(remote, local, Outcome.UNCHANGED, shadow=dict(remote.values))
     local_won_all, contested_any = True, False
     for spec in mapping.fields:
@@ -146,6 +155,7 @@ class PushPlan:
     outcome: Outcome
     send: Values = field(default_factory=dict)  # push-capable columns to send
     changes: list[FieldChange] = field(default_factory=list)
+    current: RemoteRecord | None = None  # the remote record as read just before, if it was
 
 
 def local_changes(mapping: Mapping, local: LocalRow, base: Values | None) -> Values:
@@ -177,13 +187,16 @@ def remote_changed_since_sync(local: LocalRow, remote: RemoteRecord) -> bool:
     return any(remote.values.get(c) != v for c, v in state.shadow.items())
 
 
-def plan_push(mapping: Mapping, local: LocalRow, remote: RemoteRecord | None) -> PushPlan:
+def plan_push(
+    mapping: Mapping, local: LocalRow, remote: RemoteRecord | None, skew: timedelta = NO_SKEW
+) -> PushPlan:
     """Decide what to send for one local row.
 
     Args:
         mapping: the mapping.
         local: the row, with its sync state.
         remote: the remote record as read just now, or None when not read (or not created yet).
+        skew: the remote's clock minus the database's.
     """
     state = local.state
     if remote is not None and state is None:
@@ -200,7 +213,7 @@ def plan_push(mapping: Mapping, local: LocalRow, remote: RemoteRecord | None) ->
             mapping.field(c).merge is Merge.UNION and remote.values.get(c) != old.get(c)
             for c in send
         )
-        if remote.modified_at > local.updated_at or contested_union:
+        if remote_is_newer(remote, local, skew) or contested_union:
             # Nothing is sent; ``changes`` says what is held back.
             return PushPlan(local, Outcome.SKIPPED_REMOTE_NEWER, changes=changes)
     outcome = Outcome.UPDATED if local.remote_id else Outcome.INSERTED

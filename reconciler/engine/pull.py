@@ -9,21 +9,26 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from reconciler.engine.context import MappingContext
 from reconciler.engine.plan import Outcome, PullPlan, plan_pull
+from reconciler.engine.window import Window, WindowMoved
 from reconciler.records import RemoteRecord
 from reconciler.store.history import Failure, clear_failures, due_pull_retries
 
 
-def pull(
-    ctx: MappingContext, since: datetime | None, should_stop: Callable[[], bool]
-) -> set[str] | None:
+def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> set[str] | None:
     """Read the window page by page and apply it; then retry earlier failures that are due.
 
     Returns the ids of the live remote records read when the window was read completely (so
     the watermark may move, and a full sweep may look for deletions), else None.
+
+    Raises:
+        WindowMoved: the first answer shows the remote's clock elsewhere than the window
+            assumed; nothing was applied.
     """
     seen: dict[str, datetime] = {}
     live: set[str] = set()
-    for page in ctx.remote.list_changed(since):
+    for number, page in enumerate(ctx.remote.list_changed(span.since, span.until)):
+        if number == 0 and not span.holds(ctx.remote.clock.offset):
+            raise WindowMoved
         fresh = [r for r in page if r.id not in seen or r.modified_at > seen[r.id]]
         seen.update({r.id: r.modified_at for r in fresh})
         live.update(r.id for r in page if not r.deleted)
@@ -45,7 +50,7 @@ def _mark_deleted(ctx: MappingContext, remote_ids: Sequence[str]) -> None:
     """Stamp local rows whose remote record was explicitly (soft-)deleted."""
     if remote_ids:
         with ctx.store.unit():
-            ctx.result.remote_deleted += ctx.store.mark_remote_deleted(ctx.mapping, remote_ids)
+            ctx.mark_gone("pull", remote_ids)
 
 
 def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
@@ -65,7 +70,7 @@ def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
         rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
         if _adopt_unrecorded_creates(ctx, [i for i in ids if i not in rows]):
             rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
-        plans = [plan_pull(ctx.mapping, r, rows.get(r.id)) for r in good]
+        plans = [plan_pull(ctx.mapping, r, rows.get(r.id), ctx.skew) for r in good]
         failed += _apply_isolating(ctx, plans)
         failed_ids = {f.record_key for f in failed}
         clear_failures(

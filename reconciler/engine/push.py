@@ -26,8 +26,15 @@ def push(ctx: MappingContext, should_stop: Callable[[], bool]) -> None:
         _push_rows(ctx, rows, should_stop)
 
 
+def _target_id(ctx: MappingContext, row: LocalRow) -> str:
+    """The remote id a push writes to: the linked one, or the id a create would choose."""
+    return row.remote_id if row.remote_id is not None else ctx.create_id(row.local_id)
+
+
 def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
-    """Whether a row has something to send that requires the remote's current record."""
+    """Whether a row's push needs the remote's current record first."""
+    if ctx.remote.read_before_write:
+        return row.remote_id is not None or ctx.mapping.create_remote
     if row.remote_id is None:
         return False
     if row.state is None:
@@ -38,24 +45,28 @@ def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
 
 
 def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[[], bool]) -> None:
-    check = [
-        r.remote_id
-        for r in rows
-        if r.remote_id is not None and ctx.remote.valid_id(r.remote_id) and _needs_read(ctx, r)
-    ]
-    remote = ctx.remote.fetch(check) if check else {}
+    valid = [r for r in rows if r.remote_id is None or ctx.remote.valid_id(r.remote_id)]
+    check = [_target_id(ctx, r) for r in valid if _needs_read(ctx, r)]
+    current = ctx.remote.fetch(check) if check else {}
     plans: list[PushPlan] = []
     noop: list[LocalRow] = []
-    failures: list[Failure] = []
-    for row in rows:
-        if row.remote_id is not None and not ctx.remote.valid_id(row.remote_id):
-            message = f"{ctx.mapping.key_column} {row.remote_id!r} is not a valid record id"
-            failures.append(_failure(ctx, row, message, False))
+    gone: list[LocalRow] = []
+    valid_ids = {r.local_id for r in valid}
+    key = ctx.mapping.key_column
+    failures = [
+        _failure(ctx, r, f"{key} {r.remote_id!r} is not a valid record id", False)
+        for r in rows
+        if r.local_id not in valid_ids
+    ]
+    read = set(check)
+    for row in valid:
+        target = _target_id(ctx, row)
+        record = current.get(target)
+        if _deleted_remotely(row, target in read, record):
+            gone.append(row)
             continue
-        if row.remote_id is not None and row.remote_id in check and row.remote_id not in remote:
-            failures.append(_failure(ctx, row, "the remote record no longer exists", False))
-            continue
-        plan = plan_push(ctx.mapping, row, remote.get(row.remote_id or ""))
+        plan = plan_push(ctx.mapping, row, record if row.remote_id else None, ctx.skew)
+        plan.current = record
         if plan.outcome is Outcome.UNCHANGED:
             noop.append(row)
         else:
@@ -68,6 +79,7 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
         ctx.store.refresh_states(ctx.mapping, noop)
         ctx.fail(failures)
         ctx.journal.skipped(ctx, [p for p in plans if p.outcome is Outcome.SKIPPED_REMOTE_NEWER])
+        _mark_gone(ctx, gone)
     sendable = [p for p in plans if p.outcome in (Outcome.UPDATED, Outcome.INSERTED)]
     for batch in chunks(sendable, ctx.remote.write_batch):
         _send_batch(ctx, batch)
@@ -76,11 +88,34 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
             return
 
 
+def _deleted_remotely(row: LocalRow, was_read: bool, record: RemoteRecord | None) -> bool:
+    """Whether the record a row would be written to was deleted remotely (soft or for good).
+
+    A linked row whose record was read and not found, or found soft-deleted, must not be
+    written: an upsert would bring it back. A create whose chosen id turns up soft-deleted was
+    created by an earlier run that never recorded it, and deleted since: it stays deleted too.
+    """
+    if not was_read:
+        return False
+    if row.remote_id is None:
+        return record is not None and record.deleted
+    return record is None or record.deleted
+
+
+def _mark_gone(ctx: MappingContext, rows: Sequence[LocalRow]) -> None:
+    """Mark rows whose remote record was deleted remotely (in the open unit); a create's row is
+    linked to the id it had chosen first, so that it is never created again either."""
+    links = [(r.local_id, ctx.create_id(r.local_id)) for r in rows if r.remote_id is None]
+    ctx.mark_gone("push", [_target_id(ctx, r) for r in rows], links=links)
+
+
 def _item(ctx: MappingContext, plan: PushPlan) -> PushItem:
     row = plan.local
     if row.remote_id is not None:
-        return PushItem(row.local_id, row.remote_id, plan.send)
-    return PushItem(row.local_id, ctx.create_id(row.local_id), plan.send, create=True)
+        return PushItem(row.local_id, row.remote_id, plan.send, current=plan.current)
+    return PushItem(
+        row.local_id, ctx.create_id(row.local_id), plan.send, create=True, current=plan.current
+    )
 
 
 def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
@@ -90,7 +125,10 @@ def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
     else:
         results = ctx.remote.write(items)
     by_id = {r.local_id: r for r in results}
-    done = [(p, by_id[p.local.local_id]) for p in batch if by_id[p.local.local_id].error is None]
+    done = [
+        (p, by_id[p.local.local_id]) for p in batch if by_id[p.local.local_id].record is not None
+    ]
+    gone = [p.local for p in batch if by_id[p.local.local_id].gone]
     failed = [
         _failure(
             ctx, p.local, by_id[p.local.local_id].error or "", by_id[p.local.local_id].retryable
@@ -104,6 +142,7 @@ def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
         clear_failures(conn, ctx.mapping.name, "push", [_key(ctx, p.local) for p, _ in done])
         ctx.fail(failed)
         ctx.journal.pushed(ctx, [p for p, _ in done])
+        _mark_gone(ctx, gone)
     for plan, _ in done:
         if plan.outcome is Outcome.INSERTED:
             ctx.result.push.created += 1

@@ -7,15 +7,16 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from reconciler.config import RunOptions, Settings
+from reconciler.engine import window
 from reconciler.engine.context import MappingContext, Progress, Tuning
 from reconciler.engine.deletes import sweep
 from reconciler.engine.pull import pull
 from reconciler.engine.push import push
-from reconciler.errors import AuthError, ReconcilerError, RemoteUnavailable
+from reconciler.errors import AuthError, MappingError, ReconcilerError, RemoteUnavailable
 from reconciler.mapping import Mapping
 from reconciler.remotes.base import Remote
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
@@ -66,8 +67,7 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _truncate_ms(moment: datetime) -> datetime:
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+MAPPING_FAILURES = (RemoteUnavailable, AuthError, MappingError)
 
 
 class Run:
@@ -100,6 +100,8 @@ class Run:
         self.should_stop = should_stop
         started = now_utc()
         self.report = RunReport(new_run_id(started), started, options.lookback, options.dry_run)
+        self.db_offset = timedelta(0)  # the database's clock minus this host's
+        self.window_placed = False
         self.change_log = ChangeLog(self.report.run_id)
 
     def execute(self) -> RunReport:
@@ -138,24 +140,24 @@ class Run:
             store = Store(conn, dry_run=self.options.dry_run)
             with store.unit():
                 install = history.install_id(conn)
+                db_now = conn.execute(select(func.clock_timestamp())).scalar_one()
+                self.db_offset = db_now - now_utc()
                 if not store.dry_run:
                     history.start_run(
                         conn, report.run_id, report.started_at, self.options.lookback, store.dry_run
                     )
-            report.window_until = _truncate_ms(report.started_at)
-            for mapping, reason in self.mappings:
-                if reason is None and not self.should_stop():
-                    self._run_mapping(store, mapping, install)
-            if self.should_stop():
-                report.errors.append(
-                    RecordErrorEntry(
-                        "*",
-                        "run",
-                        None,
-                        "stopped by a signal after finishing the current batch; the next run "
-                        "continues from the recorded state",
-                    )
-                )
+            report.window_until = window.truncate_ms(report.started_at)
+            contexts = [
+                self._context(store, mapping, install)
+                for mapping, reason in self.mappings
+                if reason is None
+            ]
+            try:
+                self._stages(contexts)
+            finally:
+                for ctx in contexts:
+                    ctx.remote.close()
+            self._stopped_note()
             self._log_retention(store)
             report.finish()
             if store.dry_run:
@@ -164,27 +166,56 @@ class Run:
                 with store.unit():
                     history.finish_run(conn, report.to_dict(), report.exit_code)
 
+    def _stages(self, contexts: list[MappingContext]) -> None:
+        """Stage 1 for every mapping, then stage 2 for every mapping: a change pulled into a
+        table shared by several mappings (a hub) reaches the other remotes in the same run."""
+        stages = [
+            (name, fn)
+            for name, fn in (("pull", self._pull), ("push", self._push))
+            if self.options.stage in (name, "both")
+        ]
+        for stage, run_stage in stages:
+            for ctx in contexts:
+                if not ctx.result.failed and not self.should_stop():
+                    self._guarded(ctx, stage, run_stage)
+        for ctx in contexts:
+            if not ctx.result.failed:
+                self._guarded(ctx, "push", self._finish_mapping)
+
+    def _guarded(
+        self, ctx: MappingContext, stage: str, run_stage: Callable[[MappingContext], None]
+    ) -> None:
+        """Run one stage of one mapping; a failure that stops the mapping is reported for it
+        alone, and the other mappings go on."""
+        try:
+            self._ready(ctx)
+            run_stage(ctx)
+        except MAPPING_FAILURES as exc:
+            ctx.result.failed = True
+            self.report.errors.append(RecordErrorEntry(ctx.mapping.name, stage, None, str(exc)))
+
+    def _stopped_note(self) -> None:
+        if self.should_stop():
+            self.report.errors.append(
+                RecordErrorEntry(
+                    "*",
+                    "run",
+                    None,
+                    "stopped by a signal after finishing the current batch; the next run "
+                    "continues from the recorded state",
+                )
+            )
+
     def _log_retention(self, store: Store) -> None:
         """Remove expired change log entries (bounded per run) and report the log's counts."""
         removed = purge_expired(store, timedelta(days=self.settings.log_retention_days))
         self.report.extra["change_log"] = {"written": self.change_log.written, "removed": removed}
 
-    def _since(self, store: Store, mapping: Mapping) -> datetime | None:
-        if self.options.full:
-            return None
-        assert self.report.window_until is not None
-        since = self.report.window_until - timedelta(minutes=self.options.lookback)
-        with store.unit() as conn:
-            mark = history.watermark(conn, mapping.name)
-        if mark is not None:
-            since = min(since, mark - timedelta(minutes=self.settings.overlap_minutes))
-        return _truncate_ms(since)
-
-    def _run_mapping(self, store: Store, mapping: Mapping, install: str) -> None:
+    def _context(self, store: Store, mapping: Mapping, install: str) -> MappingContext:
         result = next(m for m in self.report.mappings if m.name == mapping.name)
         remote = self.remote_factory(mapping, self.settings)
         result.api = remote.stats
-        ctx = MappingContext(
+        return MappingContext(
             mapping,
             remote,
             store,
@@ -194,38 +225,92 @@ class Run:
             install,
             self.on_progress,
             journal=self.change_log,
+            db_offset=self.db_offset,
         )
-        since = self._since(store, mapping)
-        self._note_window(result, since)
-        try:
-            self._stages(ctx, since)
-        finally:
-            remote.close()
 
-    def _stages(self, ctx: MappingContext, since: datetime | None) -> None:
-        store, mapping, result = ctx.store, ctx.mapping, ctx.result
-        stage = "pull"
-        try:
-            store.table(mapping)
-            if self.options.stage in ("pull", "both"):
-                live = pull(ctx, since, self.should_stop)
-                if live is not None:
-                    self._after_complete_pull(ctx, live)
-            stage = "push"
-            if self.options.stage in ("push", "both"):
-                push(ctx, self.should_stop)
-            self._dead_letters(ctx)
-        except (RemoteUnavailable, AuthError) as exc:
-            result.failed = True
-            self.report.errors.append(RecordErrorEntry(mapping.name, stage, None, str(exc)))
+    def _ready(self, ctx: MappingContext) -> None:
+        """Before a mapping's first stage: its table checked, its remote prepared (from what
+        earlier runs kept of it, so that an unchanged remote costs no request)."""
+        if ctx.kept is not None:
+            return
+        ctx.store.table(ctx.mapping)
+        with ctx.store.unit() as conn:
+            ctx.kept = history.remote_state_of(conn, ctx.mapping.name)
+        ctx.remote.prepare(ctx.kept.schema)
 
-    def _after_complete_pull(self, ctx: MappingContext, live: set[str]) -> None:
-        """Move the watermark; let push trust the state; look for deletions after a sweep."""
-        ctx.covered = True  # every remote change up to window.until is now in the sync state
-        until = self.report.window_until
-        if until is not None and not ctx.store.dry_run:
+    def _pull(self, ctx: MappingContext) -> None:
+        """Stage 1 of a mapping, over a window placed on the remote's clock; placed again once
+        if the remote's first answer shows its clock elsewhere than assumed."""
+        for attempt in (1, 2):
+            span = self._window(ctx)
+            try:
+                live = pull(ctx, span, self.should_stop)
+            except window.WindowMoved:
+                if attempt == 2:
+                    raise MappingError(
+                        f"clock: {ctx.mapping.remote}'s clock moved by more than "
+                        f"{span.tolerance.total_seconds():.0f} s between two answers; its "
+                        "modified times cannot be placed in a window: try again later"
+                    ) from None
+                continue
+            if live is not None:
+                self._after_complete_pull(ctx, span, live)
+            return
+
+    def _window(self, ctx: MappingContext) -> window.Window:
+        """The mapping's window on its remote's clock, noted in the report."""
+        offset = self._clock_offset(ctx)
+        mark = None
+        if not self.options.full:
             with ctx.store.unit() as conn:
-                history.set_watermark(conn, ctx.mapping.name, until)
+                mark = history.watermark(conn, ctx.mapping.name)
+        span = window.place(
+            self.report.started_at,
+            offset,
+            lookback=timedelta(minutes=self.options.lookback),
+            watermark=mark,
+            overlap=timedelta(minutes=self.settings.overlap_minutes),
+            full=self.options.full,
+        )
+        self._note_window(ctx.result, span)
+        return span
+
+    def _clock_offset(self, ctx: MappingContext) -> timedelta:
+        """The remote's clock minus this host's, refused when too large to trust. Unknown (a
+        first run), the clocks are assumed to agree: the listing's first answer shows whether
+        they do, and the window is placed anew if not (one request more, once)."""
+        offset = ctx.clock_offset or timedelta(0)
+        limit = timedelta(minutes=self.settings.max_clock_offset_minutes)
+        window.check_offset(offset, ctx.mapping.remote.capitalize(), limit=limit)
+        ctx.result.clock_offset = offset
+        return offset
+
+    def _push(self, ctx: MappingContext) -> None:
+        self._clock_offset(ctx)  # checked here too: a push compares the remote's clock
+        push(ctx, self.should_stop)
+
+    def _finish_mapping(self, ctx: MappingContext) -> None:
+        """Report dead letters; keep what this run learned of the remote for the next one."""
+        self._dead_letters(ctx)
+        ctx.result.clock_offset = ctx.clock_offset
+        if ctx.store.dry_run:
+            return
+        with ctx.store.unit() as conn:
+            history.keep_remote_state(
+                conn,
+                ctx.mapping.name,
+                schema=ctx.remote.cache_update(),
+                clock_offset=ctx.remote.clock.offset,
+            )
+
+    def _after_complete_pull(
+        self, ctx: MappingContext, span: window.Window, live: set[str]
+    ) -> None:
+        """Move the watermark; let push trust the state; look for deletions after a sweep."""
+        ctx.covered = True  # every remote change up to the window's end is now in the state
+        if not ctx.store.dry_run:
+            with ctx.store.unit() as conn:
+                history.set_watermark(conn, ctx.mapping.name, span.until)
         if self.options.full:
             sweep(
                 ctx,
@@ -234,15 +319,19 @@ class Run:
                 allow_mass=self.options.allow_mass_delete,
             )
 
-    def _note_window(self, result: MappingResult, since: datetime | None) -> None:
-        until = self.report.window_until
+    def _note_window(self, result: MappingResult, span: window.Window) -> None:
         result.window = {
-            "since": iso_ms(since) if since else None,
-            "until": iso_ms(until) if until else None,
+            "since": iso_ms(span.since) if span.since else None,
+            "until": iso_ms(span.until),
         }
-        current = self.report.window_since
-        if since is not None and (current is None or since < current):
-            self.report.window_since = since
+        report = self.report
+        if span.since is not None and (
+            report.window_since is None or span.since < report.window_since
+        ):
+            report.window_since = span.since
+        if not self.window_placed or (report.window_until and span.until > report.window_until):
+            report.window_until = span.until
+        self.window_placed = True
 
     def _dead_letters(self, ctx: MappingContext) -> None:
         with ctx.store.unit() as conn:

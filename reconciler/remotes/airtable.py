@@ -20,6 +20,7 @@ from reconciler.remotes.base import (
     Pacer,
     PushItem,
     Rejected,
+    RemoteClock,
     RetryPolicy,
     Transient,
     chunks,
@@ -50,6 +51,7 @@ class AirtableRemote:
     """
 
     write_batch = WRITE_BATCH
+    read_before_write = False  # a PATCH cannot create, and changes only the fields it sends
 
     def __init__(
         self,
@@ -66,7 +68,12 @@ class AirtableRemote:
         self._table = self._api.table(base_id, mapping.remote_table)
         self._call = Caller("Airtable", Pacer(rate), policy)
         self.stats: ApiStats = self._call.stats
+        self.clock = RemoteClock()
+        self._api.session.hooks["response"].append(self._observe)
         self._fields = [f.remote for f in mapping.fields] + [mapping.modified_field]
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.clock.observe(response.headers.get("Date"))
 
     def __repr__(self) -> str:
         return f"AirtableRemote({self.mapping.remote_table!r})"
@@ -120,7 +127,16 @@ class AirtableRemote:
 
     # -- the Remote interface --------------------------------------------------------------------
 
-    def list_changed(self, since: datetime | None) -> Iterator[list[RemoteRecord]]:
+    def prepare(self, cached: Any | None) -> None:
+        """Nothing to prepare yet."""
+
+    def cache_update(self) -> Any | None:
+        """Nothing to keep yet."""
+        return None
+
+    def list_changed(
+        self, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[list[RemoteRecord]]:
         """Pages of records whose modified time is at or after ``since`` (all when None)."""
         formula = None
         if since is not None:

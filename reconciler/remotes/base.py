@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from tenacity import (
@@ -35,12 +38,49 @@ class ApiStats:
 
 @dataclass(frozen=True)
 class PushItem:
-    """One record to write: an update, or a create when ``create`` is set."""
+    """One record to write: an update, or a create when ``create`` is set.
+
+    ``current`` is the record as read just before (when the remote reads before writing), so a
+    write can send back what it must keep unchanged (``RemoteRecord.keep``).
+    """
 
     local_id: int
     remote_id: str | None
     values: Values  # canonical values of the columns to send
     create: bool = False  # a create with a client-chosen ``remote_id`` (idempotent on retry)
+    current: RemoteRecord | None = None
+
+
+class RemoteClock:
+    """The remote's clock, as its answers' ``Date`` header shows it against this host's clock.
+
+    Both services send ``Date`` on every answer. The header has whole seconds and is stamped
+    before the answer travels, so each sample is offset by up to a second plus the latency; the
+    median of recent samples, plus half a second, is what ``offset`` reports.
+    """
+
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._now = now
+        self._samples: deque[float] = deque(maxlen=25)
+
+    def observe(self, header: str | None) -> None:
+        """Take one answer's ``Date`` header into account (ignored when absent or unreadable)."""
+        if not header:
+            return
+        try:
+            sent = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return
+        if sent.tzinfo is None:
+            return
+        self._samples.append((sent - self._now()).total_seconds() + 0.5)
+
+    @property
+    def offset(self) -> timedelta | None:
+        """The remote's clock minus this host's, or None before any answer carried a date."""
+        if not self._samples:
+            return None
+        return timedelta(seconds=statistics.median(self._samples))
 
 
 class Remote(Protocol):
@@ -48,18 +88,44 @@ class Remote(Protocol):
 
     mapping: Mapping
     stats: ApiStats
+    clock: RemoteClock
     write_batch: int  # records per write request
+    # Whether a push must read a record right before writing it: Twenty's batch upsert would
+    # restore a deleted record (and move a record to the top of its views) if sent blind.
+    read_before_write: bool
 
-    def list_changed(self, since: datetime | None) -> Iterator[list[RemoteRecord]]:
-        """Pages of records modified at or after ``since`` (every record when None)."""
+    def prepare(self, cached: Any | None) -> None:
+        """Get ready for a run: resolve and check what the mapping needs of the remote schema.
+
+        Args:
+            cached: what ``cache_update`` returned in an earlier run (kept in the database), or
+                None. A remote uses it to spend no request when nothing changed.
+
+        Raises:
+            MappingError: the remote cannot be used as configured (the message says the fix).
+        """
+        ...
+
+    def cache_update(self) -> Any | None:
+        """What to keep for the next run's ``prepare`` when it changed in this run, else None."""
+        ...
+
+    def list_changed(
+        self, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[list[RemoteRecord]]:
+        """Pages of records modified in ``[since, until]`` on the remote's clock (all when
+        ``since`` is None); soft-deleted records come with ``deleted`` set where the remote
+        keeps them."""
         ...
 
     def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
-        """Current records by id, batched; an id missing from the answer is gone remotely."""
+        """Current records by id, batched. Soft-deleted ones come with ``deleted`` set; an id
+        missing from the answer is gone for good."""
         ...
 
     def write(self, items: Sequence[PushItem]) -> list[WriteResult]:
-        """Create or update records in batches; a rejected record fails alone."""
+        """Create or update records in batches; a rejected record fails alone, and a record
+        deleted remotely comes back with ``gone`` set (never recreated)."""
         ...
 
     def valid_id(self, remote_id: str) -> bool:
@@ -72,11 +138,16 @@ class Remote(Protocol):
 
 
 class Transient(Exception):
-    """A failure worth retrying: 429, 5xx, a timeout or a dropped connection."""
+    """A failure worth retrying: 429, 5xx, a timeout or a dropped connection.
 
-    def __init__(self, message: str, *, throttled: bool = False) -> None:
+    ``hold`` is how long the remote refuses every request after this one (Airtable locks a base
+    for 30 seconds after a 429): nothing is sent to it before that time has passed.
+    """
+
+    def __init__(self, message: str, *, throttled: bool = False, hold: float = 0.0) -> None:
         super().__init__(message)
         self.throttled = throttled
+        self.hold = hold
 
 
 class Rejected(Exception):
@@ -102,13 +173,16 @@ class Pacer:
 
     def wait(self) -> None:
         """Block until the next request may start."""
-        if self.per_second <= 0:
-            return
         now = self.clock()
         if now < self._next_at:
             self.sleep(self._next_at - now)
             now = self._next_at
-        self._next_at = now + self.margin / self.per_second
+        if self.per_second > 0:
+            self._next_at = now + self.margin / self.per_second
+
+    def hold(self, seconds: float) -> None:
+        """Let no request start for ``seconds`` from now (a remote's lockout)."""
+        self._next_at = max(self._next_at, self.clock() + seconds)
 
 
 @dataclass
@@ -148,6 +222,8 @@ class Caller:
                 return request()
             except Transient as exc:
                 self.stats.throttled += int(exc.throttled)
+                if exc.hold:
+                    self.pacer.hold(exc.hold)  # backoff must not knock during a lockout
                 raise
 
         def before_sleep(state: RetryCallState) -> None:

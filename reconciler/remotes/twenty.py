@@ -18,6 +18,7 @@ from reconciler.remotes.base import (
     Pacer,
     PushItem,
     Rejected,
+    RemoteClock,
     RetryPolicy,
     Transient,
     chunks,
@@ -32,8 +33,10 @@ UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 PAGE_LIMIT = 200
-READ_BATCH = 100
+READ_BATCH = 200  # one page of ids
 WRITE_BATCH = 60
+# Mentioning deletedAt makes a filter return soft-deleted records too.
+ANY_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
@@ -50,6 +53,9 @@ class TwentyRemote:
     """
 
     write_batch = WRITE_BATCH
+    # Batch upsert restores a soft-deleted record, re-inserts a destroyed id and moves a record
+    # sent without its position to the top of every view: every write is preceded by a read.
+    read_before_write = True
 
     def __init__(
         self,
@@ -70,6 +76,7 @@ class TwentyRemote:
         )
         self._call = Caller("Twenty", Pacer(per_minute / 60.0), policy)
         self.stats: ApiStats = self._call.stats
+        self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
 
     def __repr__(self) -> str:
@@ -85,6 +92,7 @@ class TwentyRemote:
                 response = self._client.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
                 raise Transient(f"connection problem: {type(exc).__name__}") from None
+            self.clock.observe(response.headers.get("Date"))
             if response.is_success:
                 return response.json()
             raise _classify(response)
@@ -110,7 +118,16 @@ class TwentyRemote:
 
     # -- the Remote interface --------------------------------------------------------------------
 
-    def list_changed(self, since: datetime | None) -> Iterator[list[RemoteRecord]]:
+    def prepare(self, cached: Any | None) -> None:
+        """Nothing to prepare yet."""
+
+    def cache_update(self) -> Any | None:
+        """Nothing to keep yet."""
+        return None
+
+    def list_changed(
+        self, since: datetime | None, until: datetime | None = None
+    ) -> Iterator[list[RemoteRecord]]:
         """Pages of records with ``updatedAt`` at or after ``since`` (all when None)."""
         # Mentioning deletedAt makes soft-deleted records visible, so a soft delete inside the
         # window reaches the engine as a deleted record instead of silently vanishing.
@@ -124,11 +141,11 @@ class TwentyRemote:
             yield [self._typed(raw) for raw in page]
 
     def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
-        """Current records by id, 100 per request (``id[in]:[…]``); soft-deleted ones are
-        left out, as if gone."""
+        """Current records by id, 200 per request (``id[in]:[…]``), soft-deleted ones included
+        (with ``deleted`` set)."""
         found: dict[str, RemoteRecord] = {}
         for batch in chunks([i for i in ids if self.valid_id(i)], READ_BATCH):
-            for page in self._pages(f"id[in]:[{','.join(batch)}]"):
+            for page in self._pages(f"and(id[in]:[{','.join(batch)}],{ANY_DELETED})"):
                 found.update({raw["id"]: self._typed(raw) for raw in page})
         return found
 
@@ -151,7 +168,9 @@ class TwentyRemote:
     # -- helpers -------------------------------------------------------------------------------
 
     def _upsert(self, batch: Sequence[PushItem]) -> list[WriteResult]:
-        payload = [{"id": i.remote_id, **wire_fields(self.mapping, i.values)} for i in batch]
+        payload = [
+            {"id": i.remote_id, **_kept(i), **wire_fields(self.mapping, i.values)} for i in batch
+        ]
         body = self._request("POST", f"/batch{self._path}", params={"upsert": "true"}, json=payload)
         data = body.get("data") or {}
         records = next((v for v in data.values() if isinstance(v, list)), [])
@@ -159,13 +178,22 @@ class TwentyRemote:
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
         stamp = raw.get(self.mapping.modified_field) or raw["createdAt"]
-        return typed_record(
+        record = typed_record(
             self.mapping,
             raw["id"],
             parse_datetime(str(stamp)),
             raw,
             deleted=bool(raw.get("deletedAt")),
         )
+        if raw.get("position") is not None:
+            record.keep["position"] = raw["position"]
+        return record
+
+
+def _kept(item: PushItem) -> dict[str, Any]:
+    """What a write must send back unchanged: an upsert without ``position`` would move the
+    record to the top of every view."""
+    return dict(item.current.keep) if item.current is not None else {}
 
 
 def _classify(response: httpx.Response) -> Exception:

@@ -67,6 +67,7 @@ class Action(StrEnum):
     SKIPPED_REMOTE_NEWER = "skipped_remote_newer"
     FAILED = "failed"
     DEAD_LETTER = "dead_letter"
+    REMOTE_DELETED = "remote_deleted"  # the remote record was deleted: row kept, marked, not sent
 
 
 def clip(value: Any) -> Any:
@@ -235,6 +236,24 @@ class ChangeLog:
                     message=_cut(item.message),
                 )
             )
+        self._write(ctx, entries)
+
+    def deleted(self, ctx: MappingContext, stage: str, marked: Sequence[tuple[str, int]]) -> None:
+        """Rows marked as deleted remotely: kept here, never written to the remote again."""
+        remote = ctx.mapping.remote.capitalize()
+        if stage == "push":
+            message = (
+                f"deleted in {remote}: the local row is kept and marked remote_deleted_at, its "
+                f"changes are not sent and the record is not recreated (to create it again, "
+                f"clear {ctx.mapping.key_column})"
+            )
+        else:
+            message = f"deleted in {remote}: the local row is kept and marked remote_deleted_at"
+        action = Action.REMOTE_DELETED
+        entries = [
+            self._entry(ctx, stage, action, action, rid, local_id, message=message)
+            for rid, local_id in marked
+        ]
         self._write(ctx, entries)
 
     def _entry(

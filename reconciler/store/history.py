@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Interval, bindparam, delete, func, select, up
 from sqlalchemy.dialects.postgresql import insert
 
 from reconciler.store.database import lock_held, run_lock_name
-from reconciler.store.schema import failures, meta, runs, watermarks
+from reconciler.store.schema import failures, meta, remote_state, runs, watermarks
 from reconciler.store.sql import among
 
 
@@ -59,6 +59,46 @@ def set_watermark(conn: Connection, mapping: str, until: datetime) -> None:
             set_={"pull_until": until, "updated_at": func.now()},
         )
     )
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """What earlier runs kept of a mapping's remote: its schema (for the remote adapter) and
+    its clock offset (the remote's clock minus this host's)."""
+
+    schema: Any | None = None
+    clock_offset: timedelta | None = None
+
+
+def remote_state_of(conn: Connection, mapping: str) -> RemoteState:
+    """The kept state of a mapping's remote (empty when nothing was kept yet)."""
+    row = conn.execute(
+        select(remote_state.c.schema, remote_state.c.clock_offset_ms).where(
+            remote_state.c.mapping == mapping
+        )
+    ).first()
+    if row is None:
+        return RemoteState()
+    offset = None if row[1] is None else timedelta(milliseconds=row[1])
+    return RemoteState(row[0], offset)
+
+
+def keep_remote_state(
+    conn: Connection, mapping: str, *, schema: Any | None, clock_offset: timedelta | None
+) -> None:
+    """Keep a mapping's remote schema (when given) and clock offset (when known)."""
+    values: dict[str, Any] = {}
+    if schema is not None:
+        values |= {"schema": schema, "schema_saved_at": func.now()}
+    if clock_offset is not None:
+        values |= {
+            "clock_offset_ms": clock_offset.total_seconds() * 1000,
+            "clock_seen_at": func.now(),
+        }
+    if not values:
+        return
+    stmt = insert(remote_state).values(mapping=mapping, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[remote_state.c.mapping], set_=values))
 
 
 def record_failures(

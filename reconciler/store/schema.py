@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Identity,
     Index,
     Integer,
@@ -126,6 +127,17 @@ watermarks = Table(
     Column("mapping", Text, primary_key=True),
     Column("pull_until", _TS, nullable=False),
     Column("updated_at", _TS, nullable=False, server_default=_NOW),
+    schema=SCHEMA,
+)
+
+remote_state = Table(
+    "remote_state",
+    metadata,
+    Column("mapping", Text, primary_key=True),
+    Column("schema", JSONB),
+    Column("schema_saved_at", _TS),
+    Column("clock_offset_ms", Float),
+    Column("clock_seen_at", _TS),
     schema=SCHEMA,
 )
 

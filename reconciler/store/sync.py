@@ -352,23 +352,25 @@ class Store:
                 params,
             )
 
-    def mark_remote_deleted(self, mapping: Mapping, remote_ids: Sequence[str]) -> int:
-        """Stamp ``remote_deleted_at`` on rows whose remote record is gone; returns how many.
+    def mark_remote_deleted(
+        self, mapping: Mapping, remote_ids: Sequence[str]
+    ) -> list[tuple[str, int]]:
+        """Stamp ``remote_deleted_at`` on rows whose remote record is gone; returns the
+        ``(remote_id, local_id)`` pairs newly marked, in remote id order.
 
         Rows are never deleted locally: an outage must not look like a mass delete.
         """
         table = self.table(mapping)
+        key = table.c[mapping.key_column]
         if not remote_ids:
-            return 0
+            return []
         result = self.conn.execute(
             update(table)
-            .where(
-                among(table.c[mapping.key_column], remote_ids),
-                table.c.remote_deleted_at.is_(None),
-            )
+            .where(among(key, remote_ids), table.c.remote_deleted_at.is_(None))
             .values(remote_deleted_at=func.now())
+            .returning(key, table.c.id)
         )
-        return int(result.rowcount or 0)
+        return sorted((str(rid), int(local_id)) for rid, local_id in result)
 
     def linked_remote_ids(self, mapping: Mapping) -> list[str]:
         """The remote ids of every local row linked to a live remote record."""
