@@ -175,14 +175,14 @@ class Store:
         inserts = [values for values, row in zip(batch, matches, strict=True) if row is None]
         resolve_positions(batch, self.live_positions(spec), backfill=backfill_updates)
         resolve_positions(inserts, self.live_positions(spec), backfill=True)
-        results: list[dict[str, Any]] = []
-        for values, row in zip(batch, matches, strict=True):
-            if row is None:
-                results.append(self._insert(spec, values, None, API_ACTOR))
-            else:
-                row["deletedAt"] = None
-                results.append(self._patch(spec, row, values, None))
-        return results
+        updated = [
+            self._patch(spec, row, {**values, "deletedAt": None}, None)
+            for values, row in zip(batch, matches, strict=True)
+            if row is not None
+        ]
+        # The answer lists the updated records, then the inserted ones (the order of the
+        # InsertResult's generatedMaps that fetchUpsertedRecords sorts by).
+        return updated + [self._insert(spec, values, None, API_ACTOR) for values in inserts]
 
     def create_many_legacy(self, spec: ObjectSpec, items: list[Any]) -> list[dict[str, Any]]:
         """A batch create on a server that predates upsert (``?upsert=true`` is not read).
