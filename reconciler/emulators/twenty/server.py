@@ -58,6 +58,11 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             ``"objects"`` (the legacy ``{"data": {"objects": [...]}}``).
         metadata_forbidden: True answers ``GET /rest/metadata/objects`` with the 403 of a key
             whose role lacks the data-model permission (records keep working).
+
+    The switches are also attributes a test may set on a running server (``supports_upsert``,
+    ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``, and the metadata page
+    sizes ``metadata_default_limit`` / ``metadata_max_limit``, 1000 each); :meth:`reset` puts
+    them back to the constructor's values.
     """
 
     default_limit = 60

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -53,6 +52,8 @@ def node_inspect(value: Any) -> str:
     if isinstance(value, dict):
         inner = ", ".join(f"{k}: {node_inspect(v)}" for k, v in value.items())
         return "{ " + inner + " }" if value else "{}"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # JavaScript has one number type: 5.0 prints as 5
     return json.dumps(value)
 
 
@@ -181,9 +182,7 @@ def comparable(ftype: str, raw: Any) -> Any:
     return raw
 
 
-def parse_literal(
-    name: str, ftype: str, text: str, options: tuple[str, ...] | Mapping[str, Any] = ()
-) -> Any:
+def parse_literal(name: str, ftype: str, text: str, options: tuple[str, ...] = ()) -> Any:
     """A filter literal converted to the field's comparable type; raises a 400 when it cannot be."""
     if ftype in (TEXT, ARRAY):
         return text
