@@ -10,20 +10,33 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.emulators.base import iso_ms, parse_iso
-from reconciler.emulators.twenty import REP_PROGRESSION_FIELDS, TwentyEmulator, TwentyError
+from reconciler.emulators.base import iso_ms
+from reconciler.emulators.twenty import TwentyEmulator
 
 PATH = "/rest/repProgressions"
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
+#: Creation order, for tests about something else (without order_by the API orders by id).
+BY_AGE = {"order_by": "createdAt"}
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[TwentyEmulator]:
-    """One running emulator without rate limiting for the whole module (stopping one is slow)."""
+def serve() -> Iterator[TwentyEmulator]:
+    """A running emulator without rate limiting, stopped afterwards (for module fixtures)."""
     server = TwentyEmulator(rate_per_minute=0)
     server.start()
     yield server
     server.stop()
+
+
+def connect(em: TwentyEmulator) -> Iterator[httpx.Client]:
+    """An HTTP client authenticated for ``em``, closed afterwards."""
+    with httpx.Client(base_url=em.url, headers={"Authorization": "Bearer test-key"}) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[TwentyEmulator]:
+    """One running emulator for the whole module (stopping one is slow)."""
+    yield from serve()
 
 
 @pytest.fixture
@@ -36,8 +49,7 @@ def em(shared_server: TwentyEmulator) -> TwentyEmulator:
 @pytest.fixture
 def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
     """An authenticated HTTP client for ``em``."""
-    with httpx.Client(base_url=em.url, headers={"Authorization": "Bearer test-key"}) as http:
-        yield http
+    yield from connect(em)
 
 
 def seed(em: TwentyEmulator, count: int, start: datetime = T0) -> list[dict[str, Any]]:
@@ -104,7 +116,7 @@ def test_list__limit_60_pages_150_records_in_three_requests(
     created = seed(em, 150)
     pages = page_all(client, {"limit": 60, "depth": 0})
     assert [len(page) for page in pages] == [60, 60, 30]
-    assert [row["id"] for page in pages for row in page] == [row["id"] for row in created]
+    assert [row["id"] for page in pages for row in page] == sorted(row["id"] for row in created)
     assert em.count("GET", PATH) == 3
 
 
@@ -123,7 +135,20 @@ def test_list__clamps_limit_to_200(em: TwentyEmulator, client: httpx.Client) -> 
 
 @pytest.mark.parametrize("limit", ["-1", "abc", "0", "1.5"])
 def test_list__rejects_bad_limit(client: httpx.Client, limit: str) -> None:
-    assert_bad_request(client.get(PATH, params={"limit": limit}))
+    response = client.get(PATH, params={"limit": limit})
+    assert_bad_request(response)
+    assert response.json()["messages"] == [f"limit '{limit}' is invalid. Should be an integer"]
+
+
+def test_list__without_order_by_orders_by_id_not_position(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    created = seed(em, 20)
+    em.update(created[5]["id"], position=-1000)
+    listed = rows(client.get(PATH, params={"limit": 200}))
+    assert [row["id"] for row in listed] == sorted(row["id"] for row in created)
+    by_position = rows(client.get(PATH, params={"order_by": "position"}))
+    assert by_position[0]["id"] == created[5]["id"]
 
 
 @pytest.mark.parametrize("depth", ["3", "-1", "x"])
@@ -146,16 +171,18 @@ def test_list__ending_before_returns_the_previous_page(
     em: TwentyEmulator, client: httpx.Client
 ) -> None:
     seed(em, 5)
-    last = client.get(PATH, params={"starting_after": _cursor_after(client, 2), "limit": 2})
+    after = _cursor_after(client, 2)
+    last = client.get(PATH, params={**BY_AGE, "starting_after": after, "limit": 2})
     assert names(last) == ["rep 2", "rep 3"]
     start = last.json()["pageInfo"]["startCursor"]
-    before = client.get(PATH, params={"ending_before": start, "limit": 1})
+    before = client.get(PATH, params={**BY_AGE, "ending_before": start, "limit": 1})
     assert names(before) == ["rep 1"]
     assert before.json()["pageInfo"]["hasPreviousPage"] is True
 
 
 def _cursor_after(client: httpx.Client, count: int) -> str:
-    cursor: str = client.get(PATH, params={"limit": count}).json()["pageInfo"]["endCursor"]
+    response = client.get(PATH, params={**BY_AGE, "limit": count})
+    cursor: str = response.json()["pageInfo"]["endCursor"]
     return cursor
 
 
@@ -219,7 +246,7 @@ def test_filter__datetimes_compare_chronologically_across_offsets(
 ) -> None:
     seed(em, 3)
     offset = "2026-11-20T11:00:01.000+01:00"  # = T0 + 1 s
-    response = client.get(PATH, params={"filter": f'updatedAt[lte]:"{offset}"'})
+    response = client.get(PATH, params={**BY_AGE, "filter": f'updatedAt[lte]:"{offset}"'})
     assert names(response) == ["rep 0", "rep 1"]
 
 
@@ -261,7 +288,7 @@ def test_filter__and_or_not_and_comma_list(em: TwentyEmulator, client: httpx.Cli
     seed(em, 6)
 
     def select(text: str) -> list[str]:
-        return names(client.get(PATH, params={"filter": text}))
+        return names(client.get(PATH, params={**BY_AGE, "filter": text}))
 
     assert select("totalXp[gte]:2,totalXp[lt]:4") == ["rep 2", "rep 3"]
     assert select("and(totalXp[gte]:2,totalXp[lt]:4)") == ["rep 2", "rep 3"]
@@ -278,7 +305,7 @@ def test_filter__null_values_follow_sql_logic(em: TwentyEmulator, client: httpx.
     em.create({"name": "unranked"})
 
     def select(text: str) -> list[str]:
-        return names(client.get(PATH, params={"filter": text}))
+        return names(client.get(PATH, params={"filter": text, "order_by": "name"}))
 
     assert select("currentRank[neq]:E-2") == ["ranked"]
     assert select("not(currentRank[eq]:E-1)") == []
@@ -293,7 +320,9 @@ def test_filter__text_operators_and_quoted_strings(
         em.create({"name": name})
 
     def select(text: str) -> list[str]:
-        return names(client.get(PATH, params={"filter": text}))
+        return names(
+            client.get(PATH, params={"filter": text, "order_by": "position[DescNullsLast]"})
+        )
 
     assert select("name[like]:Alice%") == ["Alice Smith"]
     assert select("name[ilike]:alice%") == ["Alice Smith", "alice, jr"]
@@ -307,11 +336,37 @@ def test_filter__text_operators_and_quoted_strings(
 def test_filter__id_in_with_100_ids(em: TwentyEmulator, client: httpx.Client) -> None:
     created = seed(em, 150)
     wanted = [row["id"] for row in created[25:125]]
-    params: dict[str, Any] = {"filter": f"id[in]:[{','.join(wanted)}]", "limit": 200}
+    params: dict[str, Any] = {**BY_AGE, "filter": f"id[in]:[{','.join(wanted)}]", "limit": 200}
     assert len(str(client.build_request("GET", PATH, params=params).url)) > 3700
     response = client.get(PATH, params=params)
     assert [row["id"] for row in rows(response)] == wanted
     assert response.json()["totalCount"] == 100
+
+
+def test_filter__200_ids_with_deleted_at_find_live_and_soft_deleted_records(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    # The existence check before a push: one request per 200 ids, soft-deleted ones included.
+    created = seed(em, 200)
+    em.soft_delete(created[7]["id"])
+    em.hard_delete(created[8]["id"])
+    ids = [row["id"] for row in created]
+    either = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
+    for text in (f"id[in]:[{','.join(ids)}],{either}", f"and(id[in]:[{','.join(ids)}],{either})"):
+        params: dict[str, Any] = {"filter": text, "limit": 200, "depth": 0}
+        assert len(str(client.build_request("GET", PATH, params=params).url)) > 7500
+        found = {row["id"]: row for row in rows(client.get(PATH, params=params))}
+        assert len(found) == 199 and created[8]["id"] not in found
+        assert found[created[7]["id"]]["deletedAt"] is not None
+        assert found[created[6]["id"]]["deletedAt"] is None
+    live_only = {"filter": f"id[in]:[{','.join(ids)}]", "limit": 200}
+    assert len(rows(client.get(PATH, params=live_only))) == 198
+
+
+def test_filter__request_line_over_16_kib_is_refused_like_node(client: httpx.Client) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(450)]
+    response = client.get(PATH, params={"filter": f"id[in]:[{','.join(ids)}]"})
+    assert response.status_code == 431
 
 
 def test_filter__soft_deleted_hidden_unless_deleted_at_is_mentioned(
@@ -320,275 +375,11 @@ def test_filter__soft_deleted_hidden_unless_deleted_at_is_mentioned(
     seed(em, 3)
     gone = em.records()[1]["id"]
     em.soft_delete(gone)
-    assert names(client.get(PATH)) == ["rep 0", "rep 2"]
-    assert names(client.get(PATH, params={"filter": "totalXp[gte]:0"})) == ["rep 0", "rep 2"]
-    both = {"filter": "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"}
+    assert names(client.get(PATH, params=BY_AGE)) == ["rep 0", "rep 2"]
+    live = {**BY_AGE, "filter": "totalXp[gte]:0"}
+    assert names(client.get(PATH, params=live)) == ["rep 0", "rep 2"]
+    both = {**BY_AGE, "filter": "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"}
     assert names(client.get(PATH, params=both)) == ["rep 0", "rep 1", "rep 2"]
     only_deleted = {"filter": "deletedAt[is]:NOT_NULL"}
     assert [row["id"] for row in rows(client.get(PATH, params=only_deleted))] == [gone]
     assert client.get(f"{PATH}/{gone}").status_code == 404
-
-
-# -- writes ----------------------------------------------------------------------------------------
-
-
-def test_create__returns_201_with_every_field(em: TwentyEmulator, client: httpx.Client) -> None:
-    response = client.post(PATH, json={"name": "Ann", "totalXp": 1.5, "badges": "[]"})
-    assert response.status_code == 201, response.text
-    record = response.json()["data"]["createRepProgression"]
-    expected = {"id", *REP_PROGRESSION_FIELDS, "createdAt", "updatedAt", "deletedAt"}
-    assert expected | {"createdBy", "position"} == set(record)
-    assert record["lastActivityDate"] is None and record["deletedAt"] is None
-    assert uuid.UUID(record["id"]).version == 4
-    assert em.get(record["id"]) == record
-
-
-def test_create__duplicate_id_is_rejected(em: TwentyEmulator, client: httpx.Client) -> None:
-    chosen = str(uuid.uuid4())
-    assert client.post(PATH, json={"id": chosen, "name": "first"}).status_code == 201
-    assert_bad_request(client.post(PATH, json={"id": chosen, "name": "second"}))
-    assert [row["name"] for row in em.records()] == ["first"]
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"totalXp": "5"},
-        {"totalXp": True},
-        {"name": 5},
-        {"lastActivityDate": "yesterday"},
-        {"lastActivityDate": "2026-11-20T10:00:00"},
-        {"unknownField": "x"},
-        {"id": "not-a-uuid"},
-    ],
-)
-def test_create__rejects_invalid_values(
-    em: TwentyEmulator, client: httpx.Client, body: dict[str, Any]
-) -> None:
-    response = client.post(PATH, json=body)
-    assert_bad_request(response)
-    assert any(name in response.json()["messages"][0] for name in body)
-    assert em.records() == []
-
-
-@pytest.mark.parametrize("field", ["updatedAt", "createdAt", "deletedAt", "createdBy"])
-def test_write__rejects_server_maintained_fields(
-    em: TwentyEmulator, client: httpx.Client, field: str
-) -> None:
-    record = em.create({"name": "x"})
-    value: Any = {"source": "API"} if field == "createdBy" else iso_ms(T0)
-    assert_bad_request(client.post(PATH, json={"name": "y", field: value}))
-    assert_bad_request(client.patch(f"{PATH}/{record['id']}", json={field: value}))
-    assert em.get(record["id"]) == record
-
-
-def test_write__datetime_values_are_normalized_to_ms_utc(client: httpx.Client) -> None:
-    body = {"lastActivityDate": "2026-11-20T11:00:00.123456+01:00"}
-    record = client.post(PATH, json=body).json()["data"]["createRepProgression"]
-    assert record["lastActivityDate"] == "2026-11-20T10:00:00.123Z"
-
-
-def test_write__updated_at_is_server_set_and_follows_the_clock(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    em.clock.frozen = datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=UTC)
-    created = client.post(PATH, json={"name": "x"}).json()["data"]["createRepProgression"]
-    assert created["updatedAt"] == created["createdAt"] == "2026-11-20T10:00:00.123Z"
-    em.clock.frozen = None
-    em.clock.skew = timedelta(hours=2)
-    path = f"{PATH}/{created['id']}"
-    updated = client.patch(path, json={"totalXp": 3}).json()["data"]["updateRepProgression"]
-    stamp = parse_iso(updated["updatedAt"])
-    assert abs(stamp - (datetime.now(UTC) + timedelta(hours=2))) < timedelta(seconds=5)
-    assert len(updated["updatedAt"]) == len("2026-11-20T10:00:00.000Z")
-    assert updated["createdAt"] == created["createdAt"] and updated["totalXp"] == 3
-
-
-def test_update__patch_changes_only_sent_keys(em: TwentyEmulator, client: httpx.Client) -> None:
-    record = em.create({"name": "x", "totalXp": 1, "currentRank": "E-1"})
-    response = client.patch(f"{PATH}/{record['id']}", json={"totalXp": 2, "currentRank": None})
-    assert response.status_code == 200
-    assert response.json()["data"]["updateRepProgression"]["totalXp"] == 2
-    stored = em.get(record["id"])
-    assert stored is not None
-    assert (stored["name"], stored["totalXp"], stored["currentRank"]) == ("x", 2, None)
-
-
-def test_update__patch_by_filter_updates_every_match(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    seed(em, 4)
-    response = client.patch(PATH, params={"filter": "totalXp[gte]:2"}, json={"currentRank": "E-7"})
-    assert response.status_code == 200
-    assert len(response.json()["data"]["updateRepProgressions"]) == 2
-    assert [row["currentRank"] for row in em.records()] == [None, None, "E-7", "E-7"]
-    assert_bad_request(client.patch(PATH, json={"currentRank": "E-1"}))
-
-
-def test_delete__permanent_by_default_soft_on_request(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    soft, hard = seed(em, 2)
-    response = client.delete(f"{PATH}/{soft['id']}", params={"soft_delete": "true"})
-    assert response.json() == {"data": {"deleteRepProgression": {"id": soft["id"]}}}
-    assert client.delete(f"{PATH}/{hard['id']}").status_code == 200
-    assert em.get(hard["id"]) is None
-    kept = em.get(soft["id"])
-    assert kept is not None and kept["deletedAt"] is not None
-    assert client.delete(f"{PATH}/{hard['id']}").status_code == 404
-
-
-# -- batches ---------------------------------------------------------------------------------------
-
-
-def test_batch__61_records_are_rejected_and_nothing_is_applied(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    assert_bad_request(client.post(f"/rest/batch/{'repProgressions'}", json=[{"name": "x"}] * 61))
-    assert_bad_request(client.post("/rest/batch/repProgressions", json=[]))
-    assert em.records() == []
-    response = client.post("/rest/batch/repProgressions", json=[{"name": "x"}] * 60)
-    assert response.status_code == 201
-    assert len(response.json()["data"]["createRepProgressions"]) == 60
-
-
-def test_batch__one_invalid_record_applies_nothing(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    existing = em.create({"name": "keep", "totalXp": 1})
-    good = {"id": existing["id"], "totalXp": 2}
-    bad = {"name": "bad", "totalXp": "many"}
-    response = client.post("/rest/batch/repProgressions?upsert=true", json=[good, bad])
-    assert_bad_request(response)
-    assert em.records() == [existing]
-    duplicate = client.post("/rest/batch/repProgressions", json=[{"name": "new"}, good])
-    assert_bad_request(duplicate)
-    fresh = str(uuid.uuid4())
-    repeated = [{"id": fresh, "name": "a"}, {"id": fresh, "name": "b"}]
-    assert_bad_request(client.post("/rest/batch/repProgressions?upsert=true", json=repeated))
-    assert em.records() == [existing]
-
-
-def test_batch__upsert_twice_creates_once_and_merges_sent_keys(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    ids = [str(uuid.uuid4()) for _ in range(3)]
-    batch = [{"id": i, "name": f"n{k}", "totalXp": k} for k, i in enumerate(ids)]
-    url = "/rest/batch/repProgressions"
-    assert client.post(url, params={"upsert": "true"}, json=batch).status_code == 201
-    em.update(ids[0], {"currentRank": "E-3"})
-    again = client.post(url, params={"upsert": "true"}, json=[{"id": ids[0], "totalXp": 50}])
-    assert again.status_code == 201
-    assert again.json()["data"]["createRepProgressions"][0]["totalXp"] == 50
-    assert len(em.records()) == 3
-    first = em.get(ids[0])
-    assert first is not None
-    assert (first["name"], first["totalXp"], first["currentRank"]) == ("n0", 50, "E-3")
-
-
-def test_batch__upsert_restores_a_soft_deleted_record(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    em.clock.frozen = T0
-    record = em.create({"name": "gone"})
-    em.soft_delete(record["id"])
-    em.clock.frozen = T0 + timedelta(minutes=1)
-    response = client.post(
-        "/rest/batch/repProgressions?upsert=true", json=[{"id": record["id"], "totalXp": 7}]
-    )
-    assert response.status_code == 201
-    restored = em.get(record["id"])
-    assert restored is not None and restored["deletedAt"] is None
-    assert restored["updatedAt"] == iso_ms(T0 + timedelta(minutes=1))
-    assert names(client.get(PATH)) == ["gone"]
-
-
-# -- addressing, auth, limits, faults ------------------------------------------------------------
-
-
-def test_get__one_record_by_id(em: TwentyEmulator, client: httpx.Client) -> None:
-    record = em.create({"name": "x"})
-    response = client.get(f"{PATH}/{record['id']}", params={"depth": 0})
-    assert response.json() == {"data": {"repProgression": record}}
-
-
-def test_get__non_uuid_is_400_and_missing_is_404(client: httpx.Client) -> None:
-    assert_bad_request(client.get(f"{PATH}/12345"))
-    response = client.get(f"{PATH}/{uuid.uuid4()}")
-    assert response.status_code == 404
-    assert response.json()["error"] == "NotFoundException"
-    assert client.patch(f"{PATH}/{uuid.uuid4()}", json={"name": "x"}).status_code == 404
-
-
-def test_routes__singular_or_unknown_object_is_400(client: httpx.Client) -> None:
-    response = client.get("/rest/repProgression")
-    assert_bad_request(response)
-    assert "Did you mean 'repProgressions'" in response.json()["messages"][0]
-    assert_bad_request(client.get("/rest/people"))
-    assert_bad_request(client.post("/rest/batch/repProgression", json=[{"name": "x"}]))
-
-
-def test_auth__wrong_or_missing_token_is_401(em: TwentyEmulator) -> None:
-    with httpx.Client(base_url=em.url) as anonymous:
-        assert anonymous.get(PATH).status_code == 401
-        wrong = anonymous.get(PATH, headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401
-    assert wrong.json()["error"] == "UnauthorizedException"
-
-
-def test_rate_limit__fourth_rapid_request_is_429_then_recovers() -> None:
-    server = TwentyEmulator(rate_per_minute=60, burst=3)
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer test-key"}) as c:
-            statuses = [c.get(PATH).status_code for _ in range(4)]
-            assert statuses == [200, 200, 200, 429]
-            body = c.get(PATH).json()
-            assert body["statusCode"] == 429 and body["error"] == "TooManyRequestsException"
-            server.clock.advance(1.05)
-            assert c.get(PATH).status_code == 200
-    finally:
-        server.stop()
-
-
-def test_faults__fail_twice_then_succeed(em: TwentyEmulator, client: httpx.Client) -> None:
-    em.faults.fail(503, times=2)
-    first, second, third = (client.get(PATH) for _ in range(3))
-    assert [first.status_code, second.status_code, third.status_code] == [503, 503, 200]
-    assert first.json()["error"] == "ServiceUnavailableException"
-
-
-def test_faults__drop_gives_a_connection_error(em: TwentyEmulator, client: httpx.Client) -> None:
-    em.faults.drop()
-    with pytest.raises(httpx.TransportError):
-        client.get(PATH)
-    assert client.get(PATH).status_code == 200
-
-
-def test_metadata__lists_the_object_and_its_fields(client: httpx.Client) -> None:
-    response = client.get("/rest/metadata/objects")
-    assert response.status_code == 200
-    [obj] = response.json()["data"]["objects"]
-    assert (obj["nameSingular"], obj["namePlural"]) == ("repProgression", "repProgressions")
-    types = {field["name"]: field["type"] for field in obj["fields"]}
-    assert {name: types[name] for name in REP_PROGRESSION_FIELDS} == REP_PROGRESSION_FIELDS
-    assert types["id"] == "UUID" and types["updatedAt"] == "DATE_TIME"
-
-
-def test_add_object__serves_another_object(em: TwentyEmulator, client: httpx.Client) -> None:
-    em.add_object("note", "notes", {"title": "TEXT", "pinned": "BOOLEAN"})
-    created = client.post("/rest/notes", json={"title": "hi", "pinned": True})
-    assert created.status_code == 201
-    assert created.json()["data"]["createNote"]["title"] == "hi"
-    listed = client.get("/rest/notes", params={"filter": "pinned[eq]:true"})
-    assert [row["title"] for row in listed.json()["data"]["notes"]] == ["hi"]
-    assert em.records() == []
-
-
-def test_python_api__validates_like_the_http_api(em: TwentyEmulator) -> None:
-    with pytest.raises(TwentyError):
-        em.create({"totalXp": "lots"})
-    with pytest.raises(TwentyError):
-        em.update(str(uuid.uuid4()), {"name": "x"})
-    assert em.get("not-a-uuid") is None
-    assert em.requests == []

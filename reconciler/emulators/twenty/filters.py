@@ -29,28 +29,40 @@ from reconciler.emulators.twenty.schema import (
     ACTOR,
     ARRAY,
     BOOLEAN,
+    COMPOSITE_SUBFIELDS,
+    DATE,
     DATE_TIME,
+    MULTI_SELECT,
     NUMBER,
+    POSITION,
+    RATING,
+    SELECT,
     TEXT,
     UUID,
     ObjectSpec,
     bad_request,
-    comparable,
-    parse_literal,
 )
+from reconciler.emulators.twenty.values import comparable, parse_literal
 
 _PUNCTUATION = "()[],:"
 _WORD_RE = re.compile(r"[A-Za-z0-9_.\-+@%]+")
 _ORDERING = ("eq", "neq", "in", "is", "gt", "gte", "lt", "lte")
 _TEXTUAL = ("like", "ilike", "startsWith", "endsWith")
+_ENUM = ("eq", "neq", "in", "is")
 OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
     TEXT: _ORDERING + _TEXTUAL,
     UUID: _ORDERING,
     NUMBER: _ORDERING,
+    POSITION: _ORDERING,
     DATE_TIME: _ORDERING,
+    DATE: _ORDERING,
     BOOLEAN: ("eq", "neq", "is"),
     ARRAY: ("containsAny", "is"),
+    SELECT: _ENUM,
+    RATING: _ENUM,
+    MULTI_SELECT: ("containsAny", "is"),
     ACTOR: (),
+    **dict.fromkeys(COMPOSITE_SUBFIELDS, ()),
 }
 ALL_OPERATORS = frozenset(
     {"eq", "neq", "in", "containsAny", "is", "gt", "gte", "lt", "lte"} | set(_TEXTUAL)
@@ -350,6 +362,7 @@ class _Parser:
 def build_condition(spec: ObjectSpec, name: str, op: str, value: Literal | list[Literal]) -> Node:
     """Type-check one ``field[op]:value`` against the object and convert its value."""
     ftype = _resolve_field(spec, name)
+    options = spec.field_options(name)
     if op not in ALL_OPERATORS:
         raise bad_request(f"Invalid filter: unknown operator '{op}'")
     if op not in OPERATORS_BY_TYPE[ftype]:
@@ -359,7 +372,7 @@ def build_condition(spec: ObjectSpec, name: str, op: str, value: Literal | list[
     if op in ("in", "containsAny"):
         if not isinstance(value, list):
             raise bad_request(f"Invalid filter: operator '{op}' needs a list like [a,b]")
-        items = [parse_literal(name, ftype, item.text) for item in value]
+        items = [parse_literal(name, ftype, item.text, options) for item in value]
         return Condition(name, ftype, op, items)
     if isinstance(value, list):
         raise bad_request(f"Invalid filter: operator '{op}' does not take a list")
@@ -369,7 +382,7 @@ def build_condition(spec: ObjectSpec, name: str, op: str, value: Literal | list[
         return Condition(name, ftype, op, value.text)
     if op in _TEXTUAL:
         return Condition(name, ftype, op, value.text)
-    return Condition(name, ftype, op, parse_literal(name, ftype, value.text))
+    return Condition(name, ftype, op, parse_literal(name, ftype, value.text, options))
 
 
 def _resolve_field(spec: ObjectSpec, name: str) -> str:
@@ -379,6 +392,6 @@ def _resolve_field(spec: ObjectSpec, name: str) -> str:
         raise bad_request(f"Invalid filter: object '{spec.singular}' has no field '{base}'")
     if sub:
         raise bad_request(f"Invalid filter: field '{base}' has no sub-field '{sub}'")
-    if ftype == ACTOR:
+    if ftype == ACTOR or ftype in COMPOSITE_SUBFIELDS:
         raise bad_request(f"Invalid filter: field '{base}' cannot be filtered directly")
     return ftype

@@ -18,12 +18,12 @@ from typing import Any
 
 from reconciler.emulators.twenty.schema import (
     ACTOR,
+    COMPOSITE_SUBFIELDS,
     UUID,
     ObjectSpec,
     bad_request,
-    comparable,
-    validate_value,
 )
+from reconciler.emulators.twenty.values import comparable, validate_value
 
 #: Direction name -> (ascending, nulls first).
 DIRECTIONS: dict[str, tuple[bool, bool]] = {
@@ -45,22 +45,23 @@ class OrderKey:
     ftype: str
     ascending: bool = True
     nulls_first: bool = True
+    options: tuple[str, ...] = ()
 
 
-def default_order(spec: ObjectSpec) -> list[OrderKey]:
-    """The order used without ``order_by``: position, then creation time, then id."""
-    fields = spec.fields
-    return [
-        OrderKey("position", fields["position"]),
-        OrderKey("createdAt", fields["createdAt"]),
-        OrderKey("id", UUID),
-    ]
+def default_order() -> list[OrderKey]:
+    """The order used without ``order_by``: ``id`` ascending, nothing else.
+
+    Without ``order_by`` the REST parser orders by ``[{}]`` plus the id tie-breaker, not by
+    position: parse-order-by-rest-request.util.ts and add-default-order-by-id.util.ts in
+    packages/twenty-server/src/engine/api/rest/input-request-parsers/order-by-parser-utils/.
+    """
+    return [OrderKey("id", UUID)]
 
 
 def parse_order_by(spec: ObjectSpec, text: str | None) -> list[OrderKey]:
     """Parse ``field[Direction],…`` (a bare field is AscNullsFirst) and append ``id``."""
     if not text:
-        return default_order(spec)
+        return default_order()
     keys: list[OrderKey] = []
     for item in text.split(","):
         match = _ITEM_RE.match(item.strip())
@@ -68,12 +69,12 @@ def parse_order_by(spec: ObjectSpec, text: str | None) -> list[OrderKey]:
             raise bad_request(f"Invalid order_by item: {item!r}")
         name, direction = match.group(1), match.group(2) or "AscNullsFirst"
         ftype = spec.field_type(name)
-        if ftype is None or ftype == ACTOR:
+        if ftype is None or ftype == ACTOR or ftype in COMPOSITE_SUBFIELDS:
             raise bad_request(f"Invalid order_by: object '{spec.singular}' has no field '{name}'")
         if direction not in DIRECTIONS:
             raise bad_request(f"Invalid order_by direction '{direction}' for field '{name}'")
         ascending, nulls_first = DIRECTIONS[direction]
-        keys.append(OrderKey(name, ftype, ascending, nulls_first))
+        keys.append(OrderKey(name, ftype, ascending, nulls_first, spec.field_options(name)))
     if all(key.field != "id" for key in keys):
         keys.append(OrderKey("id", UUID))
     return keys
@@ -133,7 +134,9 @@ def decode_cursor(text: str, keys: Sequence[OrderKey]) -> dict[str, Any]:
     position: dict[str, Any] = {}
     for key in keys:
         raw = values[key.field]
-        position[key.field] = None if raw is None else validate_value(key.field, key.ftype, raw)
+        position[key.field] = (
+            None if raw is None else validate_value(key.field, key.ftype, raw, key.options)
+        )
     return position
 
 

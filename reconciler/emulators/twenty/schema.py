@@ -1,25 +1,58 @@
-"""Object schemas of the Twenty emulator: field types, value validation and value conversion."""
+"""Object schemas of the Twenty emulator: field types, objects, errors and write-body checks.
+
+Values themselves (validation of one written value, conversion for comparison and filter
+literals) live in :mod:`reconciler.emulators.twenty.values`.
+"""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from reconciler.emulators.base import iso_ms, parse_iso
+from dataclasses import dataclass, field
 
 TEXT = "TEXT"
 NUMBER = "NUMBER"
 BOOLEAN = "BOOLEAN"
 DATE_TIME = "DATE_TIME"
+DATE = "DATE"
 UUID = "UUID"
 ARRAY = "ARRAY"
 ACTOR = "ACTOR"
+POSITION = "POSITION"
+SELECT = "SELECT"
+MULTI_SELECT = "MULTI_SELECT"
+RATING = "RATING"
+LINKS = "LINKS"
+CURRENCY = "CURRENCY"
+FULL_NAME = "FULL_NAME"
+EMAILS = "EMAILS"
+PHONES = "PHONES"
 
-#: Field types a custom object may declare (system fields add UUID and ACTOR).
-CUSTOM_TYPES = frozenset({TEXT, NUMBER, BOOLEAN, DATE_TIME, ARRAY})
+#: Sub-fields of the composite types (Twenty stores one column per sub-field).
+COMPOSITE_SUBFIELDS: dict[str, tuple[str, ...]] = {
+    LINKS: ("primaryLinkUrl", "primaryLinkLabel", "secondaryLinks"),
+    CURRENCY: ("amountMicros", "currencyCode"),
+    FULL_NAME: ("firstName", "lastName"),
+    EMAILS: ("primaryEmail", "additionalEmails"),
+    PHONES: (
+        "primaryPhoneNumber",
+        "primaryPhoneCountryCode",
+        "primaryPhoneCallingCode",
+        "additionalPhones",
+    ),
+}
+
+#: Types whose values are one of the field's declared options.
+OPTION_TYPES = frozenset({SELECT, MULTI_SELECT, RATING})
+
+#: A RATING field's options, fixed by Twenty (RATING_1 .. RATING_5).
+RATING_OPTIONS = tuple(f"RATING_{i}" for i in range(1, 6))
+
+#: Field types a custom field may declare (system fields add UUID, ACTOR and POSITION).
+CUSTOM_TYPES = frozenset(
+    {TEXT, NUMBER, BOOLEAN, DATE_TIME, DATE, ARRAY, SELECT, MULTI_SELECT, RATING}
+    | set(COMPOSITE_SUBFIELDS)
+)
 
 REP_PROGRESSION_FIELDS: dict[str, str] = {
     "name": TEXT,
@@ -38,27 +71,35 @@ REP_PROGRESSION_FIELDS: dict[str, str] = {
     "lastActivityDate": DATE_TIME,
 }
 
+# `position` is a POSITION field in Twenty's metadata (a float, "first" or "last" on input).
 SYSTEM_FIELDS: dict[str, str] = {
     "createdAt": DATE_TIME,
     "updatedAt": DATE_TIME,
     "deletedAt": DATE_TIME,
     "createdBy": ACTOR,
-    "position": NUMBER,
+    "position": POSITION,
 }
 
 #: Server-maintained fields a client may never write.
 READ_ONLY_FIELDS = frozenset({"createdAt", "updatedAt", "deletedAt", "createdBy"})
 
+#: Option values Twenty accepts: upper snake case.
+OPTION_VALUE_RE = re.compile(r"^[A-Z0-9]+(_[A-Z0-9]+)*$")
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-_NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$")
 
+# The error names Twenty reports per status: getErrorNameFromStatusCode in
+# packages/twenty-server/src/engine/core-modules/exception-handler/utils/
+# send-http-exception-response.util.ts
 _EXCEPTION_NAMES = {
     400: "BadRequestException",
     401: "UnauthorizedException",
+    402: "PaymentRequiredException",
     403: "ForbiddenException",
     404: "NotFoundException",
     405: "MethodNotAllowedException",
     409: "ConflictException",
+    413: "PayloadTooLargeException",
+    422: "UnprocessableEntityException",
     429: "TooManyRequestsException",
     500: "InternalServerErrorException",
     502: "BadGatewayException",
@@ -73,12 +114,19 @@ def exception_name(status: int) -> str:
 
 
 class TwentyError(ValueError):
-    """A request the emulated API refuses, with the HTTP status it answers."""
+    """A request the emulated API refuses, with the HTTP status it answers.
 
-    def __init__(self, status: int, message: str) -> None:
+    Args:
+        status: the HTTP status.
+        message: the one entry of the body's ``messages``.
+        code: the exception code newer servers add to the body (``"code"``), if any.
+    """
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
         self.kind = exception_name(status)
 
 
@@ -99,11 +147,16 @@ def is_uuid(value: object) -> bool:
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    """One object's names and fields (custom fields plus the system fields)."""
+    """One object's names and fields (custom fields plus the system fields).
+
+    ``custom_fields`` and ``options`` are dicts the store may extend (a field added later).
+    """
 
     singular: str
     plural: str
-    custom_fields: Mapping[str, str]
+    custom_fields: dict[str, str]
+    options: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    id: str = ""
 
     @property
     def fields(self) -> dict[str, str]:
@@ -114,92 +167,41 @@ class ObjectSpec:
         """The type of a field, or None when the object has no such field."""
         return self.fields.get(name)
 
+    def field_options(self, name: str) -> tuple[str, ...]:
+        """The option values of a SELECT, MULTI_SELECT or RATING field (else empty)."""
+        if self.custom_fields.get(name) == RATING:
+            return RATING_OPTIONS
+        return self.options.get(name, ())
+
     def op_name(self, verb: str, *, many: bool) -> str:
         """A response key such as ``createRepProgression`` or ``updateRepProgressions``."""
         noun = self.plural if many else self.singular
         return verb + noun[:1].upper() + noun[1:]
 
 
-def check_custom_fields(fields: Mapping[str, str]) -> None:
-    """Reject a custom-field declaration with unknown types or system-field names."""
+def check_field(name: str, ftype: str, options: tuple[str, ...] | None) -> None:
+    """Reject a custom-field declaration Twenty would refuse (ValueError: a test's mistake)."""
+    if name == "id" or name in SYSTEM_FIELDS:
+        raise ValueError(f"{name!r} is a system field")
+    if ftype not in CUSTOM_TYPES:
+        raise ValueError(f"field {name!r}: unsupported type {ftype!r}")
+    if ftype in (SELECT, MULTI_SELECT):
+        if not options:
+            raise ValueError(f"field {name!r}: a {ftype} field needs options")
+        bad = [value for value in options if not OPTION_VALUE_RE.match(value)]
+        if bad:
+            raise ValueError(f"field {name!r}: option values must be UPPER_SNAKE, not {bad}")
+    elif options:
+        raise ValueError(f"field {name!r}: only SELECT and MULTI_SELECT fields take options")
+
+
+def check_custom_fields(
+    fields: Mapping[str, str], options: Mapping[str, tuple[str, ...]] | None = None
+) -> None:
+    """Check every declared custom field (see :func:`check_field`)."""
+    options = options or {}
+    unknown = set(options) - set(fields)
+    if unknown:
+        raise ValueError(f"options given for undeclared fields {sorted(unknown)}")
     for name, ftype in fields.items():
-        if name == "id" or name in SYSTEM_FIELDS:
-            raise ValueError(f"{name!r} is a system field")
-        if ftype not in CUSTOM_TYPES:
-            raise ValueError(f"field {name!r}: unsupported type {ftype!r}")
-
-
-def validate_value(name: str, ftype: str, value: Any) -> Any:
-    """A written value normalized for storage; raises a 400 naming the field when invalid."""
-    if value is None:
-        if ftype == UUID:
-            raise bad_request(f"Invalid value for field '{name}': null is not a UUID")
-        return None
-    if ftype == TEXT and isinstance(value, str):
-        return value
-    if ftype == NUMBER and _is_number(value):
-        return value
-    if ftype == BOOLEAN and isinstance(value, bool):
-        return value
-    if ftype == UUID and is_uuid(value):
-        return str(value).lower()
-    if ftype == ARRAY and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    if ftype == DATE_TIME and isinstance(value, str):
-        try:
-            return iso_ms(parse_iso(value))
-        except ValueError:
-            pass
-    raise bad_request(f"Invalid value for field '{name}' of type {ftype}: {value!r}")
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return not (isinstance(value, float) and not math.isfinite(value))
-
-
-def validate_fields(spec: ObjectSpec, data: Any, *, allow_id: bool) -> dict[str, Any]:
-    """Validate a write body (a JSON object) against the object's fields; returns the values."""
-    if not isinstance(data, dict):
-        raise bad_request(f"Invalid body for '{spec.plural}': expected a JSON object")
-    values: dict[str, Any] = {}
-    for name, value in data.items():
-        ftype = spec.field_type(name)
-        if ftype is None:
-            raise bad_request(f"Object '{spec.singular}' has no field named '{name}'")
-        if name in READ_ONLY_FIELDS:
-            raise bad_request(f"Field '{name}' is maintained by the server and cannot be written")
-        if name == "id" and not allow_id:
-            raise bad_request("Field 'id' cannot be changed")
-        values[name] = validate_value(name, ftype, value)
-    return values
-
-
-def comparable(ftype: str, raw: Any) -> Any:
-    """A stored (JSON-shaped) value converted for comparisons and sorting."""
-    if raw is None:
-        return None
-    if ftype == DATE_TIME:
-        return parse_iso(raw)
-    if ftype == NUMBER:
-        return float(raw)
-    return raw
-
-
-def parse_literal(name: str, ftype: str, text: str) -> Any:
-    """A filter literal converted to the field's comparable type; raises a 400 when it cannot be."""
-    if ftype in (TEXT, ARRAY):
-        return text
-    if ftype == UUID and is_uuid(text):
-        return text.lower()
-    if ftype == NUMBER and _NUMBER_RE.match(text):
-        return float(text)
-    if ftype == BOOLEAN and text in ("true", "false"):
-        return text == "true"
-    if ftype == DATE_TIME:
-        try:
-            return parse_iso(text)
-        except ValueError:
-            pass
-    raise bad_request(f"Invalid filter value for field '{name}' of type {ftype}: {text!r}")
+        check_field(name, ftype, options.get(name))

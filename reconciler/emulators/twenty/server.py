@@ -1,14 +1,20 @@
-"""A strict local emulator of Twenty CRM's REST API (``/rest/...``)."""
+"""A strict local emulator of Twenty CRM's REST API (``/rest/...``).
+
+Every behaviour is taken from the twentyhq/twenty server source; the module that implements a
+behaviour cites its file. ``docs/fidelity-twenty.md`` lists them all with their tests.
+"""
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from reconciler.emulators.base import EmulatorServer, Request, Response, TokenBucketLimiter
+from reconciler.emulators.twenty import metadata
+from reconciler.emulators.twenty.api import DirectApi
 from reconciler.emulators.twenty.filters import Node, parse_filter
 from reconciler.emulators.twenty.ordering import (
     cut_page,
@@ -24,13 +30,15 @@ from reconciler.emulators.twenty.schema import (
     bad_request,
     exception_name,
 )
-from reconciler.emulators.twenty.store import USER_ACTOR, Store
+from reconciler.emulators.twenty.store import Store
 
 _LIMIT_RE = re.compile(r"^\d+$")
-DEFAULT_OBJECT = "repProgressions"
+#: Node's default ``--max-http-header-size`` (16 KiB): a longer request line and headers are
+#: answered 431 before Twenty sees them. The emulator counts the request line only.
+MAX_REQUEST_LINE = 16 * 1024
 
 
-class TwentyEmulator(EmulatorServer):
+class TwentyEmulator(DirectApi, EmulatorServer):
     """Twenty's REST API over loopback HTTP, serving the ``repProgressions`` custom object.
 
     Args:
@@ -38,12 +46,29 @@ class TwentyEmulator(EmulatorServer):
         rate_per_minute: token-bucket refill rate (0 disables rate limiting).
         burst: bucket capacity (defaults to ``rate_per_minute``).
         latency: seconds added before every answer.
-        max_limit: the largest page size; bigger ``limit`` values are clamped to it.
-        seed: seed of the generator of record ids.
+        max_limit: the largest page size; bigger ``limit`` values are clamped to it
+            (``QUERY_MAX_RECORDS``, 200).
+        seed: seed of the generator of record and metadata ids.
+        supports_upsert: False emulates a server older than REST upsert: ``?upsert=true`` is
+            not read, and a batch create with an existing id answers 400 "Record already
+            exists".
+        upsert_moves_position: True emulates servers whose upsert backfilled ``position`` on
+            its update path too (an update without ``position`` moves the record to the top).
+        metadata_shape: ``"list"`` (``{"data": [...]}``, the default of new workspaces) or
+            ``"objects"`` (the legacy ``{"data": {"objects": [...]}}``).
+        metadata_forbidden: True answers ``GET /rest/metadata/objects`` with the 403 of a key
+            whose role lacks the data-model permission (records keep working).
+
+    The switches are also attributes a test may set on a running server (``supports_upsert``,
+    ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``, and the metadata page
+    sizes ``metadata_default_limit`` / ``metadata_max_limit``, 1000 each); :meth:`reset` puts
+    them back to the constructor's values.
     """
 
     default_limit = 60
-    max_batch = 60
+    #: create-many refuses more than QUERY_MAX_RECORDS records ("Maximum number of records to
+    #: upsert is 200."), common-create-many-query-runner.service.ts.
+    max_batch = 200
 
     def __init__(
         self,
@@ -54,125 +79,87 @@ class TwentyEmulator(EmulatorServer):
         latency: float = 0.0,
         max_limit: int = 200,
         seed: int = 0,
+        supports_upsert: bool = True,
+        upsert_moves_position: bool = False,
+        metadata_shape: str = "list",
+        metadata_forbidden: bool = False,
     ) -> None:
         super().__init__(token, latency=latency)
         self.max_limit = max_limit
         self._rate = (rate_per_minute, burst)
         self._seed = seed
+        self._switches: dict[str, Any] = {
+            "supports_upsert": supports_upsert,
+            "upsert_moves_position": upsert_moves_position,
+            "metadata_shape": metadata_shape,
+            "metadata_forbidden": metadata_forbidden,
+            "metadata_default_limit": metadata.DEFAULT_PAGE_SIZE,
+            "metadata_max_limit": metadata.MAX_PAGE_SIZE,
+        }
         self.limiter = TokenBucketLimiter(rate_per_minute, burst)
         self.store = Store(self._now, seed)
+        self._apply_switches()
         self.add_object("repProgression", "repProgressions", REP_PROGRESSION_FIELDS)
+
+    def _apply_switches(self) -> None:
+        if self._switches["metadata_shape"] not in metadata.SHAPES:
+            raise ValueError(f"metadata_shape must be one of {metadata.SHAPES}")
+        self.supports_upsert: bool = self._switches["supports_upsert"]
+        self.upsert_moves_position: bool = self._switches["upsert_moves_position"]
+        self.metadata_shape: str = self._switches["metadata_shape"]
+        self.metadata_forbidden: bool = self._switches["metadata_forbidden"]
+        self.metadata_default_limit: int = self._switches["metadata_default_limit"]
+        self.metadata_max_limit: int = self._switches["metadata_max_limit"]
 
     def _now(self) -> datetime:
         return self.clock.now()
 
     def reset(self) -> None:
-        """Back to the freshly constructed state (records, objects, log, faults, clock, bucket).
-
-        Lets one running server be shared by many tests without paying a restart each time.
-        """
+        """Back to the freshly constructed state (records, objects, switches, log, faults, clock,
+        bucket). Lets one running server be shared by many tests without a restart each time."""
         with self.lock:
             self.store = Store(self._now, self._seed)
             self.store.add_object("repProgression", "repProgressions", REP_PROGRESSION_FIELDS)
+            self._apply_switches()
             self.limiter = TokenBucketLimiter(*self._rate)
             self.faults.clear()
             self.clock.reset()
             self.requests.clear()
 
-    def add_object(self, singular: str, plural: str, fields: Mapping[str, str]) -> None:
-        """Serve another object with the given custom fields (name -> Twenty field type)."""
-        with self.lock:
-            self.store.add_object(singular, plural, fields)
-
-    # -- direct access for tests (no HTTP, no rate limit, no log) --------------------------------
-
-    def create(
-        self,
-        fields: Mapping[str, Any],
-        *,
-        id: str | None = None,
-        updated_at: datetime | None = None,
-        object: str = DEFAULT_OBJECT,
-    ) -> dict[str, Any]:
-        """Create a record as a workspace user would; raises TwentyError on invalid values."""
-        body = dict(fields)
-        if id is not None:
-            body["id"] = id
-        with self.lock:
-            spec = self.store.resolve(object)
-            row = self.store.create(spec, body, stamp=updated_at, actor=USER_ACTOR)
-            return copy.deepcopy(row)
-
-    def update(
-        self,
-        id: str,
-        fields: Mapping[str, Any],
-        *,
-        updated_at: datetime | None = None,
-        object: str = DEFAULT_OBJECT,
-    ) -> dict[str, Any]:
-        """Edit a record as a user would; updatedAt becomes ``updated_at`` or the server time."""
-        with self.lock:
-            spec = self.store.resolve(object)
-            row = self.store.find(spec, id, include_deleted=True)
-            return copy.deepcopy(self.store.update(spec, row, dict(fields), stamp=updated_at))
-
-    def soft_delete(self, id: str, *, object: str = DEFAULT_OBJECT) -> None:
-        """Soft-delete a live record (sets deletedAt)."""
-        with self.lock:
-            self.store.soft_delete(self.store.resolve(object), id)
-
-    def hard_delete(self, id: str, *, object: str = DEFAULT_OBJECT) -> None:
-        """Remove a record for good."""
-        with self.lock:
-            self.store.hard_delete(self.store.resolve(object), id)
-
-    def get(
-        self,
-        id: str,
-        *,
-        include_deleted: bool = True,
-        object: str = DEFAULT_OBJECT,
-    ) -> dict[str, Any] | None:
-        """A copy of one record in the API shape, or None."""
-        with self.lock:
-            spec = self.store.resolve(object)
-            try:
-                row = self.store.find(spec, id, include_deleted=include_deleted)
-            except TwentyError:
-                return None
-            return copy.deepcopy(row)
-
-    def records(
-        self,
-        *,
-        include_deleted: bool = False,
-        object: str = DEFAULT_OBJECT,
-    ) -> list[dict[str, Any]]:
-        """Copies of the records in the default order (live ones unless ``include_deleted``)."""
-        with self.lock:
-            spec = self.store.resolve(object)
-            return copy.deepcopy(self.store.all_rows(spec, include_deleted=include_deleted))
-
     # -- pipeline hooks ----------------------------------------------------------------------------
 
     def admit(self, now: float) -> Response | None:
-        """Twenty's per-workspace token bucket."""
+        """Twenty's per-workspace token bucket.
+
+        ThrottlerService.tokenBucketThrottleOrThrow (packages/twenty-server/src/engine/
+        core-modules/throttler/throttler.service.ts) throws "Limit reached (N tokens per W ms)";
+        nothing on that path sets a Retry-After header.
+        """
         if self.limiter.admit(now):
             return None
-        return self.error(429, "TooManyRequestsException", "ThrottlerException: Too Many Requests")
+        tokens = round(self.limiter.per_minute)
+        message = f"Limit reached ({tokens} tokens per 60000 ms)"
+        return self.error(429, "TooManyRequestsException", message)
 
     def error(self, status: int, kind: str, message: str) -> Response:
-        """Twenty's error body: ``{"statusCode", "error", "messages"}``."""
+        """Twenty's error body: ``{"statusCode", "error", "messages"}``.
+
+        send-http-exception-response.util.ts (core-modules/exception-handler/utils/).
+        """
         name = kind if kind.endswith("Exception") else exception_name(status)
         return Response(status, {"statusCode": status, "error": name, "messages": [message]})
 
     def dispatch(self, request: Request) -> Response:
         """Route one request; a TwentyError becomes its error response."""
+        if len(request.path) + len(urlencode(request.query, doseq=True)) > MAX_REQUEST_LINE:
+            return Response(431, raw=b"", content_type="text/plain")
         try:
             return self._route(request)
         except TwentyError as exc:
-            return self.error(exc.status, exc.kind, exc.message)
+            response = self.error(exc.status, exc.kind, exc.message)
+            if exc.code is not None:
+                response.body["code"] = exc.code
+            return response
 
     # -- routing -----------------------------------------------------------------------------------
 
@@ -181,9 +168,9 @@ class TwentyEmulator(EmulatorServer):
         method = request.method
         if parts[:1] == ["rest"]:
             parts = parts[1:]
-            _check_depth(request)
             if parts == ["metadata", "objects"] and method == "GET":
-                return self._metadata()
+                return self._metadata(request)
+            _check_depth(request)
             if len(parts) == 2 and parts[0] == "batch" and method == "POST":
                 return self._create_batch(self.store.resolve(parts[1]), request)
             if len(parts) == 1:
@@ -249,18 +236,35 @@ class TwentyEmulator(EmulatorServer):
         return Response(200, body)
 
     def _limit(self, request: Request) -> int:
+        """``limit``: default 60, clamped to ``max_limit``; negative or non-numeric is a 400.
+
+        parse-limit-rest-request.util.ts (api/rest/input-request-parsers/limit-parser-utils/):
+        ``Math.min(limit, QUERY_MAX_RECORDS)``. 0 and fractions are refused here too (stricter
+        than that parser; what the record query runner does with them is not confirmed).
+        """
         raw = request.param("limit")
         if not raw:
             return self.default_limit
         if not _LIMIT_RE.match(raw) or int(raw) <= 0:
-            raise bad_request(f"limit must be a positive integer, got {raw!r}")
+            raise bad_request(f"limit '{raw}' is invalid. Should be an integer")
         return min(int(raw), self.max_limit)
 
     def _create_batch(self, spec: ObjectSpec, request: Request) -> Response:
         items = request.body
-        if not isinstance(items, list) or not 1 <= len(items) <= self.max_batch:
-            raise bad_request(f"Batch body must be a JSON array of 1 to {self.max_batch} records")
-        rows = self.store.create_many(spec, items, upsert=_flag(request, "upsert"))
+        # 'Body must be an array' / 'Input must not be empty': rest-api-create-many.handler.ts.
+        if not isinstance(items, list):
+            raise bad_request("Body must be an array")
+        if not items:
+            raise bad_request("Input must not be empty")
+        if not self.supports_upsert:
+            rows = self.store.create_many_legacy(spec, items)
+            return _data(201, spec.op_name("create", many=True), rows)
+        if len(items) > self.max_batch:
+            raise bad_request(f"Maximum number of records to upsert is {self.max_batch}.")
+        upsert = _flag(request, "upsert")
+        rows = self.store.create_many(
+            spec, items, upsert=upsert, backfill_updates=self.upsert_moves_position
+        )
         return _data(201, spec.op_name("create", many=True), rows)
 
     def _update_many(self, spec: ObjectSpec, request: Request) -> Response:
@@ -271,19 +275,18 @@ class TwentyEmulator(EmulatorServer):
         updated = self.store.update_many(spec, rows, request.body)
         return _data(200, spec.op_name("update", many=True), updated)
 
-    def _metadata(self) -> Response:
-        objects = [
-            {
-                "nameSingular": spec.singular,
-                "namePlural": spec.plural,
-                "fields": [
-                    {"name": name, "type": ftype, "isSystem": name not in spec.custom_fields}
-                    for name, ftype in spec.fields.items()
-                ],
-            }
-            for spec in self.store.objects.values()
-        ]
-        return Response(200, {"data": {"objects": objects}})
+    def _metadata(self, request: Request) -> Response:
+        # The permission guard runs before the handler parses anything.
+        if self.metadata_forbidden:
+            raise metadata.forbidden()
+        body = metadata.page(
+            list(self.store.objects.values()),
+            request,
+            shape=self.metadata_shape,
+            default_limit=self.metadata_default_limit,
+            max_limit=self.metadata_max_limit,
+        )
+        return Response(200, body)
 
 
 def _data(status: int, key: str, payload: Any) -> Response:

@@ -1,12 +1,14 @@
 """In-memory record store of the Twenty emulator: objects, records and their mutations.
 
 Records are kept in the API's JSON shape (every field present, datetimes as ISO strings with
-milliseconds and ``Z``). The store does no locking; the emulator serializes access.
+milliseconds and ``Z``), per object in creation order. The store does no locking; the emulator
+serializes access.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -15,15 +17,17 @@ from typing import Any
 
 from reconciler.emulators.base import iso_ms
 from reconciler.emulators.twenty.filters import Node
-from reconciler.emulators.twenty.ordering import default_order, sort_rows
+from reconciler.emulators.twenty.position import resolve_positions
 from reconciler.emulators.twenty.schema import (
+    COMPOSITE_SUBFIELDS,
     ObjectSpec,
     bad_request,
     check_custom_fields,
+    check_field,
     is_uuid,
     not_found,
-    validate_fields,
 )
+from reconciler.emulators.twenty.values import validate_fields
 
 API_ACTOR: dict[str, Any] = {
     "source": "API",
@@ -44,29 +48,46 @@ class Store:
 
     Args:
         now: the server clock (aware UTC datetimes).
-        seed: seed of the generator of record ids.
+        seed: seed of the generator of record and metadata ids.
     """
 
     def __init__(self, now: Callable[[], datetime], seed: int = 0) -> None:
         self.now = now
         self.objects: dict[str, ObjectSpec] = {}
         self._rows: dict[str, dict[str, dict[str, Any]]] = {}
-        self._positions: dict[str, int] = {}
         self._rng = random.Random(seed)
 
     # -- objects ---------------------------------------------------------------------------------
 
-    def add_object(self, singular: str, plural: str, fields: Mapping[str, str]) -> ObjectSpec:
-        """Declare an object with its custom fields (name -> Twenty type)."""
-        check_custom_fields(fields)
+    def add_object(
+        self,
+        singular: str,
+        plural: str,
+        fields: Mapping[str, str],
+        options: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> ObjectSpec:
+        """Declare an object with its custom fields (name -> Twenty type) and select options."""
+        check_custom_fields(fields, options)
         names = {name for spec in self.objects.values() for name in (spec.singular, spec.plural)}
         if {singular, plural} & names or singular == plural:
             raise ValueError(f"object names already taken: {singular!r}, {plural!r}")
-        spec = ObjectSpec(singular, plural, dict(fields))
+        spec = ObjectSpec(singular, plural, dict(fields), dict(options or {}), self.new_uuid())
         self.objects[plural] = spec
         self._rows[plural] = {}
-        self._positions[plural] = 0
         return spec
+
+    def add_field(
+        self, spec: ObjectSpec, name: str, ftype: str, options: tuple[str, ...] | None = None
+    ) -> None:
+        """Add a custom field to an object; existing records get null for it."""
+        check_field(name, ftype, options)
+        if name in spec.custom_fields:
+            raise ValueError(f"field {name!r} already exists on {spec.plural!r}")
+        spec.custom_fields[name] = ftype
+        if options:
+            spec.options[name] = tuple(options)
+        for row in self._rows[spec.plural].values():
+            row[name] = None
 
     def resolve(self, name: str) -> ObjectSpec:
         """The object a plural name addresses; a 400 for a singular or unknown name."""
@@ -77,6 +98,10 @@ class Store:
             if candidate.singular == name:
                 raise bad_request(f"object '{name}' not found. Did you mean '{candidate.plural}'?")
         raise bad_request(f"object '{name}' not found")
+
+    def new_uuid(self) -> str:
+        """A fresh version-4 UUID from the seeded generator."""
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -99,13 +124,16 @@ class Store:
         ]
 
     def all_rows(self, spec: ObjectSpec, *, include_deleted: bool) -> list[dict[str, Any]]:
-        """Rows in the default order."""
-        rows = [
+        """Rows in creation order (a test's view; the API orders by id without order_by)."""
+        return [
             row
             for row in self._rows[spec.plural].values()
             if include_deleted or row["deletedAt"] is None
         ]
-        return sort_rows(rows, default_order(spec))
+
+    def live_positions(self, spec: ObjectSpec) -> list[Any]:
+        """The position of every live record (what the server's min/max position reads see)."""
+        return [row["position"] for row in self.all_rows(spec, include_deleted=False)]
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -120,46 +148,82 @@ class Store:
         """Validate and insert one record (a client-chosen id must be new)."""
         values = validate_fields(spec, body, allow_id=True)
         self._check_new_ids(spec, [values])
+        resolve_positions([values], self.live_positions(spec), backfill=True)
         return self._insert(spec, values, stamp, actor)
 
     def create_many(
-        self, spec: ObjectSpec, items: list[Any], *, upsert: bool
+        self, spec: ObjectSpec, items: list[Any], *, upsert: bool, backfill_updates: bool = False
     ) -> list[dict[str, Any]]:
-        """Validate a whole batch, then create (or upsert on id) every record; all or nothing."""
-        batch = [validate_fields(spec, item, allow_id=True) for item in items]
-        ids = [values["id"] for values in batch if "id" in values]
-        if len(ids) != len(set(ids)):
-            raise bad_request(
-                "duplicate key value violates unique constraint: id repeated in batch"
-            )
+        """Validate a whole batch, then create (or upsert on id) every record; all or nothing.
+
+        The upsert follows common-create-many-query-runner.service.ts
+        (packages/twenty-server/src/engine/api/common/common-query-runners/
+        common-create-many-query-runner/): ids are looked up ``withDeleted()``, a match is
+        updated with ``deletedAt: null`` (restored), an id not found at all is inserted as sent.
+        Current servers backfill ``position`` only for the inserts
+        (``shouldBackfillPositionIfUndefined: !args.upsert`` then ``backfillPositionForInserts``);
+        older ones (e.g. commit acc0f920) backfilled the whole batch, updates included:
+        ``backfill_updates`` selects that.
+        """
+        batch = self._validate_batch(spec, items)
         if not upsert:
             self._check_new_ids(spec, batch)
+            resolve_positions(batch, self.live_positions(spec), backfill=True)
+            return [self._insert(spec, values, None, API_ACTOR) for values in batch]
         rows = self._rows[spec.plural]
-        results: list[dict[str, Any]] = []
+        matches = [rows.get(values.get("id", "")) for values in batch]
+        inserts = [values for values, row in zip(batch, matches, strict=True) if row is None]
+        resolve_positions(batch, self.live_positions(spec), backfill=backfill_updates)
+        resolve_positions(inserts, self.live_positions(spec), backfill=True)
+        updated = [
+            self._patch(spec, row, {**values, "deletedAt": None}, None)
+            for values, row in zip(batch, matches, strict=True)
+            if row is not None
+        ]
+        # The answer lists the updated records, then the inserted ones (the order of the
+        # InsertResult's generatedMaps that fetchUpsertedRecords sorts by).
+        return updated + [self._insert(spec, values, None, API_ACTOR) for values in inserts]
+
+    def create_many_legacy(self, spec: ObjectSpec, items: list[Any]) -> list[dict[str, Any]]:
+        """A batch create on a server that predates upsert (``?upsert=true`` is not read).
+
+        The old handler (packages/twenty-server/src/engine/api/rest/core/handlers/
+        rest-api-create-many.handler.ts, e.g. commit 75e796bb) checks each id with
+        ``repository.exists`` and throws ``BadRequestException('Record already exists')``.
+        ``exists`` skips soft-deleted rows, so such an id reaches the INSERT and fails on the
+        primary key; the QueryFailedError becomes a 400 carrying Postgres' message
+        (http-exception-handler.service.ts).
+        """
+        batch = self._validate_batch(spec, items)
+        rows = self._rows[spec.plural]
         for values in batch:
-            existing = rows.get(values.get("id", ""))
-            if existing is None:
-                results.append(self._insert(spec, values, None, API_ACTOR))
-            else:
-                existing["deletedAt"] = None
-                results.append(self._patch(existing, values, None))
-        return results
+            row = rows.get(values.get("id", ""))
+            if row is not None and row["deletedAt"] is None:
+                raise bad_request("Record already exists")
+        self._check_new_ids(spec, batch)
+        resolve_positions(batch, self.live_positions(spec), backfill=True)
+        return [self._insert(spec, values, None, API_ACTOR) for values in batch]
 
     def update(
         self, spec: ObjectSpec, row: dict[str, Any], body: Any, *, stamp: datetime | None = None
     ) -> dict[str, Any]:
-        """Validate and merge a partial update into ``row``; bumps updatedAt."""
+        """Validate and merge a partial update into ``row``; bumps updatedAt, never backfills
+        position (update-one runs DataArgProcessor with shouldBackfillPositionIfUndefined:
+        false, common-update-one-query-runner.service.ts)."""
         values = validate_fields(spec, body, allow_id=True)
         if "id" in values and values["id"] != row["id"]:
             raise bad_request("Field 'id' cannot be changed")
-        return self._patch(row, values, stamp)
+        resolve_positions([values], self.live_positions(spec), backfill=False)
+        return self._patch(spec, row, values, stamp)
 
     def update_many(
         self, spec: ObjectSpec, rows: list[dict[str, Any]], body: Any
     ) -> list[dict[str, Any]]:
-        """Apply the same partial update to every row (validated once, before any change)."""
+        """Apply the same partial update to every row (validated once, before any change); no
+        position backfill (common-update-many-query-runner.service.ts passes false)."""
         values = validate_fields(spec, body, allow_id=False)
-        return [self._patch(row, values, None) for row in rows]
+        resolve_positions([values], self.live_positions(spec), backfill=False)
+        return [self._patch(spec, row, values, None) for row in rows]
 
     def soft_delete(self, spec: ObjectSpec, record_id: str) -> dict[str, Any]:
         """Set deletedAt on a live record."""
@@ -175,16 +239,21 @@ class Store:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _validate_batch(self, spec: ObjectSpec, items: list[Any]) -> list[dict[str, Any]]:
+        batch = [validate_fields(spec, item, allow_id=True) for item in items]
+        ids = [values["id"] for values in batch if "id" in values]
+        if len(ids) != len(set(ids)):
+            raise bad_request(_duplicate_key(spec))
+        return batch
+
     def _check_new_ids(self, spec: ObjectSpec, batch: list[dict[str, Any]]) -> None:
         for values in batch:
             if values.get("id") in self._rows[spec.plural]:
-                raise bad_request(
-                    f"duplicate key value violates unique constraint: id {values['id']} exists"
-                )
+                raise bad_request(_duplicate_key(spec))
 
     def _new_id(self, spec: ObjectSpec) -> str:
         while True:
-            candidate = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            candidate = self.new_uuid()
             if candidate not in self._rows[spec.plural]:
                 return candidate
 
@@ -196,22 +265,43 @@ class Store:
         actor: Mapping[str, Any],
     ) -> dict[str, Any]:
         moment = iso_ms(stamp if stamp is not None else self.now())
-        self._positions[spec.plural] += 1
         row: dict[str, Any] = dict.fromkeys(spec.fields)
         row.update(
             id=values["id"] if "id" in values else self._new_id(spec),
             createdAt=moment,
             updatedAt=moment,
             createdBy=copy.deepcopy(dict(actor)),
-            position=self._positions[spec.plural],
         )
         row.update(values)
+        for name, ftype in spec.custom_fields.items():
+            if ftype in COMPOSITE_SUBFIELDS and row[name] is not None:
+                row[name] = {sub: row[name].get(sub) for sub in COMPOSITE_SUBFIELDS[ftype]}
         self._rows[spec.plural][row["id"]] = row
         return row
 
     def _patch(
-        self, row: dict[str, Any], values: Mapping[str, Any], stamp: datetime | None
+        self,
+        spec: ObjectSpec,
+        row: dict[str, Any],
+        values: Mapping[str, Any],
+        stamp: datetime | None,
     ) -> dict[str, Any]:
-        row.update(values)
+        for name, value in values.items():
+            ftype = spec.custom_fields.get(name, "")
+            if ftype in COMPOSITE_SUBFIELDS and value is not None:
+                # A composite's sub-fields are columns of their own: only the sent ones change.
+                current = row.get(name) or dict.fromkeys(COMPOSITE_SUBFIELDS[ftype])
+                row[name] = {**current, **value}
+            else:
+                row[name] = value
         row["updatedAt"] = iso_ms(stamp if stamp is not None else self.now())
         return row
+
+
+def _duplicate_key(spec: ObjectSpec) -> str:
+    """Postgres' unique-violation text for the object's primary key, as a QueryFailedError's
+    message reaches a REST client. The constraint name follows TypeORM's default naming
+    (``PK_`` + sha1 of table and columns, 27 hex digits) for the ``_<singular>`` table of a
+    custom object; the exact name on a real workspace is not confirmed."""
+    digest = hashlib.sha1(f"_{spec.singular}_id".encode()).hexdigest()[:27]
+    return f'duplicate key value violates unique constraint "PK_{digest}"'

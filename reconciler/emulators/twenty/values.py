@@ -1,0 +1,204 @@
+"""Field values of the Twenty emulator: validating written values, converting stored values for
+comparison, and converting filter literals.
+
+Messages quote values the way Node's ``util.inspect`` does (``'text'``, ``null``, ``123``),
+because Twenty's validators build their messages with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date
+from typing import Any
+
+from reconciler.emulators.base import iso_ms, parse_iso
+from reconciler.emulators.twenty.schema import (
+    ARRAY,
+    BOOLEAN,
+    COMPOSITE_SUBFIELDS,
+    DATE,
+    DATE_TIME,
+    MULTI_SELECT,
+    NUMBER,
+    POSITION,
+    RATING,
+    READ_ONLY_FIELDS,
+    SELECT,
+    TEXT,
+    UUID,
+    ObjectSpec,
+    bad_request,
+    is_uuid,
+)
+
+_NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Symbolic positions Twenty resolves against the object's current minimum / maximum.
+POSITION_WORDS = ("first", "last")
+
+
+def node_inspect(value: Any) -> str:
+    """``value`` as Node's ``util.inspect`` prints it, for messages quoting a bad value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "\\'") + "'"
+    if isinstance(value, list):
+        return "[ " + ", ".join(node_inspect(v) for v in value) + " ]" if value else "[]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k}: {node_inspect(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if value else "{}"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # JavaScript has one number type: 5.0 prints as 5
+    return json.dumps(value)
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number (not a bool, not NaN or infinite)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
+def validate_value(name: str, ftype: str, value: Any, options: tuple[str, ...] = ()) -> Any:
+    """A written value normalized for storage; raises a 400 naming the field when invalid."""
+    if value is None:
+        if ftype in (UUID, POSITION):
+            raise _invalid(name, ftype, value)
+        return None
+    if ftype in (SELECT, RATING):
+        return _option(name, value, options)
+    if ftype == MULTI_SELECT and isinstance(value, list):
+        return [_option(name, item, options) for item in value]
+    if ftype in COMPOSITE_SUBFIELDS:
+        return _composite(name, ftype, value)
+    converted = _scalar(ftype, value)
+    if converted is None:
+        raise _invalid(name, ftype, value)
+    return converted
+
+
+def _scalar(ftype: str, value: Any) -> Any:
+    """The stored form of a scalar value, or None when the type cannot hold it."""
+    if ftype == TEXT and isinstance(value, str):
+        return value
+    if ftype in (NUMBER, POSITION) and is_number(value):
+        return value
+    if ftype == POSITION and value in POSITION_WORDS:
+        return value
+    if ftype == BOOLEAN and isinstance(value, bool):
+        return value
+    if ftype == UUID and is_uuid(value):
+        return str(value).lower()
+    if ftype == ARRAY and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    if ftype == DATE and isinstance(value, str) and _as_date(value) is not None:
+        return value
+    if ftype == DATE_TIME and isinstance(value, str):
+        try:
+            return iso_ms(parse_iso(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _invalid(name: str, ftype: str, value: Any) -> Exception:
+    # Messages of DataArgProcessor's validators, packages/twenty-server/src/engine/api/common/
+    # common-args-processors/data-arg-processor/validator-utils/validate-date-field-or-throw.util.ts
+    # and validate-overridden-position-field-or-throw.util.ts (its spec pins the wording).
+    if ftype == DATE:
+        return bad_request(
+            f'Invalid value {node_inspect(value)} for date field "{name}". '
+            "Expected format: 'YYYY-MM-DD'"
+        )
+    if ftype == POSITION:
+        return bad_request(f'Invalid position value {node_inspect(value)} for field "{name}"')
+    return bad_request(f"Invalid value for field '{name}' of type {ftype}: {value!r}")
+
+
+def _option(name: str, value: Any, options: tuple[str, ...]) -> str:
+    # validate-rating-and-select-field-or-throw.util.ts (same folder); its spec pins both texts.
+    if not isinstance(value, str):
+        raise bad_request(f'Invalid string value {node_inspect(value)} for text field "{name}"')
+    if value not in options:
+        raise bad_request(f'Invalid value {node_inspect(value)} for field "{name}"')
+    return value
+
+
+def _composite(name: str, ftype: str, value: Any) -> dict[str, Any]:
+    """The sub-fields sent for a composite value (the store fills or merges the others)."""
+    subfields = COMPOSITE_SUBFIELDS[ftype]
+    if not isinstance(value, dict):
+        raise bad_request(f"Invalid value for composite field '{name}' of type {ftype}")
+    unknown = sorted(set(value) - set(subfields))
+    if unknown:
+        raise bad_request(f"Field '{name}' of type {ftype} has no sub-field {unknown[0]!r}")
+    return dict(value)
+
+
+def _as_date(text: str) -> date | None:
+    if not _DATE_RE.match(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def validate_fields(spec: ObjectSpec, data: Any, *, allow_id: bool) -> dict[str, Any]:
+    """Validate a write body (a JSON object) against the object's fields; returns the values.
+
+    ``position`` may come back as ``"first"`` or ``"last"``: the store resolves those.
+    """
+    if not isinstance(data, dict):
+        raise bad_request(f"Invalid body for '{spec.plural}': expected a JSON object")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        ftype = spec.field_type(name)
+        if ftype is None:
+            raise bad_request(f"Object '{spec.singular}' has no field named '{name}'")
+        if name in READ_ONLY_FIELDS:
+            raise bad_request(f"Field '{name}' is maintained by the server and cannot be written")
+        if name == "id" and not allow_id:
+            raise bad_request("Field 'id' cannot be changed")
+        values[name] = validate_value(name, ftype, value, spec.field_options(name))
+    return values
+
+
+def comparable(ftype: str, raw: Any) -> Any:
+    """A stored (JSON-shaped) value converted for comparisons and sorting."""
+    if raw is None:
+        return None
+    if ftype == DATE_TIME:
+        return parse_iso(raw)
+    if ftype == DATE:
+        return date.fromisoformat(raw)
+    if ftype in (NUMBER, POSITION):
+        return float(raw)
+    return raw
+
+
+def parse_literal(name: str, ftype: str, text: str, options: tuple[str, ...] = ()) -> Any:
+    """A filter literal converted to the field's comparable type; raises a 400 when it cannot be."""
+    if ftype in (TEXT, ARRAY):
+        return text
+    if ftype in (SELECT, MULTI_SELECT, RATING) and text in options:
+        return text
+    if ftype == UUID and is_uuid(text):
+        return text.lower()
+    if ftype in (NUMBER, POSITION) and _NUMBER_RE.match(text):
+        return float(text)
+    if ftype == BOOLEAN and text in ("true", "false"):
+        return text == "true"
+    if ftype == DATE and _as_date(text) is not None:
+        return _as_date(text)
+    if ftype == DATE_TIME:
+        try:
+            return parse_iso(text)
+        except ValueError:
+            pass
+    raise bad_request(f"Invalid filter value for field '{name}' of type {ftype}: {text!r}")

@@ -1,0 +1,117 @@
+"""The Twenty emulator's addressing, authentication, rate limit, faults and direct Python API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from reconciler.emulators.twenty import TwentyEmulator, TwentyError
+from tests.test_emulator_twenty import PATH, assert_bad_request, connect, serve
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[TwentyEmulator]:
+    """One running emulator for the whole module (stopping one is slow)."""
+    yield from serve()
+
+
+@pytest.fixture
+def em(shared_server: TwentyEmulator) -> TwentyEmulator:
+    """The shared emulator, reset to its initial state."""
+    shared_server.reset()
+    return shared_server
+
+
+@pytest.fixture
+def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
+    """An authenticated HTTP client for ``em``."""
+    yield from connect(em)
+
+
+# -- addressing, auth, limits, faults ------------------------------------------------------------
+
+
+def test_get__one_record_by_id(em: TwentyEmulator, client: httpx.Client) -> None:
+    record = em.create({"name": "x"})
+    response = client.get(f"{PATH}/{record['id']}", params={"depth": 0})
+    assert response.json() == {"data": {"repProgression": record}}
+
+
+def test_get__non_uuid_is_400_and_missing_is_404(client: httpx.Client) -> None:
+    assert_bad_request(client.get(f"{PATH}/12345"))
+    response = client.get(f"{PATH}/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "NotFoundException"
+    assert client.patch(f"{PATH}/{uuid.uuid4()}", json={"name": "x"}).status_code == 404
+
+
+def test_routes__singular_or_unknown_object_is_400(client: httpx.Client) -> None:
+    response = client.get("/rest/repProgression")
+    assert_bad_request(response)
+    assert "Did you mean 'repProgressions'" in response.json()["messages"][0]
+    assert_bad_request(client.get("/rest/people"))
+    assert_bad_request(client.post("/rest/batch/repProgression", json=[{"name": "x"}]))
+
+
+def test_auth__wrong_or_missing_token_is_401(em: TwentyEmulator) -> None:
+    with httpx.Client(base_url=em.url) as anonymous:
+        assert anonymous.get(PATH).status_code == 401
+        wrong = anonymous.get(PATH, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "UnauthorizedException"
+
+
+def test_rate_limit__fourth_rapid_request_is_429_then_recovers() -> None:
+    server = TwentyEmulator(rate_per_minute=60, burst=3)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer test-key"}) as c:
+            statuses = [c.get(PATH).status_code for _ in range(4)]
+            assert statuses == [200, 200, 200, 429]
+            refused = c.get(PATH)
+            assert refused.json() == {
+                "statusCode": 429,
+                "error": "TooManyRequestsException",
+                "messages": ["Limit reached (60 tokens per 60000 ms)"],
+            }
+            assert "retry-after" not in refused.headers
+            server.clock.advance(1.05)
+            assert c.get(PATH).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_faults__fail_twice_then_succeed(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.faults.fail(503, times=2)
+    first, second, third = (client.get(PATH) for _ in range(3))
+    assert [first.status_code, second.status_code, third.status_code] == [503, 503, 200]
+    assert first.json()["error"] == "ServiceUnavailableException"
+
+
+def test_faults__drop_gives_a_connection_error(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.faults.drop()
+    with pytest.raises(httpx.TransportError):
+        client.get(PATH)
+    assert client.get(PATH).status_code == 200
+
+
+def test_add_object__serves_another_object(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.add_object("note", "notes", {"title": "TEXT", "pinned": "BOOLEAN"})
+    created = client.post("/rest/notes", json={"title": "hi", "pinned": True})
+    assert created.status_code == 201
+    assert created.json()["data"]["createNote"]["title"] == "hi"
+    listed = client.get("/rest/notes", params={"filter": "pinned[eq]:true"})
+    assert [row["title"] for row in listed.json()["data"]["notes"]] == ["hi"]
+    assert em.records() == []
+
+
+def test_python_api__validates_like_the_http_api(em: TwentyEmulator) -> None:
+    with pytest.raises(TwentyError):
+        em.create({"totalXp": "lots"})
+    with pytest.raises(TwentyError):
+        em.update(str(uuid.uuid4()), {"name": "x"})
+    assert em.get("not-a-uuid") is None
+    assert em.requests == []

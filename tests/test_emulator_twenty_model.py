@@ -1,0 +1,324 @@
+"""The Twenty emulator's data model: ``GET /rest/metadata/objects`` (shapes, paging, the
+data-model permission) and the field types a workspace may hold."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from reconciler.emulators.twenty import REP_PROGRESSION_FIELDS, TwentyEmulator
+from tests.test_emulator_twenty import PATH, assert_bad_request, connect, serve
+
+METADATA = "/rest/metadata/objects"
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[TwentyEmulator]:
+    """One running emulator for the whole module (stopping one is slow)."""
+    yield from serve()
+
+
+@pytest.fixture
+def em(shared_server: TwentyEmulator) -> TwentyEmulator:
+    """The shared emulator, reset to its initial state."""
+    shared_server.reset()
+    return shared_server
+
+
+@pytest.fixture
+def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
+    """An authenticated HTTP client for ``em``."""
+    yield from connect(em)
+
+
+def objects_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects of a metadata answer, whichever shape it has."""
+    data = body["data"]
+    result: list[dict[str, Any]] = data if isinstance(data, list) else data["objects"]
+    return result
+
+
+def add_objects(em: TwentyEmulator, count: int) -> None:
+    """Declare ``count`` more objects (a workspace has dozens of standard ones)."""
+    for i in range(count):
+        em.add_object(f"thing{i}", f"things{i}", {"title": "TEXT"})
+
+
+# -- shapes and fields -----------------------------------------------------------------------------
+
+
+def test_metadata__default_is_the_bare_list_of_new_workspaces(client: httpx.Client) -> None:
+    body = client.get(METADATA).json()
+    assert isinstance(body["data"], list)
+    assert body["totalCount"] == 1
+    assert set(body["pageInfo"]) == {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
+    [obj] = body["data"]
+    assert (obj["nameSingular"], obj["namePlural"]) == ("repProgression", "repProgressions")
+    assert body["pageInfo"]["startCursor"] == body["pageInfo"]["endCursor"] == obj["id"]
+
+
+def test_metadata__legacy_shape_nests_objects(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.metadata_shape = "objects"
+    body = client.get(METADATA).json()
+    assert [obj["namePlural"] for obj in body["data"]["objects"]] == ["repProgressions"]
+    assert body["totalCount"] == 1 and "pageInfo" in body
+    em.reset()
+    assert em.metadata_shape == "list"
+    with pytest.raises(ValueError):
+        TwentyEmulator(metadata_shape="tree")
+
+
+def test_metadata__fields_carry_what_a_client_checks(client: httpx.Client) -> None:
+    [obj] = objects_of(client.get(METADATA).json())
+    fields = {field["name"]: field for field in obj["fields"]}
+    types = {name: field["type"] for name, field in fields.items()}
+    assert {name: types[name] for name in REP_PROGRESSION_FIELDS} == REP_PROGRESSION_FIELDS
+    assert (types["id"], types["updatedAt"], types["position"]) == ("UUID", "DATE_TIME", "POSITION")
+    assert types["createdBy"] == "ACTOR"
+    assert fields["name"]["isSystem"] is False and fields["id"]["isSystem"] is True
+    assert fields["name"]["isNullable"] is True and fields["id"]["isNullable"] is False
+    assert all(field["objectMetadataId"] == obj["id"] for field in fields.values())
+    assert "options" not in fields["name"]
+
+
+def test_metadata__select_fields_list_their_options(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    em.add_field("tier", "SELECT", options=("BRONZE", "SILVER", "GOLD"))
+    em.add_field("stars", "RATING")
+    [obj] = objects_of(client.get(METADATA).json())
+    fields = {field["name"]: field for field in obj["fields"]}
+    options = fields["tier"]["options"]
+    assert [option["value"] for option in options] == ["BRONZE", "SILVER", "GOLD"]
+    assert [option["position"] for option in options] == [0, 1, 2]
+    assert {"id", "label", "color"} <= set(options[0])
+    assert [option["value"] for option in fields["stars"]["options"]] == [
+        f"RATING_{i}" for i in range(1, 6)
+    ]
+
+
+# -- paging ----------------------------------------------------------------------------------------
+
+
+def test_metadata__pages_by_id_descending_with_object_id_cursors(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    add_objects(em, 4)
+    first = client.get(METADATA, params={"limit": 2}).json()
+    assert first["totalCount"] == 5 and first["pageInfo"]["hasNextPage"] is True
+    assert first["pageInfo"]["hasPreviousPage"] is False
+    seen = [obj["id"] for obj in objects_of(first)]
+    cursor = first["pageInfo"]["endCursor"]
+    while True:
+        page = client.get(METADATA, params={"limit": 2, "starting_after": cursor}).json()
+        assert page["pageInfo"]["hasPreviousPage"] is True
+        seen += [obj["id"] for obj in objects_of(page)]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        cursor = page["pageInfo"]["endCursor"]
+    assert seen == sorted(seen, reverse=True) and len(set(seen)) == 5
+
+
+def test_metadata__ending_before_reads_the_previous_page(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    add_objects(em, 4)
+    everything = [obj["id"] for obj in objects_of(client.get(METADATA).json())]
+    page = client.get(METADATA, params={"limit": 2, "ending_before": everything[3]}).json()
+    assert [obj["id"] for obj in objects_of(page)] == everything[1:3]
+    assert page["pageInfo"] == {
+        "hasNextPage": True,
+        "hasPreviousPage": True,
+        "startCursor": everything[1],
+        "endCursor": everything[2],
+    }
+
+
+def test_metadata__default_page_holds_1000_objects(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    add_objects(em, 70)
+    body = client.get(METADATA).json()
+    assert len(objects_of(body)) == 71 and body["pageInfo"]["hasNextPage"] is False
+    em.metadata_default_limit = 60  # the earlier release used the record default
+    body = client.get(METADATA).json()
+    assert len(objects_of(body)) == 60 and body["pageInfo"]["hasNextPage"] is True
+    assert len(objects_of(client.get(METADATA, params={"limit": 5000}).json())) == 71
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"limit": "abc"}, "limit 'abc' is invalid. Should be an integer"),
+        ({"limit": "1.5"}, "limit '1.5' is invalid. Should be an integer"),
+        ({"limit": "-1"}, "limit '-1' is invalid. Should be an integer"),
+        ({"starting_after": "nope"}, "Invalid cursor: nope"),
+        (
+            {"starting_after": str(uuid.uuid4()), "ending_before": str(uuid.uuid4())},
+            "'starting_after' and 'ending_before' cannot be used together.",
+        ),
+    ],
+)
+def test_metadata__rejects_bad_paging(
+    client: httpx.Client, params: dict[str, str], message: str
+) -> None:
+    response = client.get(METADATA, params=params)
+    assert_bad_request(response)
+    assert response.json()["messages"] == [message]
+
+
+# -- the data-model permission ---------------------------------------------------------------------
+
+
+def test_metadata__key_without_data_model_permission_is_403(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    em.metadata_forbidden = True
+    response = client.get(METADATA, params={"limit": "abc"})
+    assert response.status_code == 403
+    assert response.json() == {
+        "statusCode": 403,
+        "error": "ForbiddenException",
+        "messages": ["User does not have permission"],
+        "code": "PERMISSION_DENIED",
+    }
+    assert client.get(PATH).status_code == 200
+    assert client.post(PATH, json={"name": "x"}).status_code == 201
+    with httpx.Client(base_url=em.url) as anonymous:
+        assert anonymous.get(METADATA).status_code == 401
+    em.reset()
+    assert client.get(METADATA).status_code == 200
+
+
+# -- field types -----------------------------------------------------------------------------------
+
+
+def list_names(client: httpx.Client, text: str) -> list[str]:
+    """Names of the records a filter selects, by name."""
+    response = client.get(PATH, params={"filter": text, "order_by": "name"})
+    assert response.status_code == 200, response.text
+    return [row["name"] for row in response.json()["data"]["repProgressions"]]
+
+
+def test_date__is_a_plain_calendar_date(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.add_field("joinedOn", "DATE")
+    response = client.post(PATH, json={"name": "a", "joinedOn": "2026-02-28"})
+    assert response.json()["data"]["createRepProgression"]["joinedOn"] == "2026-02-28"
+    em.create({"name": "b", "joinedOn": "2026-11-20"})
+    em.create({"name": "c"})
+    assert list_names(client, "joinedOn[gte]:2026-03-01") == ["b"]
+    assert list_names(client, "joinedOn[is]:NULL") == ["c"]
+    ordered = client.get(PATH, params={"order_by": "joinedOn[DescNullsLast]"}).json()
+    assert [row["name"] for row in ordered["data"]["repProgressions"]] == ["b", "a", "c"]
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-02-30", "2026-11-20T10:00:00.000Z", "20/11/2026", 20261120]
+)
+def test_date__rejects_anything_but_a_valid_day(
+    em: TwentyEmulator, client: httpx.Client, value: Any
+) -> None:
+    em.add_field("joinedOn", "DATE")
+    response = client.post(PATH, json={"name": "x", "joinedOn": value})
+    assert_bad_request(response)
+    assert "joinedOn" in response.json()["messages"][0]
+    assert em.records() == []
+
+
+def test_date__invalid_value_message(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.add_field("joinedOn", "DATE")
+    for value, shown in [("2026-02-30", "'2026-02-30'"), ("2026-11-20T10:00:00Z", None), (5, "5")]:
+        response = client.post(PATH, json={"joinedOn": value})
+        assert_bad_request(response)
+        message = response.json()["messages"][0]
+        assert message.endswith("for date field \"joinedOn\". Expected format: 'YYYY-MM-DD'")
+        if shown is not None:
+            assert message.startswith(f"Invalid value {shown} ")
+    assert_bad_request(client.get(PATH, params={"filter": "joinedOn[gte]:2026-13-01"}))
+    assert em.records() == []
+
+
+def test_select__values_are_options(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.add_field("tier", "SELECT", options=("BRONZE", "SILVER", "GOLD"))
+    em.create({"name": "a", "tier": "GOLD"})
+    em.create({"name": "b", "tier": "SILVER"})
+    em.create({"name": "c"})
+    assert list_names(client, "tier[eq]:GOLD") == ["a"]
+    assert list_names(client, "tier[in]:[GOLD,SILVER]") == ["a", "b"]
+    assert list_names(client, "tier[is]:NULL") == ["c"]
+    assert_bad_request(client.get(PATH, params={"filter": "tier[eq]:PLATINUM"}))
+    assert_bad_request(client.get(PATH, params={"filter": "tier[like]:G%"}))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("PLATINUM", "Invalid value 'PLATINUM' for field \"tier\""),
+        ("gold", "Invalid value 'gold' for field \"tier\""),
+        (3, 'Invalid string value 3 for text field "tier"'),
+    ],
+)
+def test_select__invalid_option_is_the_servers_400(
+    em: TwentyEmulator, client: httpx.Client, value: Any, message: str
+) -> None:
+    em.add_field("tier", "SELECT", options=("BRONZE", "SILVER", "GOLD"))
+    record = em.create({"name": "a", "tier": "GOLD"})
+    for response in (
+        client.post(PATH, json={"tier": value}),
+        client.patch(f"{PATH}/{record['id']}", json={"tier": value}),
+        client.post("/rest/batch/repProgressions", json=[{"tier": value}]),
+    ):
+        assert_bad_request(response)
+        assert response.json()["messages"] == [message]
+    assert em.records() == [record]
+
+
+def test_multi_select__lists_of_options(em: TwentyEmulator, client: httpx.Client) -> None:
+    em.add_field("skills", "MULTI_SELECT", options=("COLD_CALL", "DEMO", "CLOSE"))
+    em.create({"name": "a", "skills": ["DEMO", "CLOSE"]})
+    em.create({"name": "b", "skills": []})
+    assert list_names(client, "skills[containsAny]:[CLOSE]") == ["a"]
+    response = client.post(PATH, json={"skills": ["DEMO", "NAP"]})
+    assert response.json()["messages"] == ["Invalid value 'NAP' for field \"skills\""]
+    assert_bad_request(client.post(PATH, json={"skills": "DEMO"}))
+
+
+def test_add_field__refuses_what_twenty_would_refuse(em: TwentyEmulator) -> None:
+    with pytest.raises(ValueError):
+        em.add_field("tier", "SELECT", options=("gold",))
+    with pytest.raises(ValueError):
+        em.add_field("tier", "SELECT")
+    with pytest.raises(ValueError):
+        em.add_field("name", "TEXT")
+    with pytest.raises(ValueError):
+        em.add_field("position", "NUMBER")
+    with pytest.raises(ValueError):
+        em.add_field("stars", "STARS")
+
+
+def test_unknown_types__rating_links_currency_are_served(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    em.add_field("stars", "RATING")
+    em.add_field("site", "LINKS")
+    em.add_field("quota", "CURRENCY")
+    body = {"name": "a", "stars": "RATING_4", "quota": {"amountMicros": 5_000_000}}
+    record = client.post(PATH, json=body).json()["data"]["createRepProgression"]
+    assert record["stars"] == "RATING_4" and record["site"] is None
+    assert record["quota"] == {"amountMicros": 5_000_000, "currencyCode": None}
+    patch = {"quota": {"currencyCode": "EUR"}, "site": {"primaryLinkUrl": "https://x.test"}}
+    updated = client.patch(f"{PATH}/{record['id']}", json=patch).json()
+    changed = updated["data"]["updateRepProgression"]
+    assert changed["quota"] == {"amountMicros": 5_000_000, "currencyCode": "EUR"}
+    assert changed["site"]["primaryLinkUrl"] == "https://x.test"
+    assert_bad_request(client.post(PATH, json={"stars": "RATING_9"}))
+    assert_bad_request(client.post(PATH, json={"quota": {"amount": 5}}))
+    assert_bad_request(client.post(PATH, json={"quota": 5}))
+    assert_bad_request(client.get(PATH, params={"filter": "quota[eq]:5"}))
+    [obj] = objects_of(client.get(METADATA).json())
+    types = {field["name"]: field["type"] for field in obj["fields"]}
+    assert (types["stars"], types["site"], types["quota"]) == ("RATING", "LINKS", "CURRENCY")
