@@ -226,37 +226,63 @@ def twenty(settings: Settings, mappings: list[Mapping]) -> Iterator[Check]:
     headers = {"Authorization": f"Bearer {settings.twenty_api_key.value}"}
     try:
         with httpx.Client(timeout=TWENTY_TIMEOUT, headers=headers) as client:
-            response = client.get(f"{settings.twenty_api_url}/rest/metadata/objects")
+            objects, status = _metadata(client, f"{settings.twenty_api_url}/rest/metadata/objects")
     except httpx.HTTPError as exc:
         detail = f"cannot reach {settings.twenty_api_url}: {type(exc).__name__}"
         yield Check(name, False, detail, "check TWENTY_API_URL and the network", UNAVAILABLE)
         return
-    if response.status_code in (401, 403):
-        detail = f"API key refused ({response.status_code})"
+    if status == 401:
         hint = "check TWENTY_API_KEY (Settings > APIs & Webhooks in Twenty)"
-        yield Check(name, False, detail, hint, UNAVAILABLE)
+        yield Check(name, False, "API key refused (401)", hint, UNAVAILABLE)
         return
-    if response.status_code != 200:
-        detail = f"Twenty answered {response.status_code}"
+    if status not in (200, 403):
+        detail = f"Twenty answered {status}"
         yield Check(name, False, detail, "check TWENTY_API_URL; try again later", UNAVAILABLE)
         return
     yield Check(name, True, settings.twenty_api_url)
     for mapping in mappings:
-        yield _twenty_fields(mapping, _objects(response))
+        yield _twenty_fields(mapping, objects)
 
 
-def _objects(response: httpx.Response) -> list[dict[str, Any]]:
+def _metadata(client: httpx.Client, url: str) -> tuple[list[dict[str, Any]] | None, int]:
+    """Every object of the data model, page by page (None when the key may not read it), and
+    the status of the last answer."""
+    objects: list[dict[str, Any]] = []
+    params: dict[str, str] = {}
+    while True:
+        response = client.get(url, params=params)
+        if response.status_code == 403:
+            return None, 403  # the key's role lacks the data-model permission
+        if response.status_code != 200:
+            return objects, response.status_code
+        body = _json(response)
+        data = body.get("data")
+        # Current servers answer a bare list; older ones {"objects": [...]}.
+        page = data.get("objects") if isinstance(data, dict) else data
+        objects += [o for o in page if isinstance(o, dict)] if isinstance(page, list) else []
+        info = body.get("pageInfo") or {}
+        if not info.get("hasNextPage") or not info.get("endCursor"):
+            return objects, 200
+        params = {"starting_after": str(info["endCursor"])}
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        return []
-    data = body.get("data") if isinstance(body, dict) else None
-    objects = data.get("objects") if isinstance(data, dict) else None
-    return objects if isinstance(objects, list) else []
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
-def _twenty_fields(mapping: Mapping, objects: list[dict[str, Any]]) -> Check:
+def _twenty_fields(mapping: Mapping, objects: list[dict[str, Any]] | None) -> Check:
     name = f"twenty fields of {mapping.name} (object {mapping.remote_table})"
+    if objects is None:
+        return Check(
+            name,
+            True,
+            "not verified: this API key cannot read the data model (its role lacks the "
+            "data-model permission); records can still be synced",
+        )
     found = next((o for o in objects if o.get("namePlural") == mapping.remote_table), None)
     if found is None:
         detail = f"object {mapping.remote_table!r} not found"
