@@ -145,9 +145,9 @@ def test_list__page_size_101_via_pyairtable_raises(leads: pyairtable.Table) -> N
         ({"fields[]": "Nope"}, "UNKNOWN_FIELD_NAME"),
         ({"sort[0][field]": "Nope"}, "UNKNOWN_FIELD_NAME"),
         ({"sort[0][field]": "Email", "sort[0][direction]": "up"}, "INVALID_REQUEST_UNKNOWN"),
-        ({"view": "Grid view"}, "VIEW_NAME_NOT_FOUND"),
+        ({"view": "No such view"}, "VIEW_NAME_NOT_FOUND"),
         ({"modifiedSince": "2026-01-01"}, "INVALID_REQUEST_UNKNOWN"),
-        ({"returnFieldsByFieldId": "1"}, "INVALID_REQUEST_UNKNOWN"),
+        ({"returnFieldsByFieldId": "maybe"}, "INVALID_REQUEST_UNKNOWN"),
         ({"cellFormat": "string"}, "INVALID_REQUEST_UNKNOWN"),
     ],
 )
@@ -394,9 +394,10 @@ def test_filter__bad_data_does_not_crash(em: AirtableEmulator, leads: pyairtable
 
 def test_filter__fifty_thousand_records_evaluate_fast(em: AirtableEmulator) -> None:
     table = em.table("Leads")
+    score = table.field("ICP Score").id
     for i in range(50_000):
-        table.insert(f"rec{i:014d}", {"ICP Score": i}, T0 + timedelta(milliseconds=i))
-    lookup = lambda name: table.getter(name) if name in table.fields else None  # noqa: E731
+        table.insert(f"rec{i:014d}", {score: i}, T0 + timedelta(milliseconds=i))
+    lookup = table.formula_getter
     formula = str(
         F.AND(F.GTE(LMT, T0 + timedelta(seconds=10)), F.LT(LMT, T0 + timedelta(seconds=20)))
     )
@@ -450,7 +451,7 @@ def test_write__one_invalid_value_applies_nothing(
     assert em.records("Leads") == before
 
 
-def test_write__unknown_record_id_is_404_and_nothing_applied(
+def test_write__unknown_record_id_is_refused_and_nothing_applied(
     em: AirtableEmulator, leads: pyairtable.Table
 ) -> None:
     (known,) = seed(em, 1)
@@ -460,11 +461,13 @@ def test_write__unknown_record_id_is_404_and_nothing_applied(
     ]
     with pytest.raises(requests.HTTPError) as exc:
         leads.batch_update(updates)
-    assert exc.value.response is not None and exc.value.response.status_code == 404
+    assert exc.value.response is not None and exc.value.response.status_code == 422
+    assert error_type(exc) == "ROW_DOES_NOT_EXIST"
     assert "Company" not in (em.get("Leads", known) or {})["fields"]
     with pytest.raises(requests.HTTPError) as missing:
         leads.get("recDOESNOTEXIST00")
-    assert error_type(missing) == "NOT_FOUND"
+    assert missing.value.response is not None and missing.value.response.status_code == 404
+    assert error_type(missing) == "MODEL_ID_NOT_FOUND"
 
 
 @pytest.mark.parametrize(
@@ -623,7 +626,8 @@ def test_rate_limit__sixth_request_is_429_then_lockout_until_it_ends(
     em.clock.advance(0.15)  # the 0.1 s window has passed, the lockout has not
     with pytest.raises(requests.HTTPError) as exc:
         leads.all()
-    assert error_type(exc) == "RATE_LIMIT_REACHED"
+    assert exc.value.response is not None
+    assert exc.value.response.json()["errors"][0]["error"] == "RATE_LIMIT_REACHED"
     em.clock.advance(0.2)
     assert leads.all() == []
 

@@ -7,16 +7,24 @@ Usage::
     api = pyairtable.Api(em.token, endpoint_url=em.url)
     api.table(em.base_id, "Leads").all(formula="...")
     em.stop()
+
+Scenarios are set up with the direct Python API (no HTTP, no rate limit, no log):
+``add_table``, ``add_field``, ``rename_field``, ``field_id``, ``create``, ``update``,
+``set_computed``, ``delete``, ``get``, ``records``; limits with ``limiter``, ``monthly_limit`` /
+``billing_limit_exceeded`` and ``clock``. See docs/fidelity-airtable.md for what is modelled.
 """
 
 from __future__ import annotations
 
 from reconciler.emulators.airtable.evaluate import compile_formula
 from reconciler.emulators.airtable.formula import FormulaError
-from reconciler.emulators.airtable.schema import LEADS_FIELDS, AirtableError
+from reconciler.emulators.airtable.schema import FIELD_TYPES, LEADS_FIELDS, AirtableError
 from reconciler.emulators.airtable.server import AirtableEmulator
+from reconciler.emulators.airtable.workspace import DEFAULT_COLLABORATORS
 
 __all__ = [
+    "DEFAULT_COLLABORATORS",
+    "FIELD_TYPES",
     "LEADS_FIELDS",
     "AirtableEmulator",
     "AirtableError",

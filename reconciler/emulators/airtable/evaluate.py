@@ -33,7 +33,7 @@ from reconciler.emulators.airtable.formula import (
     Node,
     parse,
 )
-from reconciler.emulators.airtable.schema import render_number_text
+from reconciler.emulators.airtable.values import render_number_text
 from reconciler.emulators.base import iso_ms
 
 Evaluator = Callable[[Any], Any]
@@ -209,7 +209,9 @@ class _Compiler:
         if isinstance(node, FieldRef):
             getter = self.lookup(node.name)
             if getter is None:
-                raise FormulaError(f"Unknown field names: {node.name}")
+                # Airtable lowercases the name in this message ("Unknown field names:
+                # fldcxsg01lijsin4p", gtalarico/pyairtable#158).
+                raise FormulaError(f"Unknown field names: {node.name.lower()}")
             return _Expr(getter)
         if isinstance(node, Negate):
             return self.negate(self.compile(node.operand))

@@ -43,6 +43,8 @@ class ListOptions:
     fields: list[str] | None = None
     sort: list[tuple[str, str]] = field(default_factory=list)
     comment_count: bool = False
+    by_id: bool = False
+    view: str | None = None
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -76,12 +78,28 @@ def _apply_common(options: ListOptions, name: str, value: Any) -> None:
         if not isinstance(value, str):
             raise bad_request(f"{name} must be a string")
     elif name == "returnFieldsByFieldId":
-        if value not in (False, None, "", "0", "false"):
-            raise bad_request("returnFieldsByFieldId is not supported")
+        options.by_id = flag(name, value)
     elif name == "view":
-        raise unprocessable("VIEW_NAME_NOT_FOUND", f'Could not find view "{value}" in this table')
+        if not isinstance(value, str):
+            raise bad_request("view must be a string")
+        options.view = value
     else:
         raise bad_request(f"unknown parameter {name!r}")
+
+
+def flag(name: str, value: Any) -> bool:
+    """A boolean option: JSON true/false in a body, ``1``/``0``/``true``/``false`` in a query.
+
+    ``returnFieldsByFieldId`` is a query parameter of list and get-record
+    (https://airtable.com/developers/web/api/get-record#query-returnfieldsbyfieldid) and a body
+    key of listRecords, create and update (pyairtable ``api/params.py`` sends ``int(...)`` in a
+    query and ``bool(...)`` in a body; gtalarico/pyairtable#252: writes read it from the body).
+    """
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("1", "true", "0", "false", ""):
+        return value.lower() in ("1", "true")
+    raise bad_request(f"{name} must be a boolean")
 
 
 def _record_metadata(values: Any) -> bool:
@@ -129,7 +147,7 @@ def options_from_body(body: Any, query: dict[str, list[str]]) -> ListOptions:
     for name, value in body.items():
         if name == "fields":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise bad_request("fields must be a list of field names")
+                raise bad_request("fields must be a list of field names or ids")
             options.fields = list(value)
         elif name == "sort":
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -175,14 +193,29 @@ def _sort_key(getter: Getter) -> Any:
     return key
 
 
+def _view_order(table: Table, view: str | None) -> list[StoredRecord]:
+    """Records in a view's order (creation order: the emulator's views neither filter nor
+    sort), or in an arbitrary stable order without a view ("Without sort or view, order is
+    arbitrary")."""
+    if view is None:
+        return sorted(table.records.values(), key=lambda record: record.id)
+    if not any(view in (found["id"], found["name"]) for found in table.views):
+        raise unprocessable("VIEW_NAME_NOT_FOUND", f'Could not find view "{view}" in this table')
+    return sorted(table.records.values(), key=lambda record: record.number)
+
+
 def select(table: Table, options: ListOptions) -> list[str]:
-    """The ordered ids of the records matching the request (evaluated once, for page one)."""
+    """The ordered ids of the records matching the request (evaluated once, for page one).
+
+    ``sort`` and ``fields`` take names or ids (interchangeable wherever the API takes a field
+    name: ngocnicholas/airtable.net#42, Airtable's 2022 changelog in gtalarico/pyairtable#158);
+    ``filterByFormula`` takes names only (see :meth:`Table.formula_getter`).
+    """
     sorts = [(table.field(name), direction) for name, direction in options.sort]
-    records = sorted(table.records.values(), key=lambda record: record.id)
+    records = _view_order(table, options.view)
     if options.formula and options.formula.strip():
-        lookup = lambda name: table.getter(name) if name in table.fields else None  # noqa: E731
         try:
-            predicate = compile_formula(options.formula, lookup)
+            predicate = compile_formula(options.formula, table.formula_getter)
         except FormulaError as exc:
             raise unprocessable(
                 "INVALID_FILTER_BY_FORMULA",
@@ -190,7 +223,7 @@ def select(table: Table, options: ListOptions) -> list[str]:
             ) from None
         records = [record for record in records if predicate(record)]
     for column, direction in reversed(sorts):
-        records.sort(key=_sort_key(table.getter(column.name)), reverse=direction == "desc")
+        records.sort(key=_sort_key(table.getter(column.id)), reverse=direction == "desc")
     if options.max_records is not None:
         records = records[: options.max_records]
     return [record.id for record in records]
@@ -264,7 +297,7 @@ def list_page(
         record = table.records.get(iterator.ids[position])
         position += 1
         if record is not None:
-            page.append(_rendered(table, record, only, options.comment_count))
+            page.append(_rendered(table, record, only, options))
     while position < len(iterator.ids) and iterator.ids[position] not in table.records:
         position += 1
     body: dict[str, Any] = {"records": page}
@@ -274,9 +307,9 @@ def list_page(
 
 
 def _rendered(
-    table: Table, record: StoredRecord, only: list[FieldDef] | None, comment_count: bool
+    table: Table, record: StoredRecord, only: list[FieldDef] | None, options: ListOptions
 ) -> dict[str, Any]:
-    rendered = table.render(record, only)
-    if comment_count:
+    rendered = table.render(record, only, by_id=options.by_id)
+    if options.comment_count:
         rendered["commentCount"] = 0
     return rendered

@@ -1,20 +1,17 @@
-"""Field types of the Airtable emulator: validation, typecasting, rendering and field metadata.
+"""The Airtable emulator's field model: errors, field definitions, their options and metadata.
 
-Stored values are normalized: text is ``str``, numbers ``int``/``float``, checkboxes ``True``,
-dates ``datetime.date``, datetimes aware UTC ``datetime`` truncated to milliseconds, multiple
-selects a ``list[str]``. An empty cell is simply absent from the stored mapping, so "", [],
-false and null all mean "empty", exactly as the API omits them on read.
+Field types, their options and their cell shapes follow Airtable's field model
+(https://airtable.com/developers/web/api/field-model) and pyairtable's schema models
+(``pyairtable/models/schema.py``, whose option classes a test parses every field with).
+Values themselves are validated and rendered in :mod:`.values`.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-
-from reconciler.emulators.base import iso_ms
 
 LEADS_FIELDS: dict[str, str] = {
     "First Name": "singleLineText",
@@ -43,20 +40,56 @@ LEADS_FIELDS: dict[str, str] = {
 }
 
 TEXT_TYPES = frozenset(
-    {"singleLineText", "email", "phoneNumber", "multilineText", "url", "richText", "singleSelect"}
+    {"singleLineText", "email", "phoneNumber", "multilineText", "url", "richText"}
 )
-NUMBER_TYPES = frozenset({"number", "currency", "percent", "rating"})
-COMPUTED_TYPES = frozenset({"lastModifiedTime", "createdTime", "autoNumber", "formula"})
-FIELD_TYPES = (
-    TEXT_TYPES | NUMBER_TYPES | COMPUTED_TYPES | {"checkbox", "date", "dateTime", "multipleSelects"}
+NUMBER_TYPES = frozenset({"number", "currency", "percent", "duration"})
+SELECT_TYPES = frozenset({"singleSelect", "multipleSelects"})
+# Read-only types: the field model marks their cells "(read only)"; writing one answers 422
+# INVALID_VALUE_FOR_COLUMN 'Field "X" cannot accept a value because the field is computed'
+# (recorded from api.airtable.com in grouparoo/grouparoo
+# plugins/@grouparoo/airtable/__tests__/fixtures/no-meta-access/export-records.js).
+COMPUTED_TYPES = frozenset(
+    {
+        "lastModifiedTime",
+        "createdTime",
+        "autoNumber",
+        "formula",
+        "rollup",
+        "count",
+        "multipleLookupValues",
+        "createdBy",
+        "lastModifiedBy",
+        "button",
+        "aiText",
+    }
 )
+OTHER_WRITABLE_TYPES = frozenset(
+    {
+        "checkbox",
+        "date",
+        "dateTime",
+        "rating",
+        "barcode",
+        "singleCollaborator",
+        "multipleCollaborators",
+        "multipleRecordLinks",
+    }
+)
+FIELD_TYPES = TEXT_TYPES | NUMBER_TYPES | SELECT_TYPES | COMPUTED_TYPES | OTHER_WRITABLE_TYPES
 
-_ISO_DATETIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
+# Colors Airtable gives new select choices (field-model "multiselect" allowed colors).
+CHOICE_COLORS = (
+    "blueLight2",
+    "cyanLight2",
+    "tealLight2",
+    "greenLight2",
+    "yellowLight2",
+    "orangeLight2",
+    "redLight2",
+    "pinkLight2",
+    "purpleLight2",
+    "grayLight2",
 )
-_ISO_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TRUE_WORDS = frozenset({"true", "1", "yes", "y", "checked", "on"})
-_FALSE_WORDS = frozenset({"false", "0", "no", "n", "unchecked", "off", ""})
 
 
 class AirtableError(Exception):
@@ -75,180 +108,133 @@ def unprocessable(kind: str, message: str) -> AirtableError:
 
 
 def unknown_field(name: str) -> AirtableError:
-    """The 422 Airtable answers for a field name it does not know."""
+    """The 422 Airtable answers for a field name (or id) it does not know."""
     return unprocessable("UNKNOWN_FIELD_NAME", f'Unknown field name: "{name}"')
 
 
-@dataclass(frozen=True)
+@dataclass
 class FieldDef:
-    """One column of a table."""
+    """One column of a table: its id (kept through renames), name, type, options, description."""
 
     id: str
     name: str
     type: str
+    options: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None
 
     @property
     def computed(self) -> bool:
         """Whether the server computes this field (clients can never write it)."""
         return self.type in COMPUTED_TYPES
 
+    @property
+    def date_only(self) -> bool:
+        """Whether a created/last-modified time field shows a date (``result.type`` ``date``)."""
+        result = self.options.get("result")
+        return isinstance(result, dict) and result.get("type") == "date"
 
-def truncate_ms(moment: datetime) -> datetime:
-    """An aware datetime converted to UTC and truncated to whole milliseconds."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: pass an aware datetime")
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def is_empty(value: Any) -> bool:
-    """Whether Airtable treats the value as an empty cell ("", [], false, null)."""
-    return value is None or value is False or value == "" or value == []
+    def choice_names(self) -> list[str]:
+        """The names of a select field's choices."""
+        return [choice["name"] for choice in self.options.get("choices", [])]
 
 
-def coerce(field: FieldDef, value: Any, *, typecast: bool) -> Any:
-    """Validate a value written to ``field``; returns the stored form (None: empty cell).
-
-    Raises:
-        AirtableError: 422 ``INVALID_VALUE_FOR_COLUMN`` for a computed field or a bad value.
-    """
-    if field.computed:
-        raise unprocessable(
-            "INVALID_VALUE_FOR_COLUMN",
-            f'Field "{field.name}" cannot accept a value because the field is computed',
-        )
-    if value is None:
-        return None
-    try:
-        stored = _convert(field.type, value, typecast)
-    except (TypeError, ValueError, OverflowError):
-        raise unprocessable(
-            "INVALID_VALUE_FOR_COLUMN",
-            f'Field "{field.name}" cannot accept the provided value: {value!r}',
-        ) from None
-    return None if is_empty(stored) else stored
-
-
-def _convert(kind: str, value: Any, typecast: bool) -> Any:
-    if kind in TEXT_TYPES:
-        return _to_text(value, typecast)
-    if kind in NUMBER_TYPES:
-        return _to_number(value, typecast)
-    if kind == "checkbox":
-        return _to_checkbox(value, typecast)
-    if kind == "dateTime":
-        return _to_datetime(value, typecast)
-    if kind == "date":
-        return _to_date(value, typecast)
-    if kind == "multipleSelects":
-        return _to_choices(value, typecast)
-    raise TypeError(f"unsupported field type {kind}")
-
-
-def _to_text(value: Any, typecast: bool) -> str:
-    if isinstance(value, str):
-        return value
-    if typecast and isinstance(value, int | float) and not isinstance(value, bool):
-        return render_number_text(value)
-    raise TypeError("text expected")
-
-
-def _to_number(value: Any, typecast: bool) -> int | float:
-    if isinstance(value, str) and typecast:
-        text = value.strip()
-        value = int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError("number expected")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("finite number expected")
-    return value
-
-
-def _to_checkbox(value: Any, typecast: bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    if typecast and isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
-        return value.strip().lower() in _TRUE_WORDS
-    if typecast and isinstance(value, int | float):
-        return bool(value)
-    raise TypeError("boolean expected")
-
-
-def _to_datetime(value: Any, typecast: bool) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError("ISO-8601 string expected")
-    if typecast and _ISO_DATE_RE.match(value):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    if not _ISO_DATETIME_RE.match(value):
-        raise ValueError("ISO-8601 datetime with a time zone expected")
-    return truncate_ms(datetime.fromisoformat(value.replace("Z", "+00:00")))
-
-
-def _to_date(value: Any, typecast: bool) -> date:
-    if not isinstance(value, str):
-        raise TypeError("YYYY-MM-DD expected")
-    if typecast and _ISO_DATETIME_RE.match(value):
-        return _to_datetime(value, False).date()
-    if not _ISO_DATE_RE.match(value):
-        raise ValueError("YYYY-MM-DD expected")
-    return date.fromisoformat(value)
-
-
-def _to_choices(value: Any, typecast: bool) -> list[str]:
-    if typecast and isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise TypeError("list of strings expected")
-    return list(value)
-
-
-def render_number_text(value: int | float) -> str:
-    """A number as Airtable writes it in text: integers without a decimal point."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def render(value: Any) -> Any:
-    """A stored value in its JSON API form."""
-    if isinstance(value, datetime):
-        return iso_ms(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return list(value)
-    return value
-
+# -- options ---------------------------------------------------------------------------------------
 
 _DATE_FORMAT = {"name": "iso", "format": "YYYY-MM-DD"}
+_DATE_OPTIONS = {"dateFormat": _DATE_FORMAT}
 _DATETIME_OPTIONS = {
     "timeZone": "utc",
     "dateFormat": _DATE_FORMAT,
     "timeFormat": {"name": "24hour", "format": "HH:mm"},
 }
-_FIELD_OPTIONS: dict[str, dict[str, Any]] = {
+# Read formats of each type's options (field model; pyairtable *FieldOptions classes).
+_DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "number": {"precision": 0},
-    "currency": {"precision": 2, "symbol": "$"},
     "percent": {"precision": 0},
+    "currency": {"precision": 2, "symbol": "$"},
+    "duration": {"durationFormat": "h:mm"},
     "rating": {"max": 5, "icon": "star", "color": "yellowBright"},
     "checkbox": {"color": "greenBright", "icon": "check"},
-    "date": {"dateFormat": _DATE_FORMAT},
+    "date": _DATE_OPTIONS,
     "dateTime": _DATETIME_OPTIONS,
     "singleSelect": {"choices": []},
     "multipleSelects": {"choices": []},
-    "lastModifiedTime": {
-        "isValid": True,
-        "referencedFieldIds": [],
-        "result": {"type": "dateTime", "options": _DATETIME_OPTIONS},
-    },
-    "createdTime": {"result": {"type": "dateTime", "options": _DATETIME_OPTIONS}},
+    "lastModifiedTime": {"isValid": True, "referencedFieldIds": [], "result": "dateTime"},
+    "createdTime": {"result": "dateTime"},
     "formula": {"formula": "BLANK()", "isValid": True, "referencedFieldIds": [], "result": None},
+    "rollup": {"isValid": True, "referencedFieldIds": [], "result": None},
+    "count": {"isValid": True, "recordLinkFieldId": None},
+    "multipleLookupValues": {"isValid": True, "recordLinkFieldId": None, "result": None},
+    "aiText": {"prompt": [], "referencedFieldIds": []},
+    "multipleRecordLinks": {"isReversed": False, "prefersSingleRecordLink": False},
 }
 
 
-def field_schema(field: FieldDef) -> dict[str, Any]:
-    """A field as the metadata API describes it."""
-    schema: dict[str, Any] = {"id": field.id, "name": field.name, "type": field.type}
-    if field.type in _FIELD_OPTIONS:
-        schema["options"] = _FIELD_OPTIONS[field.type]
+def time_result(kind: Any) -> dict[str, Any]:
+    """A created/last-modified time ``result``: always a date or date-time field config."""
+    if isinstance(kind, dict):
+        kind = kind.get("type")
+    if kind not in ("date", "dateTime"):
+        raise ValueError(f"result must be 'date' or 'dateTime', got {kind!r}")
+    options = _DATE_OPTIONS if kind == "date" else _DATETIME_OPTIONS
+    return {"type": kind, "options": copy.deepcopy(options)}
+
+
+def build_options(
+    kind: str,
+    given: Mapping[str, Any] | None,
+    new_id: Callable[[str], str],
+    resolve: Callable[[str], str],
+) -> dict[str, Any]:
+    """A field's options in Airtable's read shape: defaults overlaid with ``given``.
+
+    Select ``choices`` may be plain names or ``{name, color?}``; each gets a ``sel…`` id and a
+    color. ``referencedFieldIds`` may name fields by name or id (``resolve`` maps to ids), and a
+    time ``result`` may be just ``"date"`` or ``"dateTime"``.
+    """
+    options = copy.deepcopy(_DEFAULT_OPTIONS.get(kind, {}))
+    options.update(copy.deepcopy(dict(given or {})))
+    if kind in SELECT_TYPES:
+        options["choices"] = _choices(options.get("choices", []), new_id)
+    if kind in ("lastModifiedTime", "createdTime"):
+        options["result"] = time_result(options.get("result"))
+    if kind in ("lastModifiedTime", "formula", "rollup", "aiText") and options.get(
+        "referencedFieldIds"
+    ):
+        options["referencedFieldIds"] = [resolve(ref) for ref in options["referencedFieldIds"]]
+    if kind == "multipleRecordLinks" and "linkedTableId" not in options:
+        raise ValueError("a multipleRecordLinks field needs options={'linkedTableId': ...}")
+    return options
+
+
+def _choices(given: Any, new_id: Callable[[str], str]) -> list[dict[str, Any]]:
+    choices: list[dict[str, Any]] = []
+    for index, entry in enumerate(given):
+        choice = {"name": entry} if isinstance(entry, str) else dict(entry)
+        if not isinstance(choice.get("name"), str) or not choice["name"]:
+            raise ValueError(f"a select choice needs a name, got {entry!r}")
+        choice.setdefault("id", new_id("sel"))
+        choice.setdefault("color", CHOICE_COLORS[index % len(CHOICE_COLORS)])
+        choices.append({"id": choice["id"], "name": choice["name"], "color": choice["color"]})
+    return choices
+
+
+def add_choice(column: FieldDef, name: str, new_id: Callable[[str], str]) -> None:
+    """Add a select option, as ``typecast: true`` does for a name that matches none."""
+    choices = column.options.setdefault("choices", [])
+    color = CHOICE_COLORS[len(choices) % len(CHOICE_COLORS)]
+    choices.append({"id": new_id("sel"), "name": name, "color": color})
+
+
+def field_schema(column: FieldDef) -> dict[str, Any]:
+    """A field as the metadata API describes it: id, name, type, options, description if set.
+
+    Shape from https://airtable.com/developers/web/api/get-base-schema (``description`` appears
+    only when set; ``options`` only for types that have them).
+    """
+    schema: dict[str, Any] = {"id": column.id, "name": column.name, "type": column.type}
+    if column.options:
+        schema["options"] = copy.deepcopy(column.options)
+    if column.description:
+        schema["description"] = column.description
     return schema

@@ -1,32 +1,25 @@
-"""The Airtable Web API emulator: routing, the base's tables, and a direct Python API for tests."""
+"""The Airtable Web API emulator: routing, limits, and the HTTP handlers over the workspace."""
 
 from __future__ import annotations
 
 import random
-import string
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlencode
 
 from reconciler.emulators.airtable.listing import (
     Iterators,
     bad_request,
+    flag,
     list_page,
     options_from_body,
     options_from_query,
 )
-from reconciler.emulators.airtable.schema import (
-    FIELD_TYPES,
-    LEADS_FIELDS,
-    AirtableError,
-    FieldDef,
-    field_schema,
-    truncate_ms,
-)
+from reconciler.emulators.airtable.meta import base_schema, billing_limit_exceeded, rate_limited
+from reconciler.emulators.airtable.schema import LEADS_FIELDS, AirtableError
 from reconciler.emulators.airtable.store import Table
+from reconciler.emulators.airtable.workspace import Workspace
 from reconciler.emulators.airtable.writes import (
-    WriteContext,
     create_records,
     delete_record,
     delete_records,
@@ -37,7 +30,6 @@ from reconciler.emulators.airtable.writes import (
 from reconciler.emulators.base import EmulatorServer, Request, Response, SlidingWindowLimiter
 
 MAX_URL_LENGTH = 16_000
-_ALPHANUMERIC = string.ascii_letters + string.digits
 _FORBIDDEN = (
     "Invalid permissions, or the requested model was not found. Check that both your user and "
     "your token have the required permissions, and that the model names and/or ids are correct."
@@ -46,7 +38,7 @@ _FORBIDDEN = (
 Handler = Callable[[Table, Request], Any]
 
 
-class AirtableEmulator(EmulatorServer):
+class AirtableEmulator(Workspace, EmulatorServer):
     """A strict local emulator of one Airtable base, starting with a ``Leads`` table.
 
     Args:
@@ -56,7 +48,12 @@ class AirtableEmulator(EmulatorServer):
         lockout: seconds every request is refused after going over the rate limit.
         latency: seconds to wait before answering each request.
         iterator_ttl: seconds a list iterator (``offset``) survives without being used.
-        seed: seeds the record, table and field ids.
+        seed: seeds the record, table, field and option ids.
+
+    Attributes:
+        monthly_limit: data-API calls the workspace may make this month (None: no cap); once
+            ``calls_this_month`` reaches it, every data request answers 429
+            ``PUBLIC_API_BILLING_LIMIT_EXCEEDED`` until :meth:`new_month`.
     """
 
     def __init__(
@@ -75,126 +72,44 @@ class AirtableEmulator(EmulatorServer):
         self._defaults = (rate_limit, lockout, iterator_ttl, seed)
         self.limiter = SlidingWindowLimiter(rate_limit, 1.0, lockout)
         self.iterator_ttl = iterator_ttl
-        self._rng = random.Random(seed)
+        self.monthly_limit: int | None = None
+        self.calls_this_month = 0
         self._iterators = Iterators(random.Random(seed + 1))
-        self._tables: dict[str, Table] = {}
+        self._init_workspace(seed)
         self.reset()
 
     def reset(self) -> None:
         """Return to the freshly constructed state (only ``Leads``, empty) without restarting:
-        forgets tables, records, iterators, the request log, pending faults and clock changes,
-        and restores the limiter and ``iterator_ttl`` from the constructor arguments."""
+        forgets tables, records, iterators, the request log, pending faults, clock changes and
+        the monthly cap, and restores the limiter and ``iterator_ttl`` from the constructor."""
         rate_limit, lockout, iterator_ttl, seed = self._defaults
         with self.lock:
             self.limiter = SlidingWindowLimiter(rate_limit, 1.0, lockout)
             self.iterator_ttl = iterator_ttl
-            self._rng = random.Random(seed)
+            self.monthly_limit, self.calls_this_month = None, 0
             self._iterators = Iterators(random.Random(seed + 1))
-            self._tables.clear()
+            self._init_workspace(seed)
             self.clock.reset()
             self.faults.clear()
             self.requests.clear()
             self.add_table("Leads", LEADS_FIELDS)
 
-    # -- the base --------------------------------------------------------------------------------
+    # -- the monthly call cap --------------------------------------------------------------------
 
-    def _new_id(self, prefix: str) -> str:
-        return prefix + "".join(self._rng.choices(_ALPHANUMERIC, k=14))
+    @property
+    def billing_limit_exceeded(self) -> bool:
+        """Whether the workspace has spent its monthly API calls (settable: True exhausts the
+        cap now, False lifts it)."""
+        return self.monthly_limit is not None and self.calls_this_month >= self.monthly_limit
 
-    def _new_record_id(self) -> str:
-        while True:
-            record_id = self._new_id("rec")
-            if all(record_id not in table.records for table in self._tables.values()):
-                return record_id
+    @billing_limit_exceeded.setter
+    def billing_limit_exceeded(self, exceeded: bool) -> None:
+        self.monthly_limit = self.calls_this_month if exceeded else None
 
-    def add_table(self, name: str, fields: dict[str, str]) -> str:
-        """Add a table with these fields (name -> Airtable field type); returns its id."""
-        unknown = sorted(set(fields.values()) - FIELD_TYPES)
-        if not fields:
-            raise ValueError("a table needs at least one field")
-        if unknown:
-            raise ValueError(f"unsupported field types {unknown}")
+    def new_month(self) -> None:
+        """Start a new billing month: the call count goes back to zero."""
         with self.lock:
-            if self._find_table(name) is not None:
-                raise ValueError(f"table {name!r} already exists")
-            columns = [FieldDef(self._new_id("fld"), key, kind) for key, kind in fields.items()]
-            table = Table(self._new_id("tbl"), name, columns)
-            self._tables[table.id] = table
-            return table.id
-
-    def _find_table(self, key: str) -> Table | None:
-        if key in self._tables:
-            return self._tables[key]
-        return next((t for t in self._tables.values() if t.name == key), None)
-
-    def table(self, key: str) -> Table:
-        """The table with this name or id (KeyError if none)."""
-        found = self._find_table(key)
-        if found is None:
-            raise KeyError(key)
-        return found
-
-    def _now(self) -> datetime:
-        return truncate_ms(self.clock.now())
-
-    def _context(self, table: Table, modified_at: datetime | None = None) -> WriteContext:
-        at = self._now() if modified_at is None else truncate_ms(modified_at)
-        return WriteContext(table, at, self._new_record_id)
-
-    # -- direct Python API (no HTTP, no rate limit, no log) --------------------------------------
-
-    def create(
-        self,
-        table: str,
-        fields: dict[str, Any],
-        *,
-        modified_at: datetime | None = None,
-        validate: bool = True,
-    ) -> dict[str, Any]:
-        """Create a record as a user would; ``validate=False`` stores values unchecked."""
-        with self.lock:
-            ctx = self._context(self.table(table), modified_at)
-            values = ctx.table.coerce_fields(fields, validate=validate)
-            return ctx.table.render(ctx.table.insert(ctx.new_id(), values, ctx.now))
-
-    def update(
-        self,
-        table: str,
-        record_id: str,
-        fields: dict[str, Any],
-        *,
-        modified_at: datetime | None = None,
-        validate: bool = True,
-    ) -> dict[str, Any]:
-        """Edit a record as a user would (merge; None clears). ``modified_at`` sets the
-        modified time explicitly; otherwise it moves to the clock's now if a value changed."""
-        with self.lock:
-            ctx = self._context(self.table(table), modified_at)
-            record = ctx.table.records.get(record_id)
-            if record is None:
-                raise not_found(record_id)
-            values = ctx.table.coerce_fields(fields, validate=validate)
-            forced = modified_at is not None
-            ctx.table.apply(record, values, replace=False, at=ctx.now, force_time=forced)
-            return ctx.table.render(record)
-
-    def delete(self, table: str, record_id: str) -> None:
-        """Delete a record (AirtableError 404 if it does not exist)."""
-        with self.lock:
-            delete_record(self.table(table), record_id)
-
-    def get(self, table: str, record_id: str) -> dict[str, Any] | None:
-        """A record in the API shape, or None."""
-        with self.lock:
-            found = self.table(table)
-            record = found.records.get(record_id)
-            return None if record is None else found.render(record)
-
-    def records(self, table: str) -> list[dict[str, Any]]:
-        """Every record of a table in the API shape, in creation order."""
-        with self.lock:
-            found = self.table(table)
-            return [found.render(record) for record in found.records.values()]
+            self.calls_this_month = 0
 
     # -- EmulatorServer hooks --------------------------------------------------------------------
 
@@ -203,10 +118,16 @@ class AirtableEmulator(EmulatorServer):
         return Response(status, {"error": {"type": kind, "message": message}})
 
     def admit(self, now: float) -> Response | None:
-        """Airtable's per-base limit: over ``rate_limit`` a second, 429 and a lockout."""
-        if self.limiter.admit(now):
+        """Airtable's per-base limit: over ``rate_limit`` a second, 429 and a lockout.
+
+        https://airtable.com/developers/web/api/rate-limits: "you will receive a 429 status code
+        and will need to wait 30 seconds before subsequent requests will succeed". Requests sent
+        during the lockout are refused; nothing documents that they extend it, so they do not.
+        With the monthly cap spent, the billing 429 answers instead (see :meth:`dispatch`).
+        """
+        if self.billing_limit_exceeded or self.limiter.admit(now):
             return None
-        return self.error(429, "RATE_LIMIT_REACHED", "Rate limit exceeded. Please try again later")
+        return rate_limited()
 
     def dispatch(self, request: Request) -> Response:
         """Route one request and turn API errors into error responses."""
@@ -237,6 +158,9 @@ class AirtableEmulator(EmulatorServer):
         handler = self._handler(request.method, parts)
         if handler is None:
             return _no_route()
+        if self.billing_limit_exceeded:
+            return billing_limit_exceeded()
+        self.calls_this_month += 1
         return Response(200, handler(self._resolve(parts[0], parts[1]), request))
 
     def _handler(self, method: str, parts: list[str]) -> Handler | None:
@@ -288,35 +212,29 @@ class AirtableEmulator(EmulatorServer):
         return list_page(table, options, self._iterators, self.clock.monotonic(), self.iterator_ttl)
 
     def _get_record(self, table: Table, record_id: str, request: Request) -> Any:
+        by_id = False
         for name, values in request.query.items():
             if name not in ("cellFormat", "timeZone", "userLocale", "returnFieldsByFieldId"):
                 raise bad_request(f"unknown parameter {name!r}")
             if name == "cellFormat" and values != ["json"]:
                 raise bad_request("only cellFormat=json is supported")
-            if name == "returnFieldsByFieldId" and values[0] not in ("", "0", "false"):
-                raise bad_request("returnFieldsByFieldId is not supported")
-        record = table.records.get(record_id)
-        if record is None:
+            if name == "returnFieldsByFieldId":
+                by_id = flag(name, values[0])
+        # Airtable finds a record by id anywhere in the base, whatever table the URL names
+        # (gtalarico/pyairtable#375, Airtable/airtable.js#117: "record IDs are unique within a
+        # base"); it is rendered with its own table's fields.
+        owner = next((t for t in self._tables.values() if record_id in t.records), None)
+        if owner is None:
             raise not_found(record_id)
-        return table.render(record)
+        return owner.render(owner.records[record_id], by_id=by_id)
 
     def _meta(self, base_id: str, request: Request) -> Response:
         if base_id != self.base_id:
             return self.error(403, "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND", _FORBIDDEN)
-        unknown = sorted(set(request.query) - {"include", "include[]"})
-        if unknown:
-            return self.error(422, "INVALID_REQUEST_UNKNOWN", f"unknown parameters {unknown}")
-        tables = [
-            {
-                "id": table.id,
-                "name": table.name,
-                "primaryFieldId": next(iter(table.fields.values())).id,
-                "fields": [field_schema(column) for column in table.fields.values()],
-                "views": [],
-            }
-            for table in self._tables.values()
-        ]
-        return Response(200, {"tables": tables})
+        try:
+            return Response(200, base_schema(self._tables.values(), request.query))
+        except AirtableError as exc:
+            return self.error(exc.status, exc.kind, exc.message)
 
 
 def _no_route() -> Response:
