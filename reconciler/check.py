@@ -19,7 +19,7 @@ import httpx
 import requests
 from pyairtable import Api
 
-from reconciler.config import Settings, load_settings, missing_credentials
+from reconciler.config import Settings, load_mappings, load_settings, missing_credentials
 from reconciler.errors import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -28,8 +28,7 @@ from reconciler.errors import (
     SchemaNotMigrated,
     UsageError,
 )
-from reconciler.mapping import Mapping
-from reconciler.mapping_config import load_mappings
+from reconciler.model import Mapping
 
 CONFIG = "config"
 UNAVAILABLE = "unavailable"

@@ -6,13 +6,14 @@ else is read here from the environment. Secrets are wrapped so they never show i
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping as EnvMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import UsageError
-from reconciler.mapping import BUILTIN_MAPPINGS, Mapping
+from reconciler.model import Mapping, builtin_mappings
 
 DEFAULT_AIRTABLE_URL = "https://api.airtable.com"
 DEFAULT_TWENTY_URL = "https://api.twenty.com"
@@ -44,7 +45,8 @@ class Settings:
     twenty_api_key: Secret | None
     twenty_api_url: str
     twenty_rate: float
-    mappings: tuple[Mapping, ...] = BUILTIN_MAPPINGS
+    # A factory: the built-ins are parsed when settings are made, not when this module loads.
+    mappings: tuple[Mapping, ...] = field(default_factory=builtin_mappings)
     retry_base_seconds: float = 0.5
     max_attempts: int = 8
     overlap_minutes: float = 2.0
@@ -111,6 +113,17 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         log_retention_days=int(_number(env, "RECONCILER_LOG_RETENTION_DAYS", 90, minimum=1)),
         mass_delete_share=_number(env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0),
     )
+
+
+def load_mappings(settings: Settings, path: Path) -> Settings:
+    """The settings with the mappings of a config file applied over the configured ones.
+
+    Raises:
+        UsageError: naming the file and the offending key.
+    """
+    from reconciler.model import read_mappings  # the config reader loads pydantic: only now
+
+    return dataclasses.replace(settings, mappings=read_mappings(path, settings.mappings))
 
 
 def missing_credentials(mapping: Mapping, settings: Settings) -> list[str]:

@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 
-from reconciler.config import Secret, Settings, load_settings
+from reconciler.config import Secret, Settings, load_mappings, load_settings
 from reconciler.errors import UsageError
-from reconciler.mapping import BUILTIN_MAPPINGS, LEADS, REP_PROGRESSIONS, Direction, Kind, Merge
-from reconciler.mapping_config import load_mappings, parse_mappings
+from reconciler.model import (
+    BUILTIN_MAPPINGS,
+    LEADS,
+    REP_PROGRESSIONS,
+    Direction,
+    Kind,
+    Merge,
+    parse_mappings,
+)
 from reconciler.remotes.factory import build_remote
 from tests.helpers import execute, rows, seed_leads
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.config import Settings
 from reconciler.errors import UsageError
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping
 from reconciler.remotes.airtable import AirtableRemote
 from reconciler.remotes.base import Remote, RetryPolicy
 

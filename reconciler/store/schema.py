@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSON, JSONB, TIMESTAMP, UUID
 from sqlalchemy.types import TypeEngine
 
-from reconciler.mapping import LEADS, REP_PROGRESSIONS, Kind, Mapping
+from reconciler.model import LEADS, REP_PROGRESSIONS, Kind, Mapping
 
 SCHEMA = "reconciler"
 metadata = MetaData()

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.errors import RecordError
-from reconciler.mapping import FieldSpec, Kind
+from reconciler.model.mapping import FieldSpec, Kind
 
 Canon = Any
 

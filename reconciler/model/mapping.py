@@ -1,4 +1,7 @@
-"""Mappings: which remote table syncs with which local table, field by field (data, not code)."""
+"""The mapping types: which remote table syncs with which local table, field by field.
+
+Plain frozen data; the built-in mappings and config files are read into these by ``reader``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ class Direction(StrEnum):
 
 
 class Kind(StrEnum):
-    """The value type of a field, which fixes its canonical form (see ``values``)."""
+    """The value type of a field, which fixes its canonical form (see ``model.values``)."""
 
     TEXT = "text"
     NUMBER = "number"
@@ -104,18 +107,3 @@ class Mapping:
             if spec.column == column:
                 return spec
         raise KeyError(column)
-
-
-def _load_builtins() -> tuple[Mapping, ...]:
-    """The built-in mappings, written in the config file format (``builtin_mappings.toml``).
-
-    The loader imports this module's classes when called, so loading here is not circular.
-    """
-    from reconciler.mapping_config import builtin_mappings
-
-    return builtin_mappings()
-
-
-BUILTIN_MAPPINGS: tuple[Mapping, ...] = _load_builtins()
-LEADS: Mapping = next(m for m in BUILTIN_MAPPINGS if m.name == "leads")
-REP_PROGRESSIONS: Mapping = next(m for m in BUILTIN_MAPPINGS if m.name == "rep_progressions")

@@ -4,7 +4,7 @@ A config file holds ``[mappings.<name>]`` tables. A name that is already configu
 is an override: every key is optional, each entry of ``fields`` updates the field with the same
 ``column`` (or adds one), and ``drop_fields`` removes fields. Any other name adds a mapping, which
 needs ``remote``, ``table``, ``local_table``, ``key_column`` and ``fields``. The built-in mappings
-are loaded from ``builtin_mappings.toml`` in this same format.
+are loaded from ``builtin_mappings.toml`` (next to this module) in this same format.
 
 Everything is validated at start-up; an error names the file and the key, e.g.
 ``config.toml: mappings.leads.fields[3].direction: must be pull, push or both (got 'sideways')``
@@ -16,23 +16,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from reconciler.errors import UsageError
+from reconciler.model.mapping import Direction, FieldSpec, Kind, Mapping, Merge
 
-if TYPE_CHECKING:
-    from reconciler.config import Settings
-    from reconciler.mapping import FieldSpec, Mapping
-    from reconciler.remotes.base import Remote
-
-    RemoteFactory = Callable[[Mapping, Settings], Remote]
-
-BUILTIN_FILE = "builtin_mappings.toml"
 MODIFIED_FIELDS = {"airtable": "lastModifiedTime", "twenty": "updatedAt"}
 MAPPING_KEYS = (
     "remote",
@@ -138,9 +129,6 @@ def _show(value: object) -> str:
 
 def _field(raw: object, at: At, base: FieldSpec | None) -> FieldSpec:
     """A field from its TOML table; ``base`` is the field it overrides (or None for a new one)."""
-    # Imported here: ``reconciler.mapping`` loads its built-ins through this module.
-    from reconciler.mapping import Direction, FieldSpec, Kind, Merge
-
     table = _table(raw, at, FIELD_KEYS)
     if "column" not in table:
         raise at.key("column").error("missing (every field names its local column)")
@@ -160,8 +148,6 @@ def _field(raw: object, at: At, base: FieldSpec | None) -> FieldSpec:
 
 
 def _check_field(spec: FieldSpec, table: dict[str, Any], at: At) -> None:
-    from reconciler.mapping import Kind, Merge
-
     where = "merge" if "merge" in table else "kind"
     if spec.merge is Merge.UNION and spec.kind is not Kind.JSON:
         raise at.key(where).error("merge = 'union' needs kind = 'json' (a JSON array)")
@@ -198,8 +184,6 @@ def _fields(table: dict[str, Any], at: At, base: tuple[FieldSpec, ...]) -> tuple
 
 def _mapping(name: str, raw: object, at: At, base: Mapping | None) -> Mapping:
     """A mapping from its TOML table; ``base`` is the mapping it overrides (or None)."""
-    from reconciler.mapping import Mapping
-
     table = _table(raw, at, MAPPING_KEYS)
     changes: dict[str, Any] = {}
     if "remote" in table:
@@ -300,13 +284,6 @@ def read_config(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_mappings(settings: Settings, path: Path) -> Settings:
-    """The settings with the mappings of a config file applied over the configured ones."""
-    mappings = parse_mappings(read_config(path), str(path), settings.mappings)
-    return dataclasses.replace(settings, mappings=mappings)
-
-
-def builtin_mappings() -> tuple[Mapping, ...]:
-    """The built-in mappings, read from the packaged ``builtin_mappings.toml``."""
-    text = resources.files("reconciler").joinpath(BUILTIN_FILE).read_text(encoding="utf-8")
-    return parse_mappings(tomllib.loads(text), BUILTIN_FILE)
+def read_mappings(path: Path, base: tuple[Mapping, ...] = ()) -> tuple[Mapping, ...]:
+    """The mappings of a config file applied over ``base``; raises UsageError naming the file."""
+    return parse_mappings(read_config(path), str(path), base)
