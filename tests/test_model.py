@@ -6,9 +6,14 @@ import ast
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
+
 import reconciler.model
+from reconciler.errors import UsageError
+from reconciler.model import BUILTIN_MAPPINGS, parse_mappings
 
 MODEL_DIR = Path(reconciler.model.__file__).parent
 OUTSIDE = ("reconciler.config", "reconciler.remotes", "reconciler.engine", "reconciler.store")
@@ -41,7 +46,7 @@ def test_import__the_settings_module_does_not_parse_or_load_pydantic() -> None:
 
 def test_builtins__are_parsed_on_first_access_only() -> None:
     loaded = _loaded_after("from reconciler.model import LEADS\nassert LEADS.name == 'leads'")
-    assert "reconciler.model.reader" in loaded
+    assert "reconciler.model.reader" in loaded and "pydantic" in loaded
     assert [m for m in loaded if _is_outside(m) and not m.startswith("pydantic")] == []
 
 
@@ -67,3 +72,43 @@ def test_builtins__are_cached_and_lazy_names_resolve() -> None:
     assert builtin_mappings() is builtin_mappings() is BUILTIN_MAPPINGS
     assert BUILTIN_MAPPINGS == (LEADS, REP_PROGRESSIONS)
     assert not hasattr(reconciler.model, "NO_SUCH_NAME")
+
+
+SHAPE_ERRORS = [
+    ("[mappings]\nleads = 3", "config.toml: mappings.leads: must be a table (got 3)"),
+    ("[mappings.leads]\nfields = [3]", "config.toml: mappings.leads.fields[0]: must be a table"),
+    (
+        '[mappings.leads]\ndrop_fields = "phone"',
+        "config.toml: mappings.leads.drop_fields: must be an array (got 'phone')",
+    ),
+    (
+        '[mappings.leads]\nfields = [{ column = "notes", colour = "red" }]',
+        "config.toml: mappings.leads.fields[0].colour: unknown key (allowed: remote, column, "
+        "kind, direction, merge, json_as_text)",
+    ),
+    (
+        '[mappings.leads]\nfields = [{ column = "notes", remote = " " }]',
+        "config.toml: mappings.leads.fields[0].remote: must be a non-empty string (got ' ')",
+    ),
+    (
+        "[mappings.leads]\nrate_limit = true",
+        "config.toml: mappings.leads.rate_limit: must be a number above 0 (got True)",
+    ),
+    (
+        "[mappings.leads]\nmodified_field = [1]",
+        "config.toml: mappings.leads.modified_field: must be a non-empty string (got an array)",
+    ),
+    (
+        '[mappings.leads]\nfields = [{ column = "x{message}" }]',
+        "config.toml: mappings.leads.fields[0].column: must be a plain SQL identifier "
+        "(got 'x{message}')",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), SHAPE_ERRORS)
+def test_reader__turns_pydantic_errors_into_one_line(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_mappings(tomllib.loads(text), "config.toml", BUILTIN_MAPPINGS)
+    assert str(caught.value).startswith(message), str(caught.value)
+    assert "\n" not in str(caught.value)
