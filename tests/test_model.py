@@ -13,7 +13,7 @@ import pytest
 
 import reconciler.model
 from reconciler.errors import UsageError
-from reconciler.model import BUILTIN_MAPPINGS, parse_mappings
+from reconciler.model import BUILTIN_MAPPINGS, LEADS, REP_PROGRESSIONS, Mapping, parse_mappings
 
 MODEL_DIR = Path(reconciler.model.__file__).parent
 OUTSIDE = ("reconciler.config", "reconciler.remotes", "reconciler.engine", "reconciler.store")
@@ -112,3 +112,166 @@ def test_reader__turns_pydantic_errors_into_one_line(text: str, message: str) ->
         parse_mappings(tomllib.loads(text), "config.toml", BUILTIN_MAPPINGS)
     assert str(caught.value).startswith(message), str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def _parse(text: str) -> tuple[Mapping, ...]:
+    return parse_mappings(tomllib.loads(text), "config.toml", BUILTIN_MAPPINGS)
+
+
+def _error(text: str) -> str:
+    with pytest.raises(UsageError) as caught:
+        _parse(text)
+    return str(caught.value)
+
+
+ENV_NAME = (
+    "must be the name of an environment variable (upper case letters, digits and _) that holds "
+    "the secret, never the secret itself"
+)
+NEW_KEY_ERRORS = [
+    (
+        '[mappings.leads]\nbase = "xyz"',
+        "config.toml: mappings.leads.base: must be an Airtable base id: app and 14 letters or "
+        "digits (got 'xyz')",
+    ),
+    (
+        '[mappings.leads]\nbase = "appSHORT"',
+        "config.toml: mappings.leads.base: must be an Airtable base id: app and 14 letters or "
+        "digits (got 'appSHORT')",
+    ),
+    (
+        '[mappings.rep_progressions]\nbase = "appABCDEFGHIJ1234"',
+        "config.toml: mappings.rep_progressions.base: only for airtable mappings "
+        "(this one is twenty)",
+    ),
+    (
+        '[mappings.rep_progressions]\ntoken_env = "CRM_TOKEN"',
+        "config.toml: mappings.rep_progressions.token_env: only for airtable mappings "
+        "(this one is twenty)",
+    ),
+    (
+        '[mappings.leads]\napi_url = "https://crm.example.com"',
+        "config.toml: mappings.leads.api_url: only for twenty mappings (this one is airtable)",
+    ),
+    (
+        '[mappings.leads]\napi_key_env = "CRM_KEY"',
+        "config.toml: mappings.leads.api_key_env: only for twenty mappings (this one is airtable)",
+    ),
+    (
+        '[mappings.leads]\ntoken_env = "sales_token"',
+        f"config.toml: mappings.leads.token_env: {ENV_NAME}",
+    ),
+    ("[mappings.leads]\ntoken_env = 3", f"config.toml: mappings.leads.token_env: {ENV_NAME}"),
+    (
+        '[mappings.rep_progressions]\napi_key_env = "CRM-KEY"',
+        f"config.toml: mappings.rep_progressions.api_key_env: {ENV_NAME}",
+    ),
+    (
+        '[mappings.rep_progressions]\napi_url = "ftp://crm.example.com"',
+        "config.toml: mappings.rep_progressions.api_url: must be an http(s) URL "
+        "(got 'ftp://crm.example.com')",
+    ),
+    (
+        '[mappings.rep_progressions]\napi_url = "crm.example.com"',
+        "config.toml: mappings.rep_progressions.api_url: must be an http(s) URL "
+        "(got 'crm.example.com')",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), NEW_KEY_ERRORS)
+def test_new_keys__validation_errors_are_one_exact_line(text: str, message: str) -> None:
+    assert _error(text) == message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[mappings.leads]\ntoken_env = "patAbCdEf0123456.0123456789abcdef"',
+        '[mappings.rep_progressions]\napi_key_env = "eyJhbGciOiJIUzI1NiJ9.e30.sig"',
+        '[mappings.rep_progressions]\napi_url = "https://me:hunter2@crm.example.com"',
+        '[mappings.rep_progressions]\napi_url = "https://crm.example.com/?key=hunter2"',
+    ],
+)
+def test_new_keys__a_secret_written_by_mistake_is_refused_and_never_quoted(text: str) -> None:
+    message = _error(text)
+    for part in ("patAbCdEf", "eyJhbGci", "hunter2"):
+        assert part not in message
+    assert message.startswith("config.toml: mappings.")
+
+
+def test_new_keys__are_read_with_their_defaults_left_to_the_environment() -> None:
+    leads, reps, deals = _parse(
+        "[mappings.leads]\n"
+        'base = "appSALES000000001"\n'
+        'token_env = "SALES_AIRTABLE_TOKEN"\n'
+        "[mappings.deals]\n"
+        'remote = "twenty"\ntable = "opportunities"\nlocal_table = "deals"\n'
+        'key_column = "twenty_id"\napi_url = "https://crm.example.com/"\n'
+        'api_key_env = "CRM_KEY"\nfields = [{ remote = "name", column = "name" }]\n'
+    )
+    assert (leads.base, leads.token_env) == ("appSALES000000001", "SALES_AIRTABLE_TOKEN")
+    assert (leads.api_url, leads.api_key_env) == (None, None)
+    assert (reps.base, reps.token_env, reps.api_url, reps.api_key_env) == (None,) * 4
+    assert (deals.api_url, deals.api_key_env) == ("https://crm.example.com", "CRM_KEY")
+
+
+# -- match_on --------------------------------------------------------------------------------------
+
+
+def test_match_on__the_builtins_and_an_override() -> None:
+    assert REP_PROGRESSIONS.match_on == ("workspace_member_id",)
+    assert LEADS.match_on == ()
+    (leads, _) = _parse('[mappings.leads]\nmatch_on = ["email", "phone"]')
+    assert leads.match_on == ("email", "phone")
+
+
+MATCH_ON_ERRORS = [
+    ("[mappings.leads]\nmatch_on = []", "mappings.leads.match_on: must list at least one column"),
+    (
+        '[mappings.leads]\nmatch_on = "email"',
+        "mappings.leads.match_on: must be an array (got 'email')",
+    ),
+    (
+        "[mappings.leads]\nmatch_on = [3]",
+        "mappings.leads.match_on[0]: must be a non-empty string (got 3)",
+    ),
+    (
+        '[mappings.leads]\nmatch_on = ["email", "email"]',
+        "mappings.leads.match_on[1]: column 'email' is listed twice",
+    ),
+    (
+        '[mappings.leads]\nmatch_on = ["email", "nope"]',
+        "mappings.leads.match_on[1]: no field maps column 'nope'",
+    ),
+    (
+        '[mappings.leads]\nmatch_on = ["airtable_record_id"]',
+        "mappings.leads.match_on[0]: no field maps column 'airtable_record_id'",
+    ),
+    (
+        '[mappings.leads]\nmatch_on = ["booked"]',
+        "mappings.leads.match_on[0]: column 'booked' is a boolean field; a natural key cannot "
+        "use json or boolean fields",
+    ),
+    (
+        '[mappings.rep_progressions]\nmatch_on = ["name", "badges"]',
+        "mappings.rep_progressions.match_on[1]: column 'badges' is a json field; a natural key "
+        "cannot use json or boolean fields",
+    ),
+    (
+        '[mappings.rep_progressions]\ndrop_fields = ["workspace_member_id"]',
+        "mappings.rep_progressions.match_on: no field maps column 'workspace_member_id' "
+        "(kept from the mapping this overrides; set match_on too)",
+    ),
+    (
+        '[mappings.rep_progressions]\nfields = [{ column = "workspace_member_id", kind = "json" }]',
+        "mappings.rep_progressions.match_on: column 'workspace_member_id' is a json field; a "
+        "natural key cannot use json or boolean fields (kept from the mapping this overrides; "
+        "set match_on too)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), MATCH_ON_ERRORS)
+def test_match_on__validation_errors_are_one_exact_line(text: str, message: str) -> None:
+    assert _error(text) == f"config.toml: {message}"

@@ -18,14 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from reconciler.errors import UsageError
 from reconciler.model.mapping import Direction, Kind, Merge
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+BASE_ID_RE = re.compile(r"^app[A-Za-z0-9]{14}$")
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 REMOTES = ("airtable", "twenty")
 
 E = TypeVar("E", bound=StrEnum)
@@ -100,6 +103,43 @@ def _remote(value: object) -> str:
     return str(value)
 
 
+def _base_id(value: object) -> str:
+    if not isinstance(value, str) or not BASE_ID_RE.match(value):
+        raise _fail(
+            f"must be an Airtable base id: app and 14 letters or digits (got {show(value)})"
+        )
+    return value
+
+
+def _env_name(value: object) -> str:
+    # The value is never quoted back: a token pasted here by mistake must not reach a log.
+    if not isinstance(value, str) or not ENV_NAME_RE.match(value):
+        raise _fail(
+            "must be the name of an environment variable (upper case letters, digits and _) "
+            "that holds the secret, never the secret itself"
+        )
+    return value
+
+
+def _http_url(value: object) -> str:
+    try:
+        url = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        url = None
+    if url is not None and (url.username or url.password or url.query or url.fragment):
+        # Not quoted back: a user:password@ part or a query may hold a secret.
+        raise _fail("must be the server's URL alone, without user:password@, query or fragment")
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise _fail(f"must be an http(s) URL (got {show(value)})")
+    return str(value).rstrip("/")
+
+
+def _columns(value: list[str]) -> list[str]:
+    if not value:
+        raise _fail("must list at least one column")
+    return value
+
+
 def _choice(enum: type[E]) -> Callable[[object], E]:
     names = [member.value for member in enum]
     options = ", ".join(names[:-1]) + " or " + names[-1]
@@ -159,6 +199,11 @@ class MappingTable(_Table):
     rate_limit: Positive | None = None
     fields: list[FieldTable] | None = None
     drop_fields: list[Text] | None = None
+    match_on: Annotated[list[Text], AfterValidator(_columns)] | None = None
+    base: Annotated[str | None, PlainValidator(_base_id)] = None
+    token_env: Annotated[str | None, PlainValidator(_env_name)] = None
+    api_url: Annotated[str | None, PlainValidator(_http_url)] = None
+    api_key_env: Annotated[str | None, PlainValidator(_env_name)] = None
 
 
 class Document(_Table):

@@ -73,6 +73,14 @@ class Mapping:
         modified_field: the remote field carrying the record's modification time.
         rate_limit: this mapping's own request budget (Airtable: per second, Twenty: per
             minute); None uses the remote's setting, which stays the ceiling.
+        match_on: local columns (each a mapped field's) forming a natural key, used to link
+            records and rows not linked yet; empty when the mapping has none.
+        base: (Airtable) this mapping's base id; None uses ``AIRTABLE_BASE_ID``.
+        token_env: (Airtable) the name of the environment variable holding this mapping's
+            token; None uses ``AIRTABLE_TOKEN``. A mapping never holds a secret itself.
+        api_url: (Twenty) this mapping's server; None uses ``TWENTY_API_URL``.
+        api_key_env: (Twenty) the name of the environment variable holding this mapping's API
+            key; None uses ``TWENTY_API_KEY``.
     """
 
     name: str
@@ -84,6 +92,11 @@ class Mapping:
     create_remote: bool = False
     modified_field: str = "lastModifiedTime"
     rate_limit: float | None = None
+    match_on: tuple[str, ...] = ()
+    base: str | None = None
+    token_env: str | None = None
+    api_url: str | None = None
+    api_key_env: str | None = None
 
     @property
     def columns(self) -> list[str]:

@@ -31,6 +31,16 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 # Keys of a mapping table, as the Mapping attribute each sets (when it is named differently).
 MAPPING_ATTRS = {"table": "remote_table"}
+# Keys that only one remote understands, and that remote.
+REMOTE_KEYS = {
+    "base": "airtable",
+    "token_env": "airtable",
+    "api_url": "twenty",
+    "api_key_env": "twenty",
+}
+# Kinds that cannot be part of a natural key: JSON compares by structure, and a checkbox is
+# never empty (absent means false), so neither names one record.
+UNMATCHABLE = (Kind.JSON, Kind.BOOLEAN)
 FIELD_KEYS = ("remote", "column", "kind", "direction", "merge", "json_as_text")
 
 
@@ -92,6 +102,8 @@ def _mapping(name: str, table: MappingTable, at: At, base: Mapping | None) -> Ma
         for key in table.model_fields_set
         if key not in ("fields", "drop_fields")
     }
+    if table.match_on is not None:
+        changes["match_on"] = tuple(table.match_on)
     changes["fields"] = _fields(table, at, base.fields if base else ())
     if base is not None:
         return dataclasses.replace(base, **changes)
@@ -99,7 +111,10 @@ def _mapping(name: str, table: MappingTable, at: At, base: Mapping | None) -> Ma
     return Mapping(name=name, **changes)
 
 
-def _check_mapping(mapping: Mapping, at: At) -> None:
+def _check_mapping(mapping: Mapping, table: MappingTable, at: At) -> None:
+    for key, remote in REMOTE_KEYS.items():
+        if getattr(mapping, key) is not None and mapping.remote != remote:
+            raise at.key(key).error(f"only for {remote} mappings (this one is {mapping.remote})")
     if mapping.remote == "airtable" and mapping.create_remote:
         raise at.key("create_remote").error("Airtable records are never created; must be false")
     if mapping.key_column in mapping.columns:
@@ -111,6 +126,29 @@ def _check_mapping(mapping: Mapping, at: At) -> None:
     twice = sorted({r for r in remotes if remotes.count(r) > 1})
     if twice:
         raise at.key("fields").error(f"remote field {twice[0]!r} is mapped twice")
+    _check_match_on(mapping, table, at)
+
+
+def _check_match_on(mapping: Mapping, table: MappingTable, at: At) -> None:
+    """Each ``match_on`` column is a mapped field's, once, of a kind that can name a record.
+
+    An override that keeps the ``match_on`` of the mapping it changes is checked too: dropping
+    or retyping a key column there is reported at ``match_on``, which must then be set.
+    """
+    given = table.given("match_on")
+    inherited = "" if given else " (kept from the mapping this overrides; set match_on too)"
+    for i, column in enumerate(mapping.match_on):
+        where = at.key("match_on").index(i) if given else at.key("match_on")
+        if column in mapping.match_on[:i]:
+            raise where.error(f"column {column!r} is listed twice")
+        if column not in mapping.columns:
+            raise where.error(f"no field maps column {column!r}{inherited}")
+        kind = mapping.field(column).kind
+        if kind in UNMATCHABLE:
+            raise where.error(
+                f"column {column!r} is a {kind} field; a natural key cannot use json or boolean "
+                f"fields{inherited}"
+            )
 
 
 def parse_mappings(
@@ -136,7 +174,7 @@ def parse_mappings(
         if not NAME_RE.match(name):
             raise at.error("a mapping name is lower case letters, digits and _")
         mapping = _mapping(name, table, at, result.get(name))
-        _check_mapping(mapping, at)
+        _check_mapping(mapping, table, at)
         result[name] = mapping
     _check_distinct_tables(tuple(result.values()), root)
     return tuple(result.values())
