@@ -147,8 +147,9 @@ BAD_CONFIGS = [
     ),
     (
         '[mappings.deals]\nremote = "twenty"\ntable = "x"\nlocal_table = "leads"\n'
-        'key_column = "k"\nfields = [{ remote = "a", column = "a" }]',
-        "config.toml: mappings.deals.local_table: table 'leads' is already mapped by 'leads'",
+        'key_column = "airtable_record_id"\nfields = [{ remote = "a", column = "a" }]',
+        "config.toml: mappings.deals.key_column: 'airtable_record_id' is also the key column of "
+        "'leads' (both map table 'leads')",
     ),
     ("[mappings.Leads2]\nremote = 'twenty'", "config.toml: mappings.Leads2: a mapping name"),
     ("mappings = 3", "config.toml: mappings: must be a table (got 3)"),

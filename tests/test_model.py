@@ -13,7 +13,14 @@ import pytest
 
 import reconciler.model
 from reconciler.errors import UsageError
-from reconciler.model import BUILTIN_MAPPINGS, LEADS, REP_PROGRESSIONS, Mapping, parse_mappings
+from reconciler.model import (
+    BUILTIN_MAPPINGS,
+    LEADS,
+    REP_PROGRESSIONS,
+    Kind,
+    Mapping,
+    parse_mappings,
+)
 
 MODEL_DIR = Path(reconciler.model.__file__).parent
 OUTSIDE = ("reconciler.config", "reconciler.remotes", "reconciler.engine", "reconciler.store")
@@ -275,3 +282,61 @@ MATCH_ON_ERRORS = [
 @pytest.mark.parametrize(("text", "message"), MATCH_ON_ERRORS)
 def test_match_on__validation_errors_are_one_exact_line(text: str, message: str) -> None:
     assert _error(text) == f"config.toml: {message}"
+
+
+# -- hub tables --------------------------------------------------------------------------------
+
+HUB = (
+    "[mappings.lead_people]\n"
+    'remote = "twenty"\ntable = "people"\nlocal_table = "leads"\n'
+    'key_column = "{key}"\nfields = [{fields}]\n'
+)
+
+
+def _hub(
+    key: str = "twenty_person_id", fields: str = '{ remote = "emails", column = "email" }'
+) -> str:
+    return HUB.replace("{key}", key).replace("{fields}", fields)
+
+
+def test_hub__a_table_shared_by_mappings_with_their_own_key_columns_is_accepted() -> None:
+    leads, _, people = _parse(_hub())
+    assert people.local_table == leads.local_table == "leads"
+    assert people.key_column == "twenty_person_id" and people.field("email").kind is Kind.TEXT
+
+
+HUB_ERRORS = [
+    (
+        _hub(key="airtable_record_id"),
+        "mappings.lead_people.key_column: 'airtable_record_id' is also the key column of 'leads' "
+        "(both map table 'leads'); mappings sharing a table need their own key columns",
+    ),
+    (
+        _hub(key="email", fields='{ remote = "name", column = "full_name" }'),
+        "mappings.lead_people.key_column: 'email' is a mapped column of 'leads' (both map table "
+        "'leads'); the key column holds the remote record id only",
+    ),
+    (
+        _hub(fields='{ remote = "airtableId", column = "airtable_record_id" }'),
+        "mappings.lead_people.fields: column 'airtable_record_id' is the key column of 'leads' "
+        "(both map table 'leads'); it holds that remote's ids",
+    ),
+    (
+        _hub(fields='{ remote = "score", column = "icp_score", kind = "integer" }'),
+        "mappings.lead_people.fields: column 'icp_score' is integer here but number in the "
+        "mapping of 'leads' (both map table 'leads'); a column mapped by several mappings has "
+        "one kind",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), HUB_ERRORS)
+def test_hub__clashing_key_columns_and_kinds_are_refused(text: str, message: str) -> None:
+    assert _error(text) == f"config.toml: {message}"
+
+
+def test_hub__an_override_that_retypes_a_shared_column_is_refused_too() -> None:
+    text = _hub() + '[mappings.leads]\nfields = [{ column = "email", kind = "json" }]\n'
+    assert _error(text).startswith(
+        "config.toml: mappings.lead_people.fields: column 'email' is text here but json"
+    )

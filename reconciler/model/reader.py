@@ -176,17 +176,46 @@ def parse_mappings(
         mapping = _mapping(name, table, at, result.get(name))
         _check_mapping(mapping, table, at)
         result[name] = mapping
-    _check_distinct_tables(tuple(result.values()), root)
+    _check_hubs(tuple(result.values()), root)
     return tuple(result.values())
 
 
-def _check_distinct_tables(mappings: tuple[Mapping, ...], root: At) -> None:
-    owner: dict[str, str] = {}
+def _check_hubs(mappings: tuple[Mapping, ...], root: At) -> None:
+    """Mappings sharing a local table (a hub) keep apart their key columns and agree on kinds.
+
+    Each error is reported on the later mapping, naming the earlier one.
+    """
+    by_table: dict[str, list[Mapping]] = {}
     for mapping in mappings:
-        other = owner.setdefault(mapping.local_table, mapping.name)
-        if other != mapping.name:
-            at = root.key("mappings").key(mapping.name).key("local_table")
-            raise at.error(f"table {mapping.local_table!r} is already mapped by {other!r}")
+        at = root.key("mappings").key(mapping.name)
+        for other in by_table.get(mapping.local_table, []):
+            _check_hub_pair(mapping, other, at)
+        by_table.setdefault(mapping.local_table, []).append(mapping)
+
+
+def _check_hub_pair(mapping: Mapping, other: Mapping, at: At) -> None:
+    shared = f"of {other.name!r} (both map table {mapping.local_table!r})"
+    if mapping.key_column == other.key_column:
+        raise at.key("key_column").error(
+            f"{mapping.key_column!r} is also the key column {shared}; mappings sharing a table "
+            "need their own key columns"
+        )
+    if mapping.key_column in other.columns:
+        raise at.key("key_column").error(
+            f"{mapping.key_column!r} is a mapped column {shared}; the key column holds the "
+            "remote record id only"
+        )
+    if other.key_column in mapping.columns:
+        raise at.key("fields").error(
+            f"column {other.key_column!r} is the key column {shared}; it holds that remote's ids"
+        )
+    for spec in mapping.fields:
+        if spec.column in other.columns and other.field(spec.column).kind is not spec.kind:
+            raise at.key("fields").error(
+                f"column {spec.column!r} is {spec.kind} here but "
+                f"{other.field(spec.column).kind} in the mapping {shared}; a column mapped by "
+                "several mappings has one kind"
+            )
 
 
 # -- files -------------------------------------------------------------------------------------
