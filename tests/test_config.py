@@ -96,9 +96,9 @@ BAD_CONFIGS = [
         "(got 'sideways')",
     ),
     (
-        '[mappings.leads]\nfields = [{ column = "notes" }, { column = "email", kind = "date" }]',
+        '[mappings.leads]\nfields = [{ column = "notes" }, { column = "email", kind = "time" }]',
         "config.toml: mappings.leads.fields[1].kind: must be text, number, integer, boolean, "
-        "datetime or json (got 'date')",
+        "datetime, date or json (got 'time')",
     ),
     ("[mappings.leads]\ncolour = 'red'", "config.toml: mappings.leads.colour: unknown key"),
     ("[settings]\nx = 1", "config.toml: settings: unknown key"),

@@ -7,19 +7,26 @@ import json
 import subprocess
 import sys
 import tomllib
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import reconciler.model
-from reconciler.errors import UsageError
+from reconciler.errors import RecordError, UsageError
 from reconciler.model import (
     BUILTIN_MAPPINGS,
     LEADS,
     REP_PROGRESSIONS,
+    Direction,
+    FieldSpec,
     Kind,
     Mapping,
+    canonical,
     parse_mappings,
+    to_db,
+    to_wire,
 )
 
 MODEL_DIR = Path(reconciler.model.__file__).parent
@@ -340,3 +347,57 @@ def test_hub__an_override_that_retypes_a_shared_column_is_refused_too() -> None:
     assert _error(text).startswith(
         "config.toml: mappings.lead_people.fields: column 'email' is text here but json"
     )
+
+
+# -- the date kind -----------------------------------------------------------------------------
+
+DAY = FieldSpec("Day", "day", Kind.DATE, Direction.BOTH)
+
+
+def test_date__canonical_form_from_either_side_is_an_iso_day() -> None:
+    assert canonical(DAY, "2024-02-29", from_remote=True) == "2024-02-29"
+    assert canonical(DAY, date(2024, 2, 29), from_remote=False) == "2024-02-29"
+    assert canonical(DAY, None, from_remote=True) is None
+    assert canonical(DAY, "", from_remote=True) is None
+    assert canonical(DAY, None, from_remote=False) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "from_remote"),
+    [
+        ("2024-02-29T10:00:00.000Z", True),
+        ("2024-02-29 10:00", True),
+        ("2024-02-30", True),
+        ("20240229", True),
+        ("2024-2-9", True),
+        ("29/02/2024", True),
+        (20240229, True),
+        (True, True),
+        (datetime(2024, 2, 29, 10, tzinfo=UTC), False),
+    ],
+)
+def test_date__anything_but_a_day_fails_the_record_for_good(value: Any, from_remote: bool) -> None:
+    with pytest.raises(RecordError) as caught:
+        canonical(DAY, value, from_remote=from_remote)
+    assert str(caught.value) == f"Day: expected a date, got {value!r}"
+    assert caught.value.retryable is False
+
+
+def test_date__to_the_database_and_the_remote() -> None:
+    assert to_db(DAY, "2024-02-29") == date(2024, 2, 29)
+    assert type(to_db(DAY, "2024-02-29")) is date
+    assert to_db(DAY, None) is None
+    assert to_wire(DAY, "2024-02-29") == "2024-02-29"
+    assert to_wire(DAY, None) is None
+
+
+def test_date__is_a_config_kind_and_a_postgres_date_column() -> None:
+    from sqlalchemy import Date
+
+    from reconciler.store.schema import _KIND_TYPES
+
+    (leads, _) = _parse(
+        '[mappings.leads]\nfields = [{ remote = "Born", column = "born", kind = "date" }]'
+    )
+    assert leads.field("born").kind is Kind.DATE
+    assert isinstance(_KIND_TYPES[Kind.DATE], Date)

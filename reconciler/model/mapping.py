@@ -26,6 +26,7 @@ class Kind(StrEnum):
     INTEGER = "integer"
     BOOLEAN = "boolean"
     DATETIME = "datetime"
+    DATE = "date"  # a calendar day without a time: Airtable date, Twenty DATE, Postgres date
     JSON = "json"
 
 

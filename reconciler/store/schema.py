@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Identity,
     Index,
     Integer,
@@ -39,6 +40,7 @@ _KIND_TYPES: dict[Kind, TypeEngine[Any]] = {
     Kind.INTEGER: Integer(),
     Kind.BOOLEAN: Boolean(),
     Kind.DATETIME: _TS,
+    Kind.DATE: Date(),
     Kind.JSON: JSONB(),
 }
 
