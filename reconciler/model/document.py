@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from reconciler.errors import UsageError
 from reconciler.model.mapping import Direction, Kind, Merge
@@ -231,7 +231,7 @@ def validate_document(document: dict[str, Any], source: str) -> Document:
         raise _usage_error(exc.errors()[0], source) from None
 
 
-def _usage_error(error: Any, source: str) -> UsageError:
+def _usage_error(error: ErrorDetails, source: str) -> UsageError:
     """Turn one pydantic error (its ``loc`` and ``type``) into the one-line message."""
     at = At(source)
     for part in error["loc"]:
