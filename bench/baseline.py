@@ -15,8 +15,7 @@ from pyairtable import Api
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
-from reconciler.mapping import LEADS, REP_PROGRESSIONS, Mapping
-from reconciler.values import canonical, parse_datetime, to_wire
+from reconciler.model import LEADS, REP_PROGRESSIONS, Mapping, canonical, parse_datetime, to_wire
 
 
 def changed_rows(db: sa.Engine, mapping: Mapping, count: int) -> list[tuple[str, dict[str, Any]]]:

@@ -50,8 +50,7 @@ from bench.seeding import (
     seed_progressions,
 )
 from reconciler.emulators.base import EmulatorServer
-from reconciler.mapping import LEADS
-from reconciler.values import parse_datetime
+from reconciler.model import LEADS, parse_datetime
 
 
 @dataclass(frozen=True)

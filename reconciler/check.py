@@ -9,6 +9,7 @@ the database or a remote unreachable, credentials refused, schema not migrated).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from collections.abc import Mapping as EnvMapping
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ import httpx
 import requests
 from pyairtable import Api
 
-from reconciler.config import Settings, load_settings, missing_credentials
+from reconciler.config import (
+    AirtableTarget,
+    Settings,
+    TwentyTarget,
+    load_mappings,
+    load_settings,
+    missing_credentials,
+)
 from reconciler.errors import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
@@ -28,8 +36,7 @@ from reconciler.errors import (
     SchemaNotMigrated,
     UsageError,
 )
-from reconciler.mapping import Mapping
-from reconciler.mapping_config import load_mappings
+from reconciler.model import Mapping
 
 CONFIG = "config"
 UNAVAILABLE = "unavailable"
@@ -146,43 +153,53 @@ def _local_table(store: Any, mapping: Mapping) -> Check:
 
 
 def airtable(settings: Settings, mappings: list[Mapping]) -> Iterator[Check]:
-    """Airtable answers, accepts the token, and every mapped field exists in its table."""
-    if not mappings:
-        return
-    assert settings.airtable_token is not None and settings.airtable_base_id is not None
-    name = "airtable reachable and token accepted"
+    """Airtable answers, accepts each token, and every mapped field exists in its table.
+
+    One reachability check per base and token the mappings use (named after them when there
+    are several), then one check per mapping.
+    """
+    groups: dict[AirtableTarget, list[Mapping]] = {}
+    for mapping in mappings:
+        target = dataclasses.replace(settings.airtable_target(mapping), rate=0.0)
+        groups.setdefault(target, []).append(mapping)
+    for target, group in groups.items():
+        label = f" (base {target.base_id}, {target.token_env})" if len(groups) > 1 else ""
+        yield from _airtable_base(target, group, label)
+
+
+def _airtable_base(target: AirtableTarget, mappings: list[Mapping], label: str) -> Iterator[Check]:
+    name = f"airtable reachable and token accepted{label}"
     api = Api(
-        settings.airtable_token.value,
+        target.token.value,
         timeout=AIRTABLE_TIMEOUT,
         retry_strategy=None,
-        endpoint_url=settings.airtable_api_url,
+        endpoint_url=target.api_url,
     )
-    base = api.base(settings.airtable_base_id)
     try:
-        body = api.get(str(base.urls.tables))
+        body = api.get(str(api.base(target.base_id).urls.tables))
     except requests.HTTPError as exc:
-        yield _airtable_refusal(name, exc, settings)
+        yield _airtable_refusal(name, exc, target)
         return
     except requests.RequestException as exc:
-        detail = f"cannot reach {settings.airtable_api_url}: {type(exc).__name__}"
+        detail = f"cannot reach {target.api_url}: {type(exc).__name__}"
         yield Check(name, False, detail, "check AIRTABLE_API_URL and the network", UNAVAILABLE)
         return
-    yield Check(name, True, f"{settings.airtable_api_url}, base {settings.airtable_base_id}")
+    yield Check(name, True, f"{target.api_url}, base {target.base_id}")
     tables = body.get("tables", []) if isinstance(body, dict) else []
     for mapping in mappings:
         yield _airtable_fields(mapping, tables)
 
 
-def _airtable_refusal(name: str, exc: requests.HTTPError, settings: Settings) -> Check:
+def _airtable_refusal(name: str, exc: requests.HTTPError, target: AirtableTarget) -> Check:
     status = exc.response.status_code if exc.response is not None else 0
     if status == 401:
-        hint = f"check AIRTABLE_TOKEN: a personal access token with {AIRTABLE_SCOPES}"
+        hint = f"check {target.token_env}: a personal access token with {AIRTABLE_SCOPES}"
         return Check(name, False, "token refused (401)", hint, UNAVAILABLE)
     if status in (403, 404):
-        detail = f"base {settings.airtable_base_id} refused ({status})"
+        detail = f"base {target.base_id} refused ({status})"
         hint = (
-            "check AIRTABLE_BASE_ID, and that AIRTABLE_TOKEN has access to this base and "
-            "the schema.bases:read scope"
+            f"check the base id (AIRTABLE_BASE_ID, or the mapping's base), and that "
+            f"{target.token_env} has access to this base and the schema.bases:read scope"
         )
         return Check(name, False, detail, hint, UNAVAILABLE)
     hint = "check AIRTABLE_API_URL; try again later"
@@ -218,28 +235,42 @@ def _missing(mapping: Mapping, present: set[Any]) -> list[str]:
 
 
 def twenty(settings: Settings, mappings: list[Mapping]) -> Iterator[Check]:
-    """Twenty answers, accepts the API key, and every mapped field exists on its object."""
-    if not mappings:
-        return
-    assert settings.twenty_api_key is not None
-    name = "twenty reachable and API key accepted"
-    headers = {"Authorization": f"Bearer {settings.twenty_api_key.value}"}
+    """Twenty answers, accepts each API key, and every mapped field exists on its object.
+
+    One reachability check per server and key the mappings use (named after them when there
+    are several), then one check per mapping.
+    """
+    groups: dict[TwentyTarget, list[Mapping]] = {}
+    for mapping in mappings:
+        target = dataclasses.replace(settings.twenty_target(mapping), rate=0.0)
+        groups.setdefault(target, []).append(mapping)
+    for target, group in groups.items():
+        label = f" ({target.api_url}, {target.api_key_env})" if len(groups) > 1 else ""
+        url_from = "api_url" if any(m.api_url for m in group) else "TWENTY_API_URL"
+        yield from _twenty_server(target, group, label, url_from)
+
+
+def _twenty_server(
+    target: TwentyTarget, mappings: list[Mapping], label: str, url_from: str
+) -> Iterator[Check]:
+    name = f"twenty reachable and API key accepted{label}"
+    headers = {"Authorization": f"Bearer {target.api_key.value}"}
     try:
         with httpx.Client(timeout=TWENTY_TIMEOUT, headers=headers) as client:
-            objects, status = _metadata(client, f"{settings.twenty_api_url}/rest/metadata/objects")
+            objects, status = _metadata(client, f"{target.api_url}/rest/metadata/objects")
     except httpx.HTTPError as exc:
-        detail = f"cannot reach {settings.twenty_api_url}: {type(exc).__name__}"
-        yield Check(name, False, detail, "check TWENTY_API_URL and the network", UNAVAILABLE)
+        detail = f"cannot reach {target.api_url}: {type(exc).__name__}"
+        yield Check(name, False, detail, f"check {url_from} and the network", UNAVAILABLE)
         return
     if status == 401:
-        hint = "check TWENTY_API_KEY (Settings > APIs & Webhooks in Twenty)"
+        hint = f"check {target.api_key_env} (Settings > APIs & Webhooks in Twenty)"
         yield Check(name, False, "API key refused (401)", hint, UNAVAILABLE)
         return
     if status not in (200, 403):
         detail = f"Twenty answered {status}"
-        yield Check(name, False, detail, "check TWENTY_API_URL; try again later", UNAVAILABLE)
+        yield Check(name, False, detail, f"check {url_from}; try again later", UNAVAILABLE)
         return
-    yield Check(name, True, settings.twenty_api_url)
+    yield Check(name, True, target.api_url)
     for mapping in mappings:
         yield _twenty_fields(mapping, objects)
 

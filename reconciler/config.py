@@ -2,20 +2,31 @@
 
 Run options arrive from the CLI (Typer reads flags and their environment variables); everything
 else is read here from the environment. Secrets are wrapped so they never show in a repr.
+
+Each mapping talks to its remote with its own credentials: a mapping may name its Airtable base
+(``base``) and the variables holding its token or key (``token_env``, ``api_key_env``), and a
+Twenty server (``api_url``). ``Settings.airtable_target`` / ``twenty_target`` resolve them, with
+the ``AIRTABLE_*`` / ``TWENTY_*`` variables as defaults; ``missing_credentials`` names what a
+mapping lacks. The settings keep a snapshot of the environment (never shown or compared), so
+variables named by a config file read after the settings are found.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping as EnvMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.errors import UsageError
-from reconciler.mapping import BUILTIN_MAPPINGS, Mapping
+from reconciler.model import Mapping, builtin_mappings
 
 DEFAULT_AIRTABLE_URL = "https://api.airtable.com"
 DEFAULT_TWENTY_URL = "https://api.twenty.com"
+AIRTABLE_TOKEN = "AIRTABLE_TOKEN"  # the default variable of an Airtable mapping's token
+AIRTABLE_BASE_ID = "AIRTABLE_BASE_ID"
+TWENTY_API_KEY = "TWENTY_API_KEY"  # the default variable of a Twenty mapping's API key
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,42 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class AirtableTarget:
+    """Where one Airtable mapping sends its requests, and with which token.
+
+    Attributes:
+        token: the personal access token.
+        token_env: the variable the token came from (for hints; never the value).
+        base_id: the base (``app…``).
+        api_url: the API's root URL (``/v0/…`` is appended).
+        rate: requests per second: the environment's, lowered by the mapping's ``rate_limit``.
+    """
+
+    token: Secret
+    token_env: str
+    base_id: str
+    api_url: str
+    rate: float
+
+
+@dataclass(frozen=True)
+class TwentyTarget:
+    """Where one Twenty mapping sends its requests, and with which API key.
+
+    Attributes:
+        api_key: the API key (sent as ``Authorization: Bearer …``).
+        api_key_env: the variable the key came from (for hints; never the value).
+        api_url: the server's root URL (``/rest/…`` is appended).
+        rate: requests per minute: the environment's, lowered by the mapping's ``rate_limit``.
+    """
+
+    api_key: Secret
+    api_key_env: str
+    api_url: str
+    rate: float
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run needs besides its options."""
 
@@ -44,22 +91,64 @@ class Settings:
     twenty_api_key: Secret | None
     twenty_api_url: str
     twenty_rate: float
-    mappings: tuple[Mapping, ...] = BUILTIN_MAPPINGS
+    # A factory: the built-ins are parsed when settings are made, not when this module loads.
+    mappings: tuple[Mapping, ...] = field(default_factory=builtin_mappings)
     retry_base_seconds: float = 0.5
     max_attempts: int = 8
     overlap_minutes: float = 2.0
     mass_delete_share: float = 0.10
     log_retention_days: int = 90  # change log entries older than this are removed
     max_clock_offset_minutes: float = 60.0  # a remote clock further off than this stops a mapping
+    # The environment the settings were read from, for the variables a mapping names.
+    env: EnvMapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def secrets(self) -> list[str]:
-        """Every secret value, so tests and redaction can look for them."""
-        return [
-            s.value
-            for s in (self.airtable_token, self.twenty_api_key, self.database_url)
-            if s is not None and s.value
-        ]
+        """Every secret value any configured mapping (or the database) uses, each once.
+
+        Tests and redaction look for these in everything the tool writes.
+        """
+        found = [self.airtable_token, self.twenty_api_key, self.database_url]
+        found += [self.secret(name) for m in self.mappings for name in secret_names(m)]
+        return list(dict.fromkeys(s.value for s in found if s is not None and s.value))
+
+    def secret(self, name: str) -> Secret | None:
+        """The value of the environment variable ``name`` as a Secret; None when unset or blank.
+
+        The default variables resolve to the fields read at start-up (which callers may
+        replace); any other name is looked up in the environment snapshot.
+        """
+        if name == AIRTABLE_TOKEN:
+            return self.airtable_token
+        if name == TWENTY_API_KEY:
+            return self.twenty_api_key
+        return _secret(self.env, name)
+
+    def airtable_target(self, mapping: Mapping) -> AirtableTarget:
+        """The token, base, URL and rate of an Airtable mapping.
+
+        Raises:
+            UsageError: the mapping is not an Airtable one, or lacks credentials (named).
+        """
+        _require(mapping, "airtable", self)
+        token_env = mapping.token_env or AIRTABLE_TOKEN
+        token, base_id = self.secret(token_env), mapping.base or self.airtable_base_id
+        assert token is not None and base_id is not None  # _require checked both
+        rate = _lowered(self.airtable_rate, mapping.rate_limit)
+        return AirtableTarget(token, token_env, base_id, self.airtable_api_url, rate)
+
+    def twenty_target(self, mapping: Mapping) -> TwentyTarget:
+        """The API key, server URL and rate of a Twenty mapping.
+
+        Raises:
+            UsageError: the mapping is not a Twenty one, or lacks its API key (named).
+        """
+        _require(mapping, "twenty", self)
+        key_env = mapping.api_key_env or TWENTY_API_KEY
+        key = self.secret(key_env)
+        assert key is not None  # _require checked it
+        api_url = mapping.api_url or self.twenty_api_url
+        return TwentyTarget(key, key_env, api_url, _lowered(self.twenty_rate, mapping.rate_limit))
 
 
 @dataclass(frozen=True)
@@ -99,11 +188,11 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
     return Settings(
         home=home,
         database_url=_secret(env, "DATABASE_URL"),
-        airtable_token=_secret(env, "AIRTABLE_TOKEN"),
-        airtable_base_id=env.get("AIRTABLE_BASE_ID", "").strip() or None,
+        airtable_token=_secret(env, AIRTABLE_TOKEN),
+        airtable_base_id=env.get(AIRTABLE_BASE_ID, "").strip() or None,
         airtable_api_url=(env.get("AIRTABLE_API_URL", "").strip() or DEFAULT_AIRTABLE_URL),
         airtable_rate=_number(env, "AIRTABLE_RATE_LIMIT", 5.0, minimum=0.1),
-        twenty_api_key=_secret(env, "TWENTY_API_KEY"),
+        twenty_api_key=_secret(env, TWENTY_API_KEY),
         twenty_api_url=(env.get("TWENTY_API_URL", "").strip() or DEFAULT_TWENTY_URL).rstrip("/"),
         twenty_rate=_number(env, "TWENTY_RATE_LIMIT", 100.0, minimum=1),
         retry_base_seconds=_number(env, "RECONCILER_RETRY_BASE_SECONDS", 0.5, minimum=0),
@@ -114,19 +203,51 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         max_clock_offset_minutes=_number(
             env, "RECONCILER_MAX_CLOCK_OFFSET_MINUTES", 60.0, minimum=1
         ),
+        env=dict(env),
     )
 
 
-def missing_credentials(mapping: Mapping, settings: Settings) -> list[str]:
-    """The environment variables a mapping's remote needs but lacks."""
+def load_mappings(settings: Settings, path: Path) -> Settings:
+    """The settings with the mappings of a config file applied over the configured ones.
+
+    Raises:
+        UsageError: naming the file and the offending key.
+    """
+    from reconciler.model import read_mappings  # the config reader loads pydantic: only now
+
+    return dataclasses.replace(settings, mappings=read_mappings(path, settings.mappings))
+
+
+def secret_names(mapping: Mapping) -> list[str]:
+    """The environment variables holding a mapping's secrets (its token or API key)."""
     if mapping.remote == "airtable":
-        needed = {
-            "AIRTABLE_TOKEN": settings.airtable_token,
-            "AIRTABLE_BASE_ID": settings.airtable_base_id,
-        }
-    else:
-        needed = {"TWENTY_API_KEY": settings.twenty_api_key}
-    return [name for name, value in needed.items() if not value]
+        return [mapping.token_env or AIRTABLE_TOKEN]
+    return [mapping.api_key_env or TWENTY_API_KEY]
+
+
+def missing_credentials(mapping: Mapping, settings: Settings) -> list[str]:
+    """The environment variables a mapping needs but lacks, e.g. ``["SALES_AIRTABLE_TOKEN"]``.
+
+    An Airtable mapping needs its token variable and, unless it names its ``base``,
+    ``AIRTABLE_BASE_ID``; a Twenty mapping needs its API key variable.
+    """
+    missing = [name for name in secret_names(mapping) if settings.secret(name) is None]
+    if mapping.remote == "airtable" and mapping.base is None and not settings.airtable_base_id:
+        missing.append(AIRTABLE_BASE_ID)
+    return missing
+
+
+def _require(mapping: Mapping, remote: str, settings: Settings) -> None:
+    if mapping.remote != remote:
+        raise UsageError(f"mapping {mapping.name!r} is for {mapping.remote}, not {remote}")
+    missing = missing_credentials(mapping, settings)
+    if missing:
+        raise UsageError(f"mapping {mapping.name!r}: not configured: {', '.join(missing)}")
+
+
+def _lowered(rate: float, budget: float | None) -> float:
+    """A mapping's own budget may only lower the remote's rate, never raise it."""
+    return rate if budget is None else min(rate, budget)
 
 
 def select_mappings(options: RunOptions, settings: Settings) -> list[tuple[Mapping, str | None]]:

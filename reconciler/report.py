@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_UNAVAILABLE
+from reconciler.model import iso_ms
 from reconciler.remotes.base import ApiStats
-from reconciler.values import iso_ms
 
 REPORT_VERSION = 1
 

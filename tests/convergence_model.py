@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.mapping import FieldSpec, Mapping, Merge
-from reconciler.values import union
+from reconciler.model import FieldSpec, Mapping, Merge, union
 
 Values = dict[str, Any]
 ENGINE = 10**9  # model times at or above this are stamps the engine wrote (real clock)

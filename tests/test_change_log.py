@@ -14,7 +14,7 @@ from rich.console import Console
 
 from reconciler.cli.log import log_table
 from reconciler.engine.context import MappingContext, Tuning
-from reconciler.mapping import LEADS
+from reconciler.model import LEADS
 from reconciler.report import MappingResult
 from reconciler.store.changelog import ChangeLog, purge_expired
 from reconciler.store.history import Failure

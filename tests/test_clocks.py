@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from reconciler.engine.window import describe
-from reconciler.values import parse_datetime
+from reconciler.model import parse_datetime
 from tests.helpers import execute
 from tests.sides import Side
 

@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 
-from reconciler.config import Secret, Settings, load_settings
+from reconciler.config import Secret, Settings, load_mappings, load_settings
 from reconciler.errors import UsageError
-from reconciler.mapping import BUILTIN_MAPPINGS, LEADS, REP_PROGRESSIONS, Direction, Kind, Merge
-from reconciler.mapping_config import load_mappings, parse_mappings
+from reconciler.model import (
+    BUILTIN_MAPPINGS,
+    LEADS,
+    REP_PROGRESSIONS,
+    Direction,
+    Kind,
+    Merge,
+    parse_mappings,
+)
 from reconciler.remotes.factory import build_remote
 from tests.helpers import execute, rows, seed_leads
 
@@ -89,9 +96,9 @@ BAD_CONFIGS = [
         "(got 'sideways')",
     ),
     (
-        '[mappings.leads]\nfields = [{ column = "notes" }, { column = "email", kind = "date" }]',
+        '[mappings.leads]\nfields = [{ column = "notes" }, { column = "email", kind = "time" }]',
         "config.toml: mappings.leads.fields[1].kind: must be text, number, integer, boolean, "
-        "datetime or json (got 'date')",
+        "datetime, date or json (got 'time')",
     ),
     ("[mappings.leads]\ncolour = 'red'", "config.toml: mappings.leads.colour: unknown key"),
     ("[settings]\nx = 1", "config.toml: settings: unknown key"),
@@ -140,8 +147,9 @@ BAD_CONFIGS = [
     ),
     (
         '[mappings.deals]\nremote = "twenty"\ntable = "x"\nlocal_table = "leads"\n'
-        'key_column = "k"\nfields = [{ remote = "a", column = "a" }]',
-        "config.toml: mappings.deals.local_table: table 'leads' is already mapped by 'leads'",
+        'key_column = "airtable_record_id"\nfields = [{ remote = "a", column = "a" }]',
+        "config.toml: mappings.deals.key_column: 'airtable_record_id' is also the key column of "
+        "'leads' (both map table 'leads')",
     ),
     ("[mappings.Leads2]\nremote = 'twenty'", "config.toml: mappings.Leads2: a mapping name"),
     ("mappings = 3", "config.toml: mappings: must be a table (got 3)"),

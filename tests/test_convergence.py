@@ -26,12 +26,11 @@ from reconciler.config import RunOptions, Settings, load_settings, select_mappin
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.engine.run import Run
-from reconciler.mapping import LEADS, REP_PROGRESSIONS, FieldSpec, Mapping
+from reconciler.model import LEADS, REP_PROGRESSIONS, FieldSpec, Mapping, canonical, to_db, to_wire
 from reconciler.remotes.factory import build_remote
 from reconciler.report import RunReport
 from reconciler.store.schema import BUSINESS_TABLES
 from reconciler.store.sync import Store
-from reconciler.values import canonical, to_db, to_wire
 from tests.convergence_model import MappingModel, RecordModel
 
 LEADS_COLUMNS = ("status", "icp_score", "notes", "claimed_by", "processing_status", "claimed_at")

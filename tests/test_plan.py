@@ -11,9 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.engine.plan import Outcome, Rule, plan_pull, plan_push
-from reconciler.mapping import REP_PROGRESSIONS, Direction, FieldSpec, Kind, Mapping, Merge
+from reconciler.model import REP_PROGRESSIONS, Direction, FieldSpec, Kind, Mapping, Merge, union
 from reconciler.records import LocalRow, RemoteRecord, SyncState, Values
-from reconciler.values import union
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 EARLIER, LATER = T0 - timedelta(minutes=1), T0 + timedelta(minutes=1)

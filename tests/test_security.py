@@ -20,7 +20,7 @@ from reconciler.config import load_settings
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.base import EmulatorServer
 from reconciler.emulators.twenty import TwentyEmulator
-from reconciler.mapping import LEADS, REP_PROGRESSIONS
+from reconciler.model import LEADS, REP_PROGRESSIONS
 from reconciler.remotes.airtable import AirtableRemote
 from reconciler.remotes.factory import build_remote
 from reconciler.remotes.twenty import TwentyRemote

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
-from reconciler.values import iso_ms, parse_datetime
+from reconciler.model import iso_ms, parse_datetime
 from tests.helpers import (
     ago,
     execute,

@@ -21,8 +21,8 @@ def runs_command(
 ) -> None:
     """The last N runs from the run history, newest first."""
     from reconciler.engine.run import open_database
+    from reconciler.model import iso_ms
     from reconciler.store.history import recent_runs
-    from reconciler.values import iso_ms
 
     engine = open_database(load_settings())
     with engine.connect() as conn:

@@ -13,9 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli.app import JsonOut, app, stderr
-from reconciler.config import RunOptions, load_settings, select_mappings
+from reconciler.config import RunOptions, load_mappings, load_settings, select_mappings
 from reconciler.errors import UsageError
-from reconciler.mapping_config import load_mappings
 from reconciler.render import RunProgress, render_summary
 
 STAGES = ("pull", "push", "both")

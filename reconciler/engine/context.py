@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from reconciler.engine.plan import PullPlan, PushPlan
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping
 from reconciler.remotes.base import Remote
 from reconciler.report import MappingResult, RecordErrorEntry
 from reconciler.store.history import Failure, RemoteState, record_failures

@@ -22,9 +22,8 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from reconciler.mapping import FieldSpec, Mapping, Merge
+from reconciler.model import FieldSpec, Mapping, Merge, json_text, union
 from reconciler.records import FieldChange, LocalRow, RemoteRecord, Values
-from reconciler.values import json_text, union
 
 
 class Outcome(StrEnum):

@@ -17,7 +17,7 @@ from reconciler.engine.deletes import sweep
 from reconciler.engine.pull import pull
 from reconciler.engine.push import push
 from reconciler.errors import AuthError, MappingError, ReconcilerError, RemoteUnavailable
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping, iso_ms
 from reconciler.remotes.base import Remote
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
 from reconciler.store import history
@@ -31,7 +31,6 @@ from reconciler.store.database import (
     run_lock_name,
 )
 from reconciler.store.sync import Store
-from reconciler.values import iso_ms
 
 RemoteFactory = Callable[[Mapping, Settings], Remote]
 logger = logging.getLogger("reconciler")

@@ -12,7 +12,7 @@ from pyairtable import Api
 from pyairtable.formulas import EQ, GTE, OR, RECORD_ID, Field, to_formula_str
 
 from reconciler.errors import AuthError, RemoteUnavailable
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes.base import (
     ApiStats,
@@ -29,7 +29,6 @@ from reconciler.remotes.base import (
     wire_fields,
     write_isolating,
 )
-from reconciler.values import parse_datetime
 
 RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")
 PAGE_SIZE = 100

@@ -20,9 +20,8 @@ from tenacity import (
 )
 
 from reconciler.errors import RecordError, RemoteUnavailable
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping, canonical, to_wire
 from reconciler.records import RemoteRecord, Values, WriteResult
-from reconciler.values import canonical, to_wire
 
 T = TypeVar("T")
 

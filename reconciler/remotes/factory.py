@@ -4,34 +4,37 @@ from __future__ import annotations
 
 from reconciler.config import Settings
 from reconciler.errors import UsageError
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping
 from reconciler.remotes.airtable import AirtableRemote
 from reconciler.remotes.base import Remote, RetryPolicy
 
 
 def build_remote(mapping: Mapping, settings: Settings) -> Remote:
-    """The remote client of a mapping, pointed at the configured endpoint."""
+    """The remote client of a mapping, pointed at the mapping's own endpoint and credentials.
+
+    Raises:
+        UsageError: the mapping's remote is unknown, or its credentials are missing.
+    """
     policy = RetryPolicy(base=settings.retry_base_seconds)
-    budget = mapping.rate_limit  # a mapping's own budget may only lower the remote's rate
     if mapping.remote == "airtable":
-        assert settings.airtable_token is not None and settings.airtable_base_id is not None
+        target = settings.airtable_target(mapping)
         return AirtableRemote(
             mapping,
-            token=settings.airtable_token.value,
-            base_id=settings.airtable_base_id,
-            api_url=settings.airtable_api_url,
-            rate=min(settings.airtable_rate, budget or settings.airtable_rate),
+            token=target.token.value,
+            base_id=target.base_id,
+            api_url=target.api_url,
+            rate=target.rate,
             policy=policy,
         )
     if mapping.remote == "twenty":
         from reconciler.remotes.twenty import TwentyRemote
 
-        assert settings.twenty_api_key is not None
+        twenty = settings.twenty_target(mapping)
         return TwentyRemote(
             mapping,
-            api_key=settings.twenty_api_key.value,
-            api_url=settings.twenty_api_url,
-            per_minute=min(settings.twenty_rate, budget or settings.twenty_rate),
+            api_key=twenty.api_key.value,
+            api_url=twenty.api_url,
+            per_minute=twenty.rate,
             policy=policy,
         )
     raise UsageError(f"mapping {mapping.name!r}: unknown remote {mapping.remote!r}")

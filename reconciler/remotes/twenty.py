@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from reconciler.errors import AuthError, RemoteUnavailable
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping, iso_ms, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes.base import (
     ApiStats,
@@ -27,7 +27,6 @@ from reconciler.remotes.base import (
     wire_fields,
     write_isolating,
 )
-from reconciler.values import iso_ms, parse_datetime
 
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"

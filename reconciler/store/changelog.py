@@ -31,11 +31,11 @@ from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from reconciler.engine.plan import Outcome, PullPlan, PushPlan, Rule
+from reconciler.model import iso_ms, json_text
 from reconciler.records import FieldChange
 from reconciler.store.history import Failure
 from reconciler.store.schema import change_log
 from reconciler.store.sql import copy_rows
-from reconciler.values import iso_ms, json_text
 
 if TYPE_CHECKING:
     from reconciler.engine.context import MappingContext

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Float,
     Identity,
     Index,
@@ -26,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSON, JSONB, TIMESTAMP, UUID
 from sqlalchemy.types import TypeEngine
 
-from reconciler.mapping import LEADS, REP_PROGRESSIONS, Kind, Mapping
+from reconciler.model import LEADS, REP_PROGRESSIONS, Kind, Mapping
 
 SCHEMA = "reconciler"
 metadata = MetaData()
@@ -40,6 +41,7 @@ _KIND_TYPES: dict[Kind, TypeEngine[Any]] = {
     Kind.INTEGER: Integer(),
     Kind.BOOLEAN: Boolean(),
     Kind.DATETIME: _TS,
+    Kind.DATE: Date(),
     Kind.JSON: JSONB(),
 }
 

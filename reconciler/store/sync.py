@@ -30,11 +30,10 @@ from sqlalchemy.exc import NoSuchTableError
 
 from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.errors import UsageError
-from reconciler.mapping import Mapping
+from reconciler.model import Mapping, canonical, json_text, to_db
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
 from reconciler.store.sql import among, insert_json_rows
-from reconciler.values import canonical, json_text, to_db
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),

@@ -10,20 +10,25 @@ shadow copy in the sync state is plain JSON:
     INTEGER   ``int`` or None
     BOOLEAN   ``bool`` (absent means False)
     DATETIME  ISO-8601 UTC with milliseconds and ``Z``; or None
+    DATE      ``"YYYY-MM-DD"``; or None (a day has no time zone, so none is applied)
     JSON      any JSON value; or None
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from reconciler.errors import RecordError
-from reconciler.mapping import FieldSpec, Kind
+from reconciler.model.mapping import FieldSpec, Kind
 
 Canon = Any
+
+# Exactly a calendar day: ``date.fromisoformat`` alone also takes ``20240131`` and week dates.
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 # One encoder for every record: ``json.dumps`` with any option builds a new one per call.
@@ -89,6 +94,20 @@ def _datetime(value: Any, spec: FieldSpec) -> str | None:
         ) from None
 
 
+def _date(value: Any, spec: FieldSpec) -> str | None:
+    if value is None or value == "":
+        return None
+    # A datetime is a date too; taking its day would silently drop a time (and a zone).
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and DATE_RE.fullmatch(value):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:  # 2024-02-30
+            pass
+    raise RecordError(f"{spec.remote}: expected a date, got {value!r}", retryable=False)
+
+
 def _json(value: Any, spec: FieldSpec, *, from_text: bool) -> Any:
     if value is None or value == "":
         return None
@@ -119,6 +138,8 @@ def canonical(spec: FieldSpec, value: Any, *, from_remote: bool) -> Canon:
         return value
     if kind is Kind.DATETIME:
         return _datetime(value, spec)
+    if kind is Kind.DATE:
+        return _date(value, spec)
     return _json(value, spec, from_text=from_remote and spec.json_as_text)
 
 
@@ -135,6 +156,8 @@ def to_db(spec: FieldSpec, value: Canon) -> Any:
         return False if spec.kind is Kind.BOOLEAN else None
     if spec.kind is Kind.DATETIME:
         return parse_datetime(value)
+    if spec.kind is Kind.DATE:
+        return date.fromisoformat(value)
     if spec.kind is Kind.NUMBER:
         return Decimal(str(value))
     return value

@@ -1,4 +1,7 @@
-"""Mappings: which remote table syncs with which local table, field by field (data, not code)."""
+"""The mapping types: which remote table syncs with which local table, field by field.
+
+Plain frozen data; the built-in mappings and config files are read into these by ``reader``.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ class Direction(StrEnum):
 
 
 class Kind(StrEnum):
-    """The value type of a field, which fixes its canonical form (see ``values``)."""
+    """The value type of a field, which fixes its canonical form (see ``model.values``)."""
 
     TEXT = "text"
     NUMBER = "number"
     INTEGER = "integer"
     BOOLEAN = "boolean"
     DATETIME = "datetime"
+    DATE = "date"  # a calendar day without a time: Airtable date, Twenty DATE, Postgres date
     JSON = "json"
 
 
@@ -70,6 +74,14 @@ class Mapping:
         modified_field: the remote field carrying the record's modification time.
         rate_limit: this mapping's own request budget (Airtable: per second, Twenty: per
             minute); None uses the remote's setting, which stays the ceiling.
+        match_on: local columns (each a mapped field's) forming a natural key, used to link
+            records and rows not linked yet; empty when the mapping has none.
+        base: (Airtable) this mapping's base id; None uses ``AIRTABLE_BASE_ID``.
+        token_env: (Airtable) the name of the environment variable holding this mapping's
+            token; None uses ``AIRTABLE_TOKEN``. A mapping never holds a secret itself.
+        api_url: (Twenty) this mapping's server; None uses ``TWENTY_API_URL``.
+        api_key_env: (Twenty) the name of the environment variable holding this mapping's API
+            key; None uses ``TWENTY_API_KEY``.
     """
 
     name: str
@@ -81,6 +93,11 @@ class Mapping:
     create_remote: bool = False
     modified_field: str = "lastModifiedTime"
     rate_limit: float | None = None
+    match_on: tuple[str, ...] = ()
+    base: str | None = None
+    token_env: str | None = None
+    api_url: str | None = None
+    api_key_env: str | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -104,18 +121,3 @@ class Mapping:
             if spec.column == column:
                 return spec
         raise KeyError(column)
-
-
-def _load_builtins() -> tuple[Mapping, ...]:
-    """The built-in mappings, written in the config file format (``builtin_mappings.toml``).
-
-    The loader imports this module's classes when called, so loading here is not circular.
-    """
-    from reconciler.mapping_config import builtin_mappings
-
-    return builtin_mappings()
-
-
-BUILTIN_MAPPINGS: tuple[Mapping, ...] = _load_builtins()
-LEADS: Mapping = next(m for m in BUILTIN_MAPPINGS if m.name == "leads")
-REP_PROGRESSIONS: Mapping = next(m for m in BUILTIN_MAPPINGS if m.name == "rep_progressions")

@@ -1,0 +1,186 @@
+"""Per-mapping credentials: each mapping's own base, server and variables, and their secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.config import (
+    AirtableTarget,
+    RunOptions,
+    Secret,
+    TwentyTarget,
+    load_mappings,
+    load_settings,
+    missing_credentials,
+    select_mappings,
+)
+from reconciler.errors import UsageError
+from reconciler.model import LEADS, REP_PROGRESSIONS
+from tests.helpers import rows, seed_leads, seed_progressions
+
+SALES_BASE = "appSALES000000001"
+SALES = dataclasses.replace(LEADS, base=SALES_BASE, token_env="SALES_AIRTABLE_TOKEN")
+CRM = dataclasses.replace(
+    REP_PROGRESSIONS, api_url="https://crm.example.com", api_key_env="CRM_KEY", rate_limit=30.0
+)
+ENV = {
+    "AIRTABLE_TOKEN": "default-airtable-token",
+    "AIRTABLE_BASE_ID": "appDEFAULT0000001",
+    "TWENTY_API_KEY": "default-twenty-key",
+    "SALES_AIRTABLE_TOKEN": "sales-airtable-token",
+    "CRM_KEY": "crm-twenty-key",
+}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- resolving ---------------------------------------------------------------------------------
+
+
+def test_targets__a_mapping_uses_its_own_base_server_and_variables() -> None:
+    settings = dataclasses.replace(load_settings(ENV), mappings=(SALES, CRM))
+    assert settings.airtable_target(SALES) == AirtableTarget(
+        Secret("sales-airtable-token"),
+        "SALES_AIRTABLE_TOKEN",
+        SALES_BASE,
+        "https://api.airtable.com",
+        5.0,
+    )
+    assert settings.twenty_target(CRM) == TwentyTarget(
+        Secret("crm-twenty-key"), "CRM_KEY", "https://crm.example.com", 30.0
+    )
+
+
+def test_targets__without_keys_a_mapping_uses_the_default_variables() -> None:
+    settings = load_settings({**ENV, "TWENTY_API_URL": "http://twenty.local/"})
+    leads = settings.airtable_target(LEADS)
+    assert (leads.token.value, leads.token_env) == ("default-airtable-token", "AIRTABLE_TOKEN")
+    assert leads.base_id == "appDEFAULT0000001"
+    reps = settings.twenty_target(REP_PROGRESSIONS)
+    assert (reps.api_key.value, reps.api_key_env) == ("default-twenty-key", "TWENTY_API_KEY")
+    assert (reps.api_url, reps.rate) == ("http://twenty.local", 100.0)
+
+
+def test_missing_credentials__names_the_mappings_own_variables() -> None:
+    settings = load_settings({})
+    assert missing_credentials(SALES, settings) == ["SALES_AIRTABLE_TOKEN"]  # base is its own
+    assert missing_credentials(LEADS, settings) == ["AIRTABLE_TOKEN", "AIRTABLE_BASE_ID"]
+    assert missing_credentials(CRM, settings) == ["CRM_KEY"]
+    with pytest.raises(UsageError, match="mapping 'leads': not configured: SALES_AIRTABLE_TOKEN"):
+        settings.airtable_target(SALES)
+    with pytest.raises(UsageError, match="is for airtable, not twenty"):
+        load_settings(ENV).twenty_target(SALES)
+    settings = load_settings({"SALES_AIRTABLE_TOKEN": "s", "TWENTY_API_KEY": "k"})
+    assert missing_credentials(SALES, settings) == []
+    assert missing_credentials(CRM, settings) == ["CRM_KEY"]
+
+
+def test_select_mappings__skips_a_mapping_without_its_own_token() -> None:
+    settings = dataclasses.replace(load_settings({"CRM_KEY": "k"}), mappings=(SALES, CRM))
+    assert select_mappings(RunOptions(), settings) == [
+        (SALES, "not configured: SALES_AIRTABLE_TOKEN"),
+        (CRM, None),
+    ]
+    with pytest.raises(UsageError, match="no mapping can run: set SALES_AIRTABLE_TOKEN"):
+        select_mappings(RunOptions(mappings=("leads",)), settings)
+
+
+def test_secrets__lists_every_secret_a_configured_mapping_uses_and_repr_hides_them(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings({**ENV, "UNUSED_TOKEN": "not-a-mapping-secret"})
+    assert "sales-airtable-token" not in settings.secrets  # no mapping names it yet
+    config = _write(tmp_path, '[mappings.leads]\ntoken_env = "SALES_AIRTABLE_TOKEN"\n')
+    settings = load_mappings(settings, config)  # names from a file read later still resolve
+    assert settings.airtable_target(settings.mappings[0]).token.value == "sales-airtable-token"
+    assert set(settings.secrets) == {
+        "default-airtable-token",
+        "default-twenty-key",
+        "sales-airtable-token",
+    }
+    text = repr(settings) + str(settings) + repr(settings.airtable_target(settings.mappings[0]))
+    hidden = [v for k, v in ENV.items() if k != "AIRTABLE_BASE_ID"] + ["not-a-mapping-secret"]
+    assert not [value for value in hidden if value in text]  # the env snapshot is not shown
+
+
+# -- against the emulators ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def sales_config(airtable: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A config giving leads its own token variable and base; the default variables unset."""
+    monkeypatch.delenv("AIRTABLE_TOKEN")
+    monkeypatch.delenv("AIRTABLE_BASE_ID")
+    return _write(
+        tmp_path,
+        f'[mappings.leads]\ntoken_env = "SALES_AIRTABLE_TOKEN"\nbase = "{airtable.base_id}"\n',
+    )
+
+
+def test_run__a_mapping_without_its_token_is_skipped_and_runs_once_it_is_set(
+    airtable: Any, twenty: Any, db: Any, cli: Any, sales_config: Path, monkeypatch: Any
+) -> None:
+    seed_leads(airtable, 2)
+    seed_progressions(twenty, 1)
+    skipped = cli("--config", str(sales_config))
+    assert skipped.exit_code == 0, skipped.output
+    assert skipped.mapping("leads")["skipped"] == "not configured: SALES_AIRTABLE_TOKEN"
+    assert skipped.mapping("rep_progressions")["skipped"] is None
+    assert rows(db) == []
+
+    monkeypatch.setenv("SALES_AIRTABLE_TOKEN", airtable.token)
+    ran = cli("--config", str(sales_config), "--json", "-v")
+    assert ran.exit_code == 0, ran.output
+    assert ran.mapping("leads")["skipped"] is None
+    assert ran.mapping("leads")["pull"]["inserted"] == 2 and len(rows(db)) == 2
+    checked = cli("check", "--config", str(sales_config))
+    assert checked.exit_code == 0, checked.output
+    assert "credentials for leads (airtable): present" in checked.stdout
+    seen = skipped.output + ran.output + checked.output + ran.report_path.read_text()
+    assert airtable.token not in seen and twenty.token not in seen
+
+
+def test_run__a_wrong_custom_token_is_refused_without_showing_it(
+    airtable: Any, database_url: str, cli: Any, sales_config: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("SALES_AIRTABLE_TOKEN", "wrong-sales-secret")
+    result = cli("--config", str(sales_config), "-v", "--mapping", "leads")
+    assert result.exit_code == 3, result.output
+    checked = cli("check", "--config", str(sales_config))
+    assert "hint: check SALES_AIRTABLE_TOKEN" in checked.stdout, checked.stdout
+    seen = result.output + checked.output + result.report_path.read_text()
+    assert "wrong-sales-secret" not in seen
+
+
+def test_check__names_a_missing_custom_variable(
+    database_url: str, cli: Any, sales_config: Path
+) -> None:
+    result = cli("check", "--config", str(sales_config))
+    assert result.exit_code == 2, result.output
+    assert "✗ credentials for leads (airtable): missing SALES_AIRTABLE_TOKEN" in result.stdout
+    assert "hint: set SALES_AIRTABLE_TOKEN" in result.stdout
+
+
+def test_run__a_twenty_mapping_uses_its_own_server_and_key(
+    twenty: Any, db: Any, cli: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TWENTY_API_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.delenv("TWENTY_API_KEY")
+    monkeypatch.setenv("CRM_KEY", twenty.token)
+    config = _write(
+        tmp_path,
+        f'[mappings.rep_progressions]\napi_url = "{twenty.url}/"\napi_key_env = "CRM_KEY"\n',
+    )
+    seed_progressions(twenty, 2)
+    result = cli("--config", str(config), "--mapping", "rep_progressions", "-v")
+    assert result.exit_code == 0, result.output
+    assert result.mapping("rep_progressions")["pull"]["inserted"] == 2
+    assert twenty.token not in result.output + result.report_path.read_text()
