@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 
 def _lines(output: str) -> list[str]:
@@ -138,3 +141,48 @@ def test_check__a_bad_config_file_is_the_one_failing_line(cli, tmp_path: Path) -
     (line,) = _lines(result.stdout)
     assert line.startswith("✗ configuration: ")
     assert "mappings.leads.fields[0].direction: must be pull, push or both" in line
+
+
+def test_check__says_how_each_remotes_clock_compares(airtable, twenty, database_url, cli) -> None:
+    airtable.clock.skew = timedelta(minutes=-25)
+    result = cli("check")
+    assert result.exit_code == 0, result.output
+    lines = _lines(result.stdout)
+    assert any(
+        line.startswith("! airtable clock: this host is 25 min ahead of Airtable") for line in lines
+    ), result.stdout
+    assert any(line.startswith("✓ twenty clock: this host's clock agrees") for line in lines)
+
+
+def test_check__a_clock_too_far_off_fails_with_exit_3(airtable, twenty, database_url, cli) -> None:
+    twenty.clock.skew = timedelta(days=1)
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = [x for x in _failed(result.stdout) if "clock" in x]
+    assert "this host is 24 h 0 min behind Twenty" in line and "NTP" in line
+
+
+@pytest.mark.parametrize("shape", ["list", "objects"])
+def test_check__pages_through_twentys_data_model_in_either_shape(
+    airtable, twenty, database_url, cli, shape: str
+) -> None:
+    twenty.metadata_shape = shape
+    twenty.metadata_default_limit = 1  # one object a page
+    for i in range(3):
+        twenty.add_object(f"thing{i}", f"things{i}", {"title": "TEXT"})
+    result = cli("check")
+    assert result.exit_code == 0, result.output
+    assert "✓ twenty fields of rep_progressions (object repProgressions)" in result.stdout
+    assert twenty.count("GET", "/rest/metadata/objects") == 4
+
+
+def test_check__a_key_that_cannot_read_the_data_model_is_a_warning(
+    airtable, twenty, database_url, cli
+) -> None:
+    twenty.metadata_forbidden = True
+    result = cli("check")
+    assert result.exit_code == 0, result.output
+    assert "✓ twenty reachable and API key accepted" in result.stdout
+    (line,) = [x for x in _lines(result.stdout) if "twenty fields of" in x]
+    assert line.startswith("! twenty fields of rep_progressions")
+    assert "cannot read the data model" in line and "refused" not in line

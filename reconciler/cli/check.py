@@ -13,13 +13,14 @@ from reconciler.cli.run import ConfigPath
 
 def check_line(check: Check, *, color: bool) -> str:
     """The line of one check (rich markup; the text itself is escaped)."""
-    mark = "✓" if check.ok else "✗"
+    mark = ("!" if check.warning else "✓") if check.ok else "✗"
     if color:
-        mark = f"[green]{mark}[/green]" if check.ok else f"[red]{mark}[/red]"
+        tint = ("yellow" if check.warning else "green") if check.ok else "red"
+        mark = f"[{tint}]{mark}[/{tint}]"
     line = f"{mark} {escape(check.name)}"
     if check.detail:
         line += f": {escape(check.detail)}"
-    if not check.ok and check.hint:
+    if (check.warning or not check.ok) and check.hint:
         line += f" — hint: {escape(check.hint)}"
     return line
 

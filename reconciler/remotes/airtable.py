@@ -11,12 +11,15 @@ import requests
 from pyairtable import Api
 from pyairtable.formulas import EQ, GTE, OR, RECORD_ID, Field, to_formula_str
 
+from reconciler.config import AirtableTarget
 from reconciler.errors import AuthError, RemoteUnavailable
 from reconciler.model import Mapping, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
+from reconciler.remotes import airtable_schema
 from reconciler.remotes.base import (
     ApiStats,
     Caller,
+    Finding,
     Pacer,
     PushItem,
     Rejected,
@@ -42,30 +45,21 @@ class AirtableRemote:
 
     Args:
         mapping: the mapping (its ``remote_table`` names the table).
-        token: the personal access token (never logged).
-        base_id: the base.
-        api_url: the endpoint, e.g. ``https://api.airtable.com``.
-        rate: requests per second this tool allows itself.
+        target: the base, endpoint, token (never logged) and request rate (per second).
         policy: the retry policy.
     """
 
     write_batch = WRITE_BATCH
     read_before_write = False  # a PATCH cannot create, and changes only the fields it sends
 
-    def __init__(
-        self,
-        mapping: Mapping,
-        *,
-        token: str,
-        base_id: str,
-        api_url: str,
-        rate: float,
-        policy: RetryPolicy,
-    ) -> None:
+    def __init__(self, mapping: Mapping, target: AirtableTarget, policy: RetryPolicy) -> None:
         self.mapping = mapping
-        self._api = Api(token, timeout=TIMEOUT, retry_strategy=None, endpoint_url=api_url)
-        self._table = self._api.table(base_id, mapping.remote_table)
-        self._call = Caller("Airtable", Pacer(rate), policy)
+        self.target = target
+        self._api = Api(
+            target.token.value, timeout=TIMEOUT, retry_strategy=None, endpoint_url=target.api_url
+        )
+        self._table = self._api.table(target.base_id, mapping.remote_table)
+        self._call = Caller("Airtable", Pacer(target.rate), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._api.session.hooks["response"].append(self._observe)
@@ -132,6 +126,22 @@ class AirtableRemote:
     def cache_update(self) -> Any | None:
         """Nothing to keep yet."""
         return None
+
+    def inspect(self) -> Iterator[Finding]:
+        """The base answers and takes the token; the table has every mapped field."""
+        try:
+            body = self._api.get(str(self._table.base.urls.tables))
+        except requests.HTTPError as exc:
+            yield airtable_schema.refusal(exc, self.target)
+            return
+        except requests.RequestException as exc:
+            yield airtable_schema.unreachable(self.target, exc)
+            return
+        detail = f"{self.target.api_url}, base {self.target.base_id}"
+        yield Finding(
+            airtable_schema.REACHABLE, True, detail, scope=airtable_schema.scope(self.target)
+        )
+        yield airtable_schema.fields_finding(self.mapping, body)
 
     def list_changed(
         self, since: datetime | None, until: datetime | None = None

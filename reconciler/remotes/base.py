@@ -82,6 +82,26 @@ class RemoteClock:
         return timedelta(seconds=statistics.median(self._samples))
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One line ``reconcile check`` prints about a mapping's remote.
+
+    A failed finding is a configuration problem (exit 2) unless ``unavailable`` says the remote
+    could not be asked at all (unreachable, credentials refused: exit 3). A ``warning`` passes
+    but is shown as such.
+    """
+
+    name: str
+    ok: bool
+    detail: str = ""
+    hint: str = ""
+    warning: bool = False
+    unavailable: bool = False
+    # What the finding is about beyond the mapping (a base and token, a server and key), so
+    # mappings that share it get one line, and several ones get a line each, named.
+    scope: str = ""
+
+
 class Remote(Protocol):
     """What the engine needs from a remote; it never knows which remote it talks to."""
 
@@ -107,6 +127,11 @@ class Remote(Protocol):
 
     def cache_update(self) -> Any | None:
         """What to keep for the next run's ``prepare`` when it changed in this run, else None."""
+        ...
+
+    def inspect(self) -> Iterator[Finding]:
+        """What ``reconcile check`` reports of this mapping's remote, read fresh (never from
+        what runs keep): whether it answers and takes the credentials, then the mapped fields."""
         ...
 
     def list_changed(

@@ -17,24 +17,9 @@ def build_remote(mapping: Mapping, settings: Settings) -> Remote:
     """
     policy = RetryPolicy(base=settings.retry_base_seconds)
     if mapping.remote == "airtable":
-        target = settings.airtable_target(mapping)
-        return AirtableRemote(
-            mapping,
-            token=target.token.value,
-            base_id=target.base_id,
-            api_url=target.api_url,
-            rate=target.rate,
-            policy=policy,
-        )
+        return AirtableRemote(mapping, settings.airtable_target(mapping), policy)
     if mapping.remote == "twenty":
         from reconciler.remotes.twenty import TwentyRemote
 
-        twenty = settings.twenty_target(mapping)
-        return TwentyRemote(
-            mapping,
-            api_key=twenty.api_key.value,
-            api_url=twenty.api_url,
-            per_minute=twenty.rate,
-            policy=policy,
-        )
+        return TwentyRemote(mapping, settings.twenty_target(mapping), policy)
     raise UsageError(f"mapping {mapping.name!r}: unknown remote {mapping.remote!r}")

@@ -9,12 +9,15 @@ from typing import Any
 
 import httpx
 
+from reconciler.config import TwentyTarget
 from reconciler.errors import AuthError, RemoteUnavailable
 from reconciler.model import Mapping, iso_ms, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
+from reconciler.remotes import twenty_schema
 from reconciler.remotes.base import (
     ApiStats,
     Caller,
+    Finding,
     Pacer,
     PushItem,
     Rejected,
@@ -44,9 +47,7 @@ class TwentyRemote:
 
     Args:
         mapping: the mapping (its ``remote_table`` is the object's plural name).
-        api_key: the API key (never logged).
-        api_url: the server, e.g. ``https://api.twenty.com``.
-        per_minute: requests per minute this tool allows itself.
+        target: the server, API key (never logged) and request rate (per minute).
         policy: the retry policy.
         transport: an httpx transport, for tests that want one.
     """
@@ -59,21 +60,20 @@ class TwentyRemote:
     def __init__(
         self,
         mapping: Mapping,
-        *,
-        api_key: str,
-        api_url: str,
-        per_minute: float,
+        target: TwentyTarget,
         policy: RetryPolicy,
+        *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.mapping = mapping
+        self.target = target
         self._client = httpx.Client(
-            base_url=api_url.rstrip("/") + "/rest",
-            headers={"Authorization": f"Bearer {api_key}"},
+            base_url=target.api_url.rstrip("/") + "/rest",
+            headers={"Authorization": f"Bearer {target.api_key.value}"},
             timeout=TIMEOUT,
             transport=transport,
         )
-        self._call = Caller("Twenty", Pacer(per_minute / 60.0), policy)
+        self._call = Caller("Twenty", Pacer(target.rate / 60.0), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
@@ -123,6 +123,37 @@ class TwentyRemote:
     def cache_update(self) -> Any | None:
         """Nothing to keep yet."""
         return None
+
+    def inspect(self) -> Iterator[Finding]:
+        """The server answers and takes the key; the object has every mapped field."""
+        name, scope = twenty_schema.REACHABLE, twenty_schema.scope(self.target)
+        try:
+            found = twenty_schema.objects(self._metadata_page)
+        except httpx.HTTPError as exc:
+            detail = f"cannot reach {self.target.api_url}: {type(exc).__name__}"
+            hint = "check TWENTY_API_URL (or the mapping's api_url) and the network"
+            yield Finding(name, False, detail, hint, unavailable=True, scope=scope)
+            return
+        except _Answered as answer:
+            if answer.status != 403:
+                yield _refused(name, answer.status, self.target)
+                return
+            found = None
+        yield Finding(name, True, self.target.api_url, scope=scope)
+        if found is None:
+            yield twenty_schema.unreadable(self.mapping)
+        else:
+            yield twenty_schema.fields_finding(self.mapping, found)
+
+    def _metadata_page(self, params: dict[str, str]) -> Any:
+        response = self._client.get("/metadata/objects", params=params)
+        self.clock.observe(response.headers.get("Date"))
+        if response.status_code != 200:
+            raise _Answered(response.status_code)
+        try:
+            return response.json()
+        except ValueError:
+            return {}
 
     def list_changed(
         self, since: datetime | None, until: datetime | None = None
@@ -193,6 +224,23 @@ def _kept(item: PushItem) -> dict[str, Any]:
     """What a write must send back unchanged: an upsert without ``position`` would move the
     record to the top of every view."""
     return dict(item.current.keep) if item.current is not None else {}
+
+
+class _Answered(Exception):
+    """A metadata request answered with a status other than 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _refused(name: str, status: int, target: TwentyTarget) -> Finding:
+    scope = twenty_schema.scope(target)
+    if status == 401:
+        hint = f"check {target.api_key_env} (Settings > APIs & Webhooks in Twenty)"
+        return Finding(name, False, "API key refused (401)", hint, unavailable=True, scope=scope)
+    hint = "check TWENTY_API_URL (or the mapping's api_url); try again later"
+    return Finding(name, False, f"Twenty answered {status}", hint, unavailable=True, scope=scope)
 
 
 def _classify(response: httpx.Response) -> Exception:
