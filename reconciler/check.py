@@ -81,8 +81,9 @@ def run_checks(
         check = credentials(mapping, settings)
         ready += [mapping] if check.ok else []
         yield check
-    yield from database(settings)
-    yield from remotes(settings, ready)
+    kept: dict[str, Any] = {}
+    yield from database(settings, kept)
+    yield from remotes(settings, ready, kept)
 
 
 def credentials(mapping: Mapping, settings: Settings) -> Check:
@@ -102,9 +103,11 @@ def credentials(mapping: Mapping, settings: Settings) -> Check:
 # -- the database ------------------------------------------------------------------------------
 
 
-def database(settings: Settings) -> Iterator[Check]:
-    """The database answers and is migrated; every mapped local table has its columns."""
+def database(settings: Settings, kept: dict[str, Any]) -> Iterator[Check]:
+    """The database answers and is migrated; every mapped local table has its columns. Fills
+    ``kept`` with what runs kept of each mapping's remote schema."""
     from reconciler.engine.run import open_database
+    from reconciler.store.history import remote_state_of
     from reconciler.store.sync import Store
 
     name = "database reachable and migrated"
@@ -124,6 +127,7 @@ def database(settings: Settings) -> Iterator[Check]:
             store = Store(conn)
             for mapping in settings.mappings:
                 yield _local_table(store, mapping)
+                kept[mapping.name] = remote_state_of(conn, mapping.name).schema
     finally:
         engine.dispose()
 
@@ -141,10 +145,14 @@ def _local_table(store: Any, mapping: Mapping) -> Check:
 # -- the remotes -------------------------------------------------------------------------------
 
 
-def remotes(settings: Settings, mappings: list[Mapping]) -> Iterator[Check]:
+def remotes(settings: Settings, mappings: list[Mapping], kept: dict[str, Any]) -> Iterator[Check]:
     """Each mapping's remote as the remote itself inspects it: it answers and takes the
     credentials (one line per base and token, or server and key), every mapped field exists
-    with a fitting type, and how its clock compares with this host's."""
+    with a fitting type, and how its clock compares with this host's.
+
+    ``kept`` holds, by mapping name, what runs kept of each remote's schema (to point out what
+    changed since, such as a renamed field).
+    """
     from reconciler.remotes.factory import build_remote
 
     ordered = sorted(mappings, key=lambda m: m.remote != "airtable")  # Airtable first, stable
@@ -153,7 +161,7 @@ def remotes(settings: Settings, mappings: list[Mapping]) -> Iterator[Check]:
     for mapping in ordered:
         remote = build_remote(mapping, settings)
         try:
-            found = list(remote.inspect())
+            found = list(remote.inspect(kept.get(mapping.name)))
         finally:
             remote.close()
         clock = _clock(mapping, remote.clock.offset, settings, found)

@@ -127,7 +127,13 @@ class AirtableRemote:
         """Nothing to keep yet."""
         return None
 
-    def inspect(self) -> Iterator[Finding]:
+    def find(
+        self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
+        """Not yet: natural-key look-ups."""
+        raise NotImplementedError
+
+    def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """The base answers and takes the token; the table has every mapped field."""
         try:
             body = self._api.get(str(self._table.base.urls.tables))

@@ -129,9 +129,21 @@ class Remote(Protocol):
         """What to keep for the next run's ``prepare`` when it changed in this run, else None."""
         ...
 
-    def inspect(self) -> Iterator[Finding]:
-        """What ``reconcile check`` reports of this mapping's remote, read fresh (never from
-        what runs keep): whether it answers and takes the credentials, then the mapped fields."""
+    def inspect(self, cached: Any | None) -> Iterator[Finding]:
+        """What ``reconcile check`` reports of this mapping's remote, read fresh: whether it
+        answers and takes the credentials, then the mapped fields. ``cached`` is what runs kept
+        (``cache_update``), to compare with (a field renamed since, say)."""
+        ...
+
+    def find(
+        self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
+        """Live records whose natural key is one of ``keys``, grouped by key.
+
+        ``columns`` are mapped local columns (the mapping's ``match_on``); a key is the tuple
+        of their canonical values, and a record's key is read from its canonical values the
+        same way. Batched: never one request per key.
+        """
         ...
 
     def list_changed(

@@ -124,7 +124,13 @@ class TwentyRemote:
         """Nothing to keep yet."""
         return None
 
-    def inspect(self) -> Iterator[Finding]:
+    def find(
+        self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
+        """Not yet: natural-key look-ups."""
+        raise NotImplementedError
+
+    def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """The server answers and takes the key; the object has every mapped field."""
         name, scope = twenty_schema.REACHABLE, twenty_schema.scope(self.target)
         try:
