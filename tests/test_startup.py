@@ -121,3 +121,14 @@ def test_older_schema__a_run_exits_3_naming_the_revision(airtable, db, cli) -> N
     result = cli("--mapping", "leads")
     assert result.exit_code == 3, result.output
     assert "is at revision 0004" in result.stderr and "reconcile migrate" in result.stderr
+
+
+def test_status__loads_no_remote_client_and_no_engine(
+    database_url, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRTABLE_TOKEN", "pat-unused")
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appUNUSED000000001")
+    modules, done = _loaded(tmp_path, "status")
+    assert done.returncode == 1, done.stderr  # an empty history: never synced
+    remote = ("httpx", "pyairtable", "tenacity", "reconciler.remotes", "reconciler.engine")
+    assert [m for m in modules if m.startswith(remote)] == []
