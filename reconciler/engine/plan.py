@@ -46,6 +46,7 @@ class Rule(StrEnum):
     LOCAL_NEWER = "local_newer"
     UNION = "union"
     NEW_RECORD = "new_record"
+    MATCHED = "matched"  # a record and a row linked by natural key, then merged
 
 
 @dataclass
@@ -62,6 +63,7 @@ class PullPlan:
     conflict: bool = False
     pending: bool = False  # push-capable local values still differ from the remote
     inserted_id: int | None = None  # the new local row's key, once the insert is applied
+    matched: bool = False  # the row was linked to the record by natural key just now
 
     @cached_property
     def values_text(self) -> str:

@@ -127,8 +127,22 @@ class TwentyRemote:
     def find(
         self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
     ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
-        """Not yet: natural-key look-ups."""
-        raise NotImplementedError
+        """Live records by natural key (provisional: one text column, ``field[in]:[…]``)."""
+        (column,) = columns
+        spec = self.mapping.field(column)
+        found: dict[tuple[Any, ...], list[RemoteRecord]] = {}
+        wanted = {k for k in keys}
+        for batch in chunks(sorted({k[0] for k in keys}), READ_BATCH):
+            quoted = ",".join(
+                '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in batch
+            )
+            for page in self._pages(f"{spec.remote}[in]:[{quoted}]"):
+                for raw in page:
+                    record = self._typed(raw)
+                    key = (record.values.get(column),)
+                    if key in wanted:
+                        found.setdefault(key, []).append(record)
+        return found
 
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """The server answers and takes the key; the object has every mapped field."""

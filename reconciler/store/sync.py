@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import NoSuchTableError
@@ -157,6 +158,32 @@ class Store:
             r.local_id: r for r in (self._local_row(mapping, x) for x in self.conn.execute(query))
         }
 
+    def unlinked_by_key(
+        self, mapping: Mapping, keys: Sequence[tuple[Any, ...]], *, lock: bool = True
+    ) -> list[LocalRow]:
+        """The rows holding no remote id of this mapping whose natural key (``match_on``
+        columns) is one of ``keys`` (canonical values); locked for the unit of work unless
+        ``lock`` is False."""
+        table = self.table(mapping)
+        specs = [mapping.field(c) for c in mapping.match_on]
+        values = [tuple(to_db(s, v) for s, v in zip(specs, key, strict=True)) for key in keys]
+        query = self._select_rows(mapping).where(
+            table.c[mapping.key_column].is_(None),
+            tuple_(*(table.c[c] for c in mapping.match_on)).in_(values),
+        )
+        if lock:
+            query = query.with_for_update(of=table)
+        return [self._local_row(mapping, r) for r in self.conn.execute(query)]
+
+    def mark_examined(self, mapping: Mapping, rows: Sequence[LocalRow]) -> None:
+        """Record that rows holding no remote id were searched for on the remote and nothing
+        could be done for them (no match, and the mapping never creates): they are not pushed
+        again until they change."""
+        states = [
+            _state_row(mapping, r.local_id, None, None, r.updated_at, {}, False) for r in rows
+        ]
+        self._save_states(mapping, states)
+
     def push_candidates(self, mapping: Mapping, after_id: int, limit: int) -> list[LocalRow]:
         """Rows that may need a push, by primary key after ``after_id``.
 
@@ -177,8 +204,8 @@ class Store:
         )
         conditions = [table.c.id > after_id]
         conditions.append(table.c.remote_deleted_at.is_(None))
-        if not mapping.create_remote:
-            conditions.append(key.isnot(None))
+        if not mapping.create_remote and not mapping.match_on:
+            conditions.append(key.isnot(None))  # local-only rows: nothing to create or find
         query = (
             self._select_rows(mapping)
             .where(
