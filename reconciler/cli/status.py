@@ -10,10 +10,14 @@ import typer
 
 from reconciler.cli.app import JsonOut, app, open_database
 from reconciler.cli.run import ConfigPath, MappingOpt
-from reconciler.errors import EXIT_OK, EXIT_PARTIAL, UnavailableError
+from reconciler.errors import EXIT_OK, EXIT_PARTIAL, UnavailableError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from reconciler.config import Settings
     from reconciler.health import Health
+    from reconciler.model import Mapping
 
 # Three 15-minute cron runs: a mapping that missed or failed three runs in a row is stale.
 DEFAULT_MAX_AGE = 45
@@ -60,19 +64,9 @@ def status_command(
     """
     from datetime import timedelta
 
-    from reconciler.config import load_mappings, load_settings, missing_credentials
-    from reconciler.errors import UsageError
     from reconciler.health import assess
 
-    settings = load_settings()
-    if config is not None:
-        settings = load_mappings(settings, config)
-    known = {m.name: m for m in settings.mappings}
-    unknown = [n for n in mapping or () if n not in known]
-    if unknown:
-        raise UsageError(f"--mapping: unknown mapping {unknown[0]!r} (known: {', '.join(known)})")
-    watched = [known[n] for n in dict.fromkeys(mapping or ())] or list(settings.mappings)
-    selected = [(m, ", ".join(missing_credentials(m, settings)) or None) for m in watched]
+    settings, selected = _watched(config, mapping)
     try:
         engine = open_database(settings)
     except UnavailableError as exc:
@@ -86,17 +80,41 @@ def status_command(
             )
     finally:
         engine.dispose()
-    if not any(m.watched for m in health.mappings):  # a monitor without its environment
-        needed = sorted({v for _, missing in selected for v in (missing or "").split(", ")})
-        raise UsageError(
-            f"no mapping to watch: none has synced yet or has its credentials here; "
-            f"set {', '.join(needed)} as the runs do (see README, 'Monitoring')"
-        )
+    _require_something_watched(health, selected)
     if json_out:
         sys.stdout.write(json.dumps(health.to_dict(), indent=2) + "\n")
     else:
         sys.stdout.write("".join(line + "\n" for line in health.problems or [ok_line(health)]))
     raise typer.Exit(EXIT_OK if health.healthy else EXIT_PARTIAL)
+
+
+def _watched(
+    config: Path | None, names: list[str] | None
+) -> tuple[Settings, list[tuple[Mapping, str | None]]]:
+    """The settings, and the mappings to watch, each with its missing credentials (or None)."""
+    from reconciler.config import load_mappings, load_settings, missing_credentials
+
+    settings = load_settings()
+    if config is not None:
+        settings = load_mappings(settings, config)
+    known = {m.name: m for m in settings.mappings}
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        raise UsageError(f"--mapping: unknown mapping {unknown[0]!r} (known: {', '.join(known)})")
+    chosen = [known[n] for n in dict.fromkeys(names or ())] or list(settings.mappings)
+    return settings, [(m, ", ".join(missing_credentials(m, settings)) or None) for m in chosen]
+
+
+def _require_something_watched(health: Health, selected: list[tuple[Mapping, str | None]]) -> None:
+    """Exit 2 when no mapping is watched: the monitor lacks the runs' environment, and a
+    healthy answer would hide it."""
+    if any(m.watched for m in health.mappings):
+        return
+    needed = sorted({v for _, missing in selected for v in (missing or "").split(", ") if v})
+    raise UsageError(
+        "no mapping to watch: none has synced yet or has its credentials here; "
+        f"set {', '.join(needed)} as the runs do (see README, 'Monitoring')"
+    )
 
 
 def ok_line(health: Health) -> str:
