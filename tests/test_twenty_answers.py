@@ -308,3 +308,27 @@ def test_write__the_one_record_too_large_fails_alone(
     assert failed.error is not None and "too large (413" in failed.error
     assert failed.retryable is False
     assert sizes == [5, 2, 3, 1, 2, 1, 1]
+
+
+# -- reconcile check ------------------------------------------------------------------------------
+
+
+def test_check__a_redirect_or_a_page_instead_of_the_data_model_is_named(
+    airtable: Any, twenty: TwentyEmulator, database_url: str, cli: Any
+) -> None:
+    twenty.faults.raw(302, "", headers={"Location": "https://sso.example.com/"}, method="GET")
+    redirected = cli("check")
+    twenty.faults.raw(200, SIGN_IN, method="GET")
+    paged = cli("check")
+
+    for result, says in (
+        (redirected, "Twenty answered 302, redirected to https://sso.example.com/"),
+        (
+            paged,
+            "Twenty answered 200 with an HTML page ('Sign in \u2013 Acme SSO') instead of JSON",
+        ),
+    ):
+        assert result.exit_code == 3, result.output
+        (line,) = [x for x in result.stdout.splitlines() if "twenty reachable" in x]
+        assert line.startswith(f"✗ twenty reachable and API key accepted: {says}"), line
+        assert "<" not in line

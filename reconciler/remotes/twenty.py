@@ -100,7 +100,8 @@ class TwentyRemote:
         def send() -> Any:
             try:
                 response = self._client.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:  # refused, reset, cut mid-body, timed out
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                # refused, reset, cut mid-body (RemoteProtocolError), timed out, garbled
                 raise Transient(f"connection problem: {type(exc).__name__}") from None
             self.clock.observe(response.headers.get("Date"))
             return twenty_http.answer(response)
