@@ -223,6 +223,22 @@ def test_push__a_redirect_stops_the_mapping_and_leaves_the_changes_pending(
     assert {r["totalXp"] for r in twenty.records()} == {77}
 
 
+def test_push__a_key_whose_role_may_not_write_stops_the_mapping(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any
+) -> None:
+    """Twenty answers 403 to a valid key whose role lacks a permission: not a bad key."""
+    _synced_and_edited(twenty, db, cli)
+    twenty.faults.fail(403, method="POST")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 3, result.output
+    message = _one_error(result)
+    assert "refused the request (HTTP 403" in message and "role's permissions" in message
+    assert result.mapping(M)["api"]["retries"] == 0
+    assert _dead(db) == []
+
+
 def test_push__413_splits_the_batch_until_it_fits(
     twenty: TwentyEmulator, db: sa.Engine, cli: Any
 ) -> None:

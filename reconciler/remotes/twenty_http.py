@@ -60,10 +60,16 @@ def classify(response: httpx.Response) -> Exception:
     if status in (408, 429) or status >= 500:
         # 429 carries no Retry-After (throttler.service.ts): the caller's backoff paces it.
         return Transient(f"HTTP {status}: {detail}", throttled=status == 429)
-    if status in (401, 403):
+    if status == 401:
         return AuthError(
-            f"Twenty refused the API key (HTTP {status}: {detail}): check TWENTY_API_KEY "
+            f"Twenty refused the API key (HTTP 401: {detail}): check TWENTY_API_KEY "
             "and TWENTY_API_URL"
+        )
+    if status == 403:
+        # A valid key whose role may not do this (read or write this object) gets a 403 too.
+        return AuthError(
+            f"Twenty refused the request (HTTP 403: {detail}): check TWENTY_API_KEY and its "
+            "role's permissions on this object"
         )
     if status == 413:
         return Rejected(status, f"Twenty refused the request as too large (413: {detail})")
