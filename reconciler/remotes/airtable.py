@@ -47,19 +47,27 @@ class AirtableRemote:
         mapping: the mapping (its ``remote_table`` names the table).
         target: the base, endpoint, token (never logged) and request rate (per second).
         policy: the retry policy.
+        pacer: the base's pacer, shared with the other mappings on the base.
     """
 
     write_batch = WRITE_BATCH
     read_before_write = False  # a PATCH cannot create, and changes only the fields it sends
 
-    def __init__(self, mapping: Mapping, target: AirtableTarget, policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        mapping: Mapping,
+        target: AirtableTarget,
+        policy: RetryPolicy,
+        *,
+        pacer: Pacer | None = None,
+    ) -> None:
         self.mapping = mapping
         self.target = target
         self._api = Api(
             target.token.value, timeout=TIMEOUT, retry_strategy=None, endpoint_url=target.api_url
         )
         self._table = self._api.table(target.base_id, mapping.remote_table)
-        self._call = Caller("Airtable", Pacer(target.rate), policy)
+        self._call = Caller("Airtable", pacer or Pacer.rate(target.rate), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._api.session.hooks["response"].append(self._observe)

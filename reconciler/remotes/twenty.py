@@ -58,6 +58,7 @@ class TwentyRemote:
         mapping: the mapping (its ``remote_table`` is the object's plural name).
         target: the server, API key (never logged) and request rate (per minute).
         policy: the retry policy.
+        pacer: the workspace's pacer, shared with the other mappings on it.
         transport: an httpx transport, for tests that want one.
     """
 
@@ -72,6 +73,7 @@ class TwentyRemote:
         target: TwentyTarget,
         policy: RetryPolicy,
         *,
+        pacer: Pacer | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.mapping = mapping
@@ -82,7 +84,7 @@ class TwentyRemote:
             timeout=TIMEOUT,
             transport=transport,
         )
-        self._call = Caller("Twenty", Pacer(target.rate / 60.0), policy)
+        self._call = Caller("Twenty", pacer or Pacer.rate(target.rate, 60.0), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
