@@ -176,8 +176,9 @@ class TwentyRemote:
 
     def _filter_budget(self) -> int:
         """What the ``filter`` parameter may take of ``URL_BUDGET``."""
+        path = self._client.base_url.raw_path.decode() + self._path.lstrip("/")
         rest = str(httpx.QueryParams(self._list_params(None)))
-        return URL_BUDGET - len("/rest" + self._path + "?&") - len(rest) - CURSOR_ROOM
+        return URL_BUDGET - len(path + "?&") - len(rest) - CURSOR_ROOM
 
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """The server answers and takes the key; the object has every mapped field, of a type

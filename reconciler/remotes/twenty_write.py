@@ -56,9 +56,9 @@ class BatchWriter:
         if not self.no_upsert:
             return None
         return MappingError(
-            f"Twenty cannot update records here: {self._where} does not support batch upsert "
-            f"(it ignores ?upsert=true and answered {ALREADY_EXISTS!r} for records that exist); "
-            "upgrade the Twenty server to a release whose REST API has batch upsert. New records "
+            f"Twenty cannot update records: this server has no batch upsert (POST {self._where}"
+            f"?upsert=true ignores the flag and answered {ALREADY_EXISTS!r} for records that "
+            "exist); upgrade the Twenty server to a release with REST batch upsert. New records "
             f"are still created; {self.waiting} update(s) wait for the upgrade"
         )
 
