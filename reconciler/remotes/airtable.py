@@ -131,6 +131,9 @@ class AirtableRemote:
     def prepare(self, cached: Any | None) -> None:
         """Nothing to prepare yet."""
 
+    def verdict(self) -> None:
+        """Nothing found in a run stops an Airtable mapping after the fact."""
+
     def cache_update(self) -> Any | None:
         """Nothing to keep yet."""
         return None

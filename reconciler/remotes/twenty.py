@@ -140,16 +140,17 @@ class TwentyRemote:
         """Nothing to prepare yet."""
 
     def cache_update(self) -> Any | None:
-        """Nothing to keep yet.
+        """Nothing to keep."""
+        return None
 
-        Raises:
-            MappingError: this run found the server without batch upsert. Raised here, at the
-                end of the mapping, so that the creates it could still make were recorded.
+    def verdict(self) -> None:
+        """Raises:
+        MappingError: this run found the server without batch upsert. Raised at the end of
+            the mapping, so that the creates it could still make were recorded.
         """
         lacking = self._writer.lacking()
         if lacking is not None:
             raise lacking
-        return None
 
     def find(
         self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
