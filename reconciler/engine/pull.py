@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DataError, IntegrityError
 
 from reconciler.engine.context import MappingContext
 from reconciler.engine.matching import Matches, match_records
 from reconciler.engine.plan import Outcome, PullPlan, plan_pull
+from reconciler.engine.prefetch import Prefetch
 from reconciler.engine.window import Window, WindowMoved
 from reconciler.records import LocalRow, RemoteRecord
 from reconciler.store.history import Failure, clear_failures, due_pull_retries
@@ -19,6 +20,10 @@ from reconciler.store.history import Failure, clear_failures, due_pull_retries
 def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> set[str] | None:
     """Read the window page by page and apply it; then retry earlier failures that are due.
 
+    The first page is read and its clock checked before anything else; from then on the next
+    page is read while this one is applied (:class:`Prefetch`), each applied with the remote's
+    clock as it stood when that page was read.
+
     Returns the ids of the live remote records read when the window was read completely (so
     the watermark may move, and a full sweep may look for deletions), else None.
 
@@ -26,27 +31,48 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
         WindowMoved: the first answer shows the remote's clock elsewhere than the window
             assumed; nothing was applied.
     """
-    seen: dict[str, datetime] = {}
-    live: set[str] = set()
-    for number, page in enumerate(ctx.remote.list_changed(span.since, span.until)):
-        if number == 0 and not span.holds(ctx.remote.clock.offset):
+    listing = _Listing()
+    pages = ctx.remote.list_changed(span.since, span.until)
+    first = next(pages, None)
+    if first is not None:
+        if not span.holds(ctx.remote.clock.offset):
             raise WindowMoved
-        fresh = [r for r in page if r.id not in seen or r.modified_at > seen[r.id]]
-        seen.update({r.id: r.modified_at for r in fresh})
-        live.update(r.id for r in page if not r.deleted)
-        live.difference_update(r.id for r in page if r.deleted)
-        apply_records(ctx, [r for r in fresh if not r.deleted])
-        _mark_deleted(ctx, [r.id for r in fresh if r.deleted])
-        ctx.progress("pull", len(page))
-        if should_stop():
-            return None
+        skew = ctx.skew
+        with Prefetch(pages, lambda: ctx.skew) as ahead:
+            listing.apply(ctx, first, skew)
+            if should_stop():
+                return None
+            for page, skew in ahead:
+                listing.apply(ctx, page, skew)
+                if should_stop():
+                    return None
     with ctx.store.unit() as conn:
-        due = [i for i in due_pull_retries(conn, ctx.mapping.name) if i not in seen]
+        due = [i for i in due_pull_retries(conn, ctx.mapping.name) if i not in listing.seen]
     if due:
         found = ctx.remote.fetch(due)
         apply_records(ctx, [found[i] for i in due if i in found and not found[i].deleted])
         _mark_deleted(ctx, [i for i in due if i in found and found[i].deleted])
-    return live
+    return listing.live
+
+
+class _Listing:
+    """What a pull has read so far: the newest modified time of each record, and the ids of
+    the records alive at their last reading."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, datetime] = {}
+        self.live: set[str] = set()
+
+    def apply(self, ctx: MappingContext, page: list[RemoteRecord], skew: timedelta) -> None:
+        """Apply a page's records not already applied in a newer version."""
+        seen = self.seen
+        fresh = [r for r in page if r.id not in seen or r.modified_at > seen[r.id]]
+        seen.update({r.id: r.modified_at for r in fresh})
+        self.live.update(r.id for r in page if not r.deleted)
+        self.live.difference_update(r.id for r in page if r.deleted)
+        apply_records(ctx, [r for r in fresh if not r.deleted], skew=skew)
+        _mark_deleted(ctx, [r.id for r in fresh if r.deleted])
+        ctx.progress("pull", len(page))
 
 
 def _mark_deleted(ctx: MappingContext, remote_ids: Sequence[str]) -> None:
@@ -62,12 +88,15 @@ def apply_records(
     *,
     matches: Matches | None = None,
     counted: bool = True,
+    skew: timedelta | None = None,
 ) -> None:
     """Plan and apply one page in one transaction, with its sync state and failures.
 
     Records no row is linked to are first matched to existing rows by natural key (when the
     mapping has ``match_on``). A push that found matches passes them (``matches``), linked in
-    the same transaction, and ``counted`` False: the pull counters are left alone.
+    the same transaction, and ``counted`` False: the pull counters are left alone. ``skew`` is
+    the remote's clock minus the database's as it stood when the records were read (default:
+    as it stands now).
     """
     if not records:
         return
@@ -83,10 +112,9 @@ def apply_records(
         rows, matches = _rows_for(ctx, good, matches)
         failed += matches.failures
         ambiguous = {f.record_key for f in matches.failures}
+        skew = ctx.skew if skew is None else skew
         plans = [
-            plan_pull(ctx.mapping, r, rows.get(r.id), ctx.skew)
-            for r in good
-            if r.id not in ambiguous
+            plan_pull(ctx.mapping, r, rows.get(r.id), skew) for r in good if r.id not in ambiguous
         ]
         for plan in plans:
             plan.matched = plan.remote.id in matches.records
