@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Table, Text, any_, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Connection, Table, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 
 
 def among(column: Any, values: Sequence[Any]) -> Any:
@@ -16,37 +16,21 @@ def among(column: Any, values: Sequence[Any]) -> Any:
     return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 
-def insert_json_rows(
-    conn: Connection,
-    table: Table,
-    columns: Sequence[str],
-    rows: list[dict[str, Any]] | str,
-    *,
-    conflict: str = "",
-    returning: Sequence[str] = (),
-) -> list[Any]:
-    """Insert many rows with ONE short statement: the rows travel as a single jsonb array and
-    Postgres types them against the table (``jsonb_populate_recordset``).
+def int_array(values: Iterable[int]) -> str:
+    """The text of a ``bigint[]`` (``{1,2}``), for a parameter cast to the array type: psycopg
+    adapts a list element by element in Python, and a pull sends such lists for every page."""
+    return "{" + ",".join(map(str, values)) + "}"
 
-    A multi-row ``VALUES`` list would carry one parameter per cell and be re-parsed on every
-    page; this keeps the statement text constant and the parsing on the server. ``rows`` may be
-    the array's JSON text already.
-    """
-    prep = conn.dialect.identifier_preparer
-    name = prep.format_table(table)
-    cols = ", ".join(prep.quote(c) for c in columns)
-    encoded = isinstance(rows, str)
-    source = (
-        f"jsonb_populate_recordset(NULL::{name}, {'CAST(:rows AS jsonb)' if encoded else ':rows'})"
-    )
-    sql = f"INSERT INTO {name} ({cols}) SELECT {cols} FROM {source}"
-    if conflict:
-        sql += f" {conflict}"
-    if returning:
-        sql += " RETURNING " + ", ".join(prep.quote(c) for c in returning)
-    statement = text(sql).bindparams(bindparam("rows", type_=Text if encoded else JSONB))
-    result = conn.execute(statement, {"rows": rows})
-    return list(result) if returning else []
+
+def text_array(values: Iterable[str]) -> str:
+    """The text of a text-like array (``{"a","b"}``), each element quoted (see ``int_array``)."""
+    return "{" + ",".join(f'"{_array_escape(v)}"' for v in values) + "}"
+
+
+def _array_escape(value: str) -> str:
+    if "\\" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"')
+    return value
 
 
 def copy_rows(

@@ -15,11 +15,12 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     MetaData,
-    Row,
     Table,
+    Text,
     and_,
+    any_,
     bindparam,
-    delete,
+    cast,
     false,
     func,
     or_,
@@ -27,14 +28,24 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoSuchTableError
 
 from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.errors import UsageError
-from reconciler.model import Mapping, canonical, json_text, to_db
+from reconciler.model import Converter, Mapping, converter, json_text, to_db
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
+from reconciler.store.pages import (
+    DELETE_STATES_BY_LOCAL_ID,
+    DELETE_STATES_BY_REMOTE_ID,
+    INSERT_STATES,
+    PageSql,
+    StateRow,
+    rows_json,
+    state_rows_json,
+)
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
-from reconciler.store.sql import among, insert_json_rows
+from reconciler.store.sql import among, int_array, text_array
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),
@@ -58,6 +69,9 @@ class Store:
         self.dry_run = dry_run
         self._tables: dict[str, Table] = {}
         self._reflected = MetaData()
+        self._queries: dict[tuple[str, bool, bool], Any] = {}
+        self._page_sql: dict[str, PageSql] = {}
+        self._readers: dict[str, list[tuple[str, Converter]]] = {}
 
     @contextmanager
     def unit(self) -> Iterator[Connection]:
@@ -125,50 +139,73 @@ class Store:
         cols += [table.c[c] for c in mapping.columns]
         return select(*cols, *_STATE_COLUMNS).select_from(join)
 
-    def _local_row(self, mapping: Mapping, row: Row[Any]) -> LocalRow:
-        data = row._mapping
+    def _local_row(self, mapping: Mapping, row: Sequence[Any]) -> LocalRow:
+        # By position, in ``_select_rows``'s order: read for every row of every page.
+        first_state = 4 + len(mapping.fields)
+        values = {
+            column: convert(row[at]) for at, (column, convert) in enumerate(self._read(mapping), 4)
+        }
         state = None
-        if data["_s_local_id"] is not None:
+        remote_id, remote_modified_at, local_updated_at, shadow, pending, local_id = row[
+            first_state:
+        ]
+        if local_id is not None:
             state = SyncState(
-                remote_id=data["_s_remote_id"],
-                remote_modified_at=data["_s_remote_modified_at"],
-                local_updated_at=data["_s_local_updated_at"],
-                shadow=dict(data["_s_shadow"]),
-                pending=bool(data["_s_pending"]),
+                remote_id=remote_id,
+                remote_modified_at=remote_modified_at,
+                local_updated_at=local_updated_at,
+                shadow=dict(shadow),
+                pending=bool(pending),
             )
-        values = {f.column: canonical(f, data[f.column], from_remote=False) for f in mapping.fields}
-        key = data[mapping.key_column]
+        key = row[2]
         return LocalRow(
-            data["id"],
+            row[0],
             None if key is None else str(key),
-            data["updated_at"],
+            row[1],
             values,
             state,
-            remote_deleted=data["remote_deleted_at"] is not None,
+            remote_deleted=row[3] is not None,
         )
+
+    def _read(self, mapping: Mapping) -> list[tuple[str, Converter]]:
+        """Each field's column and how its database value is made canonical."""
+        read = self._readers.get(mapping.name)
+        if read is None:
+            read = [(f.column, converter(f, from_remote=False)) for f in mapping.fields]
+            self._readers[mapping.name] = read
+        return read
+
+    def _rows_where(self, mapping: Mapping, by_remote_id: bool, lock: bool) -> Any:
+        """The rows whose key (remote id, or else primary key) is among ``:wanted``; built once
+        per mapping, so that executing it again finds its compiled form at once."""
+        cache_key = (mapping.name, by_remote_id, lock)
+        query = self._queries.get(cache_key)
+        if query is None:
+            table = self.table(mapping)
+            column = table.c[mapping.key_column] if by_remote_id else table.c.id
+            wanted = cast(bindparam("wanted", type_=Text), ARRAY(column.type))
+            query = self._select_rows(mapping).where(column == any_(wanted))
+            if lock:
+                query = query.with_for_update(of=table)
+            self._queries[cache_key] = query
+        return query
 
     def rows_by_remote_ids(
         self, mapping: Mapping, remote_ids: Sequence[str], *, lock: bool = True
     ) -> dict[str, LocalRow]:
         """Local rows for these remote ids, keyed by remote id (locked for the unit of work)."""
-        table = self.table(mapping)
-        query = self._select_rows(mapping).where(among(table.c[mapping.key_column], remote_ids))
-        if lock:
-            query = query.with_for_update(of=table)
-        rows = [self._local_row(mapping, r) for r in self.conn.execute(query)]
+        query = self._rows_where(mapping, True, lock)
+        found = self.conn.execute(query, {"wanted": text_array(remote_ids)})
+        rows = [self._local_row(mapping, r) for r in found]
         return {r.remote_id: r for r in rows if r.remote_id is not None}
 
     def rows_by_ids(
         self, mapping: Mapping, local_ids: Sequence[int], *, lock: bool = True
     ) -> dict[int, LocalRow]:
         """Local rows by primary key (locked for the unit of work)."""
-        table = self.table(mapping)
-        query = self._select_rows(mapping).where(among(table.c.id, local_ids))
-        if lock:
-            query = query.with_for_update(of=table)
-        return {
-            r.local_id: r for r in (self._local_row(mapping, x) for x in self.conn.execute(query))
-        }
+        query = self._rows_where(mapping, False, lock)
+        found = self.conn.execute(query, {"wanted": int_array(local_ids)})
+        return {r.local_id: r for r in (self._local_row(mapping, x) for x in found)}
 
     def unlinked_by_key(
         self, mapping: Mapping, keys: Sequence[tuple[Any, ...]], *, lock: bool = True
@@ -236,12 +273,20 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def _db_values(self, mapping: Mapping, values: Values) -> dict[str, Any]:
-        return {c: to_db(mapping.field(c), v) for c, v in values.items()}
+    def _pages(self, mapping: Mapping) -> PageSql:
+        """The statements of this mapping's page writes (built on first use)."""
+        pages = self._page_sql.get(mapping.name)
+        if pages is None:
+            pages = self._page_sql[mapping.name] = PageSql(self.conn, mapping, self.table(mapping))
+        return pages
 
     def apply_pull(self, mapping: Mapping, plans: Sequence[PullPlan]) -> None:
-        """Apply a page of pull decisions and record the new sync state, in the open unit."""
-        table = self.table(mapping)
+        """Apply a page of pull decisions and record the new sync state, in the open unit.
+
+        Inserts, restored rows and updates each return the rows' new ``updated_at``, which the
+        sync state records.
+        """
+        sql = self._pages(mapping)
         key = mapping.key_column
         inserts = [p for p in plans if p.local is None]
         local_ids: dict[str, int] = {}
@@ -250,15 +295,9 @@ class Store:
             # Canonical values are JSON already: Postgres types them against the table. Each
             # record's text is the one its change-log entry keeps; empty fields are left out
             # (NULL either way).
-            rows = "[" + ",".join(_keyed(key, p.remote.id, p.values_text) for p in inserts) + "]"
-            columns = [key, *inserts[0].writes]
-            inserted = insert_json_rows(
-                self.conn,
-                table,
-                columns,
-                rows,
-                conflict=f"ON CONFLICT ({key}) DO NOTHING",
-                returning=("id", key, "updated_at"),
+            rows = rows_json([_keyed(key, p.remote.id, p.values_text) for p in inserts])
+            inserted = self.conn.exec_driver_sql(
+                sql.insert([key, *inserts[0].writes]), {"rows": rows}
             )
             for local_id, remote_id, stamp in inserted:
                 local_ids[str(remote_id)] = local_id
@@ -271,27 +310,16 @@ class Store:
                 stamps[plan.local.local_id] = plan.local.updated_at  # locked: unchanged so far
         revived = [p.remote.id for p in plans if p.local is not None and p.local.remote_deleted]
         if revived:  # a record marked deleted came back (restored remotely)
-            self.conn.execute(
-                update(table).where(among(table.c[key], revived)).values(remote_deleted_at=None)
-            )
-        written = [
-            (p.local.local_id, p.writes, p.changed_at)
-            for p in plans
-            if p.local is not None and p.writes
-        ]
-        self._update_rows(mapping, written)
-        touched = [i for i, _, _ in written] + [
-            p.local.local_id for p in plans if p.local is not None and p.remote.id in revived
-        ]
-        stamps.update(self._updated_at(table, touched))
+            restored = self.conn.exec_driver_sql(sql.revive, {"ids": text_array(revived)})
+            stamps.update(_stamps(restored))
+        self._update_rows(sql, [p for p in plans if p.local is not None and p.writes], stamps)
         states = [
-            _state_row(
-                mapping,
+            StateRow(
                 local_ids[p.remote.id],
                 p.remote.id,
                 p.remote.modified_at,
                 stamps[local_ids[p.remote.id]],
-                p.shadow,
+                sql.shadow_text(p),
                 p.pending,
             )
             for p in plans
@@ -300,29 +328,24 @@ class Store:
         self._save_states(mapping, states)
 
     def _update_rows(
-        self, mapping: Mapping, updates: Iterable[tuple[int, Values, datetime | None]]
+        self, sql: PageSql, plans: Sequence[PullPlan], stamps: dict[int, datetime]
     ) -> None:
-        """Write pulled values. ``updated_at`` moves to when the change was made remotely (on
-        the database's clock) when that is later than the row's own last change: in a table
-        shared by several remotes, the next remote's conflicts are then judged against when
-        this value changed, not against when it was copied here. (Not later: the trigger
-        stamps the time of writing, as for any write.)"""
-        table = self.table(mapping)
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for local_id, writes, changed_at in updates:
-            cols = tuple(sorted(writes))
-            params = {f"v_{c}": v for c, v in self._db_values(mapping, writes).items()}
-            groups[cols].append({"_id": local_id, "_changed": changed_at, **params})
-        for cols, rows in groups.items():
-            stmt = (
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values(
-                    {c: bindparam(f"v_{c}") for c in cols}
-                    | {"updated_at": func.greatest(table.c.updated_at, bindparam("_changed"))}
-                )
-            )
-            self.conn.execute(stmt, rows)
+        """Write pulled values, one statement per set of columns written; the rows' new
+        ``updated_at`` go into ``stamps``.
+
+        ``updated_at`` moves to when the change was made remotely (on the database's clock)
+        when that is later than the row's own last change: in a table shared by several
+        remotes, the next remote's conflicts are then judged against when this value changed,
+        not against when it was copied here. (Not later: the trigger stamps the time of
+        writing, as for any write.)"""
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for plan in plans:
+            assert plan.local is not None
+            row = sql.update_row(plan.local.local_id, plan.writes, plan.changed_at)
+            groups[tuple(sorted(plan.writes))].append(row)
+        for columns, rows in groups.items():
+            updated = self.conn.exec_driver_sql(sql.update(columns), {"rows": rows_json(rows)})
+            stamps.update(_stamps(updated))
 
     def _updated_at(self, table: Table, ids: list[int]) -> dict[int, datetime]:
         if not ids:
@@ -330,19 +353,20 @@ class Store:
         query = select(table.c.id, table.c.updated_at).where(among(table.c.id, ids))
         return {r[0]: r[1] for r in self.conn.execute(query)}
 
-    def _save_states(self, mapping: Mapping, states: list[dict[str, Any]]) -> None:
+    def _save_states(self, mapping: Mapping, states: list[StateRow]) -> None:
         if not states:
             return
-        remote_ids = [s["remote_id"] for s in states if s["remote_id"] is not None]
-        local_ids = [s["local_id"] for s in states]
-        mine = sync_state.c.mapping == mapping.name
+        name = mapping.name
+        remote_ids = [s.remote_id for s in states if s.remote_id is not None]
         # Two deletes, each on its own index (an OR of the two would scan the mapping's rows).
-        self.conn.execute(delete(sync_state).where(mine, among(sync_state.c.local_id, local_ids)))
+        ids = int_array(s.local_id for s in states)
+        self.conn.exec_driver_sql(DELETE_STATES_BY_LOCAL_ID, {"mapping": name, "ids": ids})
         if remote_ids:
-            self.conn.execute(
-                delete(sync_state).where(mine, among(sync_state.c.remote_id, remote_ids))
+            self.conn.exec_driver_sql(
+                DELETE_STATES_BY_REMOTE_ID, {"mapping": name, "ids": text_array(remote_ids)}
             )
-        insert_json_rows(self.conn, sync_state, list(states[0]), states)
+        rows = state_rows_json(json_text(name), states)
+        self.conn.exec_driver_sql(INSERT_STATES, {"rows": rows})
 
     def record_push(self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]) -> None:
         """Record successful pushes: new shadow, remote id (written back for creates), state."""
@@ -465,14 +489,12 @@ def _state_row(
     local_updated_at: datetime | None,
     shadow: Values,
     pending: bool,
-) -> dict[str, Any]:
-    return {
-        "mapping": mapping.name,
-        "local_id": local_id,
-        "remote_id": remote_id,
-        # full precision: updated_at is compared exactly to find local changes
-        "remote_modified_at": remote_modified_at.isoformat() if remote_modified_at else None,
-        "local_updated_at": local_updated_at.isoformat() if local_updated_at else None,
-        "shadow": shadow,
-        "pending": pending,
-    }
+) -> StateRow:
+    return StateRow(
+        local_id, remote_id, remote_modified_at, local_updated_at, json_text(shadow), pending
+    )
+
+
+def _stamps(rows: Iterable[Sequence[Any]]) -> dict[int, datetime]:
+    """``{id: updated_at}`` of the rows a statement returned."""
+    return {int(r[0]): r[1] for r in rows}

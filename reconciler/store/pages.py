@@ -1,0 +1,185 @@
+"""The statements that apply a page, as SQL text built once per mapping.
+
+A first pull applies hundreds of pages. Building a SQLAlchemy construct for every statement of
+every page, and finding its compiled form again, cost the run more than Postgres spent running
+the statements; so the few statements a page needs are written out once per mapping (and per
+set of columns) and sent with ``exec_driver_sql``. Rows travel as one JSON text parameter per
+statement, encoded by the C encoder, and Postgres types them against the table
+(``jsonb_populate_recordset``): no per-row or per-cell parameter is processed in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import JSON, Connection, Table
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from reconciler.engine.plan import PullPlan
+from reconciler.model import Kind, Mapping, json_text
+from reconciler.records import Values
+from reconciler.store.schema import sync_state
+
+
+class StateRow(NamedTuple):
+    """One row of ``reconciler.sync_state`` as written."""
+
+    local_id: int
+    remote_id: str | None
+    remote_modified_at: datetime | None
+    local_updated_at: datetime | None
+    shadow: str  # json text
+    pending: bool
+
+    def json(self, mapping: str) -> str:
+        """The row as a JSON object (``mapping``: the mapping's name as JSON text); times keep
+        their full precision, as ``updated_at`` is compared exactly to find local changes."""
+        return (
+            f'{{"mapping":{mapping},"local_id":{self.local_id},'
+            f'"remote_id":{_json_or_null(self.remote_id)},'
+            f'"remote_modified_at":{_time(self.remote_modified_at)},'
+            f'"local_updated_at":{_time(self.local_updated_at)},'
+            f'"shadow":{self.shadow},"pending":{"true" if self.pending else "false"}}}'
+        )
+
+
+def _json_or_null(value: str | None) -> str:
+    return "null" if value is None else json_text(value)
+
+
+def _time(moment: datetime | None) -> str:
+    return "null" if moment is None else f'"{moment.isoformat()}"'
+
+
+class PageSql:
+    """The statements of one mapping's page writes, and how its values travel.
+
+    Every statement takes its rows as ``%(rows)s`` (a JSON array) or its keys as ``%(ids)s``
+    (an array); each returns what the page needs back (new ids, new ``updated_at``).
+    """
+
+    def __init__(self, conn: Connection, mapping: Mapping, table: Table) -> None:
+        dialect = conn.dialect
+        prep = dialect.identifier_preparer
+        self.mapping = mapping
+        self.name = _literal(prep.format_table(table))
+        self.quote = {c.name: _literal(prep.quote(c.name)) for c in table.c}
+        key = mapping.key_column
+        self.key = self.quote[key]
+        self.key_array = ARRAY(table.c[key].type).compile(dialect=dialect)
+        # SQLAlchemy writes a JSON column's None as the JSON null, not as SQL NULL; populating
+        # a record from JSON gives SQL NULL, so those columns take the JSON null back.
+        self.json_null = {
+            c.name: f"CAST('null' AS {c.type.compile(dialect=dialect)})"
+            for c in table.c
+            if isinstance(c.type, JSON) and not c.type.none_as_null
+        }
+        self.booleans = frozenset(f.column for f in mapping.fields if f.kind is Kind.BOOLEAN)
+        self._null_entries = {f.column: f"{json_text(f.column)}:null" for f in mapping.fields}
+        self._inserts: dict[tuple[str, ...], str] = {}
+        self._updates: dict[tuple[str, ...], str] = {}
+        self.revive = (
+            f"UPDATE {self.name} SET remote_deleted_at = NULL "
+            f"WHERE {self.key} = ANY(CAST(%(ids)s AS {self.key_array})) "
+            "RETURNING id, updated_at"
+        )
+        self.mapping_json = json_text(mapping.name)
+
+    def insert(self, columns: Sequence[str]) -> str:
+        """Insert the rows (the key first, then ``columns``) that do not exist yet; returns
+        ``id, key, updated_at`` of each row inserted."""
+        cached = self._inserts.get(tuple(columns))
+        if cached is None:
+            cols = ", ".join(self.quote[c] for c in columns)
+            cached = self._inserts[tuple(columns)] = (
+                f"INSERT INTO {self.name} ({cols}) SELECT {cols} "
+                f"FROM jsonb_populate_recordset(NULL::{self.name}, CAST(%(rows)s AS jsonb)) "
+                f"ON CONFLICT ({self.key}) DO NOTHING RETURNING id, {self.key}, updated_at"
+            )
+        return cached
+
+    def update(self, columns: tuple[str, ...]) -> str:
+        """Write ``columns`` of rows by id; ``updated_at`` moves to the row's ``updated_at``
+        value in the JSON (when the change was made remotely) when that is later. Returns
+        ``id, updated_at`` of each row."""
+        cached = self._updates.get(columns)
+        if cached is None:
+            sets = [
+                f"{self.quote[c]} = "
+                + (
+                    f"coalesce(r.{self.quote[c]}, {self.json_null[c]})"
+                    if c in self.json_null
+                    else f"r.{self.quote[c]}"
+                )
+                for c in columns
+            ]
+            sets.append("updated_at = greatest(t.updated_at, r.updated_at)")
+            cached = self._updates[columns] = (
+                f"UPDATE {self.name} AS t SET {', '.join(sets)} "
+                f"FROM jsonb_populate_recordset(NULL::{self.name}, CAST(%(rows)s AS jsonb)) AS r "
+                "WHERE t.id = r.id RETURNING t.id, t.updated_at"
+            )
+        return cached
+
+    def shadow_text(self, plan: PullPlan) -> str:
+        """A plan's new shadow as JSON text.
+
+        A new record's is its insert's text (the values of the fields pulled, empty ones left
+        out) with the other fields added, rather than a second encoding of the same values: the
+        shadow is jsonb, which keeps no key order.
+        """
+        if plan.local is not None:
+            return json_text(plan.shadow)
+        writes, nulls = plan.writes, self._null_entries
+        rest = [
+            nulls[c] if v is None else f"{json_text(c)}:{json_text(v)}"
+            for c, v in plan.shadow.items()
+            if v is None or c not in writes
+        ]
+        text = plan.values_text
+        if not rest:
+            return text
+        head = "{" if text == "{}" else text[:-1] + ","
+        return head + ",".join(rest) + "}"
+
+    def update_row(self, local_id: int, values: Values, changed_at: datetime | None) -> str:
+        """One row of an ``update`` as JSON: its id, values as the database takes them, and
+        the time of the change as ``updated_at``."""
+        db = {c: False if v is None and c in self.booleans else v for c, v in values.items()}
+        return json_text(
+            {"id": local_id, "updated_at": changed_at and changed_at.isoformat(), **db}
+        )
+
+
+STATES = sync_state.fullname
+_STATE_COLUMNS = (
+    "mapping, local_id, remote_id, remote_modified_at, local_updated_at, shadow, pending"
+)
+_MINE = "mapping = %(mapping)s"
+DELETE_STATES_BY_LOCAL_ID = (
+    f"DELETE FROM {STATES} WHERE {_MINE} AND local_id = ANY(CAST(%(ids)s AS BIGINT[]))"
+)
+DELETE_STATES_BY_REMOTE_ID = (
+    f"DELETE FROM {STATES} WHERE {_MINE} AND remote_id = ANY(CAST(%(ids)s AS TEXT[]))"
+)
+INSERT_STATES = (
+    f"INSERT INTO {STATES} ({_STATE_COLUMNS}) SELECT {_STATE_COLUMNS} "
+    f"FROM jsonb_populate_recordset(NULL::{STATES}, CAST(%(rows)s AS jsonb))"
+)
+
+
+def _literal(sql: str) -> str:
+    """SQL text safe to send with ``pyformat`` parameters (a ``%`` in a name doubled)."""
+    return sql.replace("%", "%%")
+
+
+def rows_json(rows: Sequence[str]) -> str:
+    """JSON objects' texts as one JSON array."""
+    return "[" + ",".join(rows) + "]"
+
+
+def state_rows_json(mapping: str, states: Sequence[StateRow]) -> str:
+    """States as one JSON array (``mapping``: the mapping's name as JSON text)."""
+    return "[" + ",".join(s.json(mapping) for s in states) + "]"
