@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 from reconciler.model.mapping import Direction, FieldSpec, Kind, Mapping, Merge
 from reconciler.model.values import (
     Canon,
+    Converter,
     canonical,
+    converter,
     iso_ms,
     json_text,
     parse_datetime,
@@ -38,6 +40,7 @@ __all__ = [
     "LEADS",
     "REP_PROGRESSIONS",
     "Canon",
+    "Converter",
     "Direction",
     "FieldSpec",
     "Kind",
@@ -45,6 +48,7 @@ __all__ = [
     "Merge",
     "builtin_mappings",
     "canonical",
+    "converter",
     "iso_ms",
     "json_text",
     "parse_datetime",

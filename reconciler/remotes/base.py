@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from reconciler.errors import RecordError, RemoteUnavailable
-from reconciler.model import Mapping, canonical, to_wire
+from reconciler.model import Converter, Mapping, converter, to_wire
 from reconciler.records import RemoteRecord, Values, WriteResult
 
 T = TypeVar("T")
@@ -392,11 +392,26 @@ def typed_record(
     """Type a remote record's fields into canonical values; a bad value fails the record alone."""
     values: dict[str, Any] = {}
     try:
-        for spec in mapping.fields:
-            values[spec.column] = canonical(spec, fields.get(spec.remote), from_remote=True)
+        for column, remote, convert in _converters(mapping):
+            values[column] = convert(fields.get(remote))
     except RecordError as exc:
         return RemoteRecord(record_id, modified, values, error=str(exc), deleted=deleted)
     return RemoteRecord(record_id, modified, values, deleted=deleted)
+
+
+_CONVERTERS: dict[int, tuple[Mapping, tuple[tuple[str, str, Converter], ...]]] = {}
+
+
+def _converters(mapping: Mapping) -> tuple[tuple[str, str, Converter], ...]:
+    """``(column, remote name, converter)`` of each field, made once per mapping (a run has a
+    handful; they are kept by identity, as hashing a mapping costs more than typing a field)."""
+    known = _CONVERTERS.get(id(mapping))
+    if known is None or known[0] is not mapping:
+        if len(_CONVERTERS) > 64:  # a process that reads many configs (the tests)
+            _CONVERTERS.clear()
+        made = tuple((s.column, s.remote, converter(s, from_remote=True)) for s in mapping.fields)
+        known = _CONVERTERS[id(mapping)] = (mapping, made)
+    return known[1]
 
 
 def results_by_id(
