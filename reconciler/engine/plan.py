@@ -134,6 +134,8 @@ def plan_pull(
     for spec in mapping.fields:
         col = spec.column
         remote_value, local_value = remote.values.get(col), local.values.get(col)
+        if remote_value == local_value:
+            continue  # both sides agree: nothing to decide, write or send
         has_base = state is not None and col in shadow
         value, rule, contested = _decide_field(
             spec, remote_value, local_value, shadow.get(col), has_base, remote_newer

@@ -48,12 +48,13 @@ class FieldSpec:
     merge: Merge = Merge.NEWER
     json_as_text: bool = False  # the remote keeps this JSON value as a TEXT field
 
-    @property
+    # Cached: planning asks for these for every field of every record.
+    @cached_property
     def pulls(self) -> bool:
         """Whether remote values may be written locally."""
         return self.direction in (Direction.PULL, Direction.BOTH)
 
-    @property
+    @cached_property
     def pushes(self) -> bool:
         """Whether local values may be written to the remote."""
         return self.direction in (Direction.PUSH, Direction.BOTH)

@@ -169,10 +169,20 @@ def converter(spec: FieldSpec, *, from_remote: bool) -> Converter:
             return value if value.__class__ is str and value else slow(value)
 
         return text
-    if kind is Kind.NUMBER or kind is Kind.INTEGER:
+    if kind is Kind.INTEGER:
+
+        def integer(value: Any) -> Canon:
+            return value if value.__class__ is int else slow(value)
+
+        return integer
+    if kind is Kind.NUMBER:
 
         def number(value: Any) -> Canon:
-            return value if value.__class__ is int else slow(value)
+            if value.__class__ is int:
+                return value
+            if value.__class__ is Decimal:  # from the database: as ``_number`` has it
+                return int(value) if value == value.to_integral_value() else float(value)
+            return slow(value)
 
         return number
     if kind is Kind.BOOLEAN:
@@ -182,6 +192,12 @@ def converter(spec: FieldSpec, *, from_remote: bool) -> Converter:
 
         return boolean
     if kind is Kind.DATETIME:
+        if not from_remote:
+
+            def moment(value: Any) -> Canon:
+                return iso_ms(value) if value.__class__ is datetime else slow(value)
+
+            return moment
         return partial(_fast_datetime, slow=slow)
     return slow
 

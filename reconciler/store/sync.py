@@ -195,7 +195,7 @@ class Store:
     ) -> dict[str, LocalRow]:
         """Local rows for these remote ids, keyed by remote id (locked for the unit of work)."""
         query = self._rows_where(mapping, True, lock)
-        found = self.conn.execute(query, {"wanted": text_array(remote_ids)})
+        found = self.conn.execute(query, {"wanted": text_array(remote_ids)}).all()
         rows = [self._local_row(mapping, r) for r in found]
         return {r.remote_id: r for r in rows if r.remote_id is not None}
 
@@ -204,7 +204,7 @@ class Store:
     ) -> dict[int, LocalRow]:
         """Local rows by primary key (locked for the unit of work)."""
         query = self._rows_where(mapping, False, lock)
-        found = self.conn.execute(query, {"wanted": int_array(local_ids)})
+        found = self.conn.execute(query, {"wanted": int_array(local_ids)}).all()
         return {r.local_id: r for r in (self._local_row(mapping, x) for x in found)}
 
     def unlinked_by_key(

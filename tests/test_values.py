@@ -1,0 +1,110 @@
+"""Value conversion: each field's ``converter`` decides exactly as ``canonical`` does, whatever
+it is given; ``iso_ms`` spells every moment as it always did."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.errors import RecordError
+from reconciler.model import FieldSpec, Kind, canonical, converter, iso_ms
+from reconciler.model.values import CANONICAL_MS_RE
+
+ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+)
+MOMENTS = st.datetimes(timezones=ZONES)
+SCALARS = st.one_of(
+    st.none(),
+    st.text(max_size=30),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.decimals(allow_nan=False, allow_infinity=False),
+    st.dates(),
+)
+TIMESTAMPS = st.one_of(
+    MOMENTS.map(iso_ms),  # already canonical, any year
+    MOMENTS.map(lambda m: m.isoformat()),  # other zones and precisions
+    st.from_regex(CANONICAL_MS_RE, fullmatch=True),  # the canonical shape, real day or not
+)
+VALUES = st.one_of(
+    SCALARS,
+    TIMESTAMPS,
+    MOMENTS,
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+def _outcome(convert: Any, value: Any) -> tuple[Any, ...]:
+    """What a conversion gives, typed (``1 == 1.0 == True``), or the message it fails with."""
+    try:
+        result = convert(value)
+    except RecordError as exc:
+        return ("fails", str(exc))
+    return ("gives", type(result), result)
+
+
+def _old_iso_ms(moment: datetime) -> str:
+    """``iso_ms`` as it was written first (``strftime``)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@settings(max_examples=400)
+@given(
+    kind=st.sampled_from(list(Kind)),
+    from_remote=st.booleans(),
+    json_as_text=st.booleans(),
+    value=VALUES,
+)
+def test_converter__decides_as_canonical(
+    kind: Kind, from_remote: bool, json_as_text: bool, value: Any
+) -> None:
+    spec = FieldSpec("Field", "field", kind, json_as_text=json_as_text)
+    expected = _outcome(lambda v: canonical(spec, v, from_remote=from_remote), value)
+    assert _outcome(converter(spec, from_remote=from_remote), value) == expected
+
+
+@given(value=TIMESTAMPS)
+def test_converter__a_timestamp_from_a_remote_as_canonical(value: str) -> None:
+    spec = FieldSpec("At", "at", Kind.DATETIME)
+    expected = _outcome(lambda v: canonical(spec, v, from_remote=True), value)
+    assert _outcome(converter(spec, from_remote=True), value) == expected
+
+
+@given(moment=st.one_of(MOMENTS, st.datetimes()))
+def test_iso_ms__spells_every_moment_as_before(moment: datetime) -> None:
+    assert iso_ms(moment) == _old_iso_ms(moment)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-31T08:30:00.250Z", "2024-01-31T08:30:00.250Z"),
+        ("2024-01-31T09:30:00.250+01:00", "2024-01-31T08:30:00.250Z"),
+        ("0999-01-31T08:30:00.250Z", _old_iso_ms(datetime(999, 1, 31, 8, 30, 0, 250000, UTC))),
+    ],
+)
+def test_converter__timestamps(value: str, expected: str) -> None:
+    assert converter(FieldSpec("At", "at", Kind.DATETIME), from_remote=True)(value) == expected
+
+
+def test_converter__a_canonical_shape_that_is_no_moment_fails_the_record() -> None:
+    convert = converter(FieldSpec("At", "at", Kind.DATETIME), from_remote=True)
+    with pytest.raises(RecordError, match="At: expected a date-time"):
+        convert("2024-13-31T08:30:00.250Z")
+
+
+def test_converter__a_database_number_as_canonical() -> None:
+    convert = converter(FieldSpec("Score", "score", Kind.NUMBER), from_remote=False)
+    assert convert(Decimal("45.50")) == 45.5 and type(convert(Decimal("45.50"))) is float
+    assert convert(Decimal("45.00")) == 45 and type(convert(Decimal("45.00"))) is int
