@@ -16,11 +16,9 @@ from sqlalchemy import (
     Connection,
     MetaData,
     Table,
-    Text,
     and_,
     any_,
     bindparam,
-    cast,
     false,
     func,
     or_,
@@ -28,8 +26,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy.types import NullType
 
 from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.errors import UsageError
@@ -183,7 +181,9 @@ class Store:
         if query is None:
             table = self.table(mapping)
             column = table.c[mapping.key_column] if by_remote_id else table.c.id
-            wanted = cast(bindparam("wanted", type_=Text), ARRAY(column.type))
+            # Untyped: the array's text takes the column's array type from the comparison,
+            # so the server sees a typed array (a cast here would hide its size from the plan).
+            wanted = bindparam("wanted", type_=NullType())
             query = self._select_rows(mapping).where(column == any_(wanted))
             if lock:
                 query = query.with_for_update(of=table)
