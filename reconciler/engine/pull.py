@@ -102,6 +102,37 @@ def apply_records(
         return
     if counted:
         ctx.result.pull.fetched += len(records)
+    skew = ctx.skew if skew is None else skew
+    try:
+        plans, failed_ids = _apply_page(ctx, records, matches, skew, isolate=False)
+    except _Refused:
+        # The unit was rolled back: the page again, in savepoints, until the row fails alone.
+        plans, failed_ids = _apply_page(ctx, records, matches, skew, isolate=True)
+    if counted:
+        ctx.result.pull.matched += sum(p.matched for p in plans if p.remote.id not in failed_ids)
+        for plan in plans:
+            if plan.remote.id not in failed_ids:
+                _count(ctx, plan)
+
+
+class _Refused(Exception):
+    """The database refused a row of a page applied whole."""
+
+
+def _apply_page(
+    ctx: MappingContext,
+    records: Sequence[RemoteRecord],
+    matches: Matches | None,
+    skew: timedelta,
+    *,
+    isolate: bool,
+) -> tuple[list[PullPlan], set[str]]:
+    """Plan and apply a page in one unit of work; returns the plans and the ids that failed.
+
+    A page is first applied whole, with no savepoint to pay for on every page: if the database
+    refuses a row, ``_Refused`` rolls the unit back, and the page is applied again with
+    ``isolate``, each part in a savepoint of its own (``_apply_isolating``).
+    """
     good = [r for r in records if r.error is None]
     failed = [
         Failure("pull", r.id, r.error or "", remote_id=r.id, retryable=False)
@@ -112,13 +143,18 @@ def apply_records(
         rows, matches = _rows_for(ctx, good, matches)
         failed += matches.failures
         ambiguous = {f.record_key for f in matches.failures}
-        skew = ctx.skew if skew is None else skew
         plans = [
             plan_pull(ctx.mapping, r, rows.get(r.id), skew) for r in good if r.id not in ambiguous
         ]
         for plan in plans:
             plan.matched = plan.remote.id in matches.records
-        failed += _apply_isolating(ctx, plans)
+        if isolate:
+            failed += _apply_isolating(ctx, plans)
+        else:
+            try:
+                ctx.store.apply_pull(ctx.mapping, plans)
+            except (DataError, IntegrityError) as exc:
+                raise _Refused from exc
         failed_ids = {f.record_key for f in failed}
         clear_failures(
             conn,
@@ -128,11 +164,7 @@ def apply_records(
         )
         ctx.fail(failed)
         ctx.journal.pulled(ctx, [p for p in plans if p.remote.id not in failed_ids])
-    if counted:
-        ctx.result.pull.matched += sum(p.matched for p in plans if p.remote.id not in failed_ids)
-        for plan in plans:
-            if plan.remote.id not in failed_ids:
-                _count(ctx, plan)
+    return plans, failed_ids
 
 
 def _rows_for(

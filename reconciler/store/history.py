@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Interval, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Interval, any_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.types import NullType
 
 from reconciler.store.database import lock_held, run_lock_name
 from reconciler.store.schema import failures, meta, remote_state, runs, watermarks
-from reconciler.store.sql import among
+from reconciler.store.sql import among, text_array
 
 
 @dataclass(frozen=True)
@@ -188,15 +189,20 @@ def _failure_row(
     }
 
 
+# Built once: a pull clears the failures of every page it applies. The keys travel as an
+# array's text, typed by the server from the column.
+_CLEAR_FAILURES = delete(failures).where(
+    failures.c.mapping == bindparam("mapping"),
+    failures.c.stage == bindparam("stage"),
+    failures.c.record_key == any_(bindparam("keys", type_=NullType())),
+)
+
+
 def clear_failures(conn: Connection, mapping: str, stage: str, keys: list[str]) -> None:
     """Forget the failures of records that went through."""
     if keys:
         conn.execute(
-            delete(failures).where(
-                failures.c.mapping == mapping,
-                failures.c.stage == stage,
-                among(failures.c.record_key, keys),
-            )
+            _CLEAR_FAILURES, {"mapping": mapping, "stage": stage, "keys": text_array(keys)}
         )
 
 

@@ -1,0 +1,106 @@
+"""Stage 1 page by page: a row the database refuses fails alone, whether it is inserted or
+updated; values are stored as they always were; a listing that breaks mid-way keeps what was
+applied and leaves no thread behind."""
+
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+
+from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.twenty import TwentyEmulator
+from tests.helpers import execute, lead_fields, rows, seed_leads, seed_progressions
+
+M = "rep_progressions"
+SHORT_NAMES = "ALTER TABLE leads ADD CONSTRAINT short_first_name CHECK (length(first_name) < 40)"
+LONG_NAME = "N" * 50
+
+
+def _log(db: sa.Engine, action: str) -> int:
+    with db.connect() as conn:
+        query = sa.text("SELECT count(*) FROM reconciler.change_log WHERE action = :a")
+        return int(conn.execute(query, {"a": action}).scalar_one())
+
+
+def _prefetching() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "prefetch"]
+
+
+def test_pull__a_new_record_the_database_refuses_fails_alone(
+    airtable: AirtableEmulator, db: sa.Engine, cli
+) -> None:
+    execute(db, SHORT_NAMES)
+    seed_leads(airtable, 120)
+    bad = airtable.create("Leads", {**lead_fields(999), "First Name": LONG_NAME})
+    seed_leads(airtable, 120)
+
+    result = cli("--stage", "pull")
+
+    assert result.exit_code == 1, result.output
+    pull = result.mapping("leads")["pull"]
+    assert (pull["fetched"], pull["inserted"], pull["failed"]) == (241, 240, 1)
+    (error,) = result.report["errors"]
+    assert error["record"] == bad["id"]
+    assert "database refused the record" in error["message"]
+    assert "short_first_name" in error["message"]
+    assert len(rows(db)) == 240
+    assert (_log(db, "inserted"), _log(db, "dead_letter")) == (240, 1)
+    airtable.update("Leads", bad["id"], {"First Name": "Ann"})
+    assert cli("--stage", "pull").exit_code == 0
+    assert len(rows(db, where="first_name = 'Ann'")) == 1
+
+
+def test_pull__an_edit_the_database_refuses_fails_alone(
+    airtable: AirtableEmulator, db: sa.Engine, cli
+) -> None:
+    ids = seed_leads(airtable, 150)
+    assert cli("--stage", "pull").exit_code == 0
+    execute(db, SHORT_NAMES)
+    for n, record_id in enumerate(ids):
+        name = LONG_NAME if n == 70 else f"Bo{n}"
+        airtable.update("Leads", record_id, {"First Name": name, "Status": "Contacted"})
+
+    result = cli("--stage", "pull")
+
+    assert result.exit_code == 1, result.output
+    pull = result.mapping("leads")["pull"]
+    assert (pull["updated"], pull["failed"]) == (149, 1)
+    assert [e["record"] for e in result.report["errors"]] == [ids[70]]
+    local = {r["airtable_record_id"]: r for r in rows(db)}
+    assert local[ids[70]]["first_name"] == "Ann70" and local[ids[70]]["status"] == "New"
+    assert local[ids[71]]["first_name"] == "Bo71" and local[ids[71]]["status"] == "Contacted"
+
+
+def test_pull__json_emptied_remotely_is_stored_as_the_json_null_as_before(
+    twenty: TwentyEmulator, db: sa.Engine, cli
+) -> None:
+    (rep,) = seed_progressions(twenty, 1)
+    assert cli("--mapping", M).exit_code == 0
+    twenty.update(rep, {"badges": ""})
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    with db.connect() as conn:
+        kind = conn.execute(sa.text("SELECT jsonb_typeof(badges) FROM rep_progressions"))
+        assert kind.scalar_one() == "null"
+
+
+def test_pull__a_listing_broken_after_its_first_page_keeps_that_page(
+    airtable: AirtableEmulator, db: sa.Engine, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    seed_leads(airtable, 250)
+    airtable.faults.delay(0, times=1)  # the first page is answered
+    airtable.faults.fail(503, times=1000)  # every later one fails
+
+    result = cli("--stage", "pull")
+
+    assert result.exit_code == 3, result.output
+    assert any("Airtable" in e["message"] for e in result.report["errors"])
+    assert len(rows(db)) == 100
+    assert not _prefetching()
+    airtable.faults.clear()
+    assert cli("--stage", "pull").exit_code == 0
+    assert len(rows(db)) == 250
