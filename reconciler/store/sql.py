@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Connection, Table, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 
 
 def among(column: Any, values: Sequence[Any]) -> Any:
@@ -33,6 +35,27 @@ def _array_escape(value: str) -> str:
     return value
 
 
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """Statements sent inside are answered together at the end (psycopg's pipeline mode): one
+    wait for the server instead of one per statement, for statements whose results are not
+    read. A statement the database refuses is raised at the end, as SQLAlchemy raises it
+    (``DataError``, ``IntegrityError``…); the ones after it were not run.
+    """
+    if not psycopg.Pipeline.is_supported():  # a libpq older than 14: one at a time
+        yield
+        return
+    try:
+        with _driver(conn).pipeline():
+            yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    return cast(psycopg.Connection[Any], conn.connection.driver_connection)
+
+
 def copy_rows(
     conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
@@ -44,9 +67,8 @@ def copy_rows(
     """
     prep = conn.dialect.identifier_preparer
     cols = ", ".join(prep.quote(c) for c in columns)
-    raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
     with (
-        raw.cursor() as cursor,
+        _driver(conn).cursor() as cursor,
         cursor.copy(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN") as copy,
     ):
         for row in rows:

@@ -43,7 +43,7 @@ from reconciler.store.pages import (
     state_rows_json,
 )
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
-from reconciler.store.sql import among, int_array, text_array
+from reconciler.store.sql import among, int_array, pipelined, text_array
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),
@@ -360,13 +360,14 @@ class Store:
         remote_ids = [s.remote_id for s in states if s.remote_id is not None]
         # Two deletes, each on its own index (an OR of the two would scan the mapping's rows).
         ids = int_array(s.local_id for s in states)
-        self.conn.exec_driver_sql(DELETE_STATES_BY_LOCAL_ID, {"mapping": name, "ids": ids})
-        if remote_ids:
-            self.conn.exec_driver_sql(
-                DELETE_STATES_BY_REMOTE_ID, {"mapping": name, "ids": text_array(remote_ids)}
-            )
         rows = state_rows_json(json_text(name), states)
-        self.conn.exec_driver_sql(INSERT_STATES, {"rows": rows})
+        with pipelined(self.conn):
+            self.conn.exec_driver_sql(DELETE_STATES_BY_LOCAL_ID, {"mapping": name, "ids": ids})
+            if remote_ids:
+                self.conn.exec_driver_sql(
+                    DELETE_STATES_BY_REMOTE_ID, {"mapping": name, "ids": text_array(remote_ids)}
+                )
+            self.conn.exec_driver_sql(INSERT_STATES, {"rows": rows})
 
     def record_push(self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]) -> None:
         """Record successful pushes: new shadow, remote id (written back for creates), state."""
