@@ -14,7 +14,7 @@ from reconciler.engine.plan import Outcome, PullPlan, plan_pull
 from reconciler.engine.prefetch import Prefetch
 from reconciler.engine.window import Window, WindowMoved
 from reconciler.records import LocalRow, RemoteRecord
-from reconciler.store.history import Failure, clear_failures, due_pull_retries
+from reconciler.store.history import Failure, clear_failures, due_pull_retries, has_failures
 
 
 def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> set[str] | None:
@@ -31,7 +31,8 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
         WindowMoved: the first answer shows the remote's clock elsewhere than the window
             assumed; nothing was applied.
     """
-    listing = _Listing()
+    with ctx.store.unit() as conn:
+        listing = _Listing(failing=has_failures(conn, ctx.mapping.name, "pull"))
     pages = ctx.remote.list_changed(span.since, span.until)
     first = next(pages, None)
     if first is not None:
@@ -56,12 +57,14 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
 
 
 class _Listing:
-    """What a pull has read so far: the newest modified time of each record, and the ids of
-    the records alive at their last reading."""
+    """What a pull has read so far: the newest modified time of each record, the ids of the
+    records alive at their last reading, and whether any record of the mapping may have a
+    pull failure recorded (else no page has failures to clear)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, failing: bool) -> None:
         self.seen: dict[str, datetime] = {}
         self.live: set[str] = set()
+        self.failing = failing
 
     def apply(self, ctx: MappingContext, page: list[RemoteRecord], skew: timedelta) -> None:
         """Apply a page's records not already applied in a newer version."""
@@ -70,7 +73,9 @@ class _Listing:
         seen.update({r.id: r.modified_at for r in fresh})
         self.live.update(r.id for r in page if not r.deleted)
         self.live.difference_update(r.id for r in page if r.deleted)
-        apply_records(ctx, [r for r in fresh if not r.deleted], skew=skew)
+        failed = ctx.result.pull.failed
+        apply_records(ctx, [r for r in fresh if not r.deleted], skew=skew, clear=self.failing)
+        self.failing |= ctx.result.pull.failed > failed
         _mark_deleted(ctx, [r.id for r in fresh if r.deleted])
         ctx.progress("pull", len(page))
 
@@ -89,6 +94,7 @@ def apply_records(
     matches: Matches | None = None,
     counted: bool = True,
     skew: timedelta | None = None,
+    clear: bool = True,
 ) -> None:
     """Plan and apply one page in one transaction, with its sync state and failures.
 
@@ -96,7 +102,8 @@ def apply_records(
     mapping has ``match_on``). A push that found matches passes them (``matches``), linked in
     the same transaction, and ``counted`` False: the pull counters are left alone. ``skew`` is
     the remote's clock minus the database's as it stood when the records were read (default:
-    as it stands now).
+    as it stands now). ``clear`` False: the caller knows no pull failure of the mapping is
+    recorded, so none is cleared.
     """
     if not records:
         return
@@ -104,10 +111,10 @@ def apply_records(
         ctx.result.pull.fetched += len(records)
     skew = ctx.skew if skew is None else skew
     try:
-        plans, failed_ids = _apply_page(ctx, records, matches, skew, isolate=False)
+        plans, failed_ids = _apply_page(ctx, records, matches, skew, clear, isolate=False)
     except _Refused:
         # The unit was rolled back: the page again, in savepoints, until the row fails alone.
-        plans, failed_ids = _apply_page(ctx, records, matches, skew, isolate=True)
+        plans, failed_ids = _apply_page(ctx, records, matches, skew, clear, isolate=True)
     if counted:
         ctx.result.pull.matched += sum(p.matched for p in plans if p.remote.id not in failed_ids)
         for plan in plans:
@@ -124,6 +131,7 @@ def _apply_page(
     records: Sequence[RemoteRecord],
     matches: Matches | None,
     skew: timedelta,
+    clear: bool,
     *,
     isolate: bool,
 ) -> tuple[list[PullPlan], set[str]]:
@@ -156,12 +164,13 @@ def _apply_page(
             except (DataError, IntegrityError) as exc:
                 raise _Refused from exc
         failed_ids = {f.record_key for f in failed}
-        clear_failures(
-            conn,
-            ctx.mapping.name,
-            "pull",
-            [p.remote.id for p in plans if p.remote.id not in failed_ids],
-        )
+        if clear:
+            clear_failures(
+                conn,
+                ctx.mapping.name,
+                "pull",
+                [p.remote.id for p in plans if p.remote.id not in failed_ids],
+            )
         ctx.fail(failed)
         ctx.journal.pulled(ctx, [p for p in plans if p.remote.id not in failed_ids])
     return plans, failed_ids

@@ -206,6 +206,14 @@ def clear_failures(conn: Connection, mapping: str, stage: str, keys: list[str]) 
         )
 
 
+def has_failures(conn: Connection, mapping: str, stage: str) -> bool:
+    """Whether any record of a mapping's stage is recorded as failing (due or not, dead or not)."""
+    query = select(failures.c.record_key).where(
+        failures.c.mapping == mapping, failures.c.stage == stage
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def due_pull_retries(conn: Connection, mapping: str) -> list[str]:
     """Remote ids whose pull failed earlier and whose retry is due."""
     query = select(failures.c.remote_id).where(
