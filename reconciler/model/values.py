@@ -180,6 +180,8 @@ def converter(spec: FieldSpec, *, from_remote: bool) -> Converter:
         def number(value: Any) -> Canon:
             if value.__class__ is int:
                 return value
+            if value.__class__ is float:  # as ``_number`` has it
+                return int(value) if value.is_integer() else value
             if value.__class__ is Decimal:  # from the database: as ``_number`` has it
                 return int(value) if value == value.to_integral_value() else float(value)
             return slow(value)
