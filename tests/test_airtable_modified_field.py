@@ -42,9 +42,7 @@ fields = [
 """
 
 
-def _events(
-    em: AirtableEmulator, db: sa.Engine, tmp_path: Path, modified: dict[str, Any]
-) -> Path:
+def _events(em: AirtableEmulator, db: sa.Engine, tmp_path: Path, modified: dict[str, Any]) -> Path:
     """An Events table whose modified field has ``modified`` options; returns the config."""
     em.add_table(
         "Events",
@@ -102,6 +100,7 @@ def test_modified_field__watching_some_fields_refuses_naming_the_unwatched_ones(
     assert result.exit_code == 3, result.output
     (message,) = _errors(result, "leads")
     assert "'lastModifiedTime' watches only some fields, not 'First Name', 'Last Name'" in message
+    assert "and 16 more: their edits would be missed" in message  # 21 unwatched
     assert "make it watch all fields" in message and "\n" not in message
     assert list_requests(airtable) == 0 and rows(db) == []
 

@@ -129,7 +129,7 @@ def classify(response: requests.Response) -> Exception:
     """The exception an answer other than 2xx stands for."""
     status = response.status_code
     kind, message = error_of(response)
-    detail = one_line(f"{kind}: {message}" if kind and message else kind or message)
+    detail = one_line(f"{kind}: {message}" if kind and message else kind or f"({message})")
     if 300 <= status < 400:
         return RemoteUnavailable(
             f"Airtable answered {status}, redirected to {_where(response)}: check "

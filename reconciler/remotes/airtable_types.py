@@ -49,6 +49,7 @@ _FITS: dict[Kind, frozenset[str]] = {
 }
 _TEXT_READS = NUMBER_TYPES | {"date", "dateTime"}
 MODIFIED_TYPE = "lastModifiedTime"
+SHOWN = 5  # unwatched fields named in a message
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,8 @@ def modified_problems(mapping: Mapping, schema: TableSchema) -> list[Problem]:
     pulled = [s.remote for s in mapping.fields if s.pulls and s.remote in schema.fields]
     unwatched = [n for n in pulled if watched and schema.fields[n].id not in watched]
     if unwatched:
-        names = ", ".join(repr(n) for n in unwatched)
+        names = ", ".join(repr(n) for n in unwatched[:SHOWN])
+        names += f" and {len(unwatched) - SHOWN} more" if len(unwatched) > SHOWN else ""
         what = f"{name!r} watches only some fields, not {names}: their edits would be missed"
         found.append(Problem(what, MODIFIED_WATCH_FIX))
     if info.options.get("isValid") is False:
