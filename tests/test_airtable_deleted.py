@@ -72,7 +72,7 @@ def test_deleted_record_in_a_batch__marked_gone_and_the_nine_others_written(
 def test_several_deleted_records_in_a_batch__found_with_one_listing(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli
 ) -> None:
-    ids, gone = _edit_all_and_delete(airtable, db, cli, deleted=3)
+    _, gone = _edit_all_and_delete(airtable, db, cli, deleted=3)
 
     result = cli()
 
