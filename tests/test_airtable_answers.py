@@ -223,3 +223,35 @@ def test_unexpected_value_shape__fails_its_record_alone(
     message = _one_error(result)
     assert result.report["errors"][0]["record"] == odd["id"] and "Company" in message
     assert len(rows(db)) == 2
+
+
+def test_token_refused__names_the_variable(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRTABLE_TOKEN", "not-the-token")
+
+    result = cli()
+
+    assert result.exit_code == 3, result.output
+    message = _one_error(result)
+    assert "refused the token (401" in message and "check AIRTABLE_TOKEN" in message
+    assert "not-the-token" not in result.output
+
+
+def test_write_forbidden__names_the_write_scope_and_loses_nothing(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A token that may read but not write: 403 on the PATCH stops the mapping, not a record."""
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'needs write scope'")
+    denied = {"error": {"type": "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND", "message": "denied"}}
+    airtable.faults.fail(403, body=denied, method="PATCH")
+
+    result = cli()
+
+    assert result.exit_code == 3, result.output
+    message = _one_error(result)
+    assert "403" in message and "data.records:write" in message
+    assert result.mapping("leads")["push"]["failed"] == 0
+    assert cli().exit_code == 0 and _notes(airtable) == {"needs write scope"}

@@ -19,7 +19,7 @@ from pyairtable import Api
 from pyairtable.api.params import options_to_params
 
 from reconciler.config import AirtableTarget
-from reconciler.errors import MappingError, RecordError, RemoteUnavailable
+from reconciler.errors import MappingError, ReconcilerError, RecordError, RemoteUnavailable
 from reconciler.model import FieldSpec, Mapping, canonical, parse_datetime
 from reconciler.model.values import DATE_RE
 from reconciler.records import RemoteRecord, WriteResult
@@ -45,8 +45,10 @@ from reconciler.remotes.base import (
     Finding,
     Pacer,
     PushItem,
+    Rejected,
     RemoteClock,
     RetryPolicy,
+    Transient,
     chunks,
     results_by_id,
     typed_record,
@@ -130,6 +132,7 @@ class AirtableRemote:
             options=options,
             json=json,
             fallback=fallback,
+            token_env=self.target.token_env,
         )
         shape(body)
         return body
@@ -198,7 +201,7 @@ class AirtableRemote:
         modified field. One request, not retried."""
         try:
             body = self._send("GET", self._meta_url(), meta_shape)
-        except Exception as exc:  # every way a request can fail is a finding here
+        except (ReconcilerError, Transient, Rejected) as exc:  # each becomes a finding
             yield airtable_schema.refusal(exc, self.target)
             return
         yield airtable_schema.reachable(self.target)
@@ -331,9 +334,11 @@ class AirtableRemote:
                 "formatting to include a time"
             )
         try:
-            return parse_datetime(str(stamp)) if isinstance(stamp, str) else _unreadable(stamp)
+            if isinstance(stamp, str):
+                return parse_datetime(stamp)
         except ValueError:
-            raise RecordError(f"{name}: cannot read {stamp!r} as a modified time") from None
+            pass
+        raise RecordError(f"{name}: cannot read {stamp!r} as a modified time")
 
     def _key_of(self, specs: Sequence[FieldSpec], raw: dict[str, Any]) -> tuple[Any, ...] | None:
         """A record's natural key, from its canonical values (None when one cannot be read)."""
@@ -378,25 +383,17 @@ class AirtableRemote:
         return results_by_id(batch, by_id, "Airtable")
 
     def _payload(self, batch: Sequence[PushItem]) -> dict[str, Any]:
-        schema = self.schema
-        sent = {name for item in batch for name in wire_fields(self.mapping, item.values)}
+        """The PATCH body: fields keyed by id, answered by id; ``typecast`` when a select is
+        written, so a value that is not one of its options yet becomes one."""
+        ids = {name: info.id for name, info in self.schema.fields.items()}
+        wired = [(item.remote_id, wire_fields(self.mapping, item.values)) for item in batch]
         payload: dict[str, Any] = {
             "records": [
-                {
-                    "id": item.remote_id,
-                    "fields": {
-                        schema.fields[name].id: value
-                        for name, value in wire_fields(self.mapping, item.values).items()
-                    },
-                }
-                for item in batch
+                {"id": rid, "fields": {ids[name]: value for name, value in fields.items()}}
+                for rid, fields in wired
             ],
             "returnFieldsByFieldId": True,
         }
-        if has_selects(schema, sorted(sent)):
-            payload["typecast"] = True  # so a value that is not an option yet becomes one
+        if has_selects(self.schema, sorted({name for _, fields in wired for name in fields})):
+            payload["typecast"] = True
         return payload
-
-
-def _unreadable(stamp: Any) -> datetime:
-    raise ValueError(stamp)

@@ -67,12 +67,14 @@ def send(
     options: dict[str, Any] | None = None,
     json: dict[str, Any] | None = None,
     fallback: str | None = None,
+    token_env: str = "AIRTABLE_TOKEN",
 ) -> dict[str, Any]:
     """One request, not retried; its answer's JSON object.
 
     ``options`` are pyairtable's list options; a GET whose URL would reach Airtable's limit goes
     as ``POST fallback`` with the options in the body, as pyairtable itself does. Redirects are
-    never followed: an API answers, a login page redirects.
+    never followed: an API answers, a login page redirects. ``token_env`` names the variable
+    holding the token, for the messages of refusals.
 
     Raises:
         Transient, AirtableRejected, AuthError, MappingError, RemoteUnavailable: see the module.
@@ -92,7 +94,7 @@ def send(
     except requests.RequestException as exc:
         # Timeouts, refused or reset connections, a body cut off mid-way (ChunkedEncodingError).
         raise Transient(f"connection problem: {type(exc).__name__}") from None
-    return answer(response)
+    return answer(response, token_env)
 
 
 def url_length(session: requests.Session, url: str, params: dict[str, Any]) -> int:
@@ -101,12 +103,12 @@ def url_length(session: requests.Session, url: str, params: dict[str, Any]) -> i
     return len(str(prepared.url))
 
 
-def answer(response: requests.Response) -> dict[str, Any]:
+def answer(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> dict[str, Any]:
     """The JSON object of a 2xx answer; anything else raised as described in the module."""
     status = response.status_code
     if 200 <= status < 300:
         return _json_object(response)
-    raise classify(response)
+    raise classify(response, token_env)
 
 
 def _json_object(response: requests.Response) -> dict[str, Any]:
@@ -125,7 +127,7 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-def classify(response: requests.Response) -> Exception:
+def classify(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> Exception:
     """The exception an answer other than 2xx stands for."""
     status = response.status_code
     kind, message = error_of(response)
@@ -136,9 +138,13 @@ def classify(response: requests.Response) -> Exception:
             "AIRTABLE_API_URL (it must be the API's address, such as https://api.airtable.com)"
         )
     if status == 401:
-        return AuthError(f"Airtable refused the token (401 {detail})")
+        return AuthError(f"Airtable refused the token (401 {detail}): check {token_env}")
     if status == 403:
-        return Forbidden(f"Airtable answered 403 {detail}")
+        return Forbidden(
+            f"Airtable refused the request (403 {detail}): check the base id and that "
+            f"{token_env} has access to the base with the scopes data.records:read and "
+            "data.records:write"
+        )
     if status == 404:
         return RemoteUnavailable(
             f"Airtable answered 404 {detail} for {urlsplit(response.url).path}: check "
