@@ -255,3 +255,26 @@ def test_write_forbidden__names_the_write_scope_and_loses_nothing(
     assert "403" in message and "data.records:write" in message
     assert result.mapping("leads")["push"]["failed"] == 0
     assert cli().exit_code == 0 and _notes(airtable) == {"needs write scope"}
+
+
+def test_expired_offset__the_listing_starts_over_and_reads_everything(
+    airtable: AirtableEmulator,
+) -> None:
+    """Airtable's offset is a server-side iterator that expires (422
+    LIST_RECORDS_ITERATOR_NOT_AVAILABLE): the listing starts over from its first page."""
+    from reconciler.config import load_settings
+    from reconciler.model import LEADS
+    from reconciler.remotes.factory import build_remote
+
+    seed_leads(airtable, 250)
+    remote = build_remote(LEADS, load_settings())
+    pages = remote.list_changed(None)
+    first = next(pages)
+    gone = {"type": "LIST_RECORDS_ITERATOR_NOT_AVAILABLE", "message": "expired"}
+    airtable.faults.fail(422, body={"error": gone}, method="GET", path=TABLE)
+
+    rest = [record for page in pages for record in page]
+    remote.close()
+
+    assert len(first) == 100 and len(rest) == 250  # the first page again, then the rest
+    assert {r.id for r in first + rest} == {r["id"] for r in airtable.records("Leads")}
