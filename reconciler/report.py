@@ -27,6 +27,7 @@ class PullCounts:
     conflicts: int = 0
     skipped_local_newer: int = 0
     failed: int = 0
+    matched: int = 0  # records linked to existing rows by natural key (match_on)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class PushCounts:
     skipped_remote_newer: int = 0
     failed: int = 0
     dead: int = 0
+    matched: int = 0  # rows linked to existing records by natural key instead of created
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_rate_limit__after_a_429_nothing_is_sent_to_the_base_for_30_seconds(
         LEADS,
         target,
         RetryPolicy(sleep=time.sleep),
-        pacer=Pacer(10.0, clock=time.clock, sleep=time.sleep),
+        pacer=Pacer.rate(10.0, clock=time.clock, sleep=time.sleep),
     )
     answers: list[tuple[float, int]] = []
     remote._api.session.hooks["response"].append(

@@ -113,7 +113,7 @@ def test_default_retry_policy__outlasts_a_30_second_lockout() -> None:
             raise Transient("rate limited (429)", throttled=True)
         return "ok"
 
-    caller = Caller("Airtable", Pacer(0), RetryPolicy(sleep=sleep))
+    caller = Caller("Airtable", Pacer.rate(0), RetryPolicy(sleep=sleep))
     assert caller(request) == "ok"
     assert clock["now"] >= 30.0
     assert all(b > a for a, b in itertools.pairwise(waits) if b < RetryPolicy().cap)

@@ -17,7 +17,7 @@ exactly what stage 2 still has to send.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -46,6 +46,7 @@ class Rule(StrEnum):
     LOCAL_NEWER = "local_newer"
     UNION = "union"
     NEW_RECORD = "new_record"
+    MATCHED = "matched"  # a record and a row linked by natural key, then merged
 
 
 @dataclass
@@ -62,6 +63,10 @@ class PullPlan:
     conflict: bool = False
     pending: bool = False  # push-capable local values still differ from the remote
     inserted_id: int | None = None  # the new local row's key, once the insert is applied
+    matched: bool = False  # the row was linked to the record by natural key just now
+    # When the remote change was made, on the database's clock (its modified time less the
+    # skew between the two clocks).
+    changed_at: datetime | None = None
 
     @cached_property
     def values_text(self) -> str:
@@ -118,7 +123,13 @@ def plan_pull(
     state = local.state
     shadow = state.shadow if state is not None else {}
     remote_newer = remote_is_newer(remote, local, skew)
-    plan = PullPlan(remote, local, Outcome.UNCHANGED, shadow=dict(remote.values))
+    plan = PullPlan(
+        remote,
+        local,
+        Outcome.UNCHANGED,
+        shadow=dict(remote.values),
+        changed_at=remote.modified_at - skew,
+    )
     local_won_all, contested_any = True, False
     for spec in mapping.fields:
         col = spec.column

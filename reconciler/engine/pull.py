@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.exc import DataError, IntegrityError
 
 from reconciler.engine.context import MappingContext
+from reconciler.engine.matching import Matches, match_records
 from reconciler.engine.plan import Outcome, PullPlan, plan_pull
 from reconciler.engine.window import Window, WindowMoved
-from reconciler.records import RemoteRecord
+from reconciler.records import LocalRow, RemoteRecord
 from reconciler.store.history import Failure, clear_failures, due_pull_retries
 
 
@@ -42,7 +44,8 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
         due = [i for i in due_pull_retries(conn, ctx.mapping.name) if i not in seen]
     if due:
         found = ctx.remote.fetch(due)
-        apply_records(ctx, [found[i] for i in due if i in found])
+        apply_records(ctx, [found[i] for i in due if i in found and not found[i].deleted])
+        _mark_deleted(ctx, [i for i in due if i in found and found[i].deleted])
     return live
 
 
@@ -53,12 +56,23 @@ def _mark_deleted(ctx: MappingContext, remote_ids: Sequence[str]) -> None:
             ctx.mark_gone("pull", remote_ids)
 
 
-def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
-    """Plan and apply one page in one transaction, with its sync state and failures."""
+def apply_records(
+    ctx: MappingContext,
+    records: Sequence[RemoteRecord],
+    *,
+    matches: Matches | None = None,
+    counted: bool = True,
+) -> None:
+    """Plan and apply one page in one transaction, with its sync state and failures.
+
+    Records no row is linked to are first matched to existing rows by natural key (when the
+    mapping has ``match_on``). A push that found matches passes them (``matches``), linked in
+    the same transaction, and ``counted`` False: the pull counters are left alone.
+    """
     if not records:
         return
-    counts = ctx.result.pull
-    counts.fetched += len(records)
+    if counted:
+        ctx.result.pull.fetched += len(records)
     good = [r for r in records if r.error is None]
     failed = [
         Failure("pull", r.id, r.error or "", remote_id=r.id, retryable=False)
@@ -66,11 +80,16 @@ def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
         if r.error is not None
     ]
     with ctx.store.unit() as conn:
-        ids = [r.id for r in good]
-        rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
-        if _adopt_unrecorded_creates(ctx, [i for i in ids if i not in rows]):
-            rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
-        plans = [plan_pull(ctx.mapping, r, rows.get(r.id), ctx.skew) for r in good]
+        rows, matches = _rows_for(ctx, good, matches)
+        failed += matches.failures
+        ambiguous = {f.record_key for f in matches.failures}
+        plans = [
+            plan_pull(ctx.mapping, r, rows.get(r.id), ctx.skew)
+            for r in good
+            if r.id not in ambiguous
+        ]
+        for plan in plans:
+            plan.matched = plan.remote.id in matches.records
         failed += _apply_isolating(ctx, plans)
         failed_ids = {f.record_key for f in failed}
         clear_failures(
@@ -81,9 +100,32 @@ def apply_records(ctx: MappingContext, records: Sequence[RemoteRecord]) -> None:
         )
         ctx.fail(failed)
         ctx.journal.pulled(ctx, [p for p in plans if p.remote.id not in failed_ids])
-    for plan in plans:
-        if plan.remote.id not in failed_ids:
-            _count(ctx, plan)
+    if counted:
+        ctx.result.pull.matched += sum(p.matched for p in plans if p.remote.id not in failed_ids)
+        for plan in plans:
+            if plan.remote.id not in failed_ids:
+                _count(ctx, plan)
+
+
+def _rows_for(
+    ctx: MappingContext, records: Sequence[RemoteRecord], matches: Matches | None
+) -> tuple[dict[str, LocalRow], Matches]:
+    """The local rows of these records (locked), after linking the rows of unrecorded creates
+    and, by natural key, rows that hold the same entity (``matches``, when already decided)."""
+    ids = [r.id for r in records]
+    rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
+    linked = _adopt_unrecorded_creates(ctx, [i for i in ids if i not in rows])
+    if matches is None:
+        unknown = [r for r in records if r.id not in rows]
+        matches = match_records(ctx, unknown) if ctx.mapping.match_on and unknown else Matches()
+    if matches.links:
+        ctx.store.link(ctx.mapping, matches.links)
+    if linked or matches.links:
+        rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
+    for rid, before in matches.rows.items():
+        if rid in rows:  # judged by when the row last changed, not by its linking
+            rows[rid] = replace(rows[rid], updated_at=before.updated_at)
+    return rows, matches
 
 
 def _adopt_unrecorded_creates(ctx: MappingContext, unknown: Sequence[str]) -> bool:

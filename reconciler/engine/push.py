@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from reconciler.engine.context import MappingContext
+from reconciler.engine.matching import match_rows
 from reconciler.engine.plan import Outcome, PushPlan, local_changes, plan_push
+from reconciler.engine.pull import apply_records
 from reconciler.records import LocalRow, RemoteRecord, WriteResult
 from reconciler.remotes.base import PushItem, chunks
 from reconciler.report import now_utc
@@ -46,11 +49,6 @@ def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
 
 def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[[], bool]) -> None:
     valid = [r for r in rows if r.remote_id is None or ctx.remote.valid_id(r.remote_id)]
-    check = [_target_id(ctx, r) for r in valid if _needs_read(ctx, r)]
-    current = ctx.remote.fetch(check) if check else {}
-    plans: list[PushPlan] = []
-    noop: list[LocalRow] = []
-    gone: list[LocalRow] = []
     valid_ids = {r.local_id for r in valid}
     key = ctx.mapping.key_column
     failures = [
@@ -58,7 +56,16 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
         for r in rows
         if r.local_id not in valid_ids
     ]
-    read = set(check)
+    found: dict[str, RemoteRecord] = {}
+    if ctx.mapping.match_on:
+        valid, found, unmatched = _link_by_natural_key(ctx, valid)
+        failures += unmatched
+    check = [t for r in valid if _needs_read(ctx, r) and (t := _target_id(ctx, r)) not in found]
+    current = {**(ctx.remote.fetch(check) if check else {}), **found}
+    plans: list[PushPlan] = []
+    noop: list[LocalRow] = []
+    gone: list[LocalRow] = []
+    read = set(check) | set(found)
     for row in valid:
         target = _target_id(ctx, row)
         record = current.get(target)
@@ -86,6 +93,37 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
         ctx.progress("push", len(batch))
         if should_stop():
             return
+
+
+def _link_by_natural_key(
+    ctx: MappingContext, rows: list[LocalRow]
+) -> tuple[list[LocalRow], dict[str, RemoteRecord], list[Failure]]:
+    """Before creating remote records for unlinked rows, look the remote up for their natural
+    keys (one batched search): a row with exactly one match is linked to it and merged (the
+    newer side per field; what the local side won is then pushed), instead of created.
+
+    Returns the rows to go on with (linked ones re-read; rows that can neither be matched nor
+    created left out, marked as examined), the records found for them, and the failures of
+    ambiguous keys.
+    """
+    unlinked = [r for r in rows if r.remote_id is None]
+    if not unlinked:
+        return rows, {}, []
+    matches = match_rows(ctx, unlinked)
+    linked: dict[int, LocalRow] = {}
+    if matches.links:
+        links = replace(matches, failures=[], unmatched=[])  # those are this stage's to report
+        apply_records(ctx, list(matches.records.values()), matches=links, counted=False)
+        ctx.result.push.matched += len(matches.links)
+        with ctx.store.unit():
+            linked = ctx.store.rows_by_ids(ctx.mapping, [i for i, _ in matches.links], lock=False)
+    dropped = {f.local_id for f in matches.failures}
+    if not ctx.mapping.create_remote and matches.unmatched:
+        with ctx.store.unit():
+            ctx.store.mark_examined(ctx.mapping, matches.unmatched)
+        dropped |= {r.local_id for r in matches.unmatched}
+    kept = [linked.get(r.local_id, r) for r in rows if r.local_id not in dropped]
+    return kept, matches.records, matches.failures
 
 
 def _deleted_remotely(row: LocalRow, was_read: bool, record: RemoteRecord | None) -> bool:

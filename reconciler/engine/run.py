@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -18,7 +19,7 @@ from reconciler.engine.pull import pull
 from reconciler.engine.push import push
 from reconciler.errors import AuthError, MappingError, ReconcilerError, RemoteUnavailable
 from reconciler.model import Mapping, iso_ms
-from reconciler.remotes.base import Remote
+from reconciler.remotes.base import PacerPool, Remote
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
 from reconciler.store import history
 from reconciler.store.changelog import ChangeLog, purge_expired
@@ -32,7 +33,15 @@ from reconciler.store.database import (
 )
 from reconciler.store.sync import Store
 
-RemoteFactory = Callable[[Mapping, Settings], Remote]
+
+class RemoteFactory(Protocol):
+    """Builds the remote of a mapping (``reconciler.remotes.factory.build_remote``)."""
+
+    def __call__(
+        self, mapping: Mapping, settings: Settings, *, pacers: PacerPool | None = None
+    ) -> Remote: ...
+
+
 logger = logging.getLogger("reconciler")
 
 
@@ -100,6 +109,7 @@ class Run:
         started = now_utc()
         self.report = RunReport(new_run_id(started), started, options.lookback, options.dry_run)
         self.db_offset = timedelta(0)  # the database's clock minus this host's
+        self.pacers = PacerPool()  # one budget per Airtable base and Twenty workspace
         self.window_placed = False
         self.change_log = ChangeLog(self.report.run_id)
 
@@ -212,7 +222,7 @@ class Run:
 
     def _context(self, store: Store, mapping: Mapping, install: str) -> MappingContext:
         result = next(m for m in self.report.mappings if m.name == mapping.name)
-        remote = self.remote_factory(mapping, self.settings)
+        remote = self.remote_factory(mapping, self.settings, pacers=self.pacers)
         result.api = remote.stats
         return MappingContext(
             mapping,

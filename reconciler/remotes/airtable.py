@@ -78,8 +78,8 @@ class AirtableRemote:
         mapping: the mapping (its ``remote_table`` names the table).
         target: the base, endpoint, token (never logged) and request rate (per second).
         policy: the retry policy.
-        pacer: spaces requests (default: ``target.rate`` per second); tests pass one with a
-            simulated clock.
+        pacer: the base's pacer, shared with the other mappings on the base (default: one of
+            its own at ``target.rate`` a second); tests pass one on a simulated clock.
     """
 
     write_batch = WRITE_BATCH
@@ -99,7 +99,7 @@ class AirtableRemote:
             target.token.value, timeout=TIMEOUT, retry_strategy=None, endpoint_url=target.api_url
         )
         self._timeout = TIMEOUT
-        self._call = Caller("Airtable", pacer or Pacer(target.rate), policy)
+        self._call = Caller("Airtable", pacer or Pacer.rate(target.rate), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._api.session.hooks["response"].append(self._observe)

@@ -49,6 +49,7 @@ class TwentyRemote:
         mapping: the mapping (its ``remote_table`` is the object's plural name).
         target: the server, API key (never logged) and request rate (per minute).
         policy: the retry policy.
+        pacer: the workspace's pacer, shared with the other mappings on it.
         transport: an httpx transport, for tests that want one.
     """
 
@@ -63,6 +64,7 @@ class TwentyRemote:
         target: TwentyTarget,
         policy: RetryPolicy,
         *,
+        pacer: Pacer | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.mapping = mapping
@@ -73,7 +75,7 @@ class TwentyRemote:
             timeout=TIMEOUT,
             transport=transport,
         )
-        self._call = Caller("Twenty", Pacer(target.rate / 60.0), policy)
+        self._call = Caller("Twenty", pacer or Pacer.rate(target.rate, 60.0), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
@@ -127,8 +129,22 @@ class TwentyRemote:
     def find(
         self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
     ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
-        """Not yet: natural-key look-ups."""
-        raise NotImplementedError
+        """Live records by natural key (provisional: one text column, ``field[in]:[…]``)."""
+        (column,) = columns
+        spec = self.mapping.field(column)
+        found: dict[tuple[Any, ...], list[RemoteRecord]] = {}
+        wanted = {k for k in keys}
+        for batch in chunks(sorted({k[0] for k in keys}), READ_BATCH):
+            quoted = ",".join(
+                '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in batch
+            )
+            for page in self._pages(f"{spec.remote}[in]:[{quoted}]"):
+                for raw in page:
+                    record = self._typed(raw)
+                    key = (record.values.get(column),)
+                    if key in wanted:
+                        found.setdefault(key, []).append(record)
+        return found
 
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """The server answers and takes the key; the object has every mapped field."""

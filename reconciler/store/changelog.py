@@ -120,6 +120,8 @@ def _expanded(changes: Any, rule: str) -> Any:
 
 
 def _pull_rule(plan: PullPlan, changes: Sequence[FieldChange]) -> str:
+    if plan.matched:
+        return Rule.MATCHED
     if plan.outcome is Outcome.SKIPPED_LOCAL_NEWER:
         return Rule.LOCAL_NEWER
     rules = {c.rule for c in changes}
@@ -152,7 +154,7 @@ class ChangeLog:
         for plan in plans:
             if plan.outcome is Outcome.INSERTED:
                 rule, changes = str(Rule.NEW_RECORD), _values(plan)
-            elif plan.outcome is Outcome.UNCHANGED and not plan.conflict:
+            elif plan.outcome is Outcome.UNCHANGED and not plan.conflict and not plan.matched:
                 continue
             else:
                 # A field kept locally only matters when a conflict decided it; stage 2 logs

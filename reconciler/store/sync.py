@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import NoSuchTableError
@@ -78,12 +79,22 @@ class Store:
     # -- tables --------------------------------------------------------------------------------
 
     def table(self, mapping: Mapping) -> Table:
-        """The local table of a mapping, checked against the live schema."""
-        if mapping.local_table in self._tables:
-            return self._tables[mapping.local_table]
+        """The local table of a mapping, checked against the live schema.
+
+        A built-in table's own definition is used (its types are exact) unless the mapping
+        needs a column it lacks: a table shared with another remote (a hub) has that remote's
+        key column, added by the user, so the live table is used then.
+        """
+        if mapping.name in self._tables:
+            return self._tables[mapping.name]
         try:
             # A connection of its own, so reflecting never touches the run's transaction.
-            live = Table(mapping.local_table, self._reflected, autoload_with=self.conn.engine)
+            live = Table(
+                mapping.local_table,
+                self._reflected,
+                autoload_with=self.conn.engine,
+                extend_existing=True,
+            )
         except NoSuchTableError:
             raise UsageError(
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} does not exist"
@@ -95,8 +106,10 @@ class Store:
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
                 + ", ".join(missing)
             )
-        table = BUSINESS_TABLES.get(mapping.local_table, live)
-        self._tables[mapping.local_table] = table
+        table = BUSINESS_TABLES.get(mapping.local_table)
+        if table is None or any(c not in table.c for c in needed):
+            table = live
+        self._tables[mapping.name] = table
         return table
 
     # -- reading rows ----------------------------------------------------------------------------
@@ -157,6 +170,32 @@ class Store:
             r.local_id: r for r in (self._local_row(mapping, x) for x in self.conn.execute(query))
         }
 
+    def unlinked_by_key(
+        self, mapping: Mapping, keys: Sequence[tuple[Any, ...]], *, lock: bool = True
+    ) -> list[LocalRow]:
+        """The rows holding no remote id of this mapping whose natural key (``match_on``
+        columns) is one of ``keys`` (canonical values); locked for the unit of work unless
+        ``lock`` is False."""
+        table = self.table(mapping)
+        specs = [mapping.field(c) for c in mapping.match_on]
+        values = [tuple(to_db(s, v) for s, v in zip(specs, key, strict=True)) for key in keys]
+        query = self._select_rows(mapping).where(
+            table.c[mapping.key_column].is_(None),
+            tuple_(*(table.c[c] for c in mapping.match_on)).in_(values),
+        )
+        if lock:
+            query = query.with_for_update(of=table)
+        return [self._local_row(mapping, r) for r in self.conn.execute(query)]
+
+    def mark_examined(self, mapping: Mapping, rows: Sequence[LocalRow]) -> None:
+        """Record that rows holding no remote id were searched for on the remote and nothing
+        could be done for them (no match, and the mapping never creates): they are not pushed
+        again until they change."""
+        states = [
+            _state_row(mapping, r.local_id, None, None, r.updated_at, {}, False) for r in rows
+        ]
+        self._save_states(mapping, states)
+
     def push_candidates(self, mapping: Mapping, after_id: int, limit: int) -> list[LocalRow]:
         """Rows that may need a push, by primary key after ``after_id``.
 
@@ -177,8 +216,8 @@ class Store:
         )
         conditions = [table.c.id > after_id]
         conditions.append(table.c.remote_deleted_at.is_(None))
-        if not mapping.create_remote:
-            conditions.append(key.isnot(None))
+        if not mapping.create_remote and not mapping.match_on:
+            conditions.append(key.isnot(None))  # local-only rows: nothing to create or find
         query = (
             self._select_rows(mapping)
             .where(
@@ -235,9 +274,13 @@ class Store:
             self.conn.execute(
                 update(table).where(among(table.c[key], revived)).values(remote_deleted_at=None)
             )
-        written = [(p.local.local_id, p.writes) for p in plans if p.local is not None and p.writes]
+        written = [
+            (p.local.local_id, p.writes, p.changed_at)
+            for p in plans
+            if p.local is not None and p.writes
+        ]
         self._update_rows(mapping, written)
-        touched = [i for i, _ in written] + [
+        touched = [i for i, _, _ in written] + [
             p.local.local_id for p in plans if p.local is not None and p.remote.id in revived
         ]
         stamps.update(self._updated_at(table, touched))
@@ -256,18 +299,28 @@ class Store:
         ]
         self._save_states(mapping, states)
 
-    def _update_rows(self, mapping: Mapping, updates: Iterable[tuple[int, Values]]) -> None:
+    def _update_rows(
+        self, mapping: Mapping, updates: Iterable[tuple[int, Values, datetime | None]]
+    ) -> None:
+        """Write pulled values. ``updated_at`` moves to when the change was made remotely (on
+        the database's clock) when that is later than the row's own last change: in a table
+        shared by several remotes, the next remote's conflicts are then judged against when
+        this value changed, not against when it was copied here. (Not later: the trigger
+        stamps the time of writing, as for any write.)"""
         table = self.table(mapping)
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for local_id, writes in updates:
+        for local_id, writes, changed_at in updates:
             cols = tuple(sorted(writes))
             params = {f"v_{c}": v for c, v in self._db_values(mapping, writes).items()}
-            groups[cols].append({"_id": local_id, **params})
+            groups[cols].append({"_id": local_id, "_changed": changed_at, **params})
         for cols, rows in groups.items():
             stmt = (
                 update(table)
                 .where(table.c.id == bindparam("_id"))
-                .values({c: bindparam(f"v_{c}") for c in cols})
+                .values(
+                    {c: bindparam(f"v_{c}") for c in cols}
+                    | {"updated_at": func.greatest(table.c.updated_at, bindparam("_changed"))}
+                )
             )
             self.conn.execute(stmt, rows)
 

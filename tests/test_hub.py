@@ -1,0 +1,191 @@
+"""A hub: one Postgres table mapped to two remotes (reps in Airtable and in Twenty). Stage 1 runs
+for every mapping before stage 2, so an edit made on either remote reaches the other in one run,
+field-level merges hold across the three sides, and the next run writes nothing anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import ago, execute, progression_fields, rows, twenty_writes
+
+M = "rep_progressions"
+HUB_CONFIG = """
+[mappings.reps_airtable]
+remote = "airtable"
+table = "Reps"
+local_table = "rep_progressions"
+key_column = "airtable_rep_id"
+modified_field = "Last Modified"
+fields = [
+    { remote = "Name", column = "name", direction = "both" },
+    { remote = "Workspace Member", column = "workspace_member_id", direction = "both" },
+    { remote = "Total XP", column = "total_xp", kind = "number", direction = "both" },
+    { remote = "Current Rank", column = "current_rank", direction = "both" },
+]
+"""
+REPS_FIELDS: dict[str, Any] = {
+    "Name": "singleLineText",
+    "Workspace Member": "singleLineText",
+    "Total XP": "number",
+    "Current Rank": "singleLineText",
+    "Last Modified": "lastModifiedTime",
+}
+
+
+@dataclass
+class Hub:
+    """Three reps held on three sides, linked."""
+
+    airtable: Any
+    twenty: Any
+    db: sa.Engine
+    cli: Any
+    config: str
+    links: dict[str, tuple[str, str]]  # member -> (Airtable record id, Twenty id)
+
+    def run(self, *args: str) -> Any:
+        result = self.cli("--config", self.config, *args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    def local(self, member: str) -> dict[str, Any]:
+        return next(r for r in rows(self.db, M) if r["workspace_member_id"] == member)
+
+    def at(self, member: str) -> dict[str, Any]:
+        return dict(self.airtable.get("Reps", self.links[member][0])["fields"])
+
+    def tw(self, member: str) -> dict[str, Any]:
+        return dict(self.twenty.get(self.links[member][1]))
+
+    def writes(self) -> int:
+        patches = sum(1 for r in self.airtable.requests if r.method == "PATCH")
+        return patches + len(twenty_writes(self.twenty))
+
+
+@pytest.fixture
+def hub(airtable: Any, twenty: Any, db: sa.Engine, cli: Any, tmp_path: Path) -> Iterator[Hub]:
+    airtable.add_table("Reps", REPS_FIELDS)
+    execute(db, "ALTER TABLE rep_progressions ADD COLUMN airtable_rep_id text UNIQUE")
+    config = tmp_path / "hub.toml"
+    config.write_text(HUB_CONFIG)
+    links = {}
+    for i in range(3):
+        member = f"wm-{i}"
+        values = {**progression_fields(i), "workspaceMemberId": member}
+        tid = str(twenty.create(values, updated_at=ago(60))["id"])
+        aid = airtable.create(
+            "Reps",
+            {
+                "Name": values["name"],
+                "Workspace Member": member,
+                "Total XP": values["totalXp"],
+                "Current Rank": values["currentRank"],
+            },
+            modified_at=ago(60),
+        )["id"]
+        execute(
+            db,
+            "INSERT INTO rep_progressions "
+            "(name, workspace_member_id, twenty_id, airtable_rep_id, updated_at) "
+            "VALUES (:n, :m, :t, :a, :u)",
+            n=values["name"],
+            m=member,
+            t=tid,
+            a=aid,
+            u=ago(120),  # older than both remotes: their values fill the row at first contact
+        )
+        links[member] = (aid, tid)
+    world = Hub(airtable, twenty, db, cli, str(config), links)
+    world.run("--full")  # first contact: both remotes' values merged into the rows
+    world.airtable.reset_log()
+    world.twenty.reset_log()
+    yield world
+
+
+def test_hub__first_contact_converges_all_three_sides(hub: Hub) -> None:
+    for member in hub.links:
+        local, at, tw = hub.local(member), hub.at(member), hub.tw(member)
+        assert local["name"] == at["Name"] == tw["name"]
+        assert local["total_xp"] == at["Total XP"] == tw["totalXp"]
+    assert hub.run().mapping("reps_airtable")["push"]["updated"] == 0
+    assert hub.writes() == 0
+
+
+def test_hub__an_airtable_edit_reaches_twenty_in_one_run(hub: Hub) -> None:
+    hub.airtable.update("Reps", hub.links["wm-0"][0], {"Name": "Renamed in Airtable"})
+
+    result = hub.run()
+
+    assert hub.tw("wm-0")["name"] == "Renamed in Airtable"
+    assert hub.local("wm-0")["name"] == "Renamed in Airtable"
+    assert result.mapping(M)["push"]["updated"] == 1
+    assert result.mapping("reps_airtable")["push"]["updated"] == 0  # no echo to its source
+    hub.airtable.reset_log()
+    hub.twenty.reset_log()
+    hub.run()
+    assert hub.writes() == 0
+
+
+def test_hub__a_twenty_edit_reaches_airtable_in_one_run(hub: Hub) -> None:
+    hub.twenty.update(hub.links["wm-1"][1], {"totalXp": 4321})
+
+    result = hub.run()
+
+    assert hub.at("wm-1")["Total XP"] == 4321
+    assert result.mapping("reps_airtable")["push"]["updated"] == 1
+    assert result.mapping(M)["push"]["updated"] == 0
+    hub.airtable.reset_log()
+    hub.twenty.reset_log()
+    hub.run()
+    assert hub.writes() == 0
+
+
+def test_hub__edits_to_different_fields_on_three_sides_all_survive(hub: Hub) -> None:
+    aid, tid = hub.links["wm-2"]
+    hub.airtable.update("Reps", aid, {"Name": "Name from Airtable"})
+    hub.twenty.update(tid, {"totalXp": 777})
+    execute(
+        hub.db, "UPDATE rep_progressions SET current_rank = 'E-7' WHERE airtable_rep_id = :a", a=aid
+    )
+
+    hub.run()
+
+    local, at, tw = hub.local("wm-2"), hub.at("wm-2"), hub.tw("wm-2")
+    assert (local["name"], local["total_xp"], local["current_rank"]) == (
+        "Name from Airtable",
+        777,
+        "E-7",
+    )
+    assert (at["Name"], at["Total XP"], at["Current Rank"]) == ("Name from Airtable", 777, "E-7")
+    assert (tw["name"], tw["totalXp"], tw["currentRank"]) == ("Name from Airtable", 777, "E-7")
+    hub.airtable.reset_log()
+    hub.twenty.reset_log()
+    hub.run()
+    assert hub.writes() == 0
+
+
+@pytest.mark.parametrize("later", ["airtable", "twenty"])
+def test_hub__one_field_edited_on_both_remotes_takes_the_later_edit(hub: Hub, later: str) -> None:
+    """Judged by when each edit was made, not by which remote's stage ran first."""
+    aid, tid = hub.links["wm-0"]
+    early, late = ago(3), ago(1)
+    at_time, tw_time = (early, late) if later == "twenty" else (late, early)
+    hub.airtable.update("Reps", aid, {"Current Rank": "from Airtable"}, modified_at=at_time)
+    hub.twenty.update(tid, {"currentRank": "from Twenty"}, updated_at=tw_time)
+
+    hub.run()
+
+    expected = "from Twenty" if later == "twenty" else "from Airtable"
+    assert hub.local("wm-0")["current_rank"] == expected
+    assert hub.at("wm-0")["Current Rank"] == expected
+    assert hub.tw("wm-0")["currentRank"] == expected
+    hub.airtable.reset_log()
+    hub.twenty.reset_log()
+    hub.run()
+    assert hub.writes() == 0

@@ -1,0 +1,206 @@
+"""First contact: records that already exist on both sides are linked by their natural key
+(``match_on``), merged field by field, and never duplicated."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.helpers import ago, execute, progression_fields, rows, twenty_reads, twenty_writes
+
+M = "rep_progressions"
+
+
+def _local(db: sa.Engine, member: str | None, *, name: str, xp: int, modules: str = "[]") -> None:
+    execute(
+        db,
+        "INSERT INTO rep_progressions (name, workspace_member_id, total_xp, completed_modules) "
+        "VALUES (:n, :m, :x, CAST(:c AS jsonb))",
+        n=name,
+        m=member,
+        x=xp,
+        c=modules,
+    )
+
+
+def _remote(twenty: Any, member: str, *, minutes_ago: float, **fields: Any) -> str:
+    values = {**progression_fields(0), "workspaceMemberId": member, **fields}
+    return str(twenty.create(values, updated_at=ago(minutes_ago))["id"])
+
+
+def _by_member(db: sa.Engine) -> dict[str | None, dict[str, Any]]:
+    return {r["workspace_member_id"]: r for r in rows(db, M)}
+
+
+def _set_updated_at(db: sa.Engine, member: str, minutes_ago: float) -> None:
+    """Make a local row look last changed ``minutes_ago`` (the trigger stamps every write)."""
+    execute(db, "ALTER TABLE rep_progressions DISABLE TRIGGER USER")
+    execute(
+        db,
+        "UPDATE rep_progressions SET updated_at = :t WHERE workspace_member_id = :m",
+        t=ago(minutes_ago),
+        m=member,
+    )
+    execute(db, "ALTER TABLE rep_progressions ENABLE TRIGGER USER")
+
+
+def test_first_contact__existing_reps_are_linked_not_duplicated(twenty, db, cli) -> None:
+    """The adopter's case: 3 reps in Twenty, the same 3 in Postgres without twenty_id."""
+    ids = {
+        m: _remote(twenty, m, minutes_ago=300, name=f"Rep {m}") for m in ("wm-0", "wm-1", "wm-2")
+    }
+    for member in ids:
+        _local(db, member, name=f"Rep {member}", xp=1000)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert len(twenty.records()) == 3 and len(rows(db, M)) == 3
+    assert {m: str(r["twenty_id"]) for m, r in _by_member(db).items()} == ids
+    reps = result.mapping(M)
+    assert reps["push"]["matched"] == 3 and reps["push"]["created"] == 0
+    again = cli("--mapping", M)
+    assert again.exit_code == 0 and twenty_writes(twenty)[-1:] == twenty_writes(twenty)[-1:]
+    assert again.mapping(M)["push"]["matched"] == 0 and again.mapping(M)["push"]["updated"] == 0
+
+
+def test_first_contact__newer_side_wins_per_field_and_arrays_take_the_union(
+    twenty, db, cli
+) -> None:
+    newer_remote = _remote(
+        twenty, "wm-r", minutes_ago=10, totalXp=900, completedModules='["m1","m2"]'
+    )
+    newer_local = _remote(twenty, "wm-l", minutes_ago=300, totalXp=100, completedModules='["m1"]')
+    _local(db, "wm-r", name="Rep 0", xp=500, modules='["m3"]')
+    _local(db, "wm-l", name="Rep 0", xp=700, modules='["m4"]')
+    _set_updated_at(db, "wm-r", 200)
+    _set_updated_at(db, "wm-l", 5)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    local = _by_member(db)
+    assert local["wm-r"]["total_xp"] == 900 and local["wm-l"]["total_xp"] == 700
+    assert sorted(local["wm-r"]["completed_modules"]) == ["m1", "m2", "m3"]
+    assert sorted(local["wm-l"]["completed_modules"]) == ["m1", "m4"]
+    assert twenty.get(newer_local)["totalXp"] == 700
+    assert sorted(json.loads(twenty.get(newer_remote)["completedModules"])) == ["m1", "m2", "m3"]
+    assert len(twenty.records()) == 2
+    quiet = cli("--mapping", M)
+    assert quiet.mapping(M)["push"]["updated"] == 0 and quiet.mapping(M)["pull"]["updated"] == 0
+
+
+def test_first_contact__in_the_window_the_pull_links_and_counts_it(twenty, db, cli) -> None:
+    rid = _remote(twenty, "wm-5", minutes_ago=3, totalXp=42)
+    _local(db, "wm-5", name="Local name", xp=1)
+    _set_updated_at(db, "wm-5", 60)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["pull"]["matched"] == 1
+    assert result.mapping(M)["pull"]["inserted"] == 0
+    (row,) = rows(db, M)
+    assert str(row["twenty_id"]) == rid and row["total_xp"] == 42
+    entries = json.loads(cli("log", "--json", "--remote-id", rid).stdout)
+    assert any(e["stage"] == "pull" and e["rule"] == "matched" for e in entries)
+
+
+def test_ambiguous__two_local_rows_with_one_key_fail_alone(twenty, db, cli) -> None:
+    rid = _remote(twenty, "wm-dup", minutes_ago=300)
+    _remote(twenty, "wm-ok", minutes_ago=300)
+    _local(db, "wm-dup", name="A", xp=1)
+    _local(db, "wm-dup", name="B", xp=2)
+    _local(db, "wm-ok", name="C", xp=3)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 1, result.output
+    messages = [e["message"] for e in result.report["errors"]]
+    assert len(messages) == 2 and all("workspace_member_id='wm-dup'" in m for m in messages)
+    assert all("2 local rows (rep_progressions:1, rep_progressions:2)" in m for m in messages)
+    assert len(twenty.records()) == 2  # nothing created for the ambiguous key
+    assert {r["name"]: r["twenty_id"] for r in rows(db, M)}["A"] is None
+    linked = _by_member(db)
+    assert linked["wm-ok"]["twenty_id"] is not None and rid not in {
+        str(r["twenty_id"]) for r in rows(db, M)
+    }
+
+
+def test_ambiguous__two_remote_records_with_one_key_fail_the_row(twenty, db, cli) -> None:
+    first = _remote(twenty, "wm-2x", minutes_ago=300)
+    second = _remote(twenty, "wm-2x", minutes_ago=300)
+    _local(db, "wm-2x", name="Only", xp=1)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 1, result.output
+    (error,) = result.report["errors"]
+    assert error["record"] == "rep_progressions:1"
+    assert "2 Twenty records" in error["message"]
+    assert first in error["message"] and second in error["message"]
+    assert len(twenty.records()) == 2 and rows(db, M)[0]["twenty_id"] is None
+
+
+def test_null_and_empty_keys__never_match(twenty, db, cli) -> None:
+    _remote(twenty, "", minutes_ago=300, name="Remote without key")
+    _local(db, None, name="Local without key", xp=1)
+    _local(db, "", name="Local with empty key", xp=2)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    reps = result.mapping(M)
+    assert reps["push"]["matched"] == 0 and reps["push"]["created"] == 2
+    assert len(twenty.records()) == 3
+
+
+def test_key_edited_after_linking__does_not_relink(twenty, db, cli) -> None:
+    a = _remote(twenty, "wm-a", minutes_ago=300)
+    b = _remote(twenty, "wm-b", minutes_ago=300)
+    _local(db, "wm-a", name="A", xp=1)
+    cli("--mapping", M)
+    execute(db, "UPDATE rep_progressions SET workspace_member_id = 'wm-b'")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    (row,) = rows(db, M)
+    assert str(row["twenty_id"]) == a  # still linked to its record, whose key it now sends
+    assert twenty.get(a)["workspaceMemberId"] == "wm-b"
+    assert twenty.get(b)["workspaceMemberId"] == "wm-b"
+    assert result.mapping(M)["push"]["matched"] == 0
+
+
+def test_dry_run__reports_the_same_matches_and_writes_nothing(twenty, db, cli) -> None:
+    for m in ("wm-0", "wm-1"):
+        _remote(twenty, m, minutes_ago=300)
+        _local(db, m, name=m, xp=1)
+    twenty.reset_log()
+
+    dry = cli("--mapping", M, "--dry-run")
+
+    assert dry.exit_code == 0, dry.output
+    assert dry.mapping(M)["push"]["matched"] == 2
+    assert twenty_writes(twenty) == [] and all(r["twenty_id"] is None for r in rows(db, M))
+    real = cli("--mapping", M)
+    assert real.mapping(M)["push"] == dry.mapping(M)["push"]
+
+
+def test_lookups__are_batched_never_one_request_per_row(twenty, db, cli) -> None:
+    for i in range(450):
+        _local(db, f"wm-{i}", name=f"Rep {i}", xp=i)
+    for i in range(0, 450, 3):
+        _remote(twenty, f"wm-{i}", minutes_ago=300, totalXp=i)
+    twenty.reset_log()
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    reps = result.mapping(M)
+    assert reps["push"]["matched"] == 150 and reps["push"]["created"] == 300
+    searches = [r for r in twenty_reads(twenty) if "workspaceMemberId" in str(r.query)]
+    assert len(searches) == 3  # 450 keys, 200 a request
+    assert len(twenty.records()) == 450
