@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from reconciler.cli.app import app
-from reconciler.demo import DemoResult, run_demo
-from reconciler.render import RunProgress, run_table, trouble_lines
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from reconciler.demo import DemoResult
 
 WIDTH = 120
 
@@ -25,6 +27,12 @@ def demo_command() -> None:
     full reconciliation, edits all three sides (with a conflict won by each side and an array
     edited on both), runs again, and stops everything. Exits 0 when everything ended as expected.
     """
+    from rich.console import Console
+    from rich.markup import escape
+
+    from reconciler.demo import run_demo
+    from reconciler.render import RunProgress
+
     console = Console(stderr=True, highlight=False)
     if not console.is_terminal:
         console = Console(stderr=True, highlight=False, width=WIDTH)  # room for the tables
@@ -41,6 +49,10 @@ def demo_command() -> None:
 
 def show(console: Console, result: DemoResult, seconds: float) -> None:
     """The runs' tables, the stories of the edits, and where the reports are."""
+    from rich.markup import escape
+
+    from reconciler.render import run_table, trouble_lines
+
     for run in result.runs:
         console.print()
         console.print(run_table(run.report, title=f"{run.label}: {run.report['status']}"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from reconciler.config import RunOptions, Settings
@@ -21,16 +22,10 @@ from reconciler.errors import AuthError, MappingError, ReconcilerError, RemoteUn
 from reconciler.model import Mapping, iso_ms
 from reconciler.remotes.base import PacerPool, Remote
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
+from reconciler.store import database as store_database
 from reconciler.store import history
 from reconciler.store.changelog import ChangeLog, purge_expired
-from reconciler.store.database import (
-    advisory_locks,
-    connect,
-    embedded_url,
-    migrate,
-    require_migrated,
-    run_lock_name,
-)
+from reconciler.store.database import advisory_locks, available_locks, run_lock_name
 from reconciler.store.sync import Store
 
 
@@ -52,22 +47,8 @@ def new_run_id(moment: datetime) -> str:
 
 def open_database(settings: Settings) -> Engine:
     """``DATABASE_URL`` (which must be migrated) or the embedded Postgres (migrated here)."""
-    embedded = settings.database_url is None
-    url = (
-        embedded_url(settings.home)
-        if settings.database_url is None
-        else settings.database_url.value
-    )
-    engine = connect(url)
-    try:
-        if embedded:
-            migrate(engine)
-        else:
-            require_migrated(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
+    url = None if settings.database_url is None else settings.database_url.value
+    return store_database.open_database(url, settings.home)
 
 
 def _first_line(exc: Exception) -> str:
@@ -76,6 +57,7 @@ def _first_line(exc: Exception) -> str:
 
 
 MAPPING_FAILURES = (RemoteUnavailable, AuthError, MappingError)
+LOCKED_BY_ANOTHER_RUN = "locked by another run"  # a mapping's skip reason with --skip-locked
 
 
 class Run:
@@ -137,14 +119,48 @@ class Run:
             report.finish()
         return report
 
-    def _with_database(self, engine: Engine) -> None:
+    @contextmanager
+    def _locks(self, conn: Connection) -> Iterator[bool]:
+        """Hold the lock of every mapping that runs, and this run's own lock (which marks it
+        alive while it lasts); yields whether the run may go on.
+
+        A mapping another run holds stops the whole run (exit 4), or with ``--skip-locked`` is
+        skipped alone; the run stops only when every mapping is held elsewhere.
+        """
         names = [m.name for m, reason in self.mappings if reason is None]
-        names.append(run_lock_name(self.report.run_id))  # marks this run alive while it lasts
-        with engine.connect() as conn, advisory_locks(conn, names) as locked_all:
+        own = run_lock_name(self.report.run_id)
+        if not self.options.skip_locked:
+            with advisory_locks(conn, [*names, own]) as locked_all:
+                if not locked_all:
+                    self._locked()
+                yield locked_all
+            return
+        with available_locks(conn, [*names, own]) as taken:
+            busy = {name for name in names if name not in taken}
+            self._skip_locked(busy)
+            if busy == set(names) or own not in taken:
+                self._locked()
+                yield False
+            else:
+                yield True
+
+    def _locked(self) -> None:
+        self.report.locked = True
+        self.report.fatal = "another run holds the lock; nothing was done"
+
+    def _skip_locked(self, busy: set[str]) -> None:
+        """Skip the mappings another run holds, and say so in their report entries."""
+        self.mappings = [
+            (m, LOCKED_BY_ANOTHER_RUN if m.name in busy else reason) for m, reason in self.mappings
+        ]
+        for result in self.report.mappings:
+            if result.name in busy:
+                result.skipped = LOCKED_BY_ANOTHER_RUN
+
+    def _with_database(self, engine: Engine) -> None:
+        with engine.connect() as conn, self._locks(conn) as proceed:
             report = self.report
-            if not locked_all:
-                report.locked = True
-                report.fatal = "another run holds the lock; nothing was done"
+            if not proceed:
                 return
             store = Store(conn, dry_run=self.options.dry_run)
             with store.unit():

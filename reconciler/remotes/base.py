@@ -222,6 +222,7 @@ class Pacer:
         margin: float = 1.05,
     ) -> None:
         self.limit = limit
+        self.span = window  # the remote's window; ``window`` is the pacer's own, wider one
         self.window = window * margin
         self.clock, self.sleep = clock, sleep
         self._starts: deque[float] = deque(maxlen=max(1, limit))
@@ -256,14 +257,14 @@ class Pacer:
 
     @property
     def per_second(self) -> float:
-        """The rate this pacer keeps to (infinite without a limit)."""
-        return self.limit / self.window if self.limit > 0 else math.inf
+        """The remote's rate this pacer keeps under (infinite without a limit)."""
+        return self.limit / self.span if self.limit > 0 else math.inf
 
     def tighten(self, other: Pacer) -> None:
         """Keep to ``other``'s rate from now on if it is the lower one."""
         if other.per_second < self.per_second:
             with self._lock:
-                self.limit, self.window = other.limit, other.window
+                self.limit, self.span, self.window = other.limit, other.span, other.window
                 self._starts = deque(self._starts, maxlen=max(1, other.limit))
 
 
