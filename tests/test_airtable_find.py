@@ -103,3 +103,14 @@ def test_find__many_keys_go_in_a_few_requests_each_under_the_url_limit(
     for request in listings:
         assert len(request.path) + 1 + len(urlencode(request.query, doseq=True)) < 16_000
     assert not any(r.path.endswith("/listRecords") for r in airtable.requests)
+
+
+def test_find__datetimes_compare_as_instants(
+    airtable: AirtableEmulator, remote: AirtableRemote
+) -> None:
+    booked = _lead(airtable, **{"Booked At": "2026-11-19T09:30:00.250+01:00"})
+    _lead(airtable, **{"Booked At": "2026-11-19T08:30:00.251Z"})
+
+    found = remote.find(["booked_at"], [("2026-11-19T08:30:00.250Z",)])
+
+    assert [r.id for r in found[("2026-11-19T08:30:00.250Z",)]] == [booked]
