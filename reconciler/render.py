@@ -271,7 +271,7 @@ class RunProgress:
             else None
         )
         self._tasks: dict[tuple[str, str], TaskID] = {}
-        self._current: TaskID | None = None
+        self._current: dict[str, TaskID] = {}  # per mapping: lanes run side by side
 
     @property
     def display(self) -> Progress | None:
@@ -299,15 +299,17 @@ class RunProgress:
             return
         key = (mapping, stage)
         if key not in self._tasks:
-            self._finish_current()
+            self._finish(mapping)
             self._tasks[key] = progress.add_task(f"{mapping} {stage}", total=None)
-        self._current = self._tasks[key]
-        progress.advance(self._current, done)
+        self._current[mapping] = self._tasks[key]
+        progress.advance(self._current[mapping], done)
 
-    def _finish_current(self) -> None:
-        if self._progress is not None and self._current is not None:
-            task = self._progress.tasks[self._current]
-            self._progress.update(self._current, total=max(task.completed, 1))
+    def _finish(self, mapping: str) -> None:
+        """Show a mapping's previous stage as done."""
+        current = self._current.get(mapping)
+        if self._progress is not None and current is not None:
+            task = self._progress.tasks[current]
+            self._progress.update(current, total=max(task.completed, 1))
 
 
 # -- run history -------------------------------------------------------------------------------

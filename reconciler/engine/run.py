@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -16,11 +17,13 @@ from reconciler.config import RunOptions, Settings
 from reconciler.engine import window
 from reconciler.engine.context import MappingContext, Progress, Tuning
 from reconciler.engine.deletes import sweep
+from reconciler.engine.lanes import lanes, side_by_side
 from reconciler.engine.pull import pull
 from reconciler.engine.push import push
 from reconciler.errors import AuthError, MappingError, ReconcilerError, RemoteUnavailable
 from reconciler.model import Mapping, iso_ms
 from reconciler.remotes.base import PacerPool, Remote
+from reconciler.remotes.factory import budget_key
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
 from reconciler.store import database as store_database
 from reconciler.store import history
@@ -93,6 +96,7 @@ class Run:
         self.db_offset = timedelta(0)  # the database's clock minus this host's
         self.pacers = PacerPool()  # one budget per Airtable base and Twenty workspace
         self.window_placed = False
+        self._report_lock = threading.Lock()
         self.change_log = ChangeLog(self.report.run_id)
 
     def execute(self) -> RunReport:
@@ -178,7 +182,9 @@ class Run:
                 if reason is None
             ]
             try:
-                self._stages(contexts)
+                with ExitStack() as connections:
+                    groups = self._lanes(contexts, engine, connections)
+                    self._stages(groups)
             finally:
                 for ctx in contexts:
                     ctx.remote.close()
@@ -191,21 +197,49 @@ class Run:
                 with store.unit():
                     history.finish_run(conn, report.to_dict(), report.exit_code)
 
-    def _stages(self, contexts: list[MappingContext]) -> None:
+    def _lanes(
+        self, contexts: list[MappingContext], engine: Engine, connections: ExitStack
+    ) -> list[list[MappingContext]]:
+        """The mappings grouped into lanes that may work side by side (``engine/lanes.py``),
+        each lane but the first on a database connection of its own. A dry run keeps one lane:
+        its writes are never committed, so only its own connection could see them."""
+        if self.options.dry_run:
+            return [contexts] if contexts else []
+        groups = lanes(
+            contexts,
+            lambda ctx: [
+                budget_key(ctx.mapping, self.settings),
+                ("table", ctx.mapping.local_table),
+            ],
+        )
+        for group in groups[1:]:
+            store = Store(connections.enter_context(engine.connect()))
+            for ctx in group:
+                ctx.store = store
+        return groups
+
+    def _stages(self, groups: list[list[MappingContext]]) -> None:
         """Stage 1 for every mapping, then stage 2 for every mapping: a change pulled into a
-        table shared by several mappings (a hub) reaches the other remotes in the same run."""
+        table shared by several mappings (a hub) reaches the other remotes in the same run.
+        Within a stage, the lanes work side by side."""
         stages = [
             (name, fn)
             for name, fn in (("pull", self._pull), ("push", self._push))
             if self.options.stage in (name, "both")
         ]
         for stage, run_stage in stages:
-            for ctx in contexts:
+
+            def step(ctx: MappingContext, stage: str = stage, run_stage: Any = run_stage) -> None:
                 if not ctx.result.failed and not self.should_stop():
                     self._guarded(ctx, stage, run_stage)
-        for ctx in contexts:
+
+            side_by_side(groups, step)
+
+        def finish(ctx: MappingContext) -> None:
             if not ctx.result.failed:
                 self._guarded(ctx, "push", self._finish_mapping)
+
+        side_by_side(groups, finish)
 
     def _guarded(
         self, ctx: MappingContext, stage: str, run_stage: Callable[[MappingContext], None]
@@ -350,13 +384,14 @@ class Run:
             "until": iso_ms(span.until),
         }
         report = self.report
-        if span.since is not None and (
-            report.window_since is None or span.since < report.window_since
-        ):
-            report.window_since = span.since
-        if not self.window_placed or (report.window_until and span.until > report.window_until):
-            report.window_until = span.until
-        self.window_placed = True
+        with self._report_lock:  # lanes place their windows side by side
+            if span.since is not None and (
+                report.window_since is None or span.since < report.window_since
+            ):
+                report.window_since = span.since
+            if not self.window_placed or (report.window_until and span.until > report.window_until):
+                report.window_until = span.until
+            self.window_placed = True
 
     def _dead_letters(self, ctx: MappingContext) -> None:
         with ctx.store.unit() as conn:

@@ -5,8 +5,17 @@ from __future__ import annotations
 from reconciler.config import Settings
 from reconciler.errors import UsageError
 from reconciler.model import Mapping
-from reconciler.remotes.airtable import AirtableRemote
 from reconciler.remotes.base import Pacer, PacerPool, Remote, RetryPolicy
+
+
+def budget_key(mapping: Mapping, settings: Settings) -> tuple[str, ...]:
+    """What a mapping's requests count against: an Airtable base (5 a second, shared by every
+    token) or a Twenty workspace (an API key's budget on its server)."""
+    if mapping.remote == "airtable":
+        airtable = settings.airtable_target(mapping)
+        return ("airtable", airtable.api_url, airtable.base_id)
+    twenty = settings.twenty_target(mapping)
+    return ("twenty", twenty.api_url, twenty.api_key.value)
 
 
 def build_remote(
@@ -26,15 +35,15 @@ def build_remote(
     pool = pacers or PacerPool()
     policy = RetryPolicy(base=settings.retry_base_seconds)
     if mapping.remote == "airtable":
+        from reconciler.remotes.airtable import AirtableRemote  # pyairtable only when needed
+
         airtable = settings.airtable_target(mapping)
-        key = ("airtable", airtable.api_url, airtable.base_id)
-        pacer = pool.get(key, Pacer.rate(airtable.rate))
+        pacer = pool.get(budget_key(mapping, settings), Pacer.rate(airtable.rate))
         return AirtableRemote(mapping, airtable, policy, pacer=pacer)
     if mapping.remote == "twenty":
         from reconciler.remotes.twenty import TwentyRemote
 
         twenty = settings.twenty_target(mapping)
-        key = ("twenty", twenty.api_url, twenty.api_key.value)  # a workspace is its key
-        pacer = pool.get(key, Pacer.rate(twenty.rate, 60.0))
+        pacer = pool.get(budget_key(mapping, settings), Pacer.rate(twenty.rate, 60.0))
         return TwentyRemote(mapping, twenty, policy, pacer=pacer)
     raise UsageError(f"mapping {mapping.name!r}: unknown remote {mapping.remote!r}")
