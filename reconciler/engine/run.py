@@ -349,18 +349,19 @@ class Run:
         push(ctx, self.should_stop)
 
     def _finish_mapping(self, ctx: MappingContext) -> None:
-        """Report dead letters; keep what this run learned of the remote for the next one."""
+        """Report dead letters; keep what this run learned of the remote for the next one; then
+        let the remote say whether what it found stops the mapping."""
         self._dead_letters(ctx)
         ctx.result.clock_offset = ctx.clock_offset
-        if ctx.store.dry_run:
-            return
-        with ctx.store.unit() as conn:
-            history.keep_remote_state(
-                conn,
-                ctx.mapping.name,
-                schema=ctx.remote.cache_update(),
-                clock_offset=ctx.remote.clock.offset,
-            )
+        if not ctx.store.dry_run:
+            with ctx.store.unit() as conn:
+                history.keep_remote_state(
+                    conn,
+                    ctx.mapping.name,
+                    schema=ctx.remote.cache_update(),
+                    clock_offset=ctx.remote.clock.offset,
+                )
+        ctx.remote.verdict()
 
     def _after_complete_pull(
         self, ctx: MappingContext, span: window.Window, live: set[str]

@@ -185,6 +185,9 @@ class AirtableRemote:
         """
         self._fields.prepare(cached)
 
+    def verdict(self) -> None:
+        """Nothing found in a run stops an Airtable mapping after the fact."""
+
     def cache_update(self) -> Any | None:
         """The resolved schema, when this run read it from the meta API."""
         return self._fields.cache_update()

@@ -131,6 +131,12 @@ class Remote(Protocol):
         """What to keep for the next run's ``prepare`` when it changed in this run, else None."""
         ...
 
+    def verdict(self) -> None:
+        """At the end of a mapping's stages: raise ``MappingError`` when the run found the
+        remote unable to do part of what the mapping needs (a Twenty server without batch
+        upsert), once what it could do is recorded."""
+        ...
+
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """What ``reconcile check`` reports of this mapping's remote, read fresh: whether it
         answers and takes the credentials, then the mapped fields. ``cached`` is what runs kept
