@@ -209,8 +209,8 @@ class Demo:
         try:
             self.hub(result.config)
             say(
-                f"hub: Airtable's {REPS_TABLE} table mapped on rep_progressions too "
-                f"(mapping reps_airtable, in {result.config})"
+                f"hub: a config file ({HUB_FILE}, in the demo's folder) maps Airtable's "
+                f"{REPS_TABLE} table on rep_progressions too"
             )
             self.seed()
             new = len(local_progressions())
