@@ -235,7 +235,7 @@ class Demo:
                     "second run (reconcile --lookback 20 --config hub.toml)", False, on_progress
                 )
             )
-            result.stories = self.stories()
+            result.stories = tell(self, result.runs[1].report)
         finally:
             self.db.dispose()
 
@@ -382,9 +382,18 @@ class Demo:
         airtable = self.airtable.get(REPS_TABLE, self.reps[index]) or {"fields": {}}
         return local, twenty, dict(airtable["fields"])
 
-    def stories(self) -> list[Story]:
-        """Each edit, and where it ended on both sides."""
-        return tell(self)
+    def updated_in(self, report: dict[str, Any], mapping: str, stage: str, remote_id: str) -> bool:
+        """Whether the change log says the run of ``report`` updated this record in this
+        mapping's stage (pull: the local row from the record; push: the record)."""
+        found = self.sql(
+            "SELECT 1 FROM reconciler.change_log WHERE run_id = :run AND mapping = :mapping "
+            "AND stage = :stage AND remote_id = :rid AND action = 'updated'",
+            run=report["run_id"],
+            mapping=mapping,
+            stage=stage,
+            rid=remote_id,
+        )
+        return found.first() is not None
 
 
 def postgres_processes(pgdata: Path) -> list[int]:

@@ -37,16 +37,16 @@ def first_contact(demo: Demo, report: dict[str, Any]) -> list[Story]:
     return [_linked(demo, report), _newer_side(demo)]
 
 
-def tell(demo: Demo) -> list[Story]:
-    """Each edit, and where it ended on both sides."""
+def tell(demo: Demo, report: dict[str, Any]) -> list[Story]:
+    """Each edit, and where it ended on every side; ``report`` is the second run's."""
     return [
         _remote_edit(demo),
         _portal_edits(demo),
         _conflict(demo, 1, LOCAL_NEWER, "Postgres", "2 min ago", "just now"),
         _conflict(demo, 2, REMOTE_NEWER, "Airtable", "just now", "2 min ago"),
         _union(demo),
-        _twenty_edits(demo),
-        _airtable_rename(demo),
+        _twenty_edits(demo, report),
+        _airtable_rename(demo, report),
         _created(demo),
     ]
 
@@ -152,28 +152,35 @@ def _union(demo: Demo) -> Story:
     )
 
 
-def _twenty_edits(demo: Demo) -> Story:
+def _twenty_edits(demo: Demo, report: dict[str, Any]) -> Story:
     local, remote, airtable = demo.rep(1)
+    same_run = demo.updated_in(report, "rep_progressions", "pull", demo.progressions[1])
+    same_run &= demo.updated_in(report, "reps_airtable", "push", demo.reps[1])
     return Story(
         "Twenty edit, to Airtable's Reps too",
         f"rep {local['name']}: totalXp and currentRank edited in Twenty, streak_days in Postgres",
-        f"Postgres total_xp {_number(local['total_xp'])}, rank {local['current_rank']}; in the "
-        f"same run Airtable's {REPS_TABLE} Total XP {_number(airtable.get('Total XP'))}, rank "
+        f"Postgres total_xp {_number(local['total_xp'])}, rank {local['current_rank']}; "
+        f"{'the same run pushed them to' if same_run else 'not pushed by the same run to'} "
+        f"Airtable's {REPS_TABLE}: Total XP {_number(airtable.get('Total XP'))}, rank "
         f"{airtable.get('Current Rank')}; Twenty streakDays {remote.get('streakDays')}",
-        local["total_xp"] == airtable.get("Total XP") == 4200
+        same_run
+        and local["total_xp"] == airtable.get("Total XP") == 4200
         and local["current_rank"] == airtable.get("Current Rank") == "E-5"
         and remote.get("streakDays") == 12,
     )
 
 
-def _airtable_rename(demo: Demo) -> Story:
+def _airtable_rename(demo: Demo, report: dict[str, Any]) -> Story:
     local, remote, airtable = demo.rep(RENAMED)
     old, new = demo.expect["renamed"]
+    same_run = demo.updated_in(report, "reps_airtable", "pull", demo.reps[RENAMED])
+    same_run &= demo.updated_in(report, "rep_progressions", "push", demo.progressions[RENAMED])
     return Story(
         "Airtable edit, to Twenty too",
         f"rep {old}: renamed {new!r} in Airtable's {REPS_TABLE}",
-        f"in the same run: Postgres {local['name']!r}, Twenty {remote.get('name')!r}",
-        local["name"] == remote.get("name") == airtable.get("Name") == new,
+        f"{'the same run pulled it and pushed it to Twenty' if same_run else 'not in one run'}: "
+        f"Postgres {local['name']!r}, Twenty {remote.get('name')!r}",
+        same_run and local["name"] == remote.get("name") == airtable.get("Name") == new,
     )
 
 

@@ -131,8 +131,8 @@ def test_demo__second_run_resolves_both_conflicts_and_the_union(demo) -> None:
     assert "Postgres wins; both sides now 'Call booked for Tuesday 10:00'" in text
     assert "Airtable wins; both sides now 'Replied: not interested this quarter'" in text
     assert re.search(r"union; both sides now \[.*'cold-calling'.*'negotiation'.*\]", text)
-    assert "same run Airtable's Reps Total XP 4200, rank E-5" in text
-    assert re.search(r"in the same run: Postgres '(.+-Okafor)', Twenty '\1'", text)
+    assert "the same run pushed them to Airtable's Reps: Total XP 4200, rank E-5" in text
+    assert re.search(r"pushed it to Twenty: Postgres '(.+-Okafor)', Twenty '\1'", text)
 
 
 def test_demo__leaves_nothing_running_and_no_database_behind(demo) -> None:
@@ -167,19 +167,19 @@ def played() -> Iterator[tuple[DemoResult, Sides, Sides]]:
     home = Path(tempfile.mkdtemp(prefix="reconciler-demo-test-"))
     home.chmod(0o755)
     after: list[Sides] = []
-    tell_first, tell = reconciler.demo.first_contact, Demo.stories
+    tell_first, tell = reconciler.demo.first_contact, reconciler.demo.tell
 
     def first_contact(demo: Demo, report: dict[str, Any]) -> Any:
         after.append(_sides(demo))
         return tell_first(demo, report)
 
-    def stories(demo: Demo) -> Any:
+    def stories(demo: Demo, report: dict[str, Any]) -> Any:
         after.append(_sides(demo))
-        return tell(demo)
+        return tell(demo, report)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(reconciler.demo, "first_contact", first_contact)
-        patch.setattr(Demo, "stories", stories)
+        patch.setattr(reconciler.demo, "tell", stories)
         result = run_demo(str(home), say=lambda _: None)
     first, second = after
     yield result, first, second
