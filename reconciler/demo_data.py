@@ -45,9 +45,8 @@ REPS_FIELDS: dict[str, Any] = {
     "Last Modified": {"type": "lastModifiedTime", "options": {"result": "dateTime"}},
 }
 IN_AIRTABLE = range(8)  # the reps (by index in Twenty) that Airtable's Reps table holds too
-# First contact: this rep's Total XP was corrected in Twenty an hour ago. (Corrected in Airtable
-# instead, the edit would be lost: linking the row to Twenty first moves its updated_at, so the
-# Reps mapping finds the row newer than the edit. An engine bug, reported; not shown here.)
+# First contact: this rep's Total XP was corrected in Twenty an hour ago, later than Postgres and
+# Airtable's Reps hold it: the newest side wins on all three.
 XP_CORRECTED = 2
 XP_BONUS = 350
 RENAMED = 3  # between the runs: this rep is renamed in Airtable's Reps
