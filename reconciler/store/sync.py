@@ -36,7 +36,7 @@ from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
 from reconciler.store.sql import among, insert_json_rows
 
-LINK_TICK = timedelta(microseconds=1)  # see ``Store.link``
+LINK_TICK = timedelta(microseconds=1)  # see ``Store.link`` and ``Store._update_rows``
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),
@@ -304,11 +304,12 @@ class Store:
     def _update_rows(
         self, mapping: Mapping, updates: Iterable[tuple[int, Values, datetime | None]]
     ) -> None:
-        """Write pulled values. ``updated_at`` moves to when the change was made remotely (on
-        the database's clock) when that is later than the row's own last change: in a table
-        shared by several remotes, the next remote's conflicts are then judged against when
-        this value changed, not against when it was copied here. (Not later: the trigger
-        stamps the time of writing, as for any write.)"""
+        """Write pulled values. ``updated_at`` becomes when the row's content last changed:
+        when the change was made remotely (on the database's clock), or the row's own last
+        change if that was later; never the time of copying. In a table shared by several
+        remotes, the next remote's conflicts are judged against it. (Moved by one microsecond
+        at least, so the trigger, which stamps any write that leaves it as it was, leaves it
+        alone.)"""
         table = self.table(mapping)
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for local_id, writes, changed_at in updates:
@@ -321,7 +322,11 @@ class Store:
                 .where(table.c.id == bindparam("_id"))
                 .values(
                     {c: bindparam(f"v_{c}") for c in cols}
-                    | {"updated_at": func.greatest(table.c.updated_at, bindparam("_changed"))}
+                    | {
+                        "updated_at": func.greatest(
+                            table.c.updated_at + LINK_TICK, bindparam("_changed")
+                        )
+                    }
                 )
             )
             self.conn.execute(stmt, rows)
