@@ -178,6 +178,11 @@ class HubWorld:
     twenty: TwentyEmulator
     db: sa.Engine
     settings: Settings
+    table: sa.Table  # the live rep_progressions, with the hub's second key column
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Short, for hypothesis, which prints the fixtures of every failing example."""
+        printer.text("HubWorld(…)")
 
     def mapping(self, name: str) -> Mapping:
         """A configured mapping by name."""
@@ -234,7 +239,8 @@ def hub_world(
     settings = load_mappings(load_settings(), write_config(folder))
     _reflect_once_per_mapping(monkeypatch)
     _one_ssl_context(monkeypatch)
-    return HubWorld(airtable, twenty, db, settings)
+    table = sa.Table("rep_progressions", sa.MetaData(), autoload_with=db)
+    return HubWorld(airtable, twenty, db, settings, table)
 
 
 def _reflect_once_per_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
