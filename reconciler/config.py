@@ -161,6 +161,7 @@ class RunOptions:
     dry_run: bool = False
     full: bool = False
     allow_mass_delete: bool = False
+    skip_locked: bool = False  # a mapping another run holds is skipped instead of exiting 4
 
 
 def _number(env: EnvMapping[str, str], name: str, default: float, *, minimum: float) -> float:

@@ -30,8 +30,8 @@ TEMPLATE = "reconciler_template"
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the machine; every test has its own RECONCILER_HOME."""
     for name in list(os.environ):
-        if name.startswith(ENV_PREFIXES) or name == "DATABASE_URL":
-            monkeypatch.delenv(name)
+        if name.startswith(ENV_PREFIXES) or name in ("DATABASE_URL", "GITHUB_STEP_SUMMARY"):
+            monkeypatch.delenv(name)  # a CI job's summary file too: tests append to their own
     monkeypatch.setenv("RECONCILER_HOME", str(tmp_path / "home"))
 
 

@@ -93,3 +93,37 @@ def test_hub__one_field_edited_on_both_remotes_takes_the_later_edit(hub: Hub, la
     hub.twenty.reset_log()
     hub.run()
     assert hub.writes() == 0
+
+
+def test_first_contact__a_newer_value_on_the_second_remote_wins(
+    airtable: Any, twenty: Any, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """Linking a row to the first remote's record is not a local edit: the second remote's
+    newer value still wins at first contact, whichever mapping runs first."""
+    airtable.add_table("Reps", REPS_FIELDS)
+    execute(db, "ALTER TABLE rep_progressions ADD COLUMN airtable_rep_id text UNIQUE")
+    config = HUB_CONFIG.replace(
+        'modified_field = "Last Modified"',
+        'modified_field = "Last Modified"\nmatch_on = ["workspace_member_id"]',
+    )
+    (tmp_path / "hub.toml").write_text(config)
+    execute(
+        db,
+        "INSERT INTO rep_progressions (name, workspace_member_id, total_xp, updated_at) "
+        "VALUES ('Ann', 'wm-0', 500, :u)",
+        u=ago(180),
+    )
+    tid = twenty.create(
+        {"name": "Ann", "workspaceMemberId": "wm-0", "totalXp": 500}, updated_at=ago(120)
+    )["id"]
+    aid = airtable.create(
+        "Reps", {"Name": "Ann", "Workspace Member": "wm-0", "Total XP": 900}, modified_at=ago(10)
+    )["id"]
+
+    result = cli("--config", str(tmp_path / "hub.toml"), "--full")
+
+    assert result.exit_code == 0, result.output
+    (row,) = rows(db, M)
+    assert row["total_xp"] == 900
+    assert twenty.get(tid)["totalXp"] == 900
+    assert airtable.get("Reps", aid)["fields"]["Total XP"] == 900

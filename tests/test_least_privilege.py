@@ -61,7 +61,7 @@ def test_least_privilege__role_runs_pull_push_and_reads_the_logs(
     assert second.mapping("leads")["pull"]["updated"] == 1
     assert second.mapping("leads")["push"]["updated"] == 1
     assert rows(db, where=f"airtable_record_id = '{ids[0]}'")[0]["status"] == "Hot"
-    for command in (["log", "--json"], ["runs", "--json"], ["check"]):
+    for command in (["log", "--json"], ["runs", "--json"], ["check"], ["status", "--json"]):
         result = cli(*command)
         assert result.exit_code == 0, result.output
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.cli import check, demo, history, log, run
+from reconciler.cli import check, demo, history, log, run, status
 from reconciler.cli.app import app, main
 
-__all__ = ["app", "check", "demo", "history", "log", "main", "run"]
+__all__ = ["app", "check", "demo", "history", "log", "main", "run", "status"]

@@ -2,17 +2,27 @@
 
 ``reconcile [OPTIONS]`` is the same as ``reconcile run [OPTIONS]``. Only the CLI modules and the
 renderer import typer or rich; commands call one engine function and map errors to exit codes.
+
+Start-up stays cheap: the CLI modules import typer and the standard library at the top, and
+everything else (rich, the settings, the engine, the store, the remotes) inside the command that
+needs it, so ``reconcile --help`` and ``reconcile <command> --help`` load nothing more.
+``tests/test_startup.py`` holds the list of what must stay out.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from reconciler.errors import EXIT_USAGE, ReconcilerError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy import Engine
+
+    from reconciler.config import Settings
 
 app = typer.Typer(
     name="reconcile",
@@ -34,7 +44,21 @@ def stderr() -> Console:
 
     Lines are never wrapped: a cron mail or log line must stay one line.
     """
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True)
+
+
+def open_database(settings: Settings | None = None) -> Engine:
+    """The database of the settings (read from the environment when not given), for the
+    commands that only read the history: ``DATABASE_URL``, which must be migrated (exit 3
+    otherwise), or the embedded Postgres. Imports the store only, never the engine."""
+    from reconciler.config import load_settings
+    from reconciler.store import database
+
+    settings = load_settings() if settings is None else settings
+    url = None if settings.database_url is None else settings.database_url.value
+    return database.open_database(url, settings.home)
 
 
 def main(argv: list[str] | None = None) -> None:

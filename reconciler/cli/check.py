@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import typer
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
-from reconciler.check import Check, exit_code, run_checks
+import typer
+
 from reconciler.cli.app import app
 from reconciler.cli.run import ConfigPath
+
+if TYPE_CHECKING:
+    from reconciler.check import Check
 
 
 def check_line(check: Check, *, color: bool) -> str:
     """The line of one check (rich markup; the text itself is escaped)."""
+    from rich.markup import escape
+
     mark = ("!" if check.warning else "✓") if check.ok else "✗"
     if color:
         tint = ("yellow" if check.warning else "green") if check.ok else "red"
@@ -33,6 +37,10 @@ def check_command(config: ConfigPath = None) -> None:
     (config file, credentials, a missing field or column), else 3 (database or remote
     unreachable, credentials refused, schema not migrated).
     """
+    from rich.console import Console
+
+    from reconciler.check import exit_code, run_checks
+
     console = Console(highlight=False, soft_wrap=True)
     checks = []
     for check in run_checks(config):

@@ -7,11 +7,8 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from reconciler.cli.app import JsonOut, app
-from reconciler.config import load_settings
-from reconciler.render import render_runs
+from reconciler.cli.app import JsonOut, app, open_database
 
 
 @app.command("runs")
@@ -20,11 +17,13 @@ def runs_command(
     json_out: JsonOut = False,
 ) -> None:
     """The last N runs from the run history, newest first."""
-    from reconciler.engine.run import open_database
+    from rich.console import Console
+
     from reconciler.model import iso_ms
+    from reconciler.render import render_runs
     from reconciler.store.history import recent_runs
 
-    engine = open_database(load_settings())
+    engine = open_database()
     with engine.connect() as conn:
         rows = recent_runs(conn, limit)
     engine.dispose()

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from reconciler.cli.app import JsonOut, app, stderr
-from reconciler.config import load_settings
+from reconciler.cli.app import JsonOut, app, open_database, stderr
 from reconciler.errors import UsageError
-from reconciler.store.changelog import LogFilter
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 VALUE_WIDTH = 60  # a value longer than this is shortened in the table (never in --json)
 
@@ -70,8 +69,9 @@ def log_command(
     json_out: JsonOut = False,
 ) -> None:
     """The change log: every change a run applied or refused, newest first."""
-    from reconciler.engine.run import open_database
-    from reconciler.store.changelog import read_log
+    from rich.console import Console
+
+    from reconciler.store.changelog import LogFilter, read_log
 
     table, local_id = parse_local_key(local_key)
     where = LogFilter(
@@ -84,7 +84,7 @@ def log_command(
         until=parse_moment(until, "--until"),
         limit=limit,
     )
-    engine = open_database(load_settings())
+    engine = open_database()
     try:
         with engine.connect() as conn:
             entries = read_log(conn, where)
@@ -103,6 +103,8 @@ def log_command(
 
 def log_table(entries: list[dict[str, Any]]) -> Table:
     """One row per entry: when, run, mapping, stage, record, action, rule, and the fields."""
+    from rich.table import Table
+
     table = Table(show_lines=True)
     for column in ("when", "run", "mapping", "stage", "record", "action", "rule", "changes"):
         table.add_column(column, overflow="fold")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -13,11 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from reconciler.cli.app import JsonOut, app, stderr
-from reconciler.config import RunOptions, load_mappings, load_settings, select_mappings
 from reconciler.errors import UsageError
-from reconciler.render import RunProgress, render_summary
 
 STAGES = ("pull", "push", "both")
+STEP_SUMMARY = "GITHUB_STEP_SUMMARY"  # set by GitHub Actions: a markdown file shown on the job
 
 Lookback = Annotated[
     int,
@@ -76,6 +76,14 @@ MassDelete = Annotated[
         "table as deleted remotely.",
     ),
 ]
+SkipLocked = Annotated[
+    bool,
+    typer.Option(
+        "--skip-locked",
+        help="Skip a mapping another run holds (reported as skipped) and run the others, "
+        "instead of exiting 4.",
+    ),
+]
 
 
 class _StopFlag:
@@ -103,6 +111,7 @@ class _StopFlag:
 
 
 def _do_run(
+    *,
     lookback: int,
     stage: str,
     mapping: list[str] | None,
@@ -114,16 +123,28 @@ def _do_run(
     quiet: bool,
     verbose: bool,
     allow_mass_delete: bool,
+    skip_locked: bool,
 ) -> int:
+    """One run with the parsed options; returns its exit code."""
+    from reconciler.config import RunOptions, load_mappings, load_settings, select_mappings
     from reconciler.engine.run import Run
     from reconciler.remotes.factory import build_remote
+    from reconciler.render import RunProgress, render_summary
 
     if stage not in STAGES:
         raise UsageError(f"--stage must be one of pull, push, both (got {stage!r})")
     settings = load_settings()
     if config is not None:
         settings = load_mappings(settings, config)
-    options = RunOptions(lookback, stage, tuple(mapping or ()), dry_run, full, allow_mass_delete)
+    options = RunOptions(
+        lookback=lookback,
+        stage=stage,
+        mappings=tuple(mapping or ()),
+        dry_run=dry_run,
+        full=full,
+        allow_mass_delete=allow_mass_delete,
+        skip_locked=skip_locked,
+    )
     selected = select_mappings(options, settings)
     stop = _StopFlag()
     console = stderr()
@@ -138,7 +159,30 @@ def _do_run(
     if json_out:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     render_summary(console, document, quiet=quiet, verbose=verbose, report_path=str(path))
+    append_step_summary(document)
     return result.exit_code
+
+
+def append_step_summary(document: dict[str, Any]) -> None:
+    """Append the run's counters as a markdown table to ``$GITHUB_STEP_SUMMARY``, when set.
+
+    Read here rather than with the settings: it is a fact of the CI job, not a setting of the
+    tool. A summary that cannot be written is pointed out and does not change the exit code.
+    """
+    target = os.environ.get(STEP_SUMMARY, "").strip()
+    if not target:
+        return
+    from reconciler.render import step_summary
+
+    try:
+        with open(target, "a", encoding="utf-8") as summary:
+            summary.write(step_summary(document))
+    except OSError as exc:
+        stderr().print(
+            f"reconcile: warning: could not append to {STEP_SUMMARY} ({target}): {exc}",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.callback(invoke_without_command=True)
@@ -155,14 +199,16 @@ def main_callback(
     quiet: Quiet = False,
     verbose: Verbose = False,
     allow_mass_delete: MassDelete = False,
+    skip_locked: SkipLocked = False,
 ) -> None:
     """Two-way reconciliation of Airtable and Twenty CRM with Postgres."""
-    if ctx.invoked_subcommand is None:
-        run_command(**ctx.params)  # `reconcile [OPTIONS]` is `reconcile run [OPTIONS]`
+    if ctx.invoked_subcommand is None:  # `reconcile [OPTIONS]` is `reconcile run [OPTIONS]`
+        raise typer.Exit(_do_run(**ctx.params))
 
 
 @app.command("run")
 def run_command(
+    ctx: typer.Context,
     lookback: Lookback = 20,
     stage: Stage = "both",
     mapping: MappingOpt = None,
@@ -174,28 +220,16 @@ def run_command(
     quiet: Quiet = False,
     verbose: Verbose = False,
     allow_mass_delete: MassDelete = False,
+    skip_locked: SkipLocked = False,
 ) -> None:
     """One reconciliation run: stage 1 (pull) then stage 2 (push), over every mapping."""
-    raise typer.Exit(
-        _do_run(
-            lookback,
-            stage,
-            mapping,
-            dry_run,
-            full,
-            report,
-            json_out,
-            config,
-            quiet,
-            verbose,
-            allow_mass_delete,
-        )
-    )
+    raise typer.Exit(_do_run(**ctx.params))
 
 
 @app.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the database schema (safe to run twice)."""
+    from reconciler.config import load_settings
     from reconciler.store.database import connect, embedded_url, migrate
 
     settings = load_settings()

@@ -4,35 +4,42 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from reconciler.config import RunOptions, Settings
 from reconciler.engine import window
 from reconciler.engine.context import MappingContext, Progress, Tuning
 from reconciler.engine.deletes import sweep
+from reconciler.engine.lanes import lanes, side_by_side
 from reconciler.engine.pull import pull
 from reconciler.engine.push import push
 from reconciler.errors import AuthError, MappingError, ReconcilerError, RemoteUnavailable
 from reconciler.model import Mapping, iso_ms
-from reconciler.remotes.base import Remote
+from reconciler.remotes.base import PacerPool, Remote
+from reconciler.remotes.factory import budget_key
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
+from reconciler.store import database as store_database
 from reconciler.store import history
 from reconciler.store.changelog import ChangeLog, purge_expired
-from reconciler.store.database import (
-    advisory_locks,
-    connect,
-    embedded_url,
-    migrate,
-    require_migrated,
-    run_lock_name,
-)
+from reconciler.store.database import advisory_locks, available_locks, run_lock_name
 from reconciler.store.sync import Store
 
-RemoteFactory = Callable[[Mapping, Settings], Remote]
+
+class RemoteFactory(Protocol):
+    """Builds the remote of a mapping (``reconciler.remotes.factory.build_remote``)."""
+
+    def __call__(
+        self, mapping: Mapping, settings: Settings, *, pacers: PacerPool | None = None
+    ) -> Remote: ...
+
+
 logger = logging.getLogger("reconciler")
 
 
@@ -43,22 +50,8 @@ def new_run_id(moment: datetime) -> str:
 
 def open_database(settings: Settings) -> Engine:
     """``DATABASE_URL`` (which must be migrated) or the embedded Postgres (migrated here)."""
-    embedded = settings.database_url is None
-    url = (
-        embedded_url(settings.home)
-        if settings.database_url is None
-        else settings.database_url.value
-    )
-    engine = connect(url)
-    try:
-        if embedded:
-            migrate(engine)
-        else:
-            require_migrated(engine)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
+    url = None if settings.database_url is None else settings.database_url.value
+    return store_database.open_database(url, settings.home)
 
 
 def _first_line(exc: Exception) -> str:
@@ -67,6 +60,7 @@ def _first_line(exc: Exception) -> str:
 
 
 MAPPING_FAILURES = (RemoteUnavailable, AuthError, MappingError)
+LOCKED_BY_ANOTHER_RUN = "locked by another run"  # a mapping's skip reason with --skip-locked
 
 
 class Run:
@@ -100,7 +94,9 @@ class Run:
         started = now_utc()
         self.report = RunReport(new_run_id(started), started, options.lookback, options.dry_run)
         self.db_offset = timedelta(0)  # the database's clock minus this host's
+        self.pacers = PacerPool()  # one budget per Airtable base and Twenty workspace
         self.window_placed = False
+        self._report_lock = threading.Lock()
         self.change_log = ChangeLog(self.report.run_id)
 
     def execute(self) -> RunReport:
@@ -127,14 +123,48 @@ class Run:
             report.finish()
         return report
 
-    def _with_database(self, engine: Engine) -> None:
+    @contextmanager
+    def _locks(self, conn: Connection) -> Iterator[bool]:
+        """Hold the lock of every mapping that runs, and this run's own lock (which marks it
+        alive while it lasts); yields whether the run may go on.
+
+        A mapping another run holds stops the whole run (exit 4), or with ``--skip-locked`` is
+        skipped alone; the run stops only when every mapping is held elsewhere.
+        """
         names = [m.name for m, reason in self.mappings if reason is None]
-        names.append(run_lock_name(self.report.run_id))  # marks this run alive while it lasts
-        with engine.connect() as conn, advisory_locks(conn, names) as locked_all:
+        own = run_lock_name(self.report.run_id)
+        if not self.options.skip_locked:
+            with advisory_locks(conn, [*names, own]) as locked_all:
+                if not locked_all:
+                    self._locked()
+                yield locked_all
+            return
+        with available_locks(conn, [*names, own]) as taken:
+            busy = {name for name in names if name not in taken}
+            self._skip_locked(busy)
+            if busy == set(names) or own not in taken:
+                self._locked()
+                yield False
+            else:
+                yield True
+
+    def _locked(self) -> None:
+        self.report.locked = True
+        self.report.fatal = "another run holds the lock; nothing was done"
+
+    def _skip_locked(self, busy: set[str]) -> None:
+        """Skip the mappings another run holds, and say so in their report entries."""
+        self.mappings = [
+            (m, LOCKED_BY_ANOTHER_RUN if m.name in busy else reason) for m, reason in self.mappings
+        ]
+        for result in self.report.mappings:
+            if result.name in busy:
+                result.skipped = LOCKED_BY_ANOTHER_RUN
+
+    def _with_database(self, engine: Engine) -> None:
+        with engine.connect() as conn, self._locks(conn) as proceed:
             report = self.report
-            if not locked_all:
-                report.locked = True
-                report.fatal = "another run holds the lock; nothing was done"
+            if not proceed:
                 return
             store = Store(conn, dry_run=self.options.dry_run)
             with store.unit():
@@ -152,7 +182,9 @@ class Run:
                 if reason is None
             ]
             try:
-                self._stages(contexts)
+                with ExitStack() as connections:
+                    groups = self._lanes(contexts, engine, connections)
+                    self._stages(groups)
             finally:
                 for ctx in contexts:
                     ctx.remote.close()
@@ -165,21 +197,49 @@ class Run:
                 with store.unit():
                     history.finish_run(conn, report.to_dict(), report.exit_code)
 
-    def _stages(self, contexts: list[MappingContext]) -> None:
+    def _lanes(
+        self, contexts: list[MappingContext], engine: Engine, connections: ExitStack
+    ) -> list[list[MappingContext]]:
+        """The mappings grouped into lanes that may work side by side (``engine/lanes.py``),
+        each lane but the first on a database connection of its own. A dry run keeps one lane:
+        its writes are never committed, so only its own connection could see them."""
+        if self.options.dry_run:
+            return [contexts] if contexts else []
+        groups = lanes(
+            contexts,
+            lambda ctx: [
+                budget_key(ctx.mapping, self.settings),
+                ("table", ctx.mapping.local_table),
+            ],
+        )
+        for group in groups[1:]:
+            store = Store(connections.enter_context(engine.connect()))
+            for ctx in group:
+                ctx.store = store
+        return groups
+
+    def _stages(self, groups: list[list[MappingContext]]) -> None:
         """Stage 1 for every mapping, then stage 2 for every mapping: a change pulled into a
-        table shared by several mappings (a hub) reaches the other remotes in the same run."""
+        table shared by several mappings (a hub) reaches the other remotes in the same run.
+        Within a stage, the lanes work side by side."""
         stages = [
             (name, fn)
             for name, fn in (("pull", self._pull), ("push", self._push))
             if self.options.stage in (name, "both")
         ]
         for stage, run_stage in stages:
-            for ctx in contexts:
+
+            def step(ctx: MappingContext, stage: str = stage, run_stage: Any = run_stage) -> None:
                 if not ctx.result.failed and not self.should_stop():
                     self._guarded(ctx, stage, run_stage)
-        for ctx in contexts:
+
+            side_by_side(groups, step)
+
+        def finish(ctx: MappingContext) -> None:
             if not ctx.result.failed:
                 self._guarded(ctx, "push", self._finish_mapping)
+
+        side_by_side(groups, finish)
 
     def _guarded(
         self, ctx: MappingContext, stage: str, run_stage: Callable[[MappingContext], None]
@@ -212,7 +272,7 @@ class Run:
 
     def _context(self, store: Store, mapping: Mapping, install: str) -> MappingContext:
         result = next(m for m in self.report.mappings if m.name == mapping.name)
-        remote = self.remote_factory(mapping, self.settings)
+        remote = self.remote_factory(mapping, self.settings, pacers=self.pacers)
         result.api = remote.stats
         return MappingContext(
             mapping,
@@ -289,18 +349,19 @@ class Run:
         push(ctx, self.should_stop)
 
     def _finish_mapping(self, ctx: MappingContext) -> None:
-        """Report dead letters; keep what this run learned of the remote for the next one."""
+        """Report dead letters; keep what this run learned of the remote for the next one; then
+        let the remote say whether what it found stops the mapping."""
         self._dead_letters(ctx)
         ctx.result.clock_offset = ctx.clock_offset
-        if ctx.store.dry_run:
-            return
-        with ctx.store.unit() as conn:
-            history.keep_remote_state(
-                conn,
-                ctx.mapping.name,
-                schema=ctx.remote.cache_update(),
-                clock_offset=ctx.remote.clock.offset,
-            )
+        if not ctx.store.dry_run:
+            with ctx.store.unit() as conn:
+                history.keep_remote_state(
+                    conn,
+                    ctx.mapping.name,
+                    schema=ctx.remote.cache_update(),
+                    clock_offset=ctx.remote.clock.offset,
+                )
+        ctx.remote.verdict()
 
     def _after_complete_pull(
         self, ctx: MappingContext, span: window.Window, live: set[str]
@@ -324,13 +385,14 @@ class Run:
             "until": iso_ms(span.until),
         }
         report = self.report
-        if span.since is not None and (
-            report.window_since is None or span.since < report.window_since
-        ):
-            report.window_since = span.since
-        if not self.window_placed or (report.window_until and span.until > report.window_until):
-            report.window_until = span.until
-        self.window_placed = True
+        with self._report_lock:  # lanes place their windows side by side
+            if span.since is not None and (
+                report.window_since is None or span.since < report.window_since
+            ):
+                report.window_since = span.since
+            if not self.window_placed or (report.window_until and span.until > report.window_until):
+                report.window_until = span.until
+            self.window_placed = True
 
     def _dead_letters(self, ctx: MappingContext) -> None:
         with ctx.store.unit() as conn:

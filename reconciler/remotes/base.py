@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -129,6 +131,12 @@ class Remote(Protocol):
         """What to keep for the next run's ``prepare`` when it changed in this run, else None."""
         ...
 
+    def verdict(self) -> None:
+        """At the end of a mapping's stages: raise ``MappingError`` when the run found the
+        remote unable to do part of what the mapping needs (a Twenty server without batch
+        upsert), once what it could do is recorded."""
+        ...
+
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """What ``reconcile check`` reports of this mapping's remote, read fresh: whether it
         answers and takes the credentials, then the mapped fields. ``cached`` is what runs kept
@@ -194,31 +202,94 @@ class Rejected(Exception):
         self.status = status
 
 
-@dataclass
 class Pacer:
-    """Spaces request starts evenly so a remote's rate limit is never reached.
+    """At most ``limit`` request starts in any ``window`` seconds: the rule both services
+    enforce (Airtable: 5 a second per base; Twenty: 100 a minute per workspace).
 
-    A 5% margin keeps clock jitter from putting one request too many in a one-second window.
+    A rested pacer lets ``limit`` requests start at once, then one each time the oldest start
+    leaves the window, so a run spends no time the limit does not require. The window is kept
+    ``margin`` wider than the remote's, so latency jitter cannot put one request too many into
+    a window on the server's side. Thread-safe: mappings on one base share one pacer.
+
+    Args:
+        limit: requests per window (0 or less: no limit).
+        window: the window's length in seconds.
+        clock, sleep: injectable for tests.
+        margin: how much wider than ``window`` the pacer keeps its own window.
     """
 
-    per_second: float
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    margin: float = 1.05
-    _next_at: float = 0.0
+    def __init__(
+        self,
+        limit: int,
+        window: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        margin: float = 1.05,
+    ) -> None:
+        self.limit = limit
+        self.span = window  # the remote's window; ``window`` is the pacer's own, wider one
+        self.window = window * margin
+        self.clock, self.sleep = clock, sleep
+        self._starts: deque[float] = deque(maxlen=max(1, limit))
+        self._held_until = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def rate(cls, per_period: float, period: float = 1.0, **kwargs: Any) -> Pacer:
+        """A pacer for ``per_period`` requests each ``period`` seconds (fractions allowed: 2.5
+        a second is 3 in any 1.2 seconds); 0 or less: no limit."""
+        if per_period <= 0:
+            return cls(0, period, **kwargs)
+        limit = max(1, math.floor(per_period))
+        return cls(limit, period * limit / per_period, **kwargs)
 
     def wait(self) -> None:
-        """Block until the next request may start."""
-        now = self.clock()
-        if now < self._next_at:
-            self.sleep(self._next_at - now)
-            now = self._next_at
-        if self.per_second > 0:
-            self._next_at = now + self.margin / self.per_second
+        """Block until the next request may start, and count it as started then."""
+        with self._lock:
+            now = self.clock()
+            start = max(now, self._held_until)
+            if self.limit > 0 and len(self._starts) >= self.limit:
+                start = max(start, self._starts[0] + self.window)
+            if self.limit > 0:
+                self._starts.append(start)
+        if start > now:
+            self.sleep(start - now)
 
     def hold(self, seconds: float) -> None:
         """Let no request start for ``seconds`` from now (a remote's lockout)."""
-        self._next_at = max(self._next_at, self.clock() + seconds)
+        with self._lock:
+            self._held_until = max(self._held_until, self.clock() + seconds)
+
+    @property
+    def per_second(self) -> float:
+        """The remote's rate this pacer keeps under (infinite without a limit)."""
+        return self.limit / self.span if self.limit > 0 else math.inf
+
+    def tighten(self, other: Pacer) -> None:
+        """Keep to ``other``'s rate from now on if it is the lower one."""
+        if other.per_second < self.per_second:
+            with self._lock:
+                self.limit, self.span, self.window = other.limit, other.span, other.window
+                self._starts = deque(self._starts, maxlen=max(1, other.limit))
+
+
+class PacerPool:
+    """One pacer per rate-limited remote (an Airtable base, a Twenty workspace) for a run:
+    mappings on the same base share its budget instead of each pacing as if alone."""
+
+    def __init__(self) -> None:
+        self._pacers: dict[tuple[str, ...], Pacer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...], pacer: Pacer) -> Pacer:
+        """The pool's pacer for ``key`` (``pacer`` when it is the first); a stricter ``pacer``
+        slows the shared one down: a mapping's own ``rate_limit`` lowers the budget of the
+        whole base, for the mappings already built too."""
+        with self._lock:
+            current = self._pacers.setdefault(key, pacer)
+        current.tighten(pacer)
+        return current
 
 
 @dataclass

@@ -1,19 +1,20 @@
-"""Twenty CRM over httpx: keyset-paged windowed pulls, ``id[in]`` reads, 60-record upserts."""
+"""Twenty CRM over httpx: keyset-paged windowed pulls, ``id[in]`` reads, 60-record upserts,
+batched natural-key look-ups."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from reconciler.config import TwentyTarget
-from reconciler.errors import AuthError, RemoteUnavailable
+from reconciler.errors import RemoteUnavailable
 from reconciler.model import Mapping, iso_ms, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
-from reconciler.remotes import twenty_schema
+from reconciler.remotes import twenty_find, twenty_http, twenty_schema
 from reconciler.remotes.base import (
     ApiStats,
     Caller,
@@ -28,15 +29,23 @@ from reconciler.remotes.base import (
     results_by_id,
     typed_record,
     wire_fields,
-    write_isolating,
 )
+from reconciler.remotes.twenty_http import Unreadable
+from reconciler.remotes.twenty_write import BatchWriter
 
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
 PAGE_LIMIT = 200
 READ_BATCH = 200  # one page of ids
+# Current servers take 200 records a batch (QUERY_MAX_RECORDS, common-create-many-query-runner
+# .service.ts); the documentation says 60, and older servers' limits were not all read: 60.
 WRITE_BATCH = 60
+# The longest request target (path and query) a read may have: nginx's default buffer for the
+# request line is 8 KiB and Node's for all headers 16 KiB; 200 ids in ``id[in]`` take ~8,000.
+URL_BUDGET = 8000
+CURSOR_ROOM = 300  # what ``starting_after`` adds on later pages
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Mentioning deletedAt makes a filter return soft-deleted records too.
 ANY_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -49,6 +58,7 @@ class TwentyRemote:
         mapping: the mapping (its ``remote_table`` is the object's plural name).
         target: the server, API key (never logged) and request rate (per minute).
         policy: the retry policy.
+        pacer: the workspace's pacer, shared with the other mappings on it.
         transport: an httpx transport, for tests that want one.
     """
 
@@ -63,6 +73,7 @@ class TwentyRemote:
         target: TwentyTarget,
         policy: RetryPolicy,
         *,
+        pacer: Pacer | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.mapping = mapping
@@ -73,10 +84,12 @@ class TwentyRemote:
             timeout=TIMEOUT,
             transport=transport,
         )
-        self._call = Caller("Twenty", Pacer(target.rate / 60.0), policy)
+        self._call = Caller("Twenty", pacer or Pacer.rate(target.rate, 60.0), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
+        where = f"{target.api_url.rstrip('/')}/rest/batch/{mapping.remote_table}"
+        self._writer = BatchWriter(self._upsert, where)
 
     def __repr__(self) -> str:
         return f"TwentyRemote({self.mapping.remote_table!r})"
@@ -89,31 +102,37 @@ class TwentyRemote:
         def send() -> Any:
             try:
                 response = self._client.request(method, path, params=params, json=json)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                # refused, reset, cut mid-body (RemoteProtocolError), timed out, garbled
                 raise Transient(f"connection problem: {type(exc).__name__}") from None
             self.clock.observe(response.headers.get("Date"))
-            if response.is_success:
-                return response.json()
-            raise _classify(response)
+            return twenty_http.answer(response)
 
         return self._call(send)
 
     def _pages(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
-        params: dict[str, Any] = {"order_by": "updatedAt", "limit": PAGE_LIMIT, "depth": 0}
-        if filter_:
-            params["filter"] = filter_
+        """Raw records page by page; an answer that is not a page stops the mapping."""
+        params = self._list_params(filter_)
         cursor: str | None = None
         while True:
             page_params = {**params, "starting_after": cursor} if cursor else params
             try:
                 body = self._request("GET", self._path, params=page_params)
+                records = twenty_http.listed_records(body, self.mapping.remote_table)
+                cursor = twenty_http.next_cursor(body)
             except Rejected as exc:
                 raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
-            yield list((body.get("data") or {}).get(self.mapping.remote_table, []))
-            info = body.get("pageInfo") or {}
-            cursor = info.get("endCursor")
-            if not info.get("hasNextPage") or not cursor:
+            except Unreadable as exc:
+                raise RemoteUnavailable(str(exc)) from None
+            yield records
+            if cursor is None:
                 return
+
+    def _list_params(self, filter_: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"order_by": "updatedAt", "limit": PAGE_LIMIT, "depth": 0}
+        if filter_:
+            params["filter"] = filter_
+        return params
 
     # -- the Remote interface --------------------------------------------------------------------
 
@@ -121,31 +140,50 @@ class TwentyRemote:
         """Nothing to prepare yet."""
 
     def cache_update(self) -> Any | None:
-        """Nothing to keep yet."""
+        """Nothing to keep."""
         return None
+
+    def verdict(self) -> None:
+        """Raises:
+        MappingError: this run found the server without batch upsert. Raised at the end of
+            the mapping, so that the creates it could still make were recorded.
+        """
+        lacking = self._writer.lacking()
+        if lacking is not None:
+            raise lacking
 
     def find(
         self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
     ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
-        """Live records by natural key (provisional: one text column, ``field[in]:[…]``)."""
-        (column,) = columns
-        spec = self.mapping.field(column)
-        found: dict[tuple[Any, ...], list[RemoteRecord]] = {}
-        wanted = {k for k in keys}
-        for batch in chunks(sorted({k[0] for k in keys}), READ_BATCH):
-            quoted = ",".join(
-                '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in batch
-            )
-            for page in self._pages(f"{spec.remote}[in]:[{quoted}]"):
+        """Live records whose natural key is one of ``keys``, grouped by key (every key given
+        is in the answer; one with a None or empty part matches nothing).
+
+        Up to 200 keys a request (``field[in]:[…]``, or ``or(and(…),…)`` for several columns),
+        fewer when their filter would make the URL longer than ``URL_BUDGET``; pages through
+        the answers. The server may answer more than asked (see ``twenty_find``): only records
+        whose key equals one asked for are kept.
+        """
+        specs = twenty_find.key_fields(self.mapping, columns)
+        found: dict[tuple[Any, ...], list[RemoteRecord]] = {key: [] for key in keys}
+        seen: set[str] = set()
+        for filter_ in twenty_find.filters(specs, twenty_find.usable(keys), self._filter_budget()):
+            for page in self._pages(filter_):
                 for raw in page:
-                    record = self._typed(raw)
-                    key = (record.values.get(column),)
-                    if key in wanted:
-                        found.setdefault(key, []).append(record)
+                    key = twenty_find.key_of(specs, raw)
+                    if key in found and raw["id"] not in seen and not raw.get("deletedAt"):
+                        seen.add(raw["id"])
+                        found[key].append(self._typed(raw))
         return found
 
+    def _filter_budget(self) -> int:
+        """What the ``filter`` parameter may take of ``URL_BUDGET``."""
+        path = self._client.base_url.raw_path.decode() + self._path.lstrip("/")
+        rest = str(httpx.QueryParams(self._list_params(None)))
+        return URL_BUDGET - len(path + "?&") - len(rest) - CURSOR_ROOM
+
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
-        """The server answers and takes the key; the object has every mapped field."""
+        """The server answers and takes the key; the object has every mapped field, of a type
+        that holds the mapping's kind."""
         name, scope = twenty_schema.REACHABLE, twenty_schema.scope(self.target)
         try:
             found = twenty_schema.objects(self._metadata_page)
@@ -154,9 +192,9 @@ class TwentyRemote:
             hint = "check TWENTY_API_URL (or the mapping's api_url) and the network"
             yield Finding(name, False, detail, hint, unavailable=True, scope=scope)
             return
-        except _Answered as answer:
+        except twenty_schema.Answered as answer:
             if answer.status != 403:
-                yield _refused(name, answer.status, self.target)
+                yield twenty_schema.refused(name, answer, self.target)
                 return
             found = None
         yield Finding(name, True, self.target.api_url, scope=scope)
@@ -169,11 +207,11 @@ class TwentyRemote:
         response = self._client.get("/metadata/objects", params=params)
         self.clock.observe(response.headers.get("Date"))
         if response.status_code != 200:
-            raise _Answered(response.status_code)
+            raise twenty_schema.Answered(response)
         try:
             return response.json()
         except ValueError:
-            return {}
+            raise twenty_schema.Answered(response) from None
 
     def list_changed(
         self, since: datetime | None, until: datetime | None = None
@@ -201,10 +239,12 @@ class TwentyRemote:
 
     def write(self, items: Sequence[PushItem]) -> list[WriteResult]:
         """Batch upserts by id, 60 per request: updates send only their changed fields, creates
-        carry a client-chosen id so a retried create cannot duplicate."""
+        carry a client-chosen id so a retried create cannot duplicate. On a server without
+        batch upsert, updates are left pending (an empty result) and ``cache_update`` ends the
+        mapping with the reason."""
         results: list[WriteResult] = []
         for batch in chunks(list(items), WRITE_BATCH):
-            results += write_isolating(batch, self._upsert)
+            results += self._writer.write(batch)
         return results
 
     def valid_id(self, remote_id: str) -> bool:
@@ -221,20 +261,25 @@ class TwentyRemote:
         payload = [
             {"id": i.remote_id, **_kept(i), **wire_fields(self.mapping, i.values)} for i in batch
         ]
-        body = self._request("POST", f"/batch{self._path}", params={"upsert": "true"}, json=payload)
-        data = body.get("data") or {}
-        records = next((v for v in data.values() if isinstance(v, list)), [])
-        return results_by_id(batch, {raw["id"]: self._typed(raw) for raw in records}, "Twenty")
+        try:
+            body = self._request(
+                "POST", f"/batch{self._path}", params={"upsert": "true"}, json=payload
+            )
+        except Unreadable as exc:
+            # Whether the batch was written is unknown; an upsert sent again is harmless.
+            return [WriteResult(i.local_id, error=str(exc)) for i in batch]
+        records = {raw["id"]: self._typed(raw) for raw in twenty_http.written_records(body)}
+        return results_by_id(batch, records, "Twenty")
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
-        stamp = raw.get(self.mapping.modified_field) or raw["createdAt"]
-        record = typed_record(
-            self.mapping,
-            raw["id"],
-            parse_datetime(str(stamp)),
-            raw,
-            deleted=bool(raw.get("deletedAt")),
-        )
+        deleted = bool(raw.get("deletedAt"))
+        stamp = raw.get(self.mapping.modified_field) or raw.get("createdAt")
+        try:
+            modified = parse_datetime(str(stamp))
+        except ValueError:
+            error = f"{self.mapping.modified_field}: expected a date-time, got {stamp!r}"
+            return RemoteRecord(raw["id"], EPOCH, {}, error=error, deleted=deleted)
+        record = typed_record(self.mapping, raw["id"], modified, raw, deleted=deleted)
         if raw.get("position") is not None:
             record.keep["position"] = raw["position"]
         return record
@@ -244,46 +289,3 @@ def _kept(item: PushItem) -> dict[str, Any]:
     """What a write must send back unchanged: an upsert without ``position`` would move the
     record to the top of every view."""
     return dict(item.current.keep) if item.current is not None else {}
-
-
-class _Answered(Exception):
-    """A metadata request answered with a status other than 200."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-def _refused(name: str, status: int, target: TwentyTarget) -> Finding:
-    scope = twenty_schema.scope(target)
-    if status == 401:
-        hint = f"check {target.api_key_env} (Settings > APIs & Webhooks in Twenty)"
-        return Finding(name, False, "API key refused (401)", hint, unavailable=True, scope=scope)
-    hint = "check TWENTY_API_URL (or the mapping's api_url); try again later"
-    return Finding(name, False, f"Twenty answered {status}", hint, unavailable=True, scope=scope)
-
-
-def _classify(response: httpx.Response) -> Exception:
-    status = response.status_code
-    detail = _detail(response)
-    if status == 429:
-        return Transient("rate limited (429)", throttled=True)
-    if status >= 500:
-        return Transient(f"HTTP {status}")
-    if status in (401, 403):
-        return AuthError(
-            f"Twenty refused the API key (HTTP {status} {detail}): check TWENTY_API_KEY "
-            "and TWENTY_API_URL"
-        )
-    return Rejected(status, f"Twenty answered {status}: {detail}")
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        messages = body.get("messages") or [body.get("message") or body.get("error") or ""]
-        return "; ".join(str(m) for m in messages)[:300]
-    return str(body)[:200]

@@ -6,12 +6,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from reconciler.config import TwentyTarget
-from reconciler.model import Mapping
+from reconciler.model import FieldSpec, Kind, Mapping
+from reconciler.remotes import twenty_http
 from reconciler.remotes.base import Finding
 
 REACHABLE = "twenty reachable and API key accepted"
 Page = Callable[[dict[str, str]], Any]  # sends one metadata request with these params
+
+# The Twenty field types whose REST values each kind reads and writes as they are: TEXT a
+# string; SELECT and RATING a string among the field's options (validate-rating-and-select-field-
+# or-throw.util.ts); UUID a uuid string; NUMBER a JSON number; BOOLEAN true/false; DATE_TIME an
+# ISO-8601 string; DATE "YYYY-MM-DD" (validate-date-field-or-throw.util.ts; both under
+# api/common/common-args-processors/data-arg-processor/validator-utils/). A JSON kind held as
+# text needs TEXT; a JSON kind held as is takes any value, so any type.
+HOLDS: dict[Kind, frozenset[str]] = {
+    Kind.TEXT: frozenset({"TEXT", "SELECT", "RATING", "UUID"}),
+    Kind.NUMBER: frozenset({"NUMBER"}),
+    Kind.INTEGER: frozenset({"NUMBER"}),
+    Kind.BOOLEAN: frozenset({"BOOLEAN"}),
+    Kind.DATETIME: frozenset({"DATE_TIME"}),
+    Kind.DATE: frozenset({"DATE"}),
+}
+OPTION_TYPES = frozenset({"SELECT", "RATING"})  # a written value must be one of the options
+
+
+class Answered(Exception):
+    """A metadata request answered with something other than a JSON 200."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.status = response.status_code
+        self.location = response.headers.get("Location")
+        self.description = twenty_http.describe(response)
 
 
 def objects(read_page: Page) -> list[dict[str, Any]]:
@@ -40,6 +69,23 @@ def scope(target: TwentyTarget) -> str:
     return f"{target.api_url}, {target.api_key_env}"
 
 
+def refused(name: str, answer: Answered, target: TwentyTarget) -> Finding:
+    """The finding for a server that answered the data-model request without the data model."""
+    scope_ = scope(target)
+    hint = "check TWENTY_API_URL (or the mapping's api_url); try again later"
+    if answer.status == 401:
+        hint = f"check {target.api_key_env} (Settings > APIs & Webhooks in Twenty)"
+        return Finding(name, False, "API key refused (401)", hint, unavailable=True, scope=scope_)
+    if 300 <= answer.status < 400:
+        detail = f"Twenty answered {answer.status}, redirected to {answer.location or '?'}"
+        hint = "set TWENTY_API_URL (or the mapping's api_url) to the server's own address"
+    elif answer.status == 200:
+        detail = f"Twenty answered 200 with {answer.description} instead of JSON"
+    else:
+        detail = f"Twenty answered {answer.status}: {answer.description}"
+    return Finding(name, False, detail, hint, unavailable=True, scope=scope_)
+
+
 def unreadable(mapping: Mapping) -> Finding:
     """The finding for a key that may not read the data model (403 there, records still fine)."""
     return Finding(
@@ -53,21 +99,43 @@ def unreadable(mapping: Mapping) -> Finding:
 
 
 def fields_finding(mapping: Mapping, found: list[dict[str, Any]]) -> Finding:
-    """Whether the mapping's object has every mapped field, JSON ones as Text fields."""
+    """Whether the mapping's object has every mapped field, each of a type holding its kind."""
     name = f"twenty fields of {mapping.name} (object {mapping.remote_table})"
     target = next((o for o in found if o.get("namePlural") == mapping.remote_table), None)
     if target is None:
         detail = f"object {mapping.remote_table!r} not found"
         hint = "create the custom object in Twenty's data model, or fix `table` in the config"
         return Finding(name, False, detail, hint)
-    types = {f.get("name"): f.get("type") for f in target.get("fields", [])}
+    fields = target.get("fields")
+    fields = fields if isinstance(fields, list) else []
+    types = {f.get("name"): str(f.get("type")) for f in fields if isinstance(f, dict)}
     wanted = [f.remote for f in mapping.fields] + [mapping.modified_field]
     missing = [repr(n) for n in wanted if n not in types]
     if missing:
         hint = "add the fields to the object in Twenty (JSON values as Text fields)"
         return Finding(name, False, "missing field(s) " + ", ".join(missing), hint)
-    not_text = [f.remote for f in mapping.fields if f.json_as_text and types[f.remote] != "TEXT"]
-    if not_text:
-        detail = "JSON field(s) not of type Text: " + ", ".join(map(repr, not_text))
-        return Finding(name, False, detail, "make these fields Text fields in Twenty")
-    return Finding(name, True, f"{len(mapping.fields)} mapped fields and {mapping.modified_field}")
+    wrong = [m for m in (_mismatch(f, types[f.remote]) for f in mapping.fields) if m]
+    if types[mapping.modified_field] != "DATE_TIME":
+        stamp = mapping.modified_field
+        wrong.append(f"{stamp!r} is {types[stamp]}, the modified field needs DATE_TIME")
+    if wrong:
+        hint = "change the field's type in Twenty, or its kind in the config"
+        return Finding(name, False, "type mismatch: " + "; ".join(wrong), hint)
+    detail = f"{len(mapping.fields)} mapped fields and {mapping.modified_field}"
+    options = [repr(f.remote) for f in mapping.push_fields if types[f.remote] in OPTION_TYPES]
+    if options:
+        detail += f"; {', '.join(options)}: pushed values must be among the field's options"
+        return Finding(name, True, detail, "other values fail their record alone", warning=True)
+    return Finding(name, True, detail)
+
+
+def _mismatch(spec: FieldSpec, ftype: str) -> str | None:
+    """What is wrong with mapping ``spec`` to a Twenty field of type ``ftype``, or None."""
+    if spec.kind is Kind.JSON:
+        if not spec.json_as_text or ftype == "TEXT":
+            return None
+        return f"{spec.remote!r} is {ftype}, mapped as json held as text (needs TEXT)"
+    if ftype in HOLDS[spec.kind]:
+        return None
+    needs = " or ".join(sorted(HOLDS[spec.kind]))
+    return f"{spec.remote!r} is {ftype}, mapped as {spec.kind.value} (needs {needs})"

@@ -21,6 +21,7 @@ that log to a fraction of the size. ``read_log`` gives it the same list form as 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -146,7 +147,8 @@ class ChangeLog:
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self.written = 0  # entries written (or, in a dry run, that would have been)
+        self.written = 0
+        self._lock = threading.Lock()  # entries written (or, in a dry run, that would have been)
 
     def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
         """Remote records applied locally, and conflicts decided; unchanged records are left out."""
@@ -291,7 +293,8 @@ class ChangeLog:
         """One ``COPY`` for the unit's entries, on its open transaction."""
         if entries:
             copy_rows(ctx.store.conn, change_log, _Entry._fields, entries)
-            self.written += len(entries)
+            with self._lock:  # mappings in different lanes write side by side
+                self.written += len(entries)
 
 
 class _Entry(NamedTuple):

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from reconciler.errors import DatabaseError, SchemaNotMigrated
 from reconciler.store.schema import SCHEMA
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -83,7 +84,14 @@ def _reason(exc: SQLAlchemyError) -> str:
     return str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
 
 
+# Alembic is imported by the functions that migrate, not at the top: a run against a migrated
+# DATABASE_URL only compares two revision ids, and loading alembic and every migration script
+# for that would cost it a fifth of a run with nothing to do.
+
+
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -91,6 +99,8 @@ def _alembic_config() -> Config:
 
 def migrate(engine: Engine) -> str:
     """Create or upgrade the schema to the newest revision; returns it. Safe to run twice."""
+    from alembic import command
+
     config = _alembic_config()
     try:
         with engine.begin() as conn:
@@ -103,8 +113,42 @@ def migrate(engine: Engine) -> str:
 
 def head_revision() -> str:
     """The newest migration revision."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     return head or ""
+
+
+def declared_head() -> str | None:
+    """The newest revision as the migration files declare it, read without alembic: the one
+    revision no other file names as its ``down_revision``. None when the files do not form
+    one line (a branch, a name alembic computes): ``head_revision`` then decides."""
+    links: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = _revision_of(path.read_text(encoding="utf-8"))
+        if found is None:
+            return None
+        links[found[0]] = found[1]
+    heads = set(links) - set(links.values())
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _revision_of(source: str) -> tuple[str, str | None] | None:
+    """``(revision, down_revision)`` of a migration file, when both are plain literals."""
+    values: dict[str, object] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    try:
+                        values[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        return None
+    revision, down = values.get("revision"), values.get("down_revision")
+    if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
+        return None
+    return revision, down
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -114,19 +158,36 @@ def current_revision(conn: Connection) -> str | None:
     ).scalar()
     if exists is None:
         return None
-    context = MigrationContext.configure(conn, opts={"version_table_schema": SCHEMA})
-    return context.get_current_revision()
+    rows = conn.execute(text(f"SELECT version_num FROM {SCHEMA}.alembic_version")).scalars()
+    versions = list(rows)
+    return str(versions[0]) if len(versions) == 1 else None
 
 
 def require_migrated(engine: Engine) -> None:
     """Raise SchemaNotMigrated unless the database is at the newest revision."""
     with engine.connect() as conn:
         current = current_revision(conn)
-    if current != head_revision():
+    if current is None or current != (declared_head() or head_revision()):
         state = "has no reconciler schema" if current is None else f"is at revision {current}"
         raise SchemaNotMigrated(
             f"the database {state}; run `reconcile migrate` to create or upgrade it"
         )
+
+
+def open_database(url: str | None, home: Path) -> Engine:
+    """An engine on ``url``, which must be migrated; or, when None, on the embedded Postgres
+    under ``home`` (migrated here: it is the tool's own). Needs nothing of the engine, so the
+    read-only commands stay lean."""
+    engine = connect(embedded_url(home) if url is None else url)
+    try:
+        if url is None:
+            migrate(engine)
+        else:
+            require_migrated(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def lock_key(name: str) -> int:
@@ -150,6 +211,31 @@ def lock_held(conn: Connection, name: str) -> bool:
 
 
 @contextmanager
+def available_locks(conn: Connection, names: Sequence[str]) -> Iterator[set[str]]:
+    """Take every session-level advisory lock of ``names`` that no other session holds;
+    yields the names taken, and releases them at the end (``--skip-locked``)."""
+    taken: dict[str, int] = {}
+    try:
+        for name in names:
+            key = lock_key(name)
+            if conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                taken[name] = key
+            conn.commit()
+        yield set(taken)
+    finally:
+        _unlock(conn, list(taken.values()))
+
+
+def _unlock(conn: Connection, keys: list[int]) -> None:
+    for key in keys:
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+        except SQLAlchemyError:
+            pass  # the session is gone, and its locks with it
+
+
+@contextmanager
 def advisory_locks(conn: Connection, names: Sequence[str]) -> Iterator[bool]:
     """Try to take one session-level advisory lock per name; yields whether all were taken."""
     taken: list[int] = []
@@ -163,9 +249,4 @@ def advisory_locks(conn: Connection, names: Sequence[str]) -> Iterator[bool]:
             taken.append(key)
         yield len(taken) == len(names)
     finally:
-        for key in taken:
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
-            except SQLAlchemyError:
-                pass  # the session is gone, and its locks with it
+        _unlock(conn, taken)

@@ -1,0 +1,141 @@
+"""The pacer: never more requests in any window than the remote allows, no time wasted below
+that, lockouts honoured, and one budget per base shared by the mappings on it."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.remotes.base import Pacer, PacerPool
+
+
+class FakeTime:
+    """A clock that only moves when the pacer sleeps (or the test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def _starts(pacer: Pacer, time: FakeTime, count: int) -> list[float]:
+    starts = []
+    for _ in range(count):
+        pacer.wait()
+        starts.append(time.now)
+    return starts
+
+
+def test_pacer__a_rested_pacer_lets_a_burst_go_then_one_per_slot() -> None:
+    time = FakeTime()
+    pacer = Pacer(5, 1.0, clock=time.clock, sleep=time.sleep, margin=1.0)
+    starts = [s - 100.0 for s in _starts(pacer, time, 12)]
+    assert starts[:5] == [0.0] * 5
+    assert starts[5:10] == pytest.approx([1.0] * 5)
+    assert starts[10:] == pytest.approx([2.0] * 2)
+
+
+@given(
+    per_second=st.sampled_from([0.5, 1, 2.5, 5, 7]),
+    gaps=st.lists(st.floats(0, 0.7), min_size=1, max_size=40),
+)
+def test_pacer__never_more_than_the_rate_in_any_window(
+    per_second: float, gaps: list[float]
+) -> None:
+    """Whatever the callers' own pauses, any window of the remote's length holds at most the
+    limit (checked with the margin off: the margin only adds room)."""
+    time = FakeTime()
+    pacer = Pacer.rate(per_second, clock=time.clock, sleep=time.sleep, margin=1.0)
+    starts = []
+    for gap in gaps:
+        time.now += gap
+        pacer.wait()
+        starts.append(time.now)
+    limit, window = pacer.limit, pacer.window
+    for first, later in itertools.combinations(range(len(starts)), 2):
+        if later - first >= limit:
+            assert starts[later] - starts[first] >= window - 1e-9
+
+
+def test_pacer__a_hold_stops_everything_until_it_ends() -> None:
+    time = FakeTime()
+    pacer = Pacer(5, 1.0, clock=time.clock, sleep=time.sleep)
+    pacer.wait()
+    pacer.hold(30.0)
+    pacer.wait()
+    assert time.now == pytest.approx(130.0)
+
+
+def test_pacer__no_limit_never_sleeps() -> None:
+    time = FakeTime()
+    pacer = Pacer.rate(0, clock=time.clock, sleep=time.sleep)
+    _starts(pacer, time, 1000)
+    assert time.now == 100.0
+
+
+def test_pool__mappings_on_one_base_share_the_stricter_budget() -> None:
+    pool = PacerPool()
+    first = pool.get(("airtable", "https://api.airtable.com", "appA"), Pacer.rate(5))
+    again = pool.get(("airtable", "https://api.airtable.com", "appA"), Pacer.rate(5))
+    slower = pool.get(("airtable", "https://api.airtable.com", "appA"), Pacer.rate(2))
+    other = pool.get(("airtable", "https://api.airtable.com", "appB"), Pacer.rate(5))
+    assert again is first and slower is first  # one budget for the base, already shared
+    assert first.limit == 2  # the stricter rate, for every mapping on the base
+    assert pool.get(("airtable", "https://api.airtable.com", "appA"), Pacer.rate(5)).limit == 2
+    assert other is not first and other.limit == 5
+
+
+def test_four_mappings_on_one_base__share_its_budget_and_draw_no_429(
+    db, cli, tmp_path, monkeypatch
+) -> None:
+    """Each paced as if alone, four mappings on one base went over 5 requests a second."""
+    from reconciler.emulators.airtable import AirtableEmulator
+    from tests.helpers import execute
+
+    em = AirtableEmulator(rate_limit=5, lockout=30.0)
+    em.start()
+    try:
+        monkeypatch.setenv("AIRTABLE_TOKEN", em.token)
+        monkeypatch.setenv("AIRTABLE_BASE_ID", em.base_id)
+        monkeypatch.setenv("AIRTABLE_API_URL", em.url)
+        config = []
+        for i in range(4):
+            em.add_table(
+                f"T{i}", {"Name": "singleLineText", "lastModifiedTime": "lastModifiedTime"}
+            )
+            for j in range(150):  # two pages: 8 requests in all, more than 5 a second
+                em.create(f"T{i}", {"Name": f"n{j}"})
+            execute(
+                db,
+                f"CREATE TABLE t{i} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                "airtable_record_id text UNIQUE, name text, remote_deleted_at timestamptz, "
+                "created_at timestamptz NOT NULL DEFAULT now(), "
+                "updated_at timestamptz NOT NULL DEFAULT now())",
+            )
+            config.append(
+                f'[mappings.t{i}]\nremote = "airtable"\ntable = "T{i}"\nlocal_table = "t{i}"\n'
+                'key_column = "airtable_record_id"\n'
+                'fields = [{ remote = "Name", column = "name" }]\n'
+            )
+        path = tmp_path / "four.toml"
+        path.write_text("\n".join(config))
+        names = [arg for i in range(4) for arg in ("--mapping", f"t{i}")]
+
+        result = cli("--config", str(path), *names)
+
+        assert result.exit_code == 0, result.output
+        assert sum(m["api"]["throttled"] for m in result.report["mappings"]) == 0
+        assert em.count(status=429) == 0
+        assert all(m["pull"]["inserted"] == 150 for m in result.report["mappings"])
+    finally:
+        em.stop()

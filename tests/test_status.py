@@ -1,0 +1,305 @@
+"""``reconcile status``: health for monitors, from the database alone.
+
+Ages are arranged by moving stored times back (never by waiting): the status measures them on
+the database's clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.twenty import TwentyEmulator
+from reconciler.store.database import lock_key, run_lock_name
+from tests.helpers import execute, seed_leads, seed_progressions
+
+M = "rep_progressions"
+Cli = Callable[..., Any]
+BAD = {"First Name": "Bad", "ICP Score": "high"}  # a pull failure: not a number
+
+
+def _age_history(db: sa.Engine, minutes: int) -> None:
+    """Make every stored run ``minutes`` older."""
+    shift = "interval '1 minute' * :m"
+    execute(
+        db,
+        f"UPDATE reconciler.runs SET started_at = started_at - {shift}, "
+        f"finished_at = finished_at - {shift}",
+        m=minutes,
+    )
+
+
+def _insert_running(db: sa.Engine, run_id: str, minutes_ago: int) -> None:
+    execute(
+        db,
+        "INSERT INTO reconciler.runs (run_id, started_at, status, lookback_minutes) "
+        "VALUES (:r, clock_timestamp() - interval '1 minute' * :m, 'running', 20)",
+        r=run_id,
+        m=minutes_ago,
+    )
+
+
+@contextmanager
+def _alive(db: sa.Engine, run_id: str) -> Iterator[None]:
+    """Hold a run's own lock, as its live process does."""
+    key = lock_key(run_lock_name(run_id))
+    with db.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
+        yield
+        conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        conn.commit()
+
+
+def _problems(result: Any) -> list[str]:
+    assert result.exit_code == 1, result.output
+    return result.stdout.splitlines()
+
+
+@pytest.fixture
+def synced(airtable: AirtableEmulator, twenty: TwentyEmulator, db: sa.Engine, cli: Cli) -> None:
+    """Both mappings synced once, successfully."""
+    seed_leads(airtable, 2)
+    seed_progressions(twenty, 2)
+    result = cli()
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__healthy_after_a_run_and_no_remote_request(
+    airtable: AirtableEmulator, twenty: TwentyEmulator, cli: Cli
+) -> None:
+    airtable.reset_log()
+    twenty.reset_log()
+
+    result = cli("status")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "healthy: leads synced 0 min ago; rep_progressions synced 0 min ago (max age 45 min)\n"
+    )
+    assert airtable.requests == [] and twenty.requests == []
+
+
+def test_status__never_synced(airtable, twenty, database_url, cli: Cli) -> None:
+    assert _problems(cli("status")) == ["leads: never synced", f"{M}: never synced"]
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__stale_past_max_age(db: sa.Engine, cli: Cli) -> None:
+    _age_history(db, 50)
+
+    lines = _problems(cli("status"))
+
+    assert [line.split(" (run ")[0] for line in lines] == [
+        "leads: last success 50 min ago",
+        f"{M}: last success 50 min ago",
+    ]
+    assert all(line.endswith("max age 45 min") for line in lines)
+    assert cli("status", "--max-age", "60").exit_code == 0
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__a_mapping_that_lost_its_credentials_is_still_watched(
+    db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TWENTY_API_KEY")
+    assert cli().exit_code == 0  # the run skips it and succeeds
+    _age_history(db, 30)
+    assert cli().exit_code == 0
+
+    (line,) = _problems(cli("status", "--max-age", "20"))
+
+    assert line.startswith(f"{M}: last success 30 min ago")
+    assert line.endswith("(not configured here: TWENTY_API_KEY)")
+
+
+def test_status__a_mapping_never_configured_is_not_watched(airtable, db, cli: Cli) -> None:
+    seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+
+    result = cli("status")
+
+    assert result.exit_code == 0, result.output
+    assert "rep_progressions not configured (TWENTY_API_KEY), not watched" in result.stdout
+
+
+def test_status__dead_letters_per_mapping(airtable, db, cli: Cli, monkeypatch) -> None:
+    monkeypatch.setenv("RECONCILER_MAX_ATTEMPTS", "1")
+    seed_leads(airtable, 1)
+    bad = airtable.create("Leads", BAD, validate=False)
+    assert cli().exit_code == 1
+
+    (line,) = _problems(cli("status"))
+
+    assert line == f"leads: 1 dead-lettered record(s): pull {bad['id']} (1x)"
+
+
+def test_status__a_record_failing_more_than_n_times(airtable, db, cli: Cli) -> None:
+    bad = airtable.create("Leads", BAD, validate=False)
+    assert cli().exit_code == 1
+    execute(db, "UPDATE reconciler.failures SET dead = false")  # as a retryable failure
+    assert cli("status").exit_code == 0  # one failure is a blip: the partial run synced leads
+    execute(db, "UPDATE reconciler.failures SET attempts = 4")
+
+    (line,) = _problems(cli("status"))
+
+    assert line == f"leads: 1 record(s) failed more than 3 times in a row: pull {bad['id']} (4x)"
+    assert cli("status", "--max-failures", "4").exit_code == 0
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__a_mapping_failing_in_more_than_n_runs_in_a_row(
+    airtable: AirtableEmulator, cli: Cli
+) -> None:
+    airtable.faults.fail(401, times=1000)
+    for _ in range(3):
+        assert cli().exit_code == 3
+    assert cli("status").exit_code == 0  # three in a row are tolerated, and leads is not stale
+
+    assert cli().exit_code == 3
+    (line,) = _problems(cli("status"))
+
+    assert line.startswith("leads: failed in its last 4 runs in a row: ")
+    assert "401" in line or "refused" in line
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__an_interrupted_run_until_a_run_finishes(db: sa.Engine, cli: Cli) -> None:
+    _insert_running(db, "20260101T000000Z-dead00", minutes_ago=0)
+
+    (line,) = _problems(cli("status"))
+
+    assert line == "run 20260101T000000Z-dead00: interrupted (0 min ago); no run has finished since"
+    assert cli().exit_code == 0
+    assert cli("status").exit_code == 0
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__a_run_running_longer_than_max_age(db: sa.Engine, cli: Cli) -> None:
+    _insert_running(db, "20260101T000000Z-slow00", minutes_ago=50)
+    _insert_running(db, "20260101T000000Z-busy00", minutes_ago=5)
+    with _alive(db, "20260101T000000Z-slow00"), _alive(db, "20260101T000000Z-busy00"):
+        lines = _problems(cli("status"))
+    assert lines == ["run 20260101T000000Z-slow00: still running after 50 min"]
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__a_skipped_run_is_no_success(db: sa.Engine, cli: Cli) -> None:
+    """A run that skipped leads (locked by another run) does not make leads fresh."""
+    _age_history(db, 50)
+    with db.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": lock_key("leads")})
+        conn.commit()
+        assert cli("--skip-locked").exit_code == 0
+    (line,) = _problems(cli("status"))
+    assert line.startswith("leads: last success 50 min ago")
+
+
+@pytest.mark.usefixtures("synced")
+def test_status_json__per_mapping_figures_and_healthy(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    bad = airtable.create("Leads", BAD, validate=False)
+    assert cli().exit_code == 1
+    execute(db, "UPDATE reconciler.failures SET attempts = 5, dead = false")
+
+    result = cli("status", "--json")
+
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert doc["healthy"] is False and doc["max_age_minutes"] == 45 and doc["max_failures"] == 3
+    leads, progressions = doc["mappings"]
+    assert leads["name"] == "leads" and leads["healthy"] is False
+    assert leads["last_success"].endswith("Z") and leads["age_minutes"] < 1
+    assert (leads["dead_letters"], leads["failing_records"]) == (0, 1)
+    (record,) = leads["records"]
+    assert (record["record"], record["attempts"], record["dead"]) == (bad["id"], 5, False)
+    assert progressions["healthy"] is True and progressions["failed_runs_in_a_row"] == 0
+    assert doc["runs"] == [] and len(doc["problems"]) == 1
+
+
+def test_status__unmigrated_database_is_exit_3(airtable, unmigrated_url, cli: Cli) -> None:
+    result = cli("status")
+    assert result.exit_code == 3, result.output
+    assert "reconcile migrate" in result.stderr
+
+    result = cli("status", "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["healthy"] is False
+
+
+def test_status__unknown_mapping_is_a_usage_error(airtable, database_url, cli: Cli) -> None:
+    result = cli("status", "--mapping", "nope")
+    assert result.exit_code == 2, result.output
+    assert "--mapping" in result.stderr
+
+
+def _store_runs(db: sa.Engine, outcomes: list[str], *, per_second: int = 3) -> list[str]:
+    """Store finished runs of leads, oldest first, ``per_second`` of them in each second (run
+    ids of one second sort by their random part, not by start); returns their ids."""
+    ids, rows = [], []
+    for i, outcome in enumerate(outcomes):
+        second, within = divmod(i, per_second)
+        started = f"2026-01-01T00:{second // 60:02d}:{second % 60:02d}.{within * 100:03d}"
+        run_id = f"20260101T00{second // 60:02d}{second % 60:02d}Z-{9 - within:06d}"
+        error = {"mapping": "leads", "stage": "pull", "record": None, "message": f"bad {i}"}
+        report = {
+            "run_id": run_id,
+            "status": outcome,
+            "message": None,
+            "mappings": [{"name": "leads", "skipped": None}],
+            "errors": [error] if outcome == "failed" else [],
+        }
+        ids.append(run_id)
+        rows.append({"r": run_id, "s": started, "status": outcome, "report": json.dumps(report)})
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO reconciler.runs (run_id, started_at, finished_at, status, "
+                "lookback_minutes, report) VALUES (:r, CAST(:s AS timestamptz), "
+                "CAST(:s AS timestamptz), :status, 20, CAST(:report AS jsonb))"
+            ),
+            rows,
+        )
+    return ids
+
+
+def test_runs_of__newest_first_across_pages_and_within_a_second(db: sa.Engine) -> None:
+    from reconciler.store.health import PAGE, runs_of
+
+    _store_runs(db, ["ok"] * (2 * PAGE + 7))
+    with db.connect() as conn:
+        found = list(runs_of(conn, "leads", limit=10_000))
+        assert [r.run_id for r in runs_of(conn, "rep_progressions", limit=10)] == []
+
+    starts = [r.started_at for r in found]
+    assert len(found) == 2 * PAGE + 7 and starts == sorted(starts, reverse=True)
+
+
+def test_status__counts_failures_back_to_a_success_pages_away(
+    airtable, database_url, db: sa.Engine, cli: Cli
+) -> None:
+    ids = _store_runs(db, ["ok", "partial", *["failed"] * 70])
+
+    result = cli("status", "--json", "--mapping", "leads")
+
+    leads = json.loads(result.stdout)["mappings"][0]
+    assert leads["last_success_run"] == ids[1]
+    assert leads["failed_runs_in_a_row"] == 70
+    assert (
+        f"leads: failed in its last 70 runs in a row: bad {len(ids) - 1}"
+        in (json.loads(result.stdout)["problems"])
+    )
+
+
+def test_status__nothing_to_watch_is_a_usage_error(database_url, cli: Cli) -> None:
+    """No credentials and no history (a monitor run without the runs' environment): exit 2."""
+    result = cli("status")
+    assert result.exit_code == 2, result.output
+    assert "AIRTABLE_TOKEN" in result.stderr and "TWENTY_API_KEY" in result.stderr
