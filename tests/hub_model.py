@@ -26,8 +26,8 @@ contest the model decides compares two explicit edit times, in the order the tes
 The engine deviates today: when the remote change is older than the row's own last change, the
 row is dated by the time of copying (the trigger's stamp), and a later edit on the next remote
 loses to it (``tests/test_hub_bugs.py``). With ``date`` overridden to do the same, the model
-agreed with the engine on over a thousand random scenarios; as written, it agreed on 300 with an engine
-dating by ``greatest(updated_at + 1 µs, changed_at)``.
+agreed with the engine on over a thousand random scenarios; as written, it agreed on 300 with an
+engine dating by ``greatest(updated_at + 1 µs, changed_at)`` (``Store.link``'s ``LINK_TICK``).
 """
 
 from __future__ import annotations

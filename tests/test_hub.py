@@ -4,10 +4,14 @@ field-level merges hold across the three sides, and the next run writes nothing 
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+from typing import Any
 
-from tests.helpers import ago, execute
-from tests.hubs import Hub, hub_fixture  # noqa: F401  (the ``hub`` fixture)
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import ago, execute, rows
+from tests.hubs import HUB_CONFIG, REPS_FIELDS, Hub, hub_fixture  # noqa: F401  (``hub``)
 
 M = "rep_progressions"
 

@@ -1,6 +1,7 @@
 """Bugs the hub property test (``test_hub_convergence``) found, each minimised to one
-deterministic scenario. They are expected to fail (strict: a fix makes them pass, and then the
-marker must go, here and on the property test's precise oracle)."""
+deterministic scenario. One still open is expected to fail (strict: a fix makes it pass, and
+then the marker must go, here and on the property test's precise oracle); a fixed one stays as
+a regression test."""
 
 from __future__ import annotations
 
@@ -58,20 +59,16 @@ def test_hub_bug__a_later_edit_loses_to_an_earlier_one_pulled_first(hub: Hub, or
     ) == ("latest", "latest", "latest")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: remotes/airtable.py retries requests.ConnectionError and Timeout, not "
-    "ChunkedEncodingError: the run ends with 'internal error' (exit 3), later stages skipped",
-)
 @pytest.mark.parametrize("method", ["GET", "PATCH"])
-def test_hub_bug__an_airtable_answer_cut_mid_body_is_not_retried(hub: Hub, method: str) -> None:
+def test_hub_bug__an_airtable_answer_cut_mid_body_is_retried(hub: Hub, method: str) -> None:
     """Airtable's connection drops halfway through one answer (the request took effect): like
-    any dropped connection it should be retried (Twenty's client does retry it), and the run
-    should go through. What happens: ``ChunkedEncodingError`` escapes the remote's retry policy
-    and the engine's per-mapping guard; the run ends there as an internal error (exit 3), and
-    every stage still to come is skipped, whatever its mapping: a cut listing (the built-in
-    ``leads`` mapping lists first) stops Twenty's stages too; a cut PATCH (its write done)
-    leaves the run unfinished."""
+    any dropped connection it is retried, and the run goes through.
+
+    Found before the Airtable remote was merged: ``ChunkedEncodingError`` escaped its retry
+    policy and the engine's per-mapping guard, and the run ended there as an internal error
+    (exit 3), every stage still to come skipped, whatever its mapping (a cut listing of the
+    built-in ``leads`` mapping stopped Twenty's stages too). Fixed in main
+    (``remotes/airtable_http.py`` retries any ``requests.RequestException``)."""
     aid, tid = hub.links["wm-0"]
     hub.twenty.update(tid, {"currentRank": "from Twenty"})  # something for Airtable's PATCH
     hub.airtable.update("Reps", aid, {"Name": "from Airtable"})  # something for its listing
