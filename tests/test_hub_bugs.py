@@ -1,7 +1,5 @@
 """Bugs the hub property test (``test_hub_convergence``) found, each minimised to one
-deterministic scenario. One still open is expected to fail (strict: a fix makes it pass, and
-then the marker must go, here and on the property test's precise oracle); a fixed one stays as
-a regression test."""
+deterministic scenario and kept as a regression test once fixed."""
 
 from __future__ import annotations
 
@@ -13,23 +11,18 @@ from tests.hubs import AT, Hub, M, hub_fixture  # noqa: F401  (the ``hub`` fixtu
 ORDERS = {"twenty_first": (M, AT), "airtable_first": (AT, M)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a pulled value older than the row's own last change dates the row 'now' (the "
-    "trigger's stamp, store/sync.py::_update_rows), so the next remote's later edit loses",
-)
 @pytest.mark.parametrize("order", ORDERS)
-def test_hub_bug__a_later_edit_loses_to_an_earlier_one_pulled_first(hub: Hub, order: str) -> None:
+def test_hub_bug__a_later_edit_wins_over_an_earlier_one_pulled_first(hub: Hub, order: str) -> None:
     """One run after three edits, in this order: the remote pulled first edits current_rank,
     an application edits another column of the row, the remote pulled second edits current_rank.
     The second remote's edit is the latest of all (on every clock: by field, by record), so the
     README promises it wins ("when one field was edited on two remotes the later edit wins").
 
-    What happens: stage 1 of the first remote writes its (older) value and, since that change is
-    older than the row's own last change, ``greatest(updated_at, changed_at)`` leaves
-    ``updated_at`` as it was and the trigger stamps the time of writing instead. The second
-    remote's contest is then judged against that stamp, later than any edit: the local side (the
-    first remote's older value) wins, and stage 2 sends it over the later edit.
+    The bug it found: stage 1 of the first remote wrote its (older) value and, since that change
+    was older than the row's own last change, ``greatest(updated_at, changed_at)`` left
+    ``updated_at`` as it was, so the trigger stamped the time of writing instead. The second
+    remote's contest was then judged against that stamp, later than any edit: the first remote's
+    older value won, and stage 2 sent it over the later edit. Fixed in ``Store._update_rows``.
     """
     first, second = ORDERS[order]
     aid, tid = hub.links["wm-0"]

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import example as also
 from hypothesis import strategies as st
 
@@ -485,12 +485,7 @@ LATER_AIRTABLE_EDIT_LOSES = (
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a pulled value older than the row's own last change dates the row 'now', so "
-    "a later edit on the next remote loses (test_hub_bugs.py::test_hub_bug__a_later_edit_*)",
-)
-@settings(SETTINGS, max_examples=40, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(SETTINGS, max_examples=40)
 @also(LATER_AIRTABLE_EDIT_LOSES)
 @given(scenarios(FAULT_KINDS, FAULT_KINDS))
 def test_hub_convergence__the_later_edit_wins_whatever_the_faults(
@@ -499,7 +494,5 @@ def test_hub_convergence__the_later_edit_wins_whatever_the_faults(
     """As above, with the precise oracle: every side holds what the documented rules give
     (``tests.hub_model``), so where one field was edited on several sides, the side whose record
     changed later wins.
-
-    Not shrunk while it is expected to fail (shrinking a whole-run scenario takes minutes):
-    add ``Phase.shrink`` to ``phases`` to minimise a new failure."""
+    """
     _assert_model(check(world, scenario))
