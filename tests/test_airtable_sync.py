@@ -15,6 +15,12 @@ def _patches(em: AirtableEmulator) -> list[Any]:
     return [r for r in em.requests if r.method == "PATCH"]
 
 
+def _by_name(em: AirtableEmulator, table: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields sent keyed by field id (as the tool writes them), keyed by their names."""
+    names = {fid: column.name for fid, column in em.table(table).columns.items()}
+    return {names[key]: value for key, value in fields.items()}
+
+
 def test_pull__inserts_250_leads_in_three_list_requests(airtable, db, cli) -> None:
     seed_leads(airtable, 250)
     result = cli("--lookback", "20")
@@ -78,7 +84,12 @@ def test_push__sends_portal_fields_in_batches_of_10(airtable, db, cli) -> None:
     assert push["updated"] == 25 and push["pending"] == 25
     patches = _patches(airtable)
     assert len(patches) <= 3
-    sent_fields = {k for p in patches for rec in p.body["records"] for k in rec["fields"]}
+    sent_fields = {
+        k
+        for p in patches
+        for rec in p.body["records"]
+        for k in _by_name(airtable, "Leads", rec["fields"])
+    }
     assert sent_fields == {"Notes", "Claimed By", "Claimed At", "Processing Status", "Campaign ID"}
     local = rows(db, where="id = 1")[0]
     remote = airtable.get("Leads", local["airtable_record_id"])
@@ -361,7 +372,11 @@ def test_date__a_date_field_syncs_with_a_postgres_date_column_both_ways(
     execute(db, "UPDATE events SET day = '2024-03-01'")
     second = cli("--config", str(config), "--mapping", "events")
     assert second.mapping("events")["push"]["updated"] == 1, second.output
-    sent = [rec["fields"] for r in _patches(airtable) for rec in r.body["records"]]
+    sent = [
+        _by_name(airtable, "Events", rec["fields"])
+        for r in _patches(airtable)
+        for rec in r.body["records"]
+    ]
     assert sent == [{"Day": "2024-03-01"}]
     (stored,) = [r for r in airtable.records("Events") if r["id"] == leap["id"]]
     assert stored["fields"]["Day"] == "2024-03-01"

@@ -79,7 +79,7 @@ def test_check__a_modified_time_field_of_another_type_fails(
     )
     result = cli("check", "--config", str(config))
     assert result.exit_code == 2, result.output
-    (line,) = [x for x in _failed(result.stdout) if "airtable fields of contacts" in x]
+    (line,) = [x for x in _failed(result.stdout) if "airtable modified field of contacts" in x]
     assert "'lastModifiedTime' is a singleLineText field, not a last modified time" in line
     assert any("local table contacts" in x for x in _failed(result.stdout))
 

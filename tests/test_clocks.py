@@ -85,8 +85,14 @@ def test_conflict__newer_side_is_judged_on_one_clock(side: Side, db: sa.Engine, 
     rid = side.create(1, side.em.clock.now() - timedelta(minutes=1))
     assert cli("--mapping", side.name).exit_code == 0
     column = "notes" if side.name == "leads" else "name"
-    execute(db, f"UPDATE {side.table} SET {column} = 'local, earlier' WHERE {side.key} = :r", r=rid)
-    side.edit(rid, "remote, later", at=side.em.clock.now() + timedelta(seconds=5))
+    execute(
+        db,
+        f"UPDATE {side.table} SET {column} = 'local, earlier', "
+        f"updated_at = now() - interval '10 seconds' WHERE {side.key} = :r",
+        r=rid,
+    )
+    # Both edits are over before the run starts (a window ends where the run starts).
+    side.edit(rid, "remote, later", at=side.em.clock.now() - timedelta(seconds=5))
 
     result = cli("--mapping", side.name)
 

@@ -168,8 +168,9 @@ def test_database_lost_mid_pull__exit_3_whole_pages_only_then_recovery(
     with a clear message; the first page is applied whole (rows with their sync state), the
     second not at all, the watermark stays; the next run completes everything."""
     seed_leads(airtable, 150)
-    airtable.faults.delay(0, times=1, method="GET")
-    airtable.faults.delay(HOLD, times=1, method="GET")
+    pages = f"/v0/{airtable.base_id}/"  # the listing's pages, not the schema read before them
+    airtable.faults.delay(0, times=1, method="GET", path=pages)
+    airtable.faults.delay(HOLD, times=1, method="GET", path=pages)
 
     proc = spawn("lost", "--mapping", "leads")
     proc.wait_for(fault_taken(airtable), what="the run to read the second page")

@@ -207,7 +207,8 @@ def test_run__an_override_to_pull_only_stops_the_push(airtable, db, cli, tmp_pat
     sent = [
         rec["fields"] for r in airtable.requests if r.method == "PATCH" for rec in r.body["records"]
     ]
-    assert sent and all(set(fields) == {"Claimed By"} for fields in sent)
+    claimed_by = airtable.field_id("Leads", "Claimed By")  # writes name fields by id
+    assert sent and all(set(fields) == {claimed_by} for fields in sent)
     assert {r["notes"] for r in rows(db)} == {"local only"}
     assert all("Notes" not in r["fields"] for r in airtable.records("Leads"))
 

@@ -18,6 +18,7 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.base import SlidingWindowLimiter
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.remotes import airtable as airtable_remote
+from reconciler.remotes import airtable_http
 from reconciler.remotes import twenty as twenty_remote
 from reconciler.remotes.base import Caller, Pacer, RetryPolicy, Transient
 from tests.helpers import execute, rows, seed_leads, seed_progressions, twenty_writes
@@ -59,6 +60,8 @@ def test_airtable_lockout__backoff_outlasts_it_and_the_run_completes(
     for rid in ids[100:105]:
         airtable.update("Leads", rid, {"Status": "Hot"})
     airtable.limiter = SlidingWindowLimiter(2, 1.0, 0.5)
+    # The tool holds for Airtable's 30 s after a 429; this base locks out for 0.5 s only.
+    monkeypatch.setattr(airtable_http, "LOCKOUT_SECONDS", 0.5)
     monkeypatch.setenv("AIRTABLE_RATE_LIMIT", "50")
     airtable.reset_log()
 

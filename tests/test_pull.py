@@ -92,8 +92,9 @@ def test_pull__a_listing_broken_after_its_first_page_keeps_that_page(
 ) -> None:
     monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
     seed_leads(airtable, 250)
-    airtable.faults.delay(0, times=1)  # the first page is answered
-    airtable.faults.fail(503, times=1000)  # every later one fails
+    pages = f"/v0/{airtable.base_id}/"  # the listing's pages, not the schema read before them
+    airtable.faults.delay(0, times=1, method="GET", path=pages)  # the first page is answered
+    airtable.faults.fail(503, times=1000, method="GET", path=pages)  # every later one fails
 
     result = cli("--stage", "pull")
 

@@ -20,9 +20,9 @@ from reconciler.store.history import Failure, clear_failures, due_pull_retries, 
 def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> set[str] | None:
     """Read the window page by page and apply it; then retry earlier failures that are due.
 
-    The first page is read and its clock checked before anything else; from then on the next
-    page is read while this one is applied (:class:`Prefetch`), each applied with the remote's
-    clock as it stood when that page was read.
+    The first page is read, its clock checked and the page applied before anything else is
+    read; from then on the next page is read while this one is applied (:class:`Prefetch`),
+    each applied with the remote's clock as it stood when that page was read.
 
     Returns the ids of the live remote records read when the window was read completely (so
     the watermark may move, and a full sweep may look for deletions), else None.
@@ -38,11 +38,10 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
     if first is not None:
         if not span.holds(ctx.remote.clock.offset):
             raise WindowMoved
-        skew = ctx.skew
+        listing.apply(ctx, first, ctx.skew)
+        if should_stop():
+            return None
         with Prefetch(pages, lambda: ctx.skew) as ahead:
-            listing.apply(ctx, first, skew)
-            if should_stop():
-                return None
             for page, skew in ahead:
                 listing.apply(ctx, page, skew)
                 if should_stop():

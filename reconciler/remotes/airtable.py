@@ -1,21 +1,44 @@
-"""Airtable, through pyairtable: windowed pulls, batched reads by id, 10-record PATCHes."""
+"""Airtable, through pyairtable's URLs, parameters and formulas: fields followed by id, windowed
+pulls, batched reads by id and by natural key, 10-record PATCHes.
+
+Request costs: a run whose kept schema is less than a day old and fits spends no request on the
+schema; reading it again costs one (``GET /v0/meta/bases/{base}/tables``), at most once more
+mid-run when Airtable says it does not know a field. A batch naming one deleted record costs one
+request more, several deleted records three more.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
-import requests
 from pyairtable import Api
-from pyairtable.formulas import EQ, GTE, OR, RECORD_ID, Field, to_formula_str
+from pyairtable.api.params import options_to_params
 
 from reconciler.config import AirtableTarget
-from reconciler.errors import AuthError, RemoteUnavailable
-from reconciler.model import Mapping, parse_datetime
+from reconciler.errors import MappingError, ReconcilerError, RecordError, RemoteUnavailable
+from reconciler.model import FieldSpec, Mapping, canonical, parse_datetime
+from reconciler.model.values import DATE_RE
 from reconciler.records import RemoteRecord, WriteResult
+from reconciler.remotes import airtable_formulas as formulas
 from reconciler.remotes import airtable_schema
+from reconciler.remotes.airtable_fields import TableSchema
+from reconciler.remotes.airtable_http import (
+    ITERATOR_GONE,
+    MAX_URL_LENGTH,
+    AirtableRejected,
+    listing_shape,
+    meta_shape,
+    send,
+    url_length,
+    write_shape,
+)
+from reconciler.remotes.airtable_ids import FieldIds
+from reconciler.remotes.airtable_types import has_selects
+from reconciler.remotes.airtable_writes import patch_skipping_gone
 from reconciler.remotes.base import (
     ApiStats,
     Caller,
@@ -37,7 +60,15 @@ RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")
 PAGE_SIZE = 100
 WRITE_BATCH = 10
 TIMEOUT = (5, 30)  # connect, read (seconds)
-ITERATOR_GONE = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+RESTARTS = 3  # listings started over after their server-side iterator expired
+URL_MARGIN = 500  # characters kept free below Airtable's URL limit (a longer name after a rename)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The window's end is placed on Airtable's clock as its whole-second Date headers show it, so it
+# may lie up to a second before the moment the run started there: the formula reaches a second
+# further, or an edit made just before the run would wait for the next one. Records read twice
+# are applied once.
+UNTIL_SLACK = timedelta(seconds=1)
+Shape = Callable[[dict[str, Any]], None]
 
 
 class AirtableRemote:
@@ -47,7 +78,8 @@ class AirtableRemote:
         mapping: the mapping (its ``remote_table`` names the table).
         target: the base, endpoint, token (never logged) and request rate (per second).
         policy: the retry policy.
-        pacer: the base's pacer, shared with the other mappings on the base.
+        pacer: the base's pacer, shared with the other mappings on the base (default: one of
+            its own at ``target.rate`` a second); tests pass one on a simulated clock.
     """
 
     write_batch = WRITE_BATCH
@@ -66,14 +98,14 @@ class AirtableRemote:
         self._api = Api(
             target.token.value, timeout=TIMEOUT, retry_strategy=None, endpoint_url=target.api_url
         )
-        self._table = self._api.table(target.base_id, mapping.remote_table)
+        self._timeout = TIMEOUT
         self._call = Caller("Airtable", pacer or Pacer.rate(target.rate), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._api.session.hooks["response"].append(self._observe)
-        self._fields = [f.remote for f in mapping.fields] + [mapping.modified_field]
+        self._fields = FieldIds(mapping, target, self._read_meta)
 
-    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    def _observe(self, response: Any, *args: Any, **kwargs: Any) -> None:
         self.clock.observe(response.headers.get("Date"))
 
     def __repr__(self) -> str:
@@ -81,92 +113,115 @@ class AirtableRemote:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _request(
+    def _send(
         self,
         method: str,
+        url: str,
+        shape: Shape,
         *,
         options: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
-    ) -> Any:
-        urls = self._table.urls
+        fallback: str | None = None,
+    ) -> dict[str, Any]:
+        """One request, not retried, whose answer has the shape ``shape`` checks."""
+        body = send(
+            self._api.session,
+            method,
+            url,
+            timeout=self._timeout,
+            options=options,
+            json=json,
+            fallback=fallback,
+            token_env=self.target.token_env,
+        )
+        shape(body)
+        return body
 
-        def send() -> Any:
-            try:
-                return self._api.request(
-                    method,
-                    str(urls.records),
-                    fallback=("POST", str(urls.records_post)),
-                    options=options,
-                    json=json,
-                )
-            except requests.HTTPError as exc:
-                raise _classify(exc) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise Transient(f"connection problem: {type(exc).__name__}") from None
+    def _request(
+        self,
+        method: str,
+        shape: Shape,
+        *,
+        options: dict[str, Any] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A request to the table's records, paced and retried."""
+        urls = self._api.table(self.target.base_id, self.schema.table_id).urls
+        return self._call(
+            lambda: self._send(
+                method,
+                str(urls.records),
+                shape,
+                options=options,
+                json=json,
+                fallback=str(urls.records_post),
+            )
+        )
 
-        return self._call(send)
+    def _meta_url(self) -> str:
+        return str(self._api.base(self.target.base_id).urls.tables)
 
-    def _pages(self, formula: str | None) -> Iterator[list[dict[str, Any]]]:
-        options: dict[str, Any] = {"page_size": PAGE_SIZE, "fields": self._fields}
-        if formula:
-            options["formula"] = formula
-        offset: str | None = None
-        restarts = 0
-        while True:
-            page_options = {**options, "offset": offset} if offset else options
-            try:
-                body = self._request("GET", options=page_options)
-            except Rejected as exc:
-                if ITERATOR_GONE in str(exc) and restarts < 3:
-                    offset, restarts = None, restarts + 1  # start over; ids dedupe re-reads
-                    continue
-                raise RemoteUnavailable(f"Airtable refused the listing: {exc}") from None
-            yield list(body.get("records", []))
-            offset = body.get("offset")
-            if not offset:
-                return
+    # -- the schema ----------------------------------------------------------------------------
 
-    # -- the Remote interface --------------------------------------------------------------------
+    def _read_meta(self) -> dict[str, Any]:
+        """The base's schema from the meta API (paced and retried)."""
+        return self._call(lambda: self._send("GET", self._meta_url(), meta_shape))
+
+    @property
+    def schema(self) -> TableSchema:
+        """The table as ``prepare`` resolved it."""
+        return self._fields.schema
 
     def prepare(self, cached: Any | None) -> None:
-        """Nothing to prepare yet."""
+        """Resolve the mapping's fields to ids and check their types and the modified field.
+
+        ``cached`` (what an earlier run kept) is used as it is, at no request, when it is less
+        than a day old, resolves every configured name and shows no problem; otherwise the meta
+        API is read (one request).
+
+        Raises:
+            MappingError: a field is missing, a type does not fit, the modified field cannot
+                be trusted, or the token may not read the schema.
+        """
+        self._fields.prepare(cached)
 
     def verdict(self) -> None:
         """Nothing found in a run stops an Airtable mapping after the fact."""
 
     def cache_update(self) -> Any | None:
-        """Nothing to keep yet."""
-        return None
+        """The resolved schema, when this run read it from the meta API."""
+        return self._fields.cache_update()
 
-    def find(
-        self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
-    ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
-        """Not yet: natural-key look-ups."""
-        raise NotImplementedError
+    def _current_name(self, configured: str) -> str:
+        """A field's name in Airtable now: formulas cannot name fields by id."""
+        return self.schema.fields[configured].name
+
+    # -- the Remote interface ------------------------------------------------------------------
 
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
-        """The base answers and takes the token; the table has every mapped field."""
+        """The base answers and takes the token; then the table's fields as they are now:
+        missing ones, renames followed by id (compared with ``cached``), types, and the
+        modified field. One request, not retried."""
         try:
-            body = self._api.get(str(self._table.base.urls.tables))
-        except requests.HTTPError as exc:
+            body = self._send("GET", self._meta_url(), meta_shape)
+        except (ReconcilerError, Transient, Rejected) as exc:  # each becomes a finding
             yield airtable_schema.refusal(exc, self.target)
             return
-        except requests.RequestException as exc:
-            yield airtable_schema.unreachable(self.target, exc)
-            return
-        detail = f"{self.target.api_url}, base {self.target.base_id}"
-        yield Finding(
-            airtable_schema.REACHABLE, True, detail, scope=airtable_schema.scope(self.target)
-        )
-        yield airtable_schema.fields_finding(self.mapping, body)
+        yield airtable_schema.reachable(self.target)
+        yield from airtable_schema.field_findings(self.mapping, self.target, body, cached)
 
     def list_changed(
         self, since: datetime | None, until: datetime | None = None
     ) -> Iterator[list[RemoteRecord]]:
-        """Pages of records whose modified time is at or after ``since`` (all when None)."""
-        formula = None
-        if since is not None:
-            formula = to_formula_str(GTE(Field(self.mapping.modified_field), since))
+        """Pages of records whose modified time lies in ``[since, until]`` (all when ``since``
+        is None), both ends included to the millisecond."""
+
+        def formula() -> str | None:
+            if since is None:
+                return None
+            name = self._current_name(self.mapping.modified_field)
+            return formulas.window(name, since, until, slack=UNTIL_SLACK)
+
         for page in self._pages(formula):
             yield [self._typed(raw) for raw in page]
 
@@ -174,24 +229,45 @@ class AirtableRemote:
         """Current records by id, 100 per request (``OR(RECORD_ID()=…)``)."""
         found: dict[str, RemoteRecord] = {}
         for batch in chunks([i for i in ids if self.valid_id(i)], PAGE_SIZE):
-            formula = to_formula_str(OR(*(EQ(RECORD_ID(), rid) for rid in batch)))
-            for page in self._pages(formula):
+            for page in self._pages(partial(formulas.record_ids, batch)):
                 found.update({raw["id"]: self._typed(raw) for raw in page})
         return found
 
+    def find(
+        self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], list[RemoteRecord]]:
+        """Live records whose ``columns`` hold one of ``keys``, grouped by key (every usable
+        key is in the answer, with an empty list when nothing matched).
+
+        One ``OR`` of equalities per request, as many keys as fit in a URL; a key with a None
+        or empty part never matches. Airtable's ``=`` decides which records come back; each is
+        then kept only under the key its own canonical values form.
+        """
+        specs = [self.mapping.field(column) for column in columns]
+        usable = list(dict.fromkeys(tuple(k) for k in keys if formulas.usable_key(k)))
+        grouped: dict[tuple[Any, ...], list[RemoteRecord]] = {key: [] for key in usable}
+        for group in self._key_groups(specs, usable):
+            for page in self._pages(partial(self._key_formula, specs, group)):
+                for raw in page:
+                    key = self._key_of(specs, raw)
+                    if key in grouped:
+                        grouped[key].append(self._typed(raw))
+        return grouped
+
     def write(self, items: Sequence[PushItem]) -> list[WriteResult]:
-        """PATCH updates 10 per request, only the sent fields; a rejected record fails alone."""
-        results: list[WriteResult] = []
-        updates = [i for i in items if not i.create]
-        results += [
+        """PATCH updates 10 per request, only the sent fields; a rejected record fails alone,
+        and a record deleted in Airtable comes back ``gone``."""
+        results = [
             WriteResult(
                 i.local_id, error="this mapping never creates Airtable records", retryable=False
             )
             for i in items
             if i.create
         ]
-        for batch in chunks(updates, WRITE_BATCH):
-            results += write_isolating(batch, self._patch)
+        for batch in chunks([i for i in items if not i.create], WRITE_BATCH):
+            results += write_isolating(
+                batch, lambda part: patch_skipping_gone(part, self._patch, self.fetch)
+            )
         return results
 
     def valid_id(self, remote_id: str) -> bool:
@@ -202,48 +278,125 @@ class AirtableRemote:
         """Release the HTTP connections."""
         self._api.session.close()
 
-    # -- helpers -------------------------------------------------------------------------------
+    # -- reading -------------------------------------------------------------------------------
 
-    def _patch(self, batch: Sequence[PushItem]) -> list[WriteResult]:
-        payload = {
-            "records": [
-                {"id": i.remote_id, "fields": wire_fields(self.mapping, i.values)} for i in batch
-            ]
+    def _list_options(self, formula: str | None, offset: str | None) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "page_size": PAGE_SIZE,
+            "fields": [info.id for info in self.schema.fields.values()],
+            "use_field_ids": True,
         }
-        body = self._request("PATCH", json=payload)
-        by_id = {raw["id"]: self._typed(raw) for raw in body.get("records", [])}
-        return results_by_id(batch, by_id, "Airtable")
+        if formula:
+            options["formula"] = formula
+        if offset:
+            options["offset"] = offset
+        return options
+
+    def _pages(self, formula: Callable[[], str | None]) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a listing; ``formula`` is asked again whenever the listing starts
+        over (after the schema was read again, a field's name may have changed)."""
+        offset: str | None = None
+        restarts = 0
+        while True:
+            try:
+                options = self._list_options(formula(), offset)
+                body = self._request("GET", listing_shape, options=options)
+            except AirtableRejected as exc:
+                if exc.unknown_field:
+                    self._fields.refresh(exc)
+                    offset = None  # start over: the engine applies records read twice once
+                    continue
+                if exc.kind == ITERATOR_GONE and restarts < RESTARTS:
+                    offset, restarts = None, restarts + 1
+                    continue
+                raise RemoteUnavailable(f"Airtable refused the listing: {exc}") from None
+            yield list(body["records"])
+            offset = body.get("offset")
+            if not offset:
+                return
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
-        fields = raw.get("fields", {})
-        stamp = fields.get(self.mapping.modified_field) or raw.get("createdTime")
-        return typed_record(self.mapping, raw["id"], parse_datetime(str(stamp)), fields)
+        """A record read by field id, typed by configured name; a modified time that cannot
+        be read fails the record alone (a date-only one stops the mapping: see ``_stamp``)."""
+        fields = raw.get("fields") or {}
+        by_name = {
+            name: fields[info.id] for name, info in self.schema.fields.items() if info.id in fields
+        }
+        try:
+            modified = self._stamp(by_name.get(self.mapping.modified_field), raw)
+        except RecordError as exc:
+            return RemoteRecord(raw["id"], EPOCH, {}, error=str(exc))
+        return typed_record(self.mapping, raw["id"], modified, by_name)
 
+    def _stamp(self, value: Any, raw: dict[str, Any]) -> datetime:
+        name = self.mapping.modified_field
+        stamp = value if value is not None else raw.get("createdTime")
+        if isinstance(stamp, str) and DATE_RE.fullmatch(stamp.strip()):
+            raise MappingError(
+                f"the modified field {name!r} holds a date without a time ({stamp!r}): set its "
+                "formatting to include a time"
+            )
+        try:
+            if isinstance(stamp, str):
+                return parse_datetime(stamp)
+        except ValueError:
+            pass
+        raise RecordError(f"{name}: cannot read {stamp!r} as a modified time")
 
-def _classify(exc: requests.HTTPError) -> Exception:
-    response = exc.response
-    status = response.status_code if response is not None else 0
-    detail = _detail(response)
-    if status == 429:
-        return Transient("rate limited (429)", throttled=True)
-    if status >= 500 or status == 0:
-        return Transient(f"HTTP {status}")
-    if status in (401, 403):
-        return AuthError(
-            f"Airtable refused the request (HTTP {status} {detail}): check AIRTABLE_TOKEN, "
-            "AIRTABLE_BASE_ID and that the token can read and write the table"
-        )
-    return Rejected(status, f"Airtable answered {status}: {detail}")
+    def _key_of(self, specs: Sequence[FieldSpec], raw: dict[str, Any]) -> tuple[Any, ...] | None:
+        """A record's natural key, from its canonical values (None when one cannot be read)."""
+        fields = raw.get("fields") or {}
+        try:
+            return tuple(
+                canonical(spec, fields.get(self.schema.fields[spec.remote].id), from_remote=True)
+                for spec in specs
+            )
+        except RecordError:
+            return None
 
+    def _key_formula(self, specs: Sequence[FieldSpec], keys: Sequence[tuple[Any, ...]]) -> str:
+        named = [(spec, self._current_name(spec.remote)) for spec in specs]
+        return formulas.any_of([formulas.key_equality(named, key) for key in keys])
 
-def _detail(response: requests.Response | None) -> str:
-    if response is None:
-        return ""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    error = body.get("error") if isinstance(body, dict) else body
-    if isinstance(error, dict):
-        return f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
-    return str(error)[:200]
+    def _key_groups(
+        self, specs: Sequence[FieldSpec], keys: list[tuple[Any, ...]]
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Keys in groups whose formula keeps the listing's URL under Airtable's limit."""
+        named = [(spec, self._current_name(spec.remote)) for spec in specs]
+        conditions = [formulas.key_equality(named, key) for key in keys]
+        urls = self._api.table(self.target.base_id, self.schema.table_id).urls
+        params = options_to_params(self._list_options(None, None))
+        used = url_length(self._api.session, str(urls.records), params)
+        budget = MAX_URL_LENGTH - URL_MARGIN - used - len("&filterByFormula=")
+        for group in formulas.groups(conditions, budget):
+            yield keys[group.start : group.stop]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _patch(self, batch: Sequence[PushItem]) -> list[WriteResult]:
+        """One PATCH of a batch, fields keyed by id; read again once if a field is unknown."""
+        try:
+            body = self._request("PATCH", write_shape, json=self._payload(batch))
+        except AirtableRejected as exc:
+            if not exc.unknown_field:
+                raise
+            self._fields.refresh(exc)
+            body = self._request("PATCH", write_shape, json=self._payload(batch))
+        by_id = {raw["id"]: self._typed(raw) for raw in body["records"]}
+        return results_by_id(batch, by_id, "Airtable")
+
+    def _payload(self, batch: Sequence[PushItem]) -> dict[str, Any]:
+        """The PATCH body: fields keyed by id, answered by id; ``typecast`` when a select is
+        written, so a value that is not one of its options yet becomes one."""
+        ids = {name: info.id for name, info in self.schema.fields.items()}
+        wired = [(item.remote_id, wire_fields(self.mapping, item.values)) for item in batch]
+        payload: dict[str, Any] = {
+            "records": [
+                {"id": rid, "fields": {ids[name]: value for name, value in fields.items()}}
+                for rid, fields in wired
+            ],
+            "returnFieldsByFieldId": True,
+        }
+        if has_selects(self.schema, sorted({name for _, fields in wired for name in fields})):
+            payload["typecast"] = True
+        return payload

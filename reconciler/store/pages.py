@@ -11,7 +11,7 @@ statement, encoded by the C encoder, and Postgres types them against the table
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import JSON, Connection, Table
@@ -21,6 +21,9 @@ from reconciler.engine.plan import PullPlan
 from reconciler.model import Kind, Mapping, json_text
 from reconciler.records import Values
 from reconciler.store.schema import sync_state
+
+LINK_TICK = timedelta(microseconds=1)  # see ``Store.link`` and ``Store._update_rows``
+_TICK = f"interval '{LINK_TICK // timedelta(microseconds=1)} microseconds'"
 
 
 class StateRow(NamedTuple):
@@ -102,8 +105,8 @@ class PageSql:
 
     def update(self, columns: tuple[str, ...]) -> str:
         """Write ``columns`` of rows by id; ``updated_at`` moves to the row's ``updated_at``
-        value in the JSON (when the change was made remotely) when that is later. Returns
-        ``id, updated_at`` of each row."""
+        value in the JSON (when the change was made remotely) when that is later, else by one
+        tick (see ``Store._update_rows``). Returns ``id, updated_at`` of each row."""
         cached = self._updates.get(columns)
         if cached is None:
             sets = [
@@ -115,7 +118,7 @@ class PageSql:
                 )
                 for c in columns
             ]
-            sets.append("updated_at = greatest(t.updated_at, r.updated_at)")
+            sets.append(f"updated_at = greatest(t.updated_at + {_TICK}, r.updated_at)")
             cached = self._updates[columns] = (
                 f"UPDATE {self.name} AS t SET {', '.join(sets)} "
                 f"FROM jsonb_populate_recordset(NULL::{self.name}, CAST(%(rows)s AS jsonb)) AS r "

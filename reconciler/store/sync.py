@@ -37,6 +37,7 @@ from reconciler.store.pages import (
     DELETE_STATES_BY_LOCAL_ID,
     DELETE_STATES_BY_REMOTE_ID,
     INSERT_STATES,
+    LINK_TICK,
     PageSql,
     StateRow,
     rows_json,
@@ -333,11 +334,11 @@ class Store:
         """Write pulled values, one statement per set of columns written; the rows' new
         ``updated_at`` go into ``stamps``.
 
-        ``updated_at`` moves to when the change was made remotely (on the database's clock)
-        when that is later than the row's own last change: in a table shared by several
-        remotes, the next remote's conflicts are then judged against when this value changed,
-        not against when it was copied here. (Not later: the trigger stamps the time of
-        writing, as for any write.)"""
+        ``updated_at`` becomes when the row's content last changed: when the change was made
+        remotely (on the database's clock), or the row's own last change if that was later;
+        never the time of copying. In a table shared by several remotes, the next remote's
+        conflicts are judged against it. (Moved by one microsecond at least, so the trigger,
+        which stamps any write that leaves it as it was, leaves it alone.)"""
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for plan in plans:
             assert plan.local is not None
@@ -378,13 +379,7 @@ class Store:
             for p, r in done
             if r.record is not None and p.local.remote_id is None
         ]
-        if created:
-            self.conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values({mapping.key_column: bindparam("_rid")}),
-                [{"_id": i, "_rid": rid} for i, rid in created],
-            )
+        self.link(mapping, created)
         stamps = self._updated_at(table, [i for i, _ in created])
         states = []
         for plan, result in done:
@@ -464,14 +459,25 @@ class Store:
         return [int(r) for r in self.conn.execute(query).scalars()]
 
     def link(self, mapping: Mapping, pairs: Sequence[tuple[int, str]]) -> None:
-        """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs."""
+        """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs.
+
+        Recording a link is not a change of the row's content: ``updated_at`` keeps saying
+        when the row last changed (moved by one microsecond, so the trigger, which stamps any
+        write that leaves it as it was, leaves it alone). In a table shared by several remotes
+        the other mappings' conflicts are judged against it.
+        """
         table = self.table(mapping)
         key = table.c[mapping.key_column]
         if pairs:
             self.conn.execute(
                 update(table)
                 .where(table.c.id == bindparam("_id"), key.is_(None))
-                .values({mapping.key_column: bindparam("_rid")}),
+                .values(
+                    {
+                        mapping.key_column: bindparam("_rid"),
+                        "updated_at": table.c.updated_at + LINK_TICK,
+                    }
+                ),
                 [{"_id": i, "_rid": rid} for i, rid in pairs],
             )
 

@@ -1,0 +1,270 @@
+"""Airtable's answers as the tool reads them.
+
+Every answer a real server, or a proxy in front of it, may give ends as one of: a JSON object
+(the result), :class:`Transient` (retried: 5xx, 429, a dropped connection, a body that is not
+the API's), :class:`AirtableRejected` (the request's content was refused: 4xx), or an error that
+stops the mapping (:class:`AuthError`, :class:`MappingError`, :class:`RemoteUnavailable`).
+Nothing else escapes, and every message is one line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from pyairtable.api.params import options_to_json_and_params, options_to_params
+
+from reconciler.errors import AuthError, MappingError, RemoteUnavailable
+from reconciler.remotes.base import Rejected, Transient
+
+# "you will receive a 429 status code and will need to wait 30 seconds before subsequent
+# requests will succeed" (https://airtable.com/developers/web/api/rate-limits).
+LOCKOUT_SECONDS = 30.0
+MAX_URL_LENGTH = 16_000  # Airtable refuses longer URLs; listings then go by POST
+RATE_LIMIT_REACHED = "RATE_LIMIT_REACHED"
+BILLING_LIMIT = "PUBLIC_API_BILLING_LIMIT_EXCEEDED"
+ROW_DOES_NOT_EXIST = "ROW_DOES_NOT_EXIST"
+ITERATOR_GONE = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+_BAD_URL = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
+_BAD_SCHEMA = requests.exceptions.InvalidSchema
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+class AirtableRejected(Rejected):
+    """A request Airtable refused for its content (4xx), with Airtable's error type."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(status, message)
+        self.kind = kind
+
+    @property
+    def unknown_field(self) -> bool:
+        """Whether Airtable does not know a field the request names (deleted or renamed)."""
+        if self.kind == "UNKNOWN_FIELD_NAME":
+            return True
+        return self.kind == "INVALID_FILTER_BY_FORMULA" and "Unknown field name" in str(self)
+
+
+class Forbidden(AuthError):
+    """403: the token lacks access or a scope, or the base or table does not exist (Airtable
+    answers the same to all of these, deliberately)."""
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Text squeezed onto one line and cut to ``limit`` characters."""
+    squeezed = " ".join(text.split())
+    return squeezed if len(squeezed) <= limit else squeezed[: limit - 1] + "…"
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: Any,
+    options: dict[str, Any] | None = None,
+    json: dict[str, Any] | None = None,
+    fallback: str | None = None,
+    token_env: str = "AIRTABLE_TOKEN",
+) -> dict[str, Any]:
+    """One request, not retried; its answer's JSON object.
+
+    ``options`` are pyairtable's list options; a GET whose URL would reach Airtable's limit goes
+    as ``POST fallback`` with the options in the body, as pyairtable itself does. Redirects are
+    never followed: an API answers, a login page redirects. ``token_env`` names the variable
+    holding the token, for the messages of refusals.
+
+    Raises:
+        Transient, AirtableRejected, AuthError, MappingError, RemoteUnavailable: see the module.
+    """
+    params = options_to_params(options or {})
+    if fallback and method == "GET" and url_length(session, url, params) >= MAX_URL_LENGTH:
+        body, params = options_to_json_and_params(options or {})
+        method, url, json = "POST", fallback, body
+    try:
+        response = session.request(
+            method, url, params=params, json=json, timeout=timeout, allow_redirects=False
+        )
+    except (*_BAD_URL, _BAD_SCHEMA) as exc:
+        raise RemoteUnavailable(
+            f"Airtable: {type(exc).__name__} for the API URL: check AIRTABLE_API_URL"
+        ) from None
+    except requests.RequestException as exc:
+        # Timeouts, refused or reset connections, a body cut off mid-way (ChunkedEncodingError).
+        raise Transient(f"connection problem: {type(exc).__name__}") from None
+    return answer(response, token_env)
+
+
+def url_length(session: requests.Session, url: str, params: dict[str, Any]) -> int:
+    """The length of a GET's URL with these query parameters."""
+    prepared = session.prepare_request(requests.Request("GET", url, params=params))
+    return len(str(prepared.url))
+
+
+def answer(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> dict[str, Any]:
+    """The JSON object of a 2xx answer; anything else raised as described in the module."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return _json_object(response)
+    raise classify(response, token_env)
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    """A 2xx body that is not a JSON object is not the API talking (a proxy, a captive portal,
+    a truncated answer): retried, and a mapping-level error if it persists."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        raise Transient(
+            f"Airtable answered {status} with a body that is not JSON ({describe_body(response)})"
+        ) from None
+    if not isinstance(body, dict):
+        kind = type(body).__name__
+        raise Transient(f"Airtable answered {status} with {kind} JSON, not an object")
+    return body
+
+
+def classify(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> Exception:
+    """The exception an answer other than 2xx stands for."""
+    status = response.status_code
+    kind, message = error_of(response)
+    detail = one_line(f"{kind}: {message}" if kind and message else kind or f"({message})")
+    if 300 <= status < 400:
+        return RemoteUnavailable(
+            f"Airtable answered {status}, redirected to {_where(response)}: check "
+            "AIRTABLE_API_URL (it must be the API's address, such as https://api.airtable.com)"
+        )
+    if status == 401:
+        return AuthError(f"Airtable refused the token (401 {detail}): check {token_env}")
+    if status == 403:
+        return Forbidden(
+            f"Airtable refused the request (403 {detail}): check the base id and that "
+            f"{token_env} has access to the base with the scopes data.records:read and "
+            "data.records:write"
+        )
+    if status == 404:
+        return RemoteUnavailable(
+            f"Airtable answered 404 {detail} for {urlsplit(response.url).path}: check "
+            "AIRTABLE_API_URL"
+        )
+    if status == 429:
+        return _too_many(response, kind, detail)
+    if status >= 500:
+        return Transient(f"Airtable answered {status} {detail}".strip())
+    if status == 413:
+        return AirtableRejected(
+            413, kind or "REQUEST_TOO_LARGE", "Airtable answered 413: the request is too large"
+        )
+    if 400 <= status < 500:
+        return AirtableRejected(status, kind, f"Airtable answered {status} {detail}".strip())
+    return RemoteUnavailable(f"Airtable answered an unexpected HTTP {status}")
+
+
+def _too_many(response: requests.Response, kind: str, detail: str) -> Exception:
+    if kind == BILLING_LIMIT:
+        # Retrying cannot help before the month ends, and every retry would be refused too.
+        return MappingError(
+            "Airtable: the workspace has used up its plan's monthly API call limit "
+            f"({BILLING_LIMIT}); nothing more can be read or written until the month ends or "
+            "the plan is upgraded"
+        )
+    if kind == RATE_LIMIT_REACHED:
+        return Transient("rate limited (429)", throttled=True, hold=LOCKOUT_SECONDS)
+    # Not Airtable's own limiter (a proxy, say): honour its Retry-After, else back off.
+    return Transient(
+        f"rate limited (429 {detail})".replace(" )", ")"),
+        throttled=True,
+        hold=_retry_after(response),
+    )
+
+
+def _retry_after(response: requests.Response) -> float:
+    try:
+        return max(0.0, min(float(response.headers.get("Retry-After", 0)), 300.0))
+    except ValueError:
+        return 0.0
+
+
+def error_of(response: requests.Response) -> tuple[str, str]:
+    """Airtable's error type and message, from whichever shape the body has.
+
+    Most errors are ``{"error": {"type", "message"}}``; a 429 is ``{"errors": [{"error",
+    "message"}]}`` (PipedreamHQ/pipedream#10130); an unknown route answers a bare
+    ``"NOT_FOUND"``; a proxy answers HTML.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return "", describe_body(response)
+    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+        body = {"error": body["errors"][0]}
+    error = body.get("error") if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        kind = error.get("type") or error.get("error") or ""
+        return str(kind), str(error.get("message") or "")
+    if isinstance(error, str):
+        return error, ""
+    return "", one_line(str(body))
+
+
+def describe_body(response: requests.Response) -> str:
+    """A few words on a body that is not JSON: an HTML page's title, or its first characters."""
+    text = response.text or ""
+    if not text.strip():
+        return "an empty body"
+    title = _TITLE.search(text)
+    if title or "html" in response.headers.get("Content-Type", ""):
+        return f"an HTML page{': ' + one_line(title.group(1), 80) if title else ''}"
+    return repr(one_line(text, 60))
+
+
+def _where(response: requests.Response) -> str:
+    """A redirect's target without its query (which may carry a token of the login page)."""
+    location = response.headers.get("Location")
+    if not location:
+        return "nowhere (no Location)"
+    parts = urlsplit(location)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else parts.path
+
+
+# -- the shapes of 2xx answers ---------------------------------------------------------------------
+
+
+def _wrong_shape(what: str) -> Transient:
+    return Transient(f"Airtable answered with {what} of the wrong shape")
+
+
+def _records_shape(body: dict[str, Any], what: str) -> None:
+    records = body.get("records")
+    if not isinstance(records, list):
+        raise _wrong_shape(what)
+    for raw in records:
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+            raise _wrong_shape(what)
+        if not isinstance(raw.get("fields", {}), dict):
+            raise _wrong_shape(what)
+
+
+def listing_shape(body: dict[str, Any]) -> None:
+    """A listing page: ``records`` (each an object with an ``id`` and ``fields``), and an
+    ``offset`` text while more pages remain."""
+    _records_shape(body, "a listing")
+    if body.get("offset") is not None and not isinstance(body["offset"], str):
+        raise _wrong_shape("a listing")
+
+
+def write_shape(body: dict[str, Any]) -> None:
+    """A batch write's answer: the written ``records``."""
+    _records_shape(body, "a write answer")
+
+
+def meta_shape(body: dict[str, Any]) -> None:
+    """The meta API's answer: ``tables``, each with an ``id`` and ``fields``."""
+    tables = body.get("tables")
+    if not isinstance(tables, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("fields"), list) for t in tables
+    ):
+        raise _wrong_shape("a schema")

@@ -1,0 +1,115 @@
+"""Airtable's limits: after a 429 nothing is sent to the base for 30 seconds (on a simulated
+clock against the emulator's real 5/s limit and 30 s lockout), and a spent monthly plan stops the
+mapping at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from reconciler.config import AirtableTarget, Secret
+from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.model import LEADS
+from reconciler.remotes.airtable import AirtableRemote
+from reconciler.remotes.base import Pacer, RetryPolicy, Transient
+from tests.helpers import execute, list_requests, seed_leads
+
+Cli = Callable[..., Any]
+
+
+class SimulatedTime:
+    """A clock that moves only when something sleeps, and moves the emulator's along with it."""
+
+    def __init__(self, em: AirtableEmulator) -> None:
+        self.em = em
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.em.clock.advance(seconds)
+
+
+@pytest.fixture
+def strict_airtable() -> Iterator[AirtableEmulator]:
+    """An emulator with Airtable's real limit: 5 requests a second, then 30 s refused."""
+    em = AirtableEmulator(rate_limit=5, lockout=30.0)
+    em.start()
+    yield em
+    em.stop()
+
+
+def test_rate_limit__after_a_429_nothing_is_sent_to_the_base_for_30_seconds(
+    strict_airtable: AirtableEmulator,
+) -> None:
+    """Allowed 10 requests a second, the tool trips the base's limit once; then it waits the
+    whole lockout instead of knocking with its backoff, and every page arrives."""
+    em = strict_airtable
+    seed_leads(em, 650)  # 7 pages, plus the schema request
+    time = SimulatedTime(em)
+    target = AirtableTarget(Secret(em.token), "AIRTABLE_TOKEN", em.base_id, em.url, 10.0)
+    remote = AirtableRemote(
+        LEADS,
+        target,
+        RetryPolicy(sleep=time.sleep),
+        pacer=Pacer.rate(10.0, clock=time.clock, sleep=time.sleep),
+    )
+    answers: list[tuple[float, int]] = []
+    remote._api.session.hooks["response"].append(
+        lambda response, *args, **kwargs: answers.append((time.now, response.status_code))
+    )
+
+    remote.prepare(None)
+    records = [record for page in remote.list_changed(None) for record in page]
+    remote.close()
+
+    assert len({r.id for r in records}) == 650
+    assert em.count(status=429) == 1 and remote.stats.throttled == 1
+    refused_at = next(at for at, status in answers if status == 429)
+    after = [at for at, status in answers if at > refused_at]
+    assert after and min(after) >= refused_at + 30.0
+    assert [status for _, status in answers].count(200) == 8
+
+
+def test_rate_limit__the_answer_is_read_in_its_real_errors_array_shape(
+    strict_airtable: AirtableEmulator,
+) -> None:
+    """The 429 body is ``{"errors": [{"error": "RATE_LIMIT_REACHED", ...}]}``, not the usual
+    ``{"error": {...}}``: the tool recognises it (and holds for the lockout)."""
+    from reconciler.remotes.airtable_http import answer
+
+    em = strict_airtable
+    url = f"{em.url}/v0/{em.base_id}/Leads"
+    headers = {"Authorization": f"Bearer {em.token}"}
+    responses = [requests.get(url, headers=headers, timeout=5) for _ in range(6)]
+    with pytest.raises(Transient) as refused:
+        answer(responses[-1])
+    assert refused.value.hold == 30.0 and refused.value.throttled
+
+
+def test_billing_limit__stops_the_mapping_at_once_naming_the_monthly_limit(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'unsent'")
+    airtable.billing_limit_exceeded = True
+    airtable.reset_log()
+
+    result = cli()
+
+    assert result.exit_code == 3, result.output
+    (error,) = result.report["errors"]
+    assert "monthly API call limit" in error["message"]
+    assert "PUBLIC_API_BILLING_LIMIT_EXCEEDED" in error["message"]
+    assert result.mapping("leads")["api"] == {"requests": 1, "retries": 0, "throttled": 0}
+    assert list_requests(airtable) == 1 and airtable.count("PATCH") == 0
+    airtable.billing_limit_exceeded = False  # a new month, or a bigger plan
+    later = cli()
+    assert later.exit_code == 0 and later.mapping("leads")["push"]["updated"] == 2
