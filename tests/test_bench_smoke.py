@@ -63,9 +63,8 @@ LOCAL_FIGURES = [
     "local time, 40-lead pull, no latency, unix socket (s)",
     "records applied/s, 40-lead pull, TCP 127.0.0.1",
     "records applied/s, 40-lead pull, unix socket",
-    "peak RSS, 10-lead pull (MB)",
     "peak RSS, 20-lead pull (MB)",
-    "peak RSS growth, 10 \N{RIGHTWARDS ARROW} 20",
+    "peak RSS, 20-lead pull against 10 (MB)",
     "change log share, first pull of 20 leads",
     "change log share, pull of 20 remote edits",
 ]
