@@ -1,10 +1,14 @@
 """The demo: both emulators, an embedded Postgres, sample data, two runs with edits in between.
 
 Everything runs in this process: the emulators serve real HTTP on ephemeral loopback ports and the
-engine talks to them exactly as it talks to Airtable and Twenty. The first run is a full read (the
-first day); then each side is edited on purpose (a remote edit, portal edits, a conflict won by
-each side, an array edited on both sides) and a second run, the usual ``--lookback 20`` cron run,
-reconciles them. Nothing is left running: the emulators stop, and so does the embedded Postgres.
+engine talks to them exactly as it talks to Airtable and Twenty. Postgres is a hub: besides the
+built-in mappings, a config file written into the demo's folder maps Airtable's Reps table on
+``rep_progressions`` too. The first run is a full read on an adopter's data (the same reps already
+in Twenty, in Postgres and partly in Airtable's Reps, none linked: first contact links them by
+``workspace_member_id``); then each side is edited on purpose (remote edits, portal edits, a
+conflict won by each side, an array edited on both sides, a rep renamed in Airtable) and a second
+run, the usual ``--lookback 20`` cron run, reconciles them. Nothing is left running: the emulators
+stop, and so does the embedded Postgres.
 """
 
 from __future__ import annotations
@@ -23,26 +27,55 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.config import RunOptions, Secret, Settings
+from reconciler.config import RunOptions, Secret, Settings, load_mappings
 from reconciler.demo_data import (
+    ACADEMY_INSERT,
     CLAIMED,
     CLAIMER,
+    IN_AIRTABLE,
     LOCAL_NEWER,
     REMOTE_NEWER,
+    RENAMED,
+    REPS_FIELDS,
+    REPS_TABLE,
+    XP_BONUS,
+    XP_CORRECTED,
+    academy_row,
+    airtable_rep,
     lead_fields,
     local_progressions,
     progression_fields,
 )
-from reconciler.demo_stories import Story, tell
+from reconciler.demo_stories import Story, first_contact, tell
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.engine.context import Progress
+from reconciler.model import Mapping
+from reconciler.remotes.base import PacerPool, Remote
 from reconciler.remotes.factory import build_remote
 
 LEADS = 300
 PROGRESSIONS = 40
 LATENCY = 0.003  # seconds per request: a loopback server with a little of a real API's delay
 Say = Callable[[str], None]
+HUB_FILE = "hub.toml"
+# The README's hub example ("A table shared by several remotes"), as a user would write it.
+HUB_CONFIG = """\
+# hub.toml: the built-in rep_progressions (Twenty) stays; this adds Airtable's Reps table
+[mappings.reps_airtable]
+remote = "airtable"
+table = "Reps"
+local_table = "rep_progressions"
+key_column = "airtable_rep_id"
+modified_field = "Last Modified"           # a Last modified time field watching all fields
+match_on = ["workspace_member_id"]         # link the reps both sides already hold
+fields = [
+    { remote = "Name", column = "name", direction = "both" },
+    { remote = "Workspace Member", column = "workspace_member_id", direction = "both" },
+    { remote = "Total XP", column = "total_xp", kind = "number", direction = "both" },
+    { remote = "Current Rank", column = "current_rank", direction = "both" },
+]
+"""
 
 
 @dataclass
@@ -61,15 +94,22 @@ class DemoResult:
 
     home: Path
     runs: list[RunResult] = field(default_factory=list)
-    stories: list[Story] = field(default_factory=list)
+    first_contact: list[Story] = field(default_factory=list)  # checked right after the first run
+    stories: list[Story] = field(default_factory=list)  # checked after the second run
     leftover_postgres: list[int] = field(default_factory=list)
+
+    @property
+    def config(self) -> Path:
+        """The config file the runs were given (the hub mapping)."""
+        return self.home / HUB_FILE
 
     @property
     def ok(self) -> bool:
         """Every run exited 0, every story ended as expected, nothing was left running."""
         return (
-            all(r.exit_code == 0 for r in self.runs)
-            and all(s.ok for s in self.stories)
+            len(self.runs) == 2
+            and all(r.exit_code == 0 for r in self.runs)
+            and all(s.ok for s in [*self.first_contact, *self.stories])
             and not self.leftover_postgres
         )
 
@@ -154,40 +194,80 @@ class Demo:
         self.airtable = airtable
         self.twenty = twenty
         self.db = open_database(settings)
+        # The demo's runs follow each other within a second, as one client of each remote: they
+        # share one request budget per base, where separate `reconcile` processes would be
+        # minutes apart (two runs each starting with a full budget could trip Airtable's 30 s
+        # lockout).
+        self.pacers = PacerPool()
         self.leads: list[str] = []
-        self.progressions: list[str] = []
+        self.progressions: list[str] = []  # Twenty ids, in seeding order
+        self.reps: dict[int, str] = {}  # index in progressions -> Airtable Reps record id
         self.expect: dict[str, Any] = {}
 
     def play(self, result: DemoResult, say: Say, on_progress: Progress | None) -> None:
         """Seed, run fully, edit all three sides, run again, and tell the stories."""
         try:
-            say(f"seeding {LEADS} leads in Airtable and {PROGRESSIONS} rep progressions in Twenty")
+            self.hub(result.config)
+            say(
+                f"hub: a config file ({HUB_FILE}, in the demo's folder) maps Airtable's "
+                f"{REPS_TABLE} table on rep_progressions too"
+            )
             self.seed()
-            say("first run: a full read, as on the first day")
-            result.runs.append(self.run("first run (--full)", True, on_progress))
-            say("editing: Airtable, Twenty and Postgres, with two conflicts and an array union")
+            new = len(local_progressions())
+            say(
+                f"seeding: {LEADS} leads in Airtable; {PROGRESSIONS} reps in Twenty, the same "
+                f"{PROGRESSIONS} in Postgres (none linked) and {len(IN_AIRTABLE)} of them in "
+                f"Airtable's {REPS_TABLE}; {new} new hires only in Postgres"
+            )
+            say("first run: a full read, as on the first day (first contact)")
+            result.runs.append(
+                self.run("first run (reconcile --full --config hub.toml)", True, on_progress)
+            )
+            result.first_contact = first_contact(self, result.runs[0].report)
+            say(
+                "editing: Airtable, Twenty and Postgres, with two conflicts, an array union and "
+                "edits across the hub"
+            )
             self.edit()
             say("second run: the usual cron run (--lookback 20)")
-            result.runs.append(self.run("second run (--lookback 20)", False, on_progress))
-            result.stories = self.stories()
+            result.runs.append(
+                self.run(
+                    "second run (reconcile --lookback 20 --config hub.toml)", False, on_progress
+                )
+            )
+            result.stories = tell(self, result.runs[1].report)
         finally:
             self.db.dispose()
+
+    def hub(self, config: Path) -> None:
+        """Airtable's Reps table, its key column in Postgres, and the config file mapping them,
+        each made as a user would."""
+        self.airtable.add_table(REPS_TABLE, REPS_FIELDS)
+        self.sql("ALTER TABLE rep_progressions ADD COLUMN airtable_rep_id text UNIQUE")
+        config.write_text(HUB_CONFIG)
+        self.settings = load_mappings(self.settings, config)
 
     # -- seeding and running ---------------------------------------------------------------------
 
     def seed(self) -> None:
-        """Sample records on both remotes (two hours old) and a few local-only rows."""
+        """An adopter's data: leads in Airtable; the same reps in Twenty (two hours old, one
+        corrected an hour ago), in Postgres (three hours old, not linked) and partly in
+        Airtable's Reps (two hours old); and a few new hires only in Postgres."""
         rng = random.Random(20261120)
-        earlier = datetime.now(UTC) - timedelta(hours=2)
+        now = datetime.now(UTC)
+        earlier, academy = now - timedelta(hours=2), now - timedelta(hours=3)
         self.leads = [
             self.airtable.create("Leads", lead_fields(rng, i), modified_at=earlier)["id"]
             for i in range(LEADS)
         ]
-        self.progressions = [
-            self.twenty.create(progression_fields(rng, i), updated_at=earlier)["id"]
-            for i in range(PROGRESSIONS)
-        ]
+        reps = [progression_fields(rng, i) for i in range(PROGRESSIONS)]
+        self.progressions = [self.twenty.create(f, updated_at=earlier)["id"] for f in reps]
+        for i in IN_AIRTABLE:
+            self.reps[i] = self.airtable.create(
+                REPS_TABLE, airtable_rep(reps[i]), modified_at=earlier
+            )["id"]
         with self.db.begin() as conn:
+            conn.execute(sa.text(ACADEMY_INSERT), [academy_row(f) | {"at": academy} for f in reps])
             conn.execute(
                 sa.text(
                     "INSERT INTO rep_progressions (name, workspace_member_id, total_xp, "
@@ -196,6 +276,13 @@ class Demo:
                 ),
                 local_progressions(),
             )
+        old = reps[XP_CORRECTED]["totalXp"]
+        self.expect["xp"] = (old, old + XP_BONUS)
+        self.twenty.update(
+            self.progressions[XP_CORRECTED],
+            {"totalXp": old + XP_BONUS},
+            updated_at=now - timedelta(hours=1),
+        )
 
     def run(self, label: str, full: bool, on_progress: Progress | None) -> RunResult:
         """One reconciliation through the engine; the report is written like a CLI run's."""
@@ -204,11 +291,18 @@ class Demo:
 
         options = RunOptions(lookback=20, full=full)
         selected = select_mappings(options, self.settings)
-        factory = build_remote
-        report = Run(options, self.settings, selected, factory, on_progress=on_progress).execute()
+        report = Run(
+            options, self.settings, selected, self.remote, on_progress=on_progress
+        ).execute()
         path = self.settings.home / "reports" / f"{report.run_id}.json"
         report.write(path)
         return RunResult(label, report.to_dict(), path, report.exit_code)
+
+    def remote(
+        self, mapping: Mapping, settings: Settings, *, pacers: PacerPool | None = None
+    ) -> Remote:
+        """The engine's remote factory, with the demo's request budgets instead of the run's."""
+        return build_remote(mapping, settings, pacers=self.pacers)
 
     # -- the edits between the runs --------------------------------------------------------------
 
@@ -231,6 +325,9 @@ class Demo:
         self.conflicting_notes(1, LOCAL_NEWER, now - timedelta(minutes=2), "now()")
         self.conflicting_notes(2, REMOTE_NEWER, now, "now() - interval '2 minutes'")
         self.edit_progressions(now)
+        name = self.progression(self.progressions[RENAMED])[0]["name"]
+        self.expect["renamed"] = (name, f"{name}-Okafor")
+        self.airtable.update(REPS_TABLE, self.reps[RENAMED], {"Name": f"{name}-Okafor"})
 
     def conflicting_notes(
         self, index: int, notes: tuple[str, str], remote_at: datetime, local_at: str
@@ -279,9 +376,24 @@ class Demo:
         row = self.sql("SELECT * FROM rep_progressions WHERE twenty_id = :id", id=twenty_id)
         return dict(row.mappings().one()), self.twenty.get(twenty_id) or {}
 
-    def stories(self) -> list[Story]:
-        """Each edit, and where it ended on both sides."""
-        return tell(self)
+    def rep(self, index: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """A rep held on all three sides: its local row, Twenty record and Airtable Reps fields."""
+        local, twenty = self.progression(self.progressions[index])
+        airtable = self.airtable.get(REPS_TABLE, self.reps[index]) or {"fields": {}}
+        return local, twenty, dict(airtable["fields"])
+
+    def updated_in(self, report: dict[str, Any], mapping: str, stage: str, remote_id: str) -> bool:
+        """Whether the change log says the run of ``report`` updated this record in this
+        mapping's stage (pull: the local row from the record; push: the record)."""
+        found = self.sql(
+            "SELECT 1 FROM reconciler.change_log WHERE run_id = :run AND mapping = :mapping "
+            "AND stage = :stage AND remote_id = :rid AND action = 'updated'",
+            run=report["run_id"],
+            mapping=mapping,
+            stage=stage,
+            rid=remote_id,
+        )
+        return found.first() is not None
 
 
 def postgres_processes(pgdata: Path) -> list[int]:

@@ -1,4 +1,5 @@
-"""Realistic sample records for the demo: leads for Airtable, rep progressions for Twenty."""
+"""Realistic sample records for the demo: leads for Airtable, reps for Twenty, Airtable's Reps
+table and Postgres (the hub)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,23 @@ CLAIMED = range(10, 22)  # the leads a portal user claims
 CLAIMER = "sam@northwind.example"
 LOCAL_NEWER = ("Asked for a pricing sheet", "Call booked for Tuesday 10:00")  # Airtable, Postgres
 REMOTE_NEWER = ("Replied: not interested this quarter", "Left a voicemail")
+
+# The hub: a team lead keeps some of the reps in an Airtable table as well.
+REPS_TABLE = "Reps"
+REPS_FIELDS: dict[str, Any] = {
+    "Name": "singleLineText",
+    "Workspace Member": "singleLineText",
+    "Total XP": "number",
+    "Current Rank": "singleLineText",
+    # A "Last modified time" field watching all fields (no referencedFieldIds), date and time.
+    "Last Modified": {"type": "lastModifiedTime", "options": {"result": "dateTime"}},
+}
+IN_AIRTABLE = range(8)  # the reps (by index in Twenty) that Airtable's Reps table holds too
+# First contact: this rep's Total XP was corrected in Twenty an hour ago, later than Postgres and
+# Airtable's Reps hold it: the newest side wins on all three.
+XP_CORRECTED = 2
+XP_BONUS = 350
+RENAMED = 3  # between the runs: this rep is renamed in Airtable's Reps
 
 
 def lead_fields(rng: random.Random, i: int) -> dict[str, Any]:
@@ -99,3 +117,44 @@ def local_progressions() -> list[dict[str, Any]]:
         }
         for i, name in enumerate(names)
     ]
+
+
+def airtable_rep(fields: dict[str, Any]) -> dict[str, Any]:
+    """The Airtable Reps fields of a rep, from its Twenty fields (the same rep, the same values)."""
+    return {
+        "Name": fields["name"],
+        "Workspace Member": fields["workspaceMemberId"],
+        "Total XP": fields["totalXp"],
+        "Current Rank": fields["currentRank"],
+    }
+
+
+def academy_row(fields: dict[str, Any]) -> dict[str, Any]:
+    """A rep as the academy app wrote it to Postgres (the same values as in Twenty, no
+    ``twenty_id``), as SQL parameters for :data:`ACADEMY_INSERT`."""
+    return {
+        "name": fields["name"],
+        "member": fields["workspaceMemberId"],
+        "xp": fields["totalXp"],
+        "level": fields["currentLevel"],
+        "deals": fields["closedDeals"],
+        "streak": fields["streakDays"],
+        "rank": fields["currentRank"],
+        "badges": fields["badges"],
+        "metrics": fields["efficiencyMetrics"],
+        "modules": fields["completedModules"],
+        "certs": fields["certifications"],
+        "bosses": fields["defeatedBosses"],
+        "exams": fields["passedExams"],
+        "activity": fields["lastActivityDate"],
+    }
+
+
+ACADEMY_INSERT = (
+    "INSERT INTO rep_progressions (name, workspace_member_id, total_xp, current_level, "
+    "closed_deals, streak_days, current_rank, badges, efficiency_metrics, completed_modules, "
+    "certifications, defeated_bosses, passed_exams, last_activity_date, updated_at) VALUES "
+    "(:name, :member, :xp, :level, :deals, :streak, :rank, CAST(:badges AS jsonb), "
+    "CAST(:metrics AS jsonb), CAST(:modules AS jsonb), CAST(:certs AS jsonb), "
+    "CAST(:bosses AS jsonb), CAST(:exams AS jsonb), CAST(:activity AS timestamptz), :at)"
+)

@@ -4,108 +4,16 @@ field-level merges hold across the three sides, and the next run writes nothing 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import ago, execute, progression_fields, rows, twenty_writes
+from tests.helpers import ago, execute, rows
+from tests.hubs import HUB_CONFIG, REPS_FIELDS, Hub, hub_fixture  # noqa: F401  (``hub``)
 
 M = "rep_progressions"
-HUB_CONFIG = """
-[mappings.reps_airtable]
-remote = "airtable"
-table = "Reps"
-local_table = "rep_progressions"
-key_column = "airtable_rep_id"
-modified_field = "Last Modified"
-fields = [
-    { remote = "Name", column = "name", direction = "both" },
-    { remote = "Workspace Member", column = "workspace_member_id", direction = "both" },
-    { remote = "Total XP", column = "total_xp", kind = "number", direction = "both" },
-    { remote = "Current Rank", column = "current_rank", direction = "both" },
-]
-"""
-REPS_FIELDS: dict[str, Any] = {
-    "Name": "singleLineText",
-    "Workspace Member": "singleLineText",
-    "Total XP": "number",
-    "Current Rank": "singleLineText",
-    "Last Modified": "lastModifiedTime",
-}
-
-
-@dataclass
-class Hub:
-    """Three reps held on three sides, linked."""
-
-    airtable: Any
-    twenty: Any
-    db: sa.Engine
-    cli: Any
-    config: str
-    links: dict[str, tuple[str, str]]  # member -> (Airtable record id, Twenty id)
-
-    def run(self, *args: str) -> Any:
-        result = self.cli("--config", self.config, *args)
-        assert result.exit_code == 0, result.output
-        return result
-
-    def local(self, member: str) -> dict[str, Any]:
-        return next(r for r in rows(self.db, M) if r["workspace_member_id"] == member)
-
-    def at(self, member: str) -> dict[str, Any]:
-        return dict(self.airtable.get("Reps", self.links[member][0])["fields"])
-
-    def tw(self, member: str) -> dict[str, Any]:
-        return dict(self.twenty.get(self.links[member][1]))
-
-    def writes(self) -> int:
-        patches = sum(1 for r in self.airtable.requests if r.method == "PATCH")
-        return patches + len(twenty_writes(self.twenty))
-
-
-@pytest.fixture
-def hub(airtable: Any, twenty: Any, db: sa.Engine, cli: Any, tmp_path: Path) -> Iterator[Hub]:
-    airtable.add_table("Reps", REPS_FIELDS)
-    execute(db, "ALTER TABLE rep_progressions ADD COLUMN airtable_rep_id text UNIQUE")
-    config = tmp_path / "hub.toml"
-    config.write_text(HUB_CONFIG)
-    links = {}
-    for i in range(3):
-        member = f"wm-{i}"
-        values = {**progression_fields(i), "workspaceMemberId": member}
-        tid = str(twenty.create(values, updated_at=ago(60))["id"])
-        aid = airtable.create(
-            "Reps",
-            {
-                "Name": values["name"],
-                "Workspace Member": member,
-                "Total XP": values["totalXp"],
-                "Current Rank": values["currentRank"],
-            },
-            modified_at=ago(60),
-        )["id"]
-        execute(
-            db,
-            "INSERT INTO rep_progressions "
-            "(name, workspace_member_id, twenty_id, airtable_rep_id, updated_at) "
-            "VALUES (:n, :m, :t, :a, :u)",
-            n=values["name"],
-            m=member,
-            t=tid,
-            a=aid,
-            u=ago(120),  # older than both remotes: their values fill the row at first contact
-        )
-        links[member] = (aid, tid)
-    world = Hub(airtable, twenty, db, cli, str(config), links)
-    world.run("--full")  # first contact: both remotes' values merged into the rows
-    world.airtable.reset_log()
-    world.twenty.reset_log()
-    yield world
 
 
 def test_hub__first_contact_converges_all_three_sides(hub: Hub) -> None:
@@ -189,3 +97,37 @@ def test_hub__one_field_edited_on_both_remotes_takes_the_later_edit(hub: Hub, la
     hub.twenty.reset_log()
     hub.run()
     assert hub.writes() == 0
+
+
+def test_first_contact__a_newer_value_on_the_second_remote_wins(
+    airtable: Any, twenty: Any, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """Linking a row to the first remote's record is not a local edit: the second remote's
+    newer value still wins at first contact, whichever mapping runs first."""
+    airtable.add_table("Reps", REPS_FIELDS)
+    execute(db, "ALTER TABLE rep_progressions ADD COLUMN airtable_rep_id text UNIQUE")
+    config = HUB_CONFIG.replace(
+        'modified_field = "Last Modified"',
+        'modified_field = "Last Modified"\nmatch_on = ["workspace_member_id"]',
+    )
+    (tmp_path / "hub.toml").write_text(config)
+    execute(
+        db,
+        "INSERT INTO rep_progressions (name, workspace_member_id, total_xp, updated_at) "
+        "VALUES ('Ann', 'wm-0', 500, :u)",
+        u=ago(180),
+    )
+    tid = twenty.create(
+        {"name": "Ann", "workspaceMemberId": "wm-0", "totalXp": 500}, updated_at=ago(120)
+    )["id"]
+    aid = airtable.create(
+        "Reps", {"Name": "Ann", "Workspace Member": "wm-0", "Total XP": 900}, modified_at=ago(10)
+    )["id"]
+
+    result = cli("--config", str(tmp_path / "hub.toml"), "--full")
+
+    assert result.exit_code == 0, result.output
+    (row,) = rows(db, M)
+    assert row["total_xp"] == 900
+    assert twenty.get(tid)["totalXp"] == 900
+    assert airtable.get("Reps", aid)["fields"]["Total XP"] == 900

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -23,9 +23,12 @@ def demo_command() -> None:
     """Run the whole job on local emulators and an embedded Postgres, and show what happened.
 
     Starts Airtable and Twenty emulators in this process, an embedded Postgres under a fresh
-    folder (inside RECONCILER_HOME when set, else a temporary one), seeds sample data, runs a
-    full reconciliation, edits all three sides (with a conflict won by each side and an array
-    edited on both), runs again, and stops everything. Exits 0 when everything ended as expected.
+    folder (inside RECONCILER_HOME when set, else a temporary one), and maps Airtable's Reps
+    table on rep_progressions too (a hub, by a config file written there). Seeds an adopter's
+    data (the same reps on every side, not linked), runs a full reconciliation (first contact),
+    edits all three sides (with a conflict won by each side, an array edited on both, and
+    edits crossing the hub), runs again, and stops everything. Exits 0 when everything ended
+    as expected.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -48,7 +51,8 @@ def demo_command() -> None:
 
 
 def show(console: Console, result: DemoResult, seconds: float) -> None:
-    """The runs' tables, the stories of the edits, and where the reports are."""
+    """The runs' tables, the stories of first contact and of the edits, and where the config
+    and the reports are."""
     from rich.markup import escape
 
     from reconciler.render import run_table, trouble_lines
@@ -56,15 +60,25 @@ def show(console: Console, result: DemoResult, seconds: float) -> None:
     for run in result.runs:
         console.print()
         console.print(run_table(run.report, title=f"{run.label}: {run.report['status']}"))
+        linked = matched(run.report)
+        if linked:
+            console.print(f"  linked by match_on instead of created: {escape(linked)}")
         for line in trouble_lines(run.report):
             console.print(escape(line))
+    for heading, stories in (
+        ("What the first run did with the reps every side already had", result.first_contact),
+        ("What happened to the edits", result.stories),
+    ):
+        console.print()
+        console.print(f"[bold]{heading}[/bold]")
+        for story in stories:
+            mark = "[green]✓[/green]" if story.ok else "[red]✗[/red]"
+            console.print(f"{mark} [bold]{escape(story.title)}[/bold]: {escape(story.setup)}")
+            console.print(f"    → {escape(story.outcome)}")
     console.print()
-    console.print("[bold]What happened to the edits[/bold]")
-    for story in result.stories:
-        mark = "[green]✓[/green]" if story.ok else "[red]✗[/red]"
-        console.print(f"{mark} [bold]{escape(story.title)}[/bold]: {escape(story.setup)}")
-        console.print(f"    → {escape(story.outcome)}")
-    console.print()
+    console.print(
+        f"Config (the hub mapping, for --config): {escape(str(result.config))}", soft_wrap=True
+    )
     console.print("Reports (JSON, one per run):")
     for run in result.runs:
         console.print(f"  report: {escape(str(run.path))}", soft_wrap=True)
@@ -75,3 +89,14 @@ def show(console: Console, result: DemoResult, seconds: float) -> None:
         console.print("Emulators and embedded Postgres stopped; nothing left running.")
     verdict = "everything ended as expected" if result.ok else "something did not end as expected"
     console.print(f"Demo finished in {seconds:.1f} s: {verdict}.")
+
+
+def matched(report: dict[str, Any]) -> str:
+    """The report's ``pull.matched``/``push.matched`` counts that are not 0, e.g.
+    ``"rep_progressions pull.matched 40 · reps_airtable pull.matched 8"``."""
+    return " · ".join(
+        f"{m['name']} {stage}.matched {m[stage]['matched']}"
+        for m in report["mappings"]
+        for stage in ("pull", "push")
+        if (m.get(stage) or {}).get("matched")
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +35,8 @@ from reconciler.model import Mapping, canonical, json_text, to_db
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
 from reconciler.store.sql import among, insert_json_rows
+
+LINK_TICK = timedelta(microseconds=1)  # see ``Store.link`` and ``Store._update_rows``
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),
@@ -302,11 +304,12 @@ class Store:
     def _update_rows(
         self, mapping: Mapping, updates: Iterable[tuple[int, Values, datetime | None]]
     ) -> None:
-        """Write pulled values. ``updated_at`` moves to when the change was made remotely (on
-        the database's clock) when that is later than the row's own last change: in a table
-        shared by several remotes, the next remote's conflicts are then judged against when
-        this value changed, not against when it was copied here. (Not later: the trigger
-        stamps the time of writing, as for any write.)"""
+        """Write pulled values. ``updated_at`` becomes when the row's content last changed:
+        when the change was made remotely (on the database's clock), or the row's own last
+        change if that was later; never the time of copying. In a table shared by several
+        remotes, the next remote's conflicts are judged against it. (Moved by one microsecond
+        at least, so the trigger, which stamps any write that leaves it as it was, leaves it
+        alone.)"""
         table = self.table(mapping)
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for local_id, writes, changed_at in updates:
@@ -319,7 +322,11 @@ class Store:
                 .where(table.c.id == bindparam("_id"))
                 .values(
                     {c: bindparam(f"v_{c}") for c in cols}
-                    | {"updated_at": func.greatest(table.c.updated_at, bindparam("_changed"))}
+                    | {
+                        "updated_at": func.greatest(
+                            table.c.updated_at + LINK_TICK, bindparam("_changed")
+                        )
+                    }
                 )
             )
             self.conn.execute(stmt, rows)
@@ -353,13 +360,7 @@ class Store:
             for p, r in done
             if r.record is not None and p.local.remote_id is None
         ]
-        if created:
-            self.conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("_id"))
-                .values({mapping.key_column: bindparam("_rid")}),
-                [{"_id": i, "_rid": rid} for i, rid in created],
-            )
+        self.link(mapping, created)
         stamps = self._updated_at(table, [i for i, _ in created])
         states = []
         for plan, result in done:
@@ -439,14 +440,25 @@ class Store:
         return [int(r) for r in self.conn.execute(query).scalars()]
 
     def link(self, mapping: Mapping, pairs: Sequence[tuple[int, str]]) -> None:
-        """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs."""
+        """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs.
+
+        Recording a link is not a change of the row's content: ``updated_at`` keeps saying
+        when the row last changed (moved by one microsecond, so the trigger, which stamps any
+        write that leaves it as it was, leaves it alone). In a table shared by several remotes
+        the other mappings' conflicts are judged against it.
+        """
         table = self.table(mapping)
         key = table.c[mapping.key_column]
         if pairs:
             self.conn.execute(
                 update(table)
                 .where(table.c.id == bindparam("_id"), key.is_(None))
-                .values({mapping.key_column: bindparam("_rid")}),
+                .values(
+                    {
+                        mapping.key_column: bindparam("_rid"),
+                        "updated_at": table.c.updated_at + LINK_TICK,
+                    }
+                ),
                 [{"_id": i, "_rid": rid} for i, rid in pairs],
             )
 
