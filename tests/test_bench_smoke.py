@@ -162,3 +162,13 @@ def test_floor__twenty_spends_its_bucket_then_one_request_per_refill() -> None:
     assert rule.alone(101) == pytest.approx(0.6)
     assert rule.alone(110) == pytest.approx(6.0)
     assert rule.schedule([0.08] * 50) == pytest.approx(4.0)
+
+
+def test_markdown__the_printed_table_converts_cell_for_cell(rows: list[Row]) -> None:
+    from bench.markdown import convert
+    from bench.measure import cells
+
+    text = convert(render(rows, "toy bench\nconditions").splitlines(), how=True)
+    lines = text.splitlines()
+    assert len(lines) == len(rows) + 2
+    assert lines[2] == f"| {' | '.join(cells(rows[0]))} |"
