@@ -7,7 +7,6 @@ client will see: paging, formulas, limits, validation and server-maintained time
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,40 +23,10 @@ from reconciler.emulators.airtable import (
     compile_formula,
 )
 from reconciler.emulators.base import SlidingWindowLimiter
+from tests.airtable_fixtures import TOKEN, api, em, leads, server  # noqa: F401  (fixtures)
 
-TOKEN = "test-token"
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
 LMT = F.Field("lastModifiedTime")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[AirtableEmulator]:
-    """One running emulator for the module (stopping a server takes half a second)."""
-    emulator = AirtableEmulator(TOKEN, rate_limit=0, lockout=0.5)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def em(server: AirtableEmulator) -> AirtableEmulator:
-    """The emulator, reset to a fresh base, without rate limiting (limit tests set their own)."""
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def api(em: AirtableEmulator) -> Iterator[pyairtable.Api]:
-    """A pyairtable client pointed at the emulator, with no retries."""
-    client = pyairtable.Api(TOKEN, endpoint_url=em.url, retry_strategy=None)
-    yield client
-    client.session.close()
-
-
-@pytest.fixture
-def leads(em: AirtableEmulator, api: pyairtable.Api) -> pyairtable.Table:
-    """The Leads table through pyairtable."""
-    return api.table(em.base_id, "Leads")
 
 
 def call(em: AirtableEmulator, method: str, path: str, token: str = TOKEN, **kw: Any) -> Any:

@@ -5,38 +5,13 @@ Sources are cited in the emulator code and in docs/fidelity-airtable.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pyairtable
 import pytest
 import requests
 
 from reconciler.emulators.airtable import AirtableEmulator
-from tests.test_emulator_airtable import TOKEN, call, error_type, records_path
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[AirtableEmulator]:
-    """One running emulator for the module."""
-    emulator = AirtableEmulator(TOKEN, rate_limit=0)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def em(server: AirtableEmulator) -> AirtableEmulator:
-    """The emulator, reset to a fresh base."""
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def leads(em: AirtableEmulator) -> Iterator[pyairtable.Table]:
-    """The Leads table through pyairtable, with no retries."""
-    api = pyairtable.Api(TOKEN, endpoint_url=em.url, retry_strategy=None)
-    yield api.table(em.base_id, "Leads")
-    api.session.close()
+from tests.airtable_fixtures import api, em, leads, server  # noqa: F401  (fixtures)
+from tests.test_emulator_airtable import call, error_type, records_path
 
 
 def ids(em: AirtableEmulator, *names: str) -> list[str]:

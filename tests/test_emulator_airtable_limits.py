@@ -5,7 +5,6 @@ Time is moved with the emulator's clock (``em.clock.advance``), never slept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pyairtable
@@ -14,33 +13,10 @@ import requests
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.base import SlidingWindowLimiter
-from tests.test_emulator_airtable import TOKEN, call, error_type, records_path
+from tests.airtable_fixtures import api, em, leads, server  # noqa: F401  (fixtures)
+from tests.test_emulator_airtable import call, error_type, records_path
 
 META = "/v0/meta/bases/{base}/tables"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[AirtableEmulator]:
-    """One running emulator for the module."""
-    emulator = AirtableEmulator(TOKEN, rate_limit=0)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def em(server: AirtableEmulator) -> AirtableEmulator:
-    """The emulator, reset to a fresh base without rate limiting."""
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def leads(em: AirtableEmulator) -> Iterator[pyairtable.Table]:
-    """The Leads table through pyairtable, with no retries."""
-    api = pyairtable.Api(TOKEN, endpoint_url=em.url, retry_strategy=None)
-    yield api.table(em.base_id, "Leads")
-    api.session.close()
 
 
 def status(em: AirtableEmulator, method: str = "GET", path: str | None = None) -> int:

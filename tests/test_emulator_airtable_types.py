@@ -4,7 +4,6 @@ types with their real value shapes, read-only types, and the metadata API descri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,34 +13,11 @@ import requests
 from pyairtable.models import schema as S
 
 from reconciler.emulators.airtable import DEFAULT_COLLABORATORS, AirtableEmulator
-from tests.test_emulator_airtable import TOKEN, call, error_type
+from tests.airtable_fixtures import api, em, server  # noqa: F401  (fixtures)
+from tests.test_emulator_airtable import call, error_type
 
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
 ADA = dict(DEFAULT_COLLABORATORS[0])
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[AirtableEmulator]:
-    """One running emulator for the module."""
-    emulator = AirtableEmulator(TOKEN, rate_limit=0)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def em(server: AirtableEmulator) -> AirtableEmulator:
-    """The emulator, reset to a fresh base."""
-    server.reset()
-    return server
-
-
-@pytest.fixture
-def api(em: AirtableEmulator) -> Iterator[pyairtable.Api]:
-    """A pyairtable client with no retries."""
-    client = pyairtable.Api(TOKEN, endpoint_url=em.url, retry_strategy=None)
-    yield client
-    client.session.close()
 
 
 def deals(em: AirtableEmulator, api: pyairtable.Api) -> pyairtable.Table:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,44 +11,12 @@ import pytest
 
 from reconciler.emulators.base import iso_ms
 from reconciler.emulators.twenty import TwentyEmulator
+from tests.twenty_fixtures import client, connect, em, serve, shared_server  # noqa: F401  (fixtures)
 
 PATH = "/rest/repProgressions"
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
 #: Creation order, for tests about something else (without order_by the API orders by id).
 BY_AGE = {"order_by": "createdAt"}
-
-
-def serve() -> Iterator[TwentyEmulator]:
-    """A running emulator without rate limiting, stopped afterwards (for module fixtures)."""
-    server = TwentyEmulator(rate_per_minute=0)
-    server.start()
-    yield server
-    server.stop()
-
-
-def connect(em: TwentyEmulator) -> Iterator[httpx.Client]:
-    """An HTTP client authenticated for ``em``, closed afterwards."""
-    with httpx.Client(base_url=em.url, headers={"Authorization": "Bearer test-key"}) as http:
-        yield http
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[TwentyEmulator]:
-    """One running emulator for the whole module (stopping one is slow)."""
-    yield from serve()
-
-
-@pytest.fixture
-def em(shared_server: TwentyEmulator) -> TwentyEmulator:
-    """The shared emulator, reset to its initial state."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
-    """An authenticated HTTP client for ``em``."""
-    yield from connect(em)
 
 
 def seed(em: TwentyEmulator, count: int, start: datetime = T0) -> list[dict[str, Any]]:

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from reconciler.emulators.twenty import TwentyEmulator, TwentyError
-from tests.test_emulator_twenty import PATH, assert_bad_request, connect, serve
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[TwentyEmulator]:
-    """One running emulator for the whole module (stopping one is slow)."""
-    yield from serve()
-
-
-@pytest.fixture
-def em(shared_server: TwentyEmulator) -> TwentyEmulator:
-    """The shared emulator, reset to its initial state."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
-    """An authenticated HTTP client for ``em``."""
-    yield from connect(em)
-
+from tests.test_emulator_twenty import PATH, assert_bad_request
+from tests.twenty_fixtures import client, em, shared_server  # noqa: F401  (fixtures)
 
 # -- addressing, auth, limits, faults ------------------------------------------------------------
 

@@ -4,35 +4,16 @@ data-model permission) and the field types a workspace may hold."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from reconciler.emulators.twenty import REP_PROGRESSION_FIELDS, TwentyEmulator
-from tests.test_emulator_twenty import PATH, assert_bad_request, connect, serve
+from tests.test_emulator_twenty import PATH, assert_bad_request
+from tests.twenty_fixtures import client, em, shared_server  # noqa: F401  (fixtures)
 
 METADATA = "/rest/metadata/objects"
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[TwentyEmulator]:
-    """One running emulator for the whole module (stopping one is slow)."""
-    yield from serve()
-
-
-@pytest.fixture
-def em(shared_server: TwentyEmulator) -> TwentyEmulator:
-    """The shared emulator, reset to its initial state."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
-    """An authenticated HTTP client for ``em``."""
-    yield from connect(em)
 
 
 def objects_of(body: dict[str, Any]) -> list[dict[str, Any]]:

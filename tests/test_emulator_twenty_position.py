@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,29 +10,11 @@ import pytest
 
 from reconciler.emulators.base import iso_ms
 from reconciler.emulators.twenty import TwentyEmulator
-from tests.test_emulator_twenty import PATH, T0, assert_bad_request, connect, serve
+from tests.test_emulator_twenty import PATH, T0, assert_bad_request
+from tests.twenty_fixtures import client, em, shared_server  # noqa: F401  (fixtures)
 
 BATCH = "/rest/batch/repProgressions"
 UPSERT = {"upsert": "true"}
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[TwentyEmulator]:
-    """One running emulator for the whole module (stopping one is slow)."""
-    yield from serve()
-
-
-@pytest.fixture
-def em(shared_server: TwentyEmulator) -> TwentyEmulator:
-    """The shared emulator, reset to its initial state."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
-    """An authenticated HTTP client for ``em``."""
-    yield from connect(em)
 
 
 def position_of(em: TwentyEmulator, record_id: str) -> Any:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,33 +17,13 @@ from tests.test_emulator_twenty import (
     PATH,
     T0,
     assert_bad_request,
-    connect,
     names,
     seed,
-    serve,
 )
+from tests.twenty_fixtures import client, em, shared_server  # noqa: F401  (fixtures)
 
 BATCH = "/rest/batch/repProgressions"
 UPSERT = {"upsert": "true"}
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[TwentyEmulator]:
-    """One running emulator for the whole module (stopping one is slow)."""
-    yield from serve()
-
-
-@pytest.fixture
-def em(shared_server: TwentyEmulator) -> TwentyEmulator:
-    """The shared emulator, reset to its initial state."""
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-def client(em: TwentyEmulator) -> Iterator[httpx.Client]:
-    """An authenticated HTTP client for ``em``."""
-    yield from connect(em)
 
 
 def test_create__returns_201_with_every_field(em: TwentyEmulator, client: httpx.Client) -> None:
