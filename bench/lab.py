@@ -1,14 +1,18 @@
-"""The bench's laboratory: an embedded Postgres, both emulators, and the real ``reconcile`` process.
+"""The bench's laboratory: a Postgres server, the emulators, and the real ``reconcile`` process.
 
-Everything a scenario touches is here: a fresh migrated database per scenario (cloned from a
-template migrated once), the Airtable and Twenty emulators running in this process as threads,
-switched between realistic conditions (latency and the remotes' real rate limits) and fast ones
-(no latency, no limits), and :meth:`Lab.reconcile`, which runs the installed ``reconcile`` command
-in a child process and measures its wall time and peak memory.
+Everything a scenario touches is here: a Postgres cluster of its own (made with the binaries the
+``pgserver`` package ships, Postgres defaults, listening on 127.0.0.1 over TCP as a production
+``DATABASE_URL`` does and on a unix socket as the embedded Postgres does), a fresh migrated
+database per scenario (cloned from a template migrated once), the Airtable and Twenty emulators
+running in this process as threads, switched between realistic conditions (latency and the
+remotes' real rate limits) and fast ones (no latency, no limits), with the time each answer took
+on the server's side recorded, and :meth:`Lab.reconcile`, which runs the installed ``reconcile``
+command in a child process and measures its wall time and peak memory.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -16,21 +20,32 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.emulators.base import EmulatorServer, SlidingWindowLimiter, TokenBucketLimiter
+from reconciler.emulators.base import (
+    EmulatorServer,
+    Request,
+    Response,
+    SlidingWindowLimiter,
+    TokenBucketLimiter,
+)
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.store.database import connect, migrate, sqlalchemy_url
 
 TEMPLATE = "bench_template"
 ENV_PREFIXES = ("RECONCILER_", "AIRTABLE_", "TWENTY_")
+PG_USER = "pgserver"  # the unprivileged user the server runs as when the bench runs as root
 
 # Spawns the measured command and reports its wall time, exit code and peak RSS. The measured
 # process must not be a direct child of this one: Linux carries the peak RSS of the address space
@@ -60,7 +75,7 @@ class Conditions:
         airtable_rate: Airtable requests per second per base (0: unlimited).
         airtable_lockout: seconds Airtable refuses everything after going over.
         twenty_per_minute: Twenty requests per minute (0: unlimited).
-        twenty_burst: Twenty's bucket capacity; small, so a client that does not pace is caught.
+        twenty_burst: Twenty's bucket capacity (the emulator's default: a minute's worth).
     """
 
     latency: float = 0.0
@@ -76,7 +91,7 @@ class Conditions:
 
 
 REALISTIC = Conditions(
-    latency=0.08, airtable_rate=5, airtable_lockout=30.0, twenty_per_minute=100, twenty_burst=10
+    latency=0.08, airtable_rate=5, airtable_lockout=30.0, twenty_per_minute=100, twenty_burst=100
 )
 FAST = Conditions()
 
@@ -111,48 +126,140 @@ class ProcessResult:
         return float(self.report["duration_ms"]) / 1000.0
 
 
+class Cluster:
+    """A Postgres cluster of the bench's own, with Postgres defaults (``fsync`` and
+    ``synchronous_commit`` on), listening on 127.0.0.1 (TCP) and on a unix socket.
+
+    It is made with the binaries of the ``pgserver`` package (a dependency of the tool), so it
+    needs nothing a fresh machine lacks. As root, the server runs as the unprivileged user
+    ``pgserver`` uses (created when missing). Stopped and removed by :meth:`stop`, or at exit.
+    """
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self.bin = Path(pgserver.__file__).parent / "pginstall" / "bin"
+        # Outside any private temp folder: as root, the server's user must reach its folder.
+        self.folder = Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-"))
+        self.folder.chmod(0o755)
+        self.data = self.folder / "data"
+        self.socket_dir = self.folder / "sock"
+        self.socket_dir.mkdir(mode=0o777)
+        self.socket_dir.chmod(0o777)
+        self.user = self._server_user()
+        self.port = _free_port()
+        self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "utf8")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.folder / "log"),
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir}",
+            "start",
+        )
+        atexit.register(self.stop)
+
+    def _server_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        from pgserver.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(PG_USER)
+        ensure_prefix_permissions(self.folder)
+        ensure_prefix_permissions(self.bin)
+        ensure_folder_permissions(self.bin, 0o055)
+        ensure_folder_permissions(self.bin.parent / "lib", 0o044)
+        shutil.chown(self.folder, PG_USER, PG_USER)
+        return PG_USER
+
+    def _run(self, program: str, *args: str) -> None:
+        done = subprocess.run(
+            [str(self.bin / program), *args],
+            user=self.user,
+            cwd=self.folder,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            log = self.folder / "log"
+            detail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{program} failed: {done.stderr.strip()} {detail}")
+
+    def url(self, database: str, *, tcp: bool = True) -> str:
+        """A ``postgresql://`` URL of a database: over TCP, or through the unix socket."""
+        if tcp:
+            return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return (
+            f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='')}"
+            f"&port={self.port}"
+        )
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and remove its folder."""
+        if self.data.exists():
+            with contextlib.suppress(Exception):
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class Postgres:
-    """An embedded Postgres (pgserver in a temporary folder) with a migrated template database.
+    """The bench's Postgres server with a migrated template database.
 
     Args:
-        admin_url: an existing server's ``postgresql://`` URL to use instead of starting one.
+        admin_url: an existing server's ``postgresql://`` URL to use instead of starting one
+            (then TCP and unix-socket URLs are both that server's own kind of URL).
     """
 
     def __init__(self, admin_url: str | None = None) -> None:
-        self._server: Any = None
-        self._folder: Path | None = None
-        if admin_url is None:
-            import pgserver
-
-            # Outside any private temp folder: as root, the server runs as an unprivileged user
-            # that must be able to reach its data directory.
-            self._folder = Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-"))
-            self._folder.chmod(0o755)
-            self._server = pgserver.get_server(self._folder, cleanup_mode="delete")  # type: ignore[attr-defined]
-            admin_url = str(self._server.get_uri())
-        self.admin_url = admin_url
-        self._admin = sa.create_engine(sqlalchemy_url(admin_url), isolation_level="AUTOCOMMIT")
+        self.cluster = Cluster() if admin_url is None else None
+        self.admin_url = admin_url or self.url_of("postgres")
+        self._admin = sa.create_engine(sqlalchemy_url(self.admin_url), isolation_level="AUTOCOMMIT")
         self._template = f"{TEMPLATE}_{uuid.uuid4().hex[:8]}"
         self._execute(f"CREATE DATABASE {self._template}")
         engine = connect(self.url_of(self._template))
         migrate(engine)
         engine.dispose()
 
-    def url_of(self, database: str) -> str:
-        """The ``postgresql://`` URL of a database on this server."""
+    def url_of(self, database: str, *, tcp: bool = True) -> str:
+        """The ``postgresql://`` URL of a database on this server (over TCP by default)."""
+        if self.cluster is not None:
+            return self.cluster.url(database, tcp=tcp)
         head, sep, tail = self.admin_url.partition("/postgres?")
         if not sep:
             head, _, tail = self.admin_url.rpartition("/")
             return f"{head}/{database}"
         return f"{head}/{database}?{tail}"
 
+    def transport(self, url: str) -> str:
+        """How a URL reaches the server: ``TCP 127.0.0.1`` or ``unix socket``."""
+        host = sa.engine.make_url(sqlalchemy_url(url))
+        name = host.host or unquote(str(host.query.get("host", "")))
+        return "unix socket" if not name or name.startswith("/") else f"TCP {name}"
+
+    def setting(self, name: str) -> str:
+        """A server setting as ``SHOW`` reports it."""
+        with self._admin.connect() as conn:
+            return str(conn.execute(sa.text(f"SHOW {name}")).scalar_one())
+
     @contextlib.contextmanager
     def fresh(self) -> Iterator[str]:
-        """A fresh migrated database for one scenario; yields its URL and drops it afterwards."""
+        """A fresh migrated database; yields its name and drops it afterwards."""
         name = f"bench_{uuid.uuid4().hex[:12]}"
         self._execute(f"CREATE DATABASE {name} TEMPLATE {self._template}")
         try:
-            yield self.url_of(name)
+            yield name
         finally:
             self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -172,31 +279,122 @@ class Postgres:
         """Drop the template and stop the server this object started."""
         self._execute(f"DROP DATABASE IF EXISTS {self._template} WITH (FORCE)")
         self._admin.dispose()
-        if self._server is not None:
-            self._server.cleanup()
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def _execute(self, sql: str) -> None:
         with self._admin.connect() as conn:
             conn.execute(sa.text(sql))
 
 
+class Served:
+    """How long each answer took on the server's side: from the request's headers read to the
+    answer written (latency, rate limit check, the emulator's work, encoding), per emulator,
+    in the order the answers went out."""
+
+    def __init__(self) -> None:
+        self._times: dict[int, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, em: EmulatorServer, seconds: float) -> None:
+        """Note one answer of ``em``."""
+        with self._lock:
+            self._times.setdefault(id(em), []).append(seconds)
+
+    def of(self, em: EmulatorServer) -> list[float]:
+        """The answer times of ``em`` since it was last reset."""
+        with self._lock:
+            return list(self._times.get(id(em), []))
+
+    def reset(self, em: EmulatorServer) -> None:
+        """Forget the answer times of ``em``."""
+        with self._lock:
+            self._times.pop(id(em), None)
+
+
+def time_answers(server: EmulatorServer, served: Served, route: Callable[[str], Any]) -> None:
+    """Record in ``served`` how long each answer of a running ``server`` takes, for the
+    emulator ``route`` names from the request's path."""
+    httpd = getattr(server, "_httpd", None)
+    if httpd is None:
+        raise RuntimeError("the emulator is not running")
+    handler: type[BaseHTTPRequestHandler] = httpd.RequestHandlerClass
+
+    def timed(method: str) -> Callable[[BaseHTTPRequestHandler], None]:
+        inner = getattr(handler, method)
+
+        def serve(self: BaseHTTPRequestHandler) -> None:
+            started = time.perf_counter()
+            inner(self)
+            target = route(self.path)
+            if target is not None:
+                served.add(target, time.perf_counter() - started)
+
+        return serve
+
+    methods = ("do_GET", "do_POST", "do_PATCH", "do_PUT", "do_DELETE")
+    httpd.RequestHandlerClass = type(
+        handler.__name__, (handler,), {name: timed(name) for name in methods}
+    )
+
+
+class AirtableBases(EmulatorServer):
+    """Several Airtable bases behind one API URL, as in production: each base is an emulator
+    of its own (its records, its request log, its own rate limit and lockout), and a request
+    goes to the base its path names (``/v0/{base}/…``, ``/v0/meta/bases/{base}/tables``).
+
+    Args:
+        bases: the bases' emulators (not started; this server answers for them).
+    """
+
+    def __init__(self, bases: Sequence[AirtableEmulator]) -> None:
+        super().__init__(token="")
+        self.bases = {em.base_id: em for em in bases}
+
+    def base_of(self, path: str) -> AirtableEmulator | None:
+        """The base a request's path names, if it is one of these."""
+        parts = [unquote(p) for p in path.split("?")[0].split("/")[1:]]
+        if parts[:3] == ["v0", "meta", "bases"] and len(parts) > 3:
+            return self.bases.get(parts[3])
+        return self.bases.get(parts[1]) if parts[:1] == ["v0"] and len(parts) > 1 else None
+
+    def handle(self, request: Request) -> Response | None:
+        """The named base's own pipeline (faults, latency, auth, its limit, dispatch)."""
+        em = self.base_of(request.path)
+        return em.handle(request) if em is not None else Response(404, "NOT_FOUND")
+
+    def log(self, request: Request, status: int) -> None:
+        """Log in the named base's request log."""
+        em = self.base_of(request.path)
+        (em if em is not None else super()).log(request, status)
+
+    def dispatch(self, request: Request) -> Response:  # pragma: no cover - handle() routes
+        raise NotImplementedError
+
+    def admit(self, now: float) -> Response | None:  # pragma: no cover - each base admits
+        return None
+
+    def error(self, status: int, kind: str, message: str) -> Response:
+        """Airtable's error body."""
+        return Response(status, {"error": {"type": kind, "message": message}})
+
+
 class Lab:
     """Postgres, both emulators and a working folder; runs ``reconcile`` against them.
 
     Args:
-        admin_url: an existing Postgres server to use instead of starting an embedded one.
+        admin_url: an existing Postgres server to use instead of starting one.
     """
 
     def __init__(self, admin_url: str | None = None) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="reconciler-bench-"))
         self.postgres = Postgres(admin_url)
+        self.served = Served()
         self.airtable = AirtableEmulator(rate_limit=0, lockout=0.0, iterator_ttl=3600.0)
         self.twenty = TwentyEmulator(rate_per_minute=0)
         for em in (self.airtable, self.twenty):
             em.start()
-            answer_without_delay(em)
+            time_answers(em, self.served, lambda path, em=em: em)
         self.conditions = FAST
         self.database_url = ""
         self._counter = 0
@@ -217,43 +415,50 @@ class Lab:
     # -- scenario set-up -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def scenario(self) -> Iterator[sa.Engine]:
-        """Empty remotes and a fresh database for one scenario, under fast conditions.
+    def scenario(self, *, tcp: bool = True) -> Iterator[sa.Engine]:
+        """Empty remotes and a fresh database for one scenario, under fast conditions; runs
+        reach the database over TCP unless ``tcp`` is False (then through the unix socket).
 
         Yields an engine on the scenario's database, for seeding and checks.
         """
         self.airtable.reset()
         self.twenty.reset()
         self.set_conditions(FAST)
-        with self.postgres.fresh() as url:
-            self.database_url = url
-            engine = sa.create_engine(sqlalchemy_url(url))
+        with self.postgres.fresh() as name:
+            self.database_url = self.postgres.url_of(name, tcp=tcp)
+            engine = sa.create_engine(sqlalchemy_url(self.database_url))
             try:
                 yield engine
             finally:
                 engine.dispose()
 
-    def set_conditions(self, conditions: Conditions) -> None:
-        """Switch both emulators (and the client's own pacing) to these conditions."""
+    def set_conditions(
+        self, conditions: Conditions, airtables: Sequence[AirtableEmulator] = ()
+    ) -> None:
+        """Switch the emulators (``airtables`` besides the lab's own two) and the client's own
+        pacing to these conditions."""
         self.conditions = conditions
-        self.airtable.latency = conditions.latency
-        self.airtable.limiter = SlidingWindowLimiter(
-            conditions.airtable_rate, 1.0, conditions.airtable_lockout
-        )
+        for em in (self.airtable, *airtables):
+            em.latency = conditions.latency
+            em.limiter = SlidingWindowLimiter(
+                conditions.airtable_rate, 1.0, conditions.airtable_lockout
+            )
         self.twenty.latency = conditions.latency
         self.twenty.limiter = TokenBucketLimiter(
             conditions.twenty_per_minute, conditions.twenty_burst
         )
 
-    def reset_logs(self) -> None:
-        """Forget the requests both emulators have logged."""
-        self.airtable.reset_log()
-        self.twenty.reset_log()
+    def reset_logs(self, *emulators: EmulatorServer) -> None:
+        """Forget the requests and answer times the emulators have logged (default: both)."""
+        for em in emulators or (self.airtable, self.twenty):
+            em.reset_log()
+            self.served.reset(em)
 
     # -- the real command ------------------------------------------------------------------------
 
-    def environment(self) -> dict[str, str]:
-        """The child's environment: this process's, minus any reconciler setting, plus the lab's."""
+    def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The child's environment: this process's, minus any reconciler setting, plus the
+        lab's, plus ``extra``."""
         env = {
             k: v
             for k, v in os.environ.items()
@@ -275,46 +480,60 @@ class Lab:
             if limited
             else UNLIMITED_TWENTY_RATE,
         )
+        env.update(extra or {})
         return env
 
-    def reconcile(self, *args: str, command: Sequence[str] = ()) -> ProcessResult:
-        """Run ``reconcile ARGS`` in a child process; measure wall time and peak memory.
-
-        Run commands write their report to a file of the working folder, which is read back.
-        The wall time runs from spawning ``reconcile`` to reaping it (process start included).
-        ``command`` replaces the ``reconcile`` command itself (an instrumented entry point).
-        """
+    def measure(self, argv: Sequence[str], env: dict[str, str] | None = None) -> ProcessResult:
+        """Run a command in a child process (through the launcher); measure its wall time and
+        peak memory. Its stdout is discarded; its report is not read."""
         self._counter += 1
-        argv = list(args)
-        report_path = self.home / f"report-{self._counter}.json"
-        is_run = not argv or argv[0].startswith("-") or argv[0] == "run"
-        if is_run and "--report" not in argv:
-            argv += ["--report", str(report_path)]
         err_path = self.home / f"stderr-{self._counter}.txt"
         stats_path = self.home / f"stats-{self._counter}.json"
         launcher = [sys.executable, "-I", "-c", LAUNCHER, str(stats_path)]
         with open(os.devnull, "wb") as out, open(err_path, "wb") as err:
             subprocess.run(
-                [*launcher, *(command or reconcile_command()), *argv],
+                [*launcher, *argv],
                 stdout=out,
                 stderr=err,
-                env=self.environment(),
+                env=env if env is not None else self.environment(),
                 check=False,
             )
         stats = json.loads(stats_path.read_text())
-        report = json.loads(report_path.read_text()) if report_path.exists() else {}
         return ProcessResult(
-            tuple(args),
+            tuple(argv),
             int(stats["exit_code"]),
             float(stats["wall"]),
             float(stats["max_rss_kb"]) / 1024.0,
-            report,
+            {},
             err_path.read_text(errors="replace"),
         )
 
-    def reconcile_ok(self, *args: str, command: Sequence[str] = ()) -> ProcessResult:
+    def reconcile(
+        self, *args: str, command: Sequence[str] = (), env: dict[str, str] | None = None
+    ) -> ProcessResult:
+        """Run ``reconcile ARGS`` in a child process; measure wall time and peak memory.
+
+        Run commands write their report to a file of the working folder, which is read back.
+        The wall time runs from spawning ``reconcile`` to reaping it (process start included).
+        ``command`` replaces the ``reconcile`` command itself (an instrumented entry point);
+        ``env`` adds variables to the lab's environment.
+        """
+        argv = list(args)
+        report_path = self.home / f"report-{uuid.uuid4().hex[:12]}.json"
+        is_run = not argv or argv[0].startswith("-") or argv[0] == "run"
+        if is_run and "--report" not in argv:
+            argv += ["--report", str(report_path)]
+        result = self.measure([*(command or reconcile_command()), *argv], self.environment(env))
+        report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        return ProcessResult(
+            tuple(args), result.exit_code, result.wall, result.max_rss_mb, report, result.stderr
+        )
+
+    def reconcile_ok(
+        self, *args: str, command: Sequence[str] = (), env: dict[str, str] | None = None
+    ) -> ProcessResult:
         """:meth:`reconcile`, raising when the run did not exit 0."""
-        result = self.reconcile(*args, command=command)
+        result = self.reconcile(*args, command=command, env=env)
         if result.exit_code != 0:
             errors = result.report.get("errors", [])[:3]
             raise RuntimeError(
@@ -324,24 +543,18 @@ class Lab:
         return result
 
 
-def answer_without_delay(em: EmulatorServer) -> None:
-    """Send each answer as soon as it is written (``TCP_NODELAY`` on the emulator's sockets).
-
-    The emulators write the headers and the body of an answer separately; with Nagle's algorithm
-    on, the body then waits for the client's delayed ACK, about 40 ms per request on Linux. That
-    would swamp the latency the bench sets and make "no latency" runs look remote-bound.
-    """
-    server = getattr(em, "_httpd", None)
-    if server is not None:
-        handler = server.RequestHandlerClass
-        server.RequestHandlerClass = type(
-            handler.__name__, (handler,), {"disable_nagle_algorithm": True}
-        )
-
-
 def reconcile_command() -> list[str]:
     """The installed ``reconcile`` console script, or the same entry point through this Python."""
     script = Path(sys.executable).parent / "reconcile"
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from reconciler.cli import main; main()"]
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

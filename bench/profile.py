@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event
 
 from bench.lab import Lab
 from bench.measure import breakdown
-from bench.scenarios import Scale, say
+from bench.scale import Scale, say
 from bench.seeding import OLD_MINUTES, edit_leads, seed_leads, seed_progressions
 
 TOP = 35

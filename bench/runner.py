@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from bench.lab import Lab
 from bench.measure import Row, render
-from bench.scenarios import FULL, QUICK, SCENARIOS, Scale, say
+from bench.scale import FULL, QUICK, Scale, say
+from bench.scenarios import GROUPS, SCENARIOS
 
 
 def collect(scale: Scale, only: Sequence[str] = (), admin_url: str | None = None) -> list[Row]:
@@ -20,25 +24,39 @@ def collect(scale: Scale, only: Sequence[str] = (), admin_url: str | None = None
     Args:
         scale: how big each scenario is.
         only: scenario names to run (empty: all).
-        admin_url: an existing Postgres server to use instead of starting an embedded one.
+        admin_url: an existing Postgres server to use instead of starting one.
     """
     names = list(only) or list(SCENARIOS)
     rows: list[Row] = []
     with Lab(admin_url) as lab:
         for name in names:
             rows += SCENARIOS[name](lab, scale)
-    return sorted(rows, key=lambda r: ("airtable", "twenty", "local").index(r.remote))
+    return sorted(rows, key=lambda r: GROUPS.index(r.group))
 
 
 def title(scale: Scale) -> str:
-    """The table's heading: scale and conditions."""
+    """The table's heading: which run it is, its scale and conditions."""
     c = scale.conditions
     return (
-        f"reconcile bench ({scale.name}): latency {c.latency * 1000:.0f} ms, Airtable "
-        f"{c.airtable_rate} req/s (lockout {c.airtable_lockout:g} s), Twenty "
-        f"{c.twenty_per_minute:g} req/min (burst {c.twenty_burst:g}); throughput, memory and "
-        f"no-op runs without latency or limits; {os.cpu_count()} CPU(s)"
+        f"reconcile bench ({scale.name}), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"commit {commit()}, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}\n"
+        f"real limits: latency {c.latency * 1000:.0f} ms, Airtable {c.airtable_rate} req/s per "
+        f"base (lockout {c.airtable_lockout:g} s), Twenty {c.twenty_per_minute:g} req/min "
+        f"(bucket of {c.twenty_burst:g}); start, throughput, memory and change log without "
+        "latency or limits; Postgres defaults, runs over TCP 127.0.0.1 unless the row says"
     )
+
+
+def commit() -> str:
+    """The checked-out commit, ``+changes`` when the tree differs from it."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -64,7 +82,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--records", type=int, metavar="N", help="with --profile: records to use instead"
     )
     parser.add_argument(
-        "--postgres", metavar="URL", help="use this Postgres server instead of an embedded one"
+        "--postgres", metavar="URL", help="use this Postgres server instead of starting one"
     )
     return parser.parse_args(argv)
 
@@ -80,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(profile(args.profile, scale, args.postgres, args.records))
         return 0
+    heading = title(scale)
     rows = collect(scale, args.only or (), args.postgres)
     say(f"done in {time.perf_counter() - started:.0f} s")
-    sys.stdout.write(render(rows, title(scale)) + "\n")
+    sys.stdout.write(render(rows, heading) + "\n")
     return 0

@@ -1,10 +1,13 @@
 """The scenarios: each prepares data, runs the real ``reconcile`` command, and returns rows.
 
-* ``pull``: a run over fresh remote records in the window, under realistic conditions;
-* ``push``: a push of local edits under realistic conditions, then the naive push as baseline;
-* ``throughput``: a large pull with no latency and no limits: records applied per second;
+* ``startup``: ``reconcile --help`` beside ``python -c "import typer, rich"``;
+* ``noop``: a run with nothing to do beside importing what it loads;
+* ``pull``: a run over fresh remote records in the window, at the real limits;
+* ``push``: a push of local edits at the real limits, then the naive push as baseline;
+* ``bases``: several Airtable bases pushed in one run, beside one base alone;
+* ``throughput``: a large pull, no latency, no limits: local time beside listing time, and
+  records applied per second over TCP and through the unix socket;
 * ``memory``: peak RSS of a small and a large pull;
-* ``noop``: wall time of a run with nothing to do;
 * ``changelog``: what the change log costs a large pull, with it and without it.
 """
 
@@ -12,35 +15,34 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
-from pyairtable import Api
-from pyairtable.formulas import GTE, Field, to_formula_str
 
 from bench import baseline, journal_probe
+from bench.bases import bases
 from bench.journal_probe import WITHOUT as WITHOUT_LOG
 from bench.journal_probe import seconds as journal_seconds
-from bench.lab import FAST, REALISTIC, Conditions, Lab, ProcessResult
+from bench.lab import FAST, Conditions, Lab, ProcessResult
 from bench.measure import (
     CHANGELOG_SHARE_MAX,
-    NOOP_MAX_S,
     RSS_GROWTH_MAX,
     RSS_MAX_MB,
-    THROUGHPUT_MIN,
+    TIMES,
     Row,
-    at_least_row,
-    at_most_row,
+    Rule,
+    at_most,
     baseline_row,
     breakdown,
     floor_row,
+    minimum_requests,
+    num,
     request_kinds,
     requests_row,
     throttled_row,
-    times,
 )
+from bench.scale import FULL, QUICK, Scale, say
 from bench.seeding import (
     OLD_MINUTES,
     edit_leads,
@@ -49,38 +51,11 @@ from bench.seeding import (
     seed_leads,
     seed_progressions,
 )
+from bench.startup import noop, startup
+from bench.throughput import throughput
 from reconciler.emulators.base import EmulatorServer
-from reconciler.model import LEADS, parse_datetime
 
-
-@dataclass(frozen=True)
-class Scale:
-    """How big each scenario is, and the conditions of the realistic ones."""
-
-    name: str
-    pull: int = 10_000
-    push: int = 1_000
-    throughput: int = 50_000
-    memory: tuple[int, int] = (10_000, 100_000)
-    noop: int = 10_000
-    noop_repeats: int = 5
-    changelog: int = 50_000
-    changelog_rounds: int = 3
-    conditions: Conditions = REALISTIC
-
-
-FULL = Scale("full")
-QUICK = Scale(
-    "quick",
-    pull=1_000,
-    push=200,
-    throughput=5_000,
-    memory=(2_000, 20_000),
-    noop=1_000,
-    noop_repeats=3,
-    changelog=5_000,
-    changelog_rounds=2,
-)
+__all__ = ["FULL", "QUICK", "SCENARIOS", "Scale", "say"]
 
 
 @dataclass(frozen=True)
@@ -89,35 +64,49 @@ class RemoteSpec:
 
     name: str
     mapping: str
-    page: int  # records per read request
+    page: int  # records per listing request
     batch: int  # records per write request
+    read_batch: int  # ids per read-by-id request
+    reads_before_writing: bool  # every push reads what it writes first (Twenty)
 
     def emulator(self, lab: Lab) -> EmulatorServer:
         """This remote's emulator in the lab."""
         return lab.airtable if self.name == "airtable" else lab.twenty
 
-    def per_second(self, conditions: Conditions) -> float:
-        """Requests per second the remote allows (0: unlimited)."""
+    def rule(self, conditions: Conditions) -> Rule | None:
+        """The remote's rate limit as it counts requests (None: unlimited)."""
         if self.name == "airtable":
-            return float(conditions.airtable_rate)
-        return conditions.twenty_per_minute / 60.0
+            return Rule(conditions.airtable_rate, 1.0) if conditions.airtable_rate else None
+        if not conditions.twenty_per_minute:
+            return None
+        return Rule(
+            int(conditions.twenty_burst),
+            60.0 * conditions.twenty_burst / conditions.twenty_per_minute,
+            bucket=True,
+        )
+
+    def push_minimum(self, records: int, *, alone: bool) -> tuple[int, str]:
+        """The fewest requests a push of ``records`` updates can make, and how it is made up.
+
+        Writes only, after a complete pull in the same run (the state is trusted); reads of
+        the records' current state first when the remote needs them before writing (Twenty:
+        every push) or when no pull ran before (``--stage push``).
+        """
+        writes = minimum_requests(records, self.batch)
+        wrote = f"{_count(writes, 'write')} of {self.batch}"
+        if not (alone or self.reads_before_writing):
+            return writes, wrote
+        reads = minimum_requests(records, self.read_batch)
+        return reads + writes, f"{_count(reads, 'read')} of {self.read_batch} ids + {wrote}"
 
 
-AIRTABLE = RemoteSpec("airtable", "leads", page=100, batch=10)
-TWENTY = RemoteSpec("twenty", "rep_progressions", page=200, batch=60)
+AIRTABLE = RemoteSpec("airtable", "leads", 100, 10, 100, reads_before_writing=False)
+TWENTY = RemoteSpec("twenty", "rep_progressions", 200, 60, 200, reads_before_writing=True)
 REMOTES = (AIRTABLE, TWENTY)
 
 
-_STARTED = time.perf_counter()
-
-
-def say(message: str) -> None:
-    """Progress on stderr (the table goes to stdout), with the seconds since the bench started."""
-    print(f"{time.perf_counter() - _STARTED:6.1f} s  {message}", file=sys.stderr, flush=True)
-
-
 def pull(lab: Lab, scale: Scale) -> list[Row]:
-    """A run over ``scale.pull`` fresh records per remote, under realistic conditions."""
+    """A first run over ``scale.pull`` fresh records per remote, at the scale's conditions."""
     rows: list[Row] = []
     with lab.scenario():
         seed_leads(lab.airtable, scale.pull)
@@ -128,17 +117,29 @@ def pull(lab: Lab, scale: Scale) -> list[Row]:
             lab.reset_logs()
             result = lab.reconcile_ok("--mapping", spec.mapping)
             em = spec.emulator(lab)
-            requests, pulled = len(em.requests), result.mapping(spec.mapping)["pull"]["fetched"]
+            pulled = result.mapping(spec.mapping)["pull"]["fetched"]
+            kinds = request_kinds(em)
             how = breakdown(em)
+            if kinds["meta"]:
+                how += " (a first run reads the base's schema: field ids, kept a day)"
+            minimum = minimum_requests(pulled, spec.page)
             rows += [
-                requests_row(spec.name, "pulled", requests, pulled, spec.page, how),
+                requests_row(
+                    spec.name,
+                    "pulled",
+                    len(em.requests),
+                    pulled,
+                    minimum,
+                    f"{minimum} pages of {spec.page}",
+                    how,
+                ),
                 floor_row(
                     spec.name,
                     f"pull {pulled:,}",
                     result.wall,
-                    requests,
-                    spec.per_second(scale.conditions),
-                    f"run {result.duration:.1f} s + process start",
+                    lab.served.of(em),
+                    spec.rule(scale.conditions),
+                    _split(result),
                 ),
                 throttled_row(spec.name, em.count(status=429), f"pull run; {_api(result, spec)}"),
             ]
@@ -147,9 +148,9 @@ def pull(lab: Lab, scale: Scale) -> list[Row]:
 
 def push(lab: Lab, scale: Scale) -> list[Row]:
     """A cron run that finds ``scale.push`` local edits per remote and an empty pull window,
-    under realistic conditions; then the naive push of the same edits as the baseline.
+    at the scale's conditions; then the naive push of the same edits as the baseline.
 
-    The push's requests are the run's requests minus the listing of the (empty) window.
+    The push's requests are the run's requests less the listing of the (empty) window.
     """
     rows: list[Row] = []
     with lab.scenario() as db:
@@ -169,18 +170,26 @@ def push(lab: Lab, scale: Scale) -> list[Row]:
             em = spec.emulator(lab)
             counts = result.mapping(spec.mapping)["push"]
             pushed = counts["updated"] + counts["created"]
-            requests = len(em.requests)
-            ours[spec.name] = pushing = requests - request_kinds(em)["list"]
-            how = f"{breakdown(em)}; the list is stage 1's empty window"
+            kinds = request_kinds(em)
+            ours[spec.name] = pushing = len(em.requests) - kinds["list"] - kinds["meta"]
+            minimum, how_minimum = spec.push_minimum(pushed, alone=False)
             rows += [
-                requests_row(spec.name, "pushed", pushing, pushed, spec.batch, how),
+                requests_row(
+                    spec.name,
+                    "pushed",
+                    pushing,
+                    pushed,
+                    minimum,
+                    how_minimum,
+                    f"{breakdown(em)}; the list is stage 1's empty window, not counted",
+                ),
                 floor_row(
                     spec.name,
                     f"push {pushed:,}",
                     result.wall,
-                    requests,
-                    spec.per_second(scale.conditions),
-                    f"run {result.duration:.1f} s + process start",
+                    lab.served.of(em),
+                    spec.rule(scale.conditions),
+                    _split(result),
                 ),
                 throttled_row(spec.name, em.count(status=429), f"push run; {_api(result, spec)}"),
             ]
@@ -195,8 +204,8 @@ def push(lab: Lab, scale: Scale) -> list[Row]:
             "twenty": baseline.push_twenty(lab.twenty, db, scale.push),
         }
         for spec in REMOTES:
-            rate = spec.per_second(scale.conditions)
-            note = f"≈ {naive[spec.name] / rate:,.0f} s at the rate limit" if rate else ""
+            rule = spec.rule(scale.conditions)
+            note = f"≈ {rule.alone(naive[spec.name]):,.0f} s at the rate limit" if rule else ""
             rows.append(baseline_row(spec.name, naive[spec.name], ours[spec.name], note))
     return rows
 
@@ -214,34 +223,12 @@ def _push_alone(lab: Lab, db: sa.Engine, scale: Scale) -> list[Row]:
         em = spec.emulator(lab)
         counts = result.mapping(spec.mapping)["push"]
         pushed = counts["updated"] + counts["created"]
-        row = requests_row(spec.name, "pushed", len(em.requests), pushed, spec.batch)
-        rows.append(replace(row, figure=f"{row.figure}, --stage push", note=breakdown(em)))
-    return rows
-
-
-def throughput(lab: Lab, scale: Scale) -> list[Row]:
-    """Records applied per second on a ``scale.throughput``-lead pull, no latency, no limits."""
-    n = scale.throughput
-    with lab.scenario():
-        seed_leads(lab.airtable, n)
-        say(f"throughput: pull of {n:,} leads, no latency, no limits")
-        result = lab.reconcile_ok("--stage", "pull", "--mapping", "leads")
-        applied = result.mapping("leads")["pull"]["fetched"]
-        listing = _listing_seconds(lab, result.report["window"]["since"])
-    local = max(result.duration - listing, 1e-9)
-    note = (
-        f"run {result.duration:.1f} s = listing alone {listing:.1f} s (HTTP + emulator) "
-        f"+ local {local:.1f} s ({applied / local:,.0f}/s); wall {result.wall:.1f} s"
-    )
-    return [
-        at_least_row(
-            "local",
-            f"records applied/s, {applied:,}-lead pull",
-            applied / result.duration,
-            THROUGHPUT_MIN,
-            note,
+        minimum, how_minimum = spec.push_minimum(pushed, alone=True)
+        row = requests_row(
+            spec.name, "pushed", len(em.requests), pushed, minimum, how_minimum, breakdown(em)
         )
-    ]
+        rows.append(replace(row, figure=f"{row.figure}, --stage push"))
+    return rows
 
 
 def memory(lab: Lab, scale: Scale) -> list[Row]:
@@ -257,58 +244,25 @@ def memory(lab: Lab, scale: Scale) -> list[Row]:
             rate = result.mapping("leads")["pull"]["fetched"] / result.duration
             rates.append(f"run {result.duration:.1f} s ({rate:,.0f} records/s)")
     small, large = scale.memory
-    growth = peaks[1] / peaks[0]
     return [
-        at_most_row(
-            "local", f"peak RSS, {small:,}-lead pull (MB)", peaks[0], None, "max RSS, from wait4"
-        ),
-        at_most_row("local", f"peak RSS, {large:,}-lead pull (MB)", peaks[1], RSS_MAX_MB, rates[1]),
-        Row(
+        at_most(
             "local",
-            f"peak RSS growth, {small:,} → {large:,}",
-            times(growth),
-            f"≤ {times(RSS_GROWTH_MAX, 1)}",
-            times(growth / RSS_GROWTH_MAX),
-            growth <= RSS_GROWTH_MAX,
-            "large peak / small peak",
+            f"peak RSS, {large:,}-lead pull (MB)",
+            num(peaks[1]),
+            f"{RSS_MAX_MB:g} MB",
+            peaks[1] / RSS_MAX_MB,
+            1.0,
+            f"max RSS of the process, from wait4; {rates[1]}",
         ),
-    ]
-
-
-def noop(lab: Lab, scale: Scale) -> list[Row]:
-    """Wall time of a whole run (both mappings) with nothing to do, median of a few."""
-    with lab.scenario():
-        seed_leads(lab.airtable, scale.noop, age_minutes=OLD_MINUTES)
-        seed_progressions(lab.twenty, scale.noop, age_minutes=OLD_MINUTES)
-        say(f"noop: first sync of {scale.noop:,} records per remote (--full)")
-        lab.reconcile_ok("--full")
-        walls, durations = [], []
-        for _ in range(scale.noop_repeats):
-            lab.reset_logs()
-            result = lab.reconcile_ok()
-            writes = sum(
-                r.method != "GET" and not r.path.endswith("/listRecords")
-                for em in (lab.airtable, lab.twenty)
-                for r in em.requests
-            )
-            if writes:
-                raise RuntimeError(f"a run with nothing to do wrote {writes} time(s)")
-            walls.append(result.wall)
-            durations.append(result.duration)
-    requests = len(lab.airtable.requests) + len(lab.twenty.requests)
-    note = (
-        f"{scale.noop:,} synced rows per mapping; report duration "
-        f"{statistics.median(durations):.2f} s, the rest is process start and exit; "
-        f"{requests} requests, no writes; runs {', '.join(f'{w:.2f}' for w in walls)}"
-    )
-    return [
-        at_most_row(
+        at_most(
             "local",
-            f"no-op run wall time, median of {len(walls)} (s)",
-            statistics.median(walls),
-            NOOP_MAX_S,
-            note,
-        )
+            f"peak RSS, {large:,}-lead pull against {small:,} (MB)",
+            num(peaks[1]),
+            f"{small:,} leads: {num(peaks[0])} MB",
+            peaks[1] / peaks[0],
+            RSS_GROWTH_MAX,
+            f"pages are streamed: {large // small}{TIMES} the records; {rates[0]}",
+        ),
     ]
 
 
@@ -334,7 +288,10 @@ def changelog(lab: Lab, scale: Scale) -> list[Row]:
                         edit_remote_leads(lab.airtable, ids, round_no)
                     say(f"changelog: {kind} pull of {n:,} leads, round {round_no + 1}")
                     samples[kind].append(
-                        {without: _probe(lab, url, without) for url, without in order}
+                        {
+                            without: _probe(lab, lab.postgres.url_of(name), without)
+                            for name, without in order
+                        }
                     )
     return [
         _changelog_row(f"change log share, first pull of {n:,} leads", samples["first"]),
@@ -342,14 +299,14 @@ def changelog(lab: Lab, scale: Scale) -> list[Row]:
     ]
 
 
-PROBE = journal_probe.__file__  # run as a script: it needs only the installed package
+PROBE = journal_probe.__file__  # run as a script (-P: its folder stays off sys.path)
 
 
 def _probe(lab: Lab, url: str, without: bool) -> ProcessResult:
     """One pull into the database at ``url``, with the change log timed or left out; the work
     it leaves the server is done before the next run is measured."""
     lab.database_url = url
-    command = [sys.executable, PROBE, *([WITHOUT_LOG] if without else [])]
+    command = [sys.executable, "-P", PROBE, *([WITHOUT_LOG] if without else [])]
     result = lab.reconcile_ok("--stage", "pull", "--mapping", "leads", command=command)
     lab.postgres.settle(url)
     return result
@@ -367,43 +324,42 @@ def _changelog_row(figure: str, rounds: list[dict[bool, ProcessResult]]) -> Row:
         f"{len(rounds)}; the run without it {without:.1f} s ({with_log / without - 1:+.0%}); "
         f"{entries:,} entries"
     )
-    return Row(
+    return at_most(
         "local",
         figure,
         f"{share:.1%}",
-        f"< {CHANGELOG_SHARE_MAX:.0%}",
-        times(share / CHANGELOG_SHARE_MAX),
-        share < CHANGELOG_SHARE_MAX,
+        f"{CHANGELOG_SHARE_MAX:.0%} of the run",
+        share / CHANGELOG_SHARE_MAX,
+        1.0,
         note,
     )
 
 
 Scenario = Callable[[Lab, Scale], list[Row]]
 SCENARIOS: dict[str, Scenario] = {
+    "startup": startup,
+    "noop": noop,
     "pull": pull,
     "push": push,
+    "bases": bases,
     "throughput": throughput,
     "memory": memory,
-    "noop": noop,
     "changelog": changelog,
 }
+GROUPS = ("start", "airtable", "twenty", "bases", "local")
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def _split(result: ProcessResult) -> str:
+    """A run's wall time as its own duration and the rest (process start and exit)."""
+    rest = result.wall - result.duration
+    return f"run {result.duration:.1f} s + process start and exit {rest:.1f} s"
 
 
 def _api(result: ProcessResult, spec: RemoteSpec) -> str:
     """The run report's own request counters, for comparison with the emulator's log."""
     api = result.mapping(spec.mapping)["api"]
     return f"report: {api['requests']} requests, {api['retries']} retries"
-
-
-def _listing_seconds(lab: Lab, since: str) -> float:
-    """How long reading the same window takes on its own (same formula, fields and page size)."""
-    api = Api(lab.airtable.token, endpoint_url=lab.airtable.url)
-    table = api.table(lab.airtable.base_id, LEADS.remote_table)
-    formula = to_formula_str(GTE(Field(LEADS.modified_field), parse_datetime(since)))
-    fields = [f.remote for f in LEADS.fields] + [LEADS.modified_field]
-    started = time.perf_counter()
-    for _ in table.iterate(formula=formula, fields=fields, page_size=100):
-        pass
-    elapsed = time.perf_counter() - started
-    api.session.close()
-    return elapsed

@@ -98,17 +98,18 @@ def seed_progressions(
         em.create(progression_fields(i), updated_at=stamp)
 
 
-def edit_leads(db: sa.Engine, count: int, round: int = 1) -> int:
-    """Edit the push-capable fields of the first ``count`` synced leads; returns rows changed.
+def edit_leads(db: sa.Engine, count: int, round: int = 1, *, table: str = "leads") -> int:
+    """Edit the push-capable fields of the first ``count`` synced leads (of ``table``, a copy
+    of ``leads``); returns rows changed.
 
     Each ``round`` writes different values, so every round has something to push.
     """
     return _execute(
         db,
-        f"UPDATE leads SET notes = 'Called back (round {round:d}), wants a demo (' || id || ')', "
+        f"UPDATE {table} SET notes = 'Called back (round {round:d}), wants a demo (' || id || ')', "
         "processing_status = 'done', claimed_by = 'rep@example.com', "
         "claimed_at = '2026-11-20T10:00:00.123Z' "
-        "WHERE id IN (SELECT id FROM leads WHERE airtable_record_id IS NOT NULL "
+        f"WHERE id IN (SELECT id FROM {table} WHERE airtable_record_id IS NOT NULL "
         "ORDER BY id LIMIT :n)",
         count,
     )
