@@ -38,7 +38,7 @@ def _starts(pacer: Pacer, time: FakeTime, count: int) -> list[float]:
 
 def test_pacer__a_rested_pacer_lets_a_burst_go_then_one_per_slot() -> None:
     time = FakeTime()
-    pacer = Pacer(5, 1.0, clock=time.clock, sleep=time.sleep, margin=1.0)
+    pacer = Pacer(5, 1.0, clock=time.clock, sleep=time.sleep, guard=0.0)
     starts = [s - 100.0 for s in _starts(pacer, time, 12)]
     assert starts[:5] == [0.0] * 5
     assert starts[5:10] == pytest.approx([1.0] * 5)
@@ -53,9 +53,9 @@ def test_pacer__never_more_than_the_rate_in_any_window(
     per_second: float, gaps: list[float]
 ) -> None:
     """Whatever the callers' own pauses, any window of the remote's length holds at most the
-    limit (checked with the margin off: the margin only adds room)."""
+    limit (checked with the guard off: the guard only adds room)."""
     time = FakeTime()
-    pacer = Pacer.rate(per_second, clock=time.clock, sleep=time.sleep, margin=1.0)
+    pacer = Pacer.rate(per_second, clock=time.clock, sleep=time.sleep, guard=0.0)
     starts = []
     for gap in gaps:
         time.now += gap

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from reconciler.engine.context import MappingContext
@@ -10,7 +12,7 @@ from reconciler.engine.matching import match_rows
 from reconciler.engine.plan import Outcome, PushPlan, local_changes, plan_push
 from reconciler.engine.pull import apply_records
 from reconciler.records import LocalRow, RemoteRecord, WriteResult
-from reconciler.remotes.base import PushItem, chunks
+from reconciler.remotes.base import IN_FLIGHT, PushItem, chunks
 from reconciler.report import now_utc
 from reconciler.store.history import Failure, clear_failures
 
@@ -88,11 +90,46 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
         ctx.journal.skipped(ctx, [p for p in plans if p.outcome is Outcome.SKIPPED_REMOTE_NEWER])
         _mark_gone(ctx, gone)
     sendable = [p for p in plans if p.outcome in (Outcome.UPDATED, Outcome.INSERTED)]
-    for batch in chunks(sendable, ctx.remote.write_batch):
-        _send_batch(ctx, batch)
-        ctx.progress("push", len(batch))
-        if should_stop():
-            return
+    _send(ctx, list(chunks(sendable, ctx.remote.write_batch)), should_stop)
+
+
+def _send(
+    ctx: MappingContext, batches: list[Sequence[PushPlan]], should_stop: Callable[[], bool]
+) -> None:
+    """Send the batches, up to ``IN_FLIGHT`` at once after the first, and record each answer in
+    the batches' order as it comes.
+
+    The first batch goes alone: what it shows of the server (a lockout, a server without
+    upsert, a refused key) holds before the others go. After a batch raises, no new one is
+    sent; those in flight are answered and recorded (what they wrote is not lost), then the
+    error is raised. A dry run sends nothing and records each batch at once.
+    """
+    queue = iter(batches)
+    flying: deque[tuple[Sequence[PushPlan], Future[list[WriteResult]]]] = deque()
+    error: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="push") as pool:
+
+        def fill(depth: int) -> None:
+            while len(flying) < depth and error is None and not should_stop():
+                batch = next(queue, None)
+                if batch is None:
+                    return
+                items = [_item(ctx, p) for p in batch]
+                flying.append((batch, pool.submit(_write, ctx, items)))
+
+        fill(1)
+        while flying:
+            batch, answer = flying.popleft()
+            try:
+                results = answer.result()
+            except Exception as exc:  # raised once those in flight are recorded
+                error = error or exc
+                continue
+            _record(ctx, batch, results)
+            ctx.progress("push", len(batch))
+            fill(1 if ctx.store.dry_run else IN_FLIGHT)
+    if error is not None:
+        raise error
 
 
 def _link_by_natural_key(
@@ -156,12 +193,15 @@ def _item(ctx: MappingContext, plan: PushPlan) -> PushItem:
     )
 
 
-def _send_batch(ctx: MappingContext, batch: Sequence[PushPlan]) -> None:
-    items = [_item(ctx, p) for p in batch]
+def _write(ctx: MappingContext, items: Sequence[PushItem]) -> list[WriteResult]:
+    """One batch's answer: the remote's, or in a dry run the records as sent."""
     if ctx.store.dry_run:
-        results = [WriteResult(i.local_id, record=_assumed(i)) for i in items]
-    else:
-        results = ctx.remote.write(items)
+        return [WriteResult(i.local_id, record=_assumed(i)) for i in items]
+    return ctx.remote.write(items)
+
+
+def _record(ctx: MappingContext, batch: Sequence[PushPlan], results: list[WriteResult]) -> None:
+    """A batch's answer in the store (sync state, failures, change log) and the counters."""
     by_id = {r.local_id: r for r in results}
     done = [
         (p, by_id[p.local.local_id]) for p in batch if by_id[p.local.local_id].record is not None

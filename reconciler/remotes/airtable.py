@@ -49,6 +49,7 @@ from reconciler.remotes.base import (
     RemoteClock,
     RetryPolicy,
     Transient,
+    at_once,
     chunks,
     results_by_id,
     typed_record,
@@ -227,11 +228,13 @@ class AirtableRemote:
 
     def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
         """Current records by id, 100 per request (``OR(RECORD_ID()=…)``)."""
-        found: dict[str, RemoteRecord] = {}
-        for batch in chunks([i for i in ids if self.valid_id(i)], PAGE_SIZE):
-            for page in self._pages(partial(formulas.record_ids, batch)):
-                found.update({raw["id"]: self._typed(raw) for raw in page})
-        return found
+
+        def read(batch: Sequence[str]) -> list[RemoteRecord]:
+            pages = self._pages(partial(formulas.record_ids, batch))
+            return [self._typed(raw) for page in pages for raw in page]
+
+        batches = list(chunks([i for i in ids if self.valid_id(i)], PAGE_SIZE))
+        return {r.id: r for records in at_once(read, batches) for r in records}
 
     def find(
         self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]

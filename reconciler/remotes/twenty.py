@@ -25,6 +25,7 @@ from reconciler.remotes.base import (
     RemoteClock,
     RetryPolicy,
     Transient,
+    at_once,
     chunks,
     results_by_id,
     typed_record,
@@ -231,11 +232,13 @@ class TwentyRemote:
     def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
         """Current records by id, 200 per request (``id[in]:[…]``), soft-deleted ones included
         (with ``deleted`` set)."""
-        found: dict[str, RemoteRecord] = {}
-        for batch in chunks([i for i in ids if self.valid_id(i)], READ_BATCH):
-            for page in self._pages(f"and(id[in]:[{','.join(batch)}],{ANY_DELETED})"):
-                found.update({raw["id"]: self._typed(raw) for raw in page})
-        return found
+
+        def read(batch: Sequence[str]) -> list[RemoteRecord]:
+            filter_ = f"and(id[in]:[{','.join(batch)}],{ANY_DELETED})"
+            return [self._typed(raw) for page in self._pages(filter_) for raw in page]
+
+        batches = list(chunks([i for i in ids if self.valid_id(i)], READ_BATCH))
+        return {r.id: r for records in at_once(read, batches) for r in records}
 
     def write(self, items: Sequence[PushItem]) -> list[WriteResult]:
         """Batch upserts by id, 60 per request: updates send only their changed fields, creates
