@@ -60,6 +60,19 @@ class Prefetch(Generic[T, S]):
                 return
             yield item
 
+    def ready(self, most: int) -> list[tuple[T, S]]:
+        """Up to ``most`` more items that are already produced, without waiting for any (the
+        listing's end, or its error, stays for the iteration to meet)."""
+        taken: list[tuple[T, S]] = []
+        with self._changed:
+            while len(taken) < most and self._ready and not isinstance(self._ready[0], _End):
+                item = self._ready.popleft()
+                assert not isinstance(item, _End)
+                taken.append(item)
+            if taken:
+                self._changed.notify_all()
+        return taken
+
     def close(self) -> None:
         """Stop producing and wait for the thread (an item being produced is finished first)."""
         with self._changed:

@@ -16,13 +16,21 @@ from reconciler.engine.window import Window, WindowMoved
 from reconciler.records import LocalRow, RemoteRecord
 from reconciler.store.history import Failure, clear_failures, due_pull_retries, has_failures
 
+# Pages read ahead of the one being applied, at the most; as many are applied together when
+# the reading is that far ahead (1,000 records of Airtable's pages, 2,000 of Twenty's).
+PAGES_AHEAD = 10
+
 
 def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> set[str] | None:
     """Read the window page by page and apply it; then retry earlier failures that are due.
 
     The first page is read, its clock checked and the page applied before anything else is
-    read; from then on the next page is read while this one is applied (:class:`Prefetch`),
-    each applied with the remote's clock as it stood when that page was read.
+    read; from then on the next pages are read while this one is applied (:class:`Prefetch`,
+    up to ``PAGES_AHEAD`` ahead). When the reading has got ahead of the applying, the pages
+    already read are applied together, in one transaction: fewer statements and commits where
+    the database is the slower side, each page on its own where the remote is. A group is
+    applied with the remote's clock as it stood when its first page was read (the pages were
+    read moments apart).
 
     Returns the ids of the live remote records read when the window was read completely (so
     the watermark may move, and a full sweep may look for deletions), else None.
@@ -41,9 +49,10 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
         listing.apply(ctx, first, ctx.skew)
         if should_stop():
             return None
-        with Prefetch(pages, lambda: ctx.skew) as ahead:
+        with Prefetch(pages, lambda: ctx.skew, ahead=PAGES_AHEAD) as ahead:
             for page, skew in ahead:
-                listing.apply(ctx, page, skew)
+                more = ahead.ready(PAGES_AHEAD)
+                listing.apply(ctx, [r for p in [page, *(p for p, _ in more)] for r in p], skew)
                 if should_stop():
                     return None
     with ctx.store.unit() as conn:
@@ -66,12 +75,22 @@ class _Listing:
         self.failing = failing
 
     def apply(self, ctx: MappingContext, page: list[RemoteRecord], skew: timedelta) -> None:
-        """Apply a page's records not already applied in a newer version."""
+        """Apply a page's records not already applied in a newer version (a record read twice
+        in one group of pages is applied once, in its newest version)."""
         seen = self.seen
-        fresh = [r for r in page if r.id not in seen or r.modified_at > seen[r.id]]
+        newest: dict[str, RemoteRecord] = {}
+        for r in page:
+            if (r.id not in seen or r.modified_at > seen[r.id]) and (
+                r.id not in newest or r.modified_at > newest[r.id].modified_at
+            ):
+                newest[r.id] = r
+        fresh = list(newest.values())
         seen.update({r.id: r.modified_at for r in fresh})
-        self.live.update(r.id for r in page if not r.deleted)
-        self.live.difference_update(r.id for r in page if r.deleted)
+        for r in page:  # in reading order: a record's last reading says whether it lives
+            if r.deleted:
+                self.live.discard(r.id)
+            else:
+                self.live.add(r.id)
         failed = ctx.result.pull.failed
         apply_records(ctx, [r for r in fresh if not r.deleted], skew=skew, clear=self.failing)
         self.failing |= ctx.result.pull.failed > failed
