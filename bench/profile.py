@@ -132,6 +132,7 @@ def profile(
             seed_leads(lab.airtable, records or scale.noop, age_minutes=OLD_MINUTES)
             seed_progressions(lab.twenty, records or scale.noop, age_minutes=OLD_MINUTES)
             lab.reconcile_ok("--full")
+            lab.postgres.settle(lab.database_url)  # as the noop scenario does
             args = ()
         lab.reset_logs()
         say(f"profiling `reconcile {' '.join(args)}` in-process")

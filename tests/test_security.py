@@ -23,7 +23,7 @@ from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.model import LEADS, REP_PROGRESSIONS
 from reconciler.remotes.airtable import AirtableRemote
 from reconciler.remotes.factory import build_remote
-from reconciler.remotes.twenty import TwentyRemote
+from reconciler.remotes.twenty import TwentyRemote, plain_http_transport
 from tests.helpers import execute, rows, seed_leads, seed_progressions
 
 M = "rep_progressions"
@@ -302,6 +302,26 @@ def test_tls__clients_are_built_with_verifying_defaults(monkeypatch: pytest.Monk
     finally:
         airtable.close()
         twenty.close()
+
+
+def test_tls__a_plain_http_server_gets_a_context_that_trusts_no_certificate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Twenty server reached over plain HTTP costs no CA bundle: its client's context still
+    requires a valid certificate for the right host name, and trusts none, so no TLS connection
+    could ever go unverified."""
+    monkeypatch.setenv("TWENTY_API_KEY", "k")
+    monkeypatch.setenv("TWENTY_API_URL", "http://twenty.internal:3000")
+    twenty = build_remote(REP_PROGRESSIONS, load_settings())
+    try:
+        assert isinstance(twenty, TwentyRemote)
+        context = twenty._client._transport._pool._ssl_context  # type: ignore[attr-defined]
+        assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname is True
+        assert context.cert_store_stats()["x509_ca"] == 0
+    finally:
+        twenty.close()
+    assert plain_http_transport("https://api.twenty.com") is None
+    assert plain_http_transport("HTTPS://twenty.internal") is None
 
 
 def _self_signed(folder: Path) -> ssl.SSLContext:

@@ -4,9 +4,11 @@ batched natural-key look-ups."""
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -52,6 +54,20 @@ ANY_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
+def plain_http_transport(api_url: str) -> httpx.HTTPTransport | None:
+    """The transport of a client of a server reached over plain HTTP; None for HTTPS (the
+    default transport then, verifying certificates against the trusted CAs).
+
+    A client's default transport loads the CA bundle as it is built, for the TLS it may do;
+    a client whose every request goes to a plain HTTP server (relative paths, redirects never
+    followed) does no TLS, so its transport gets a client context that trusts no certificate
+    at all: nothing is read, and a TLS connection, if one were ever made, could only fail.
+    """
+    if urlsplit(api_url).scheme.lower() != "http":
+        return None
+    return httpx.HTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+
 class TwentyRemote:
     """One Twenty object of one mapping.
 
@@ -83,7 +99,7 @@ class TwentyRemote:
             base_url=target.api_url.rstrip("/") + "/rest",
             headers={"Authorization": f"Bearer {target.api_key.value}"},
             timeout=TIMEOUT,
-            transport=transport,
+            transport=transport or plain_http_transport(target.api_url),
         )
         self._call = Caller("Twenty", pacer or Pacer.rate(target.rate, 60.0), policy)
         self.stats: ApiStats = self._call.stats

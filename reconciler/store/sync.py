@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -54,6 +55,18 @@ _STATE_COLUMNS = [
     sync_state.c.pending.label("_s_pending"),
     sync_state.c.local_id.label("_s_local_id"),
 ]
+
+# A relation's columns, as reflection would find them: a table, view, materialized view, foreign
+# or partitioned table of the current schema; one row with no name for a relation without
+# columns, no row when there is no such relation.
+_LIVE_COLUMNS = text(
+    "SELECT a.attname FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " LEFT JOIN pg_catalog.pg_attribute a"
+    " ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    " WHERE n.nspname = current_schema() AND c.relname = :name"
+    " AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+)
 
 
 class Store:
@@ -96,13 +109,49 @@ class Store:
 
         A built-in table's own definition is used (its types are exact) unless the mapping
         needs a column it lacks: a table shared with another remote (a hub) has that remote's
-        key column, added by the user, so the live table is used then.
+        key column, added by the user, so the live table is used then. Only the live table's
+        column names are read to check it; the whole table is reflected only when it is used.
         """
         if mapping.name in self._tables:
             return self._tables[mapping.name]
+        live = self._live_columns(mapping.local_table)
+        if live is None:
+            raise UsageError(
+                f"mapping {mapping.name!r}: table {mapping.local_table!r} does not exist"
+            )
+        needed = [mapping.key_column, *mapping.columns, "id", "updated_at", "remote_deleted_at"]
+        missing = [c for c in needed if c not in live]
+        if missing:
+            raise UsageError(
+                f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
+                + ", ".join(missing)
+            )
+        table = BUSINESS_TABLES.get(mapping.local_table)
+        if table is None or any(c not in table.c for c in needed):
+            table = self._reflect(mapping)
+        self._tables[mapping.name] = table
+        return table
+
+    def _live_columns(self, name: str) -> set[str] | None:
+        """The column names of table ``name`` in the connection's current schema (where an
+        unqualified name is looked up), or None when there is no such table or view.
+
+        Read in the open unit of work if there is one, else in a unit of its own.
+        """
+        if self.conn.in_transaction():
+            found = self.conn.execute(_LIVE_COLUMNS, {"name": name}).all()
+        else:
+            with self.unit() as conn:
+                found = conn.execute(_LIVE_COLUMNS, {"name": name}).all()
+        if not found:
+            return None
+        return {column for (column,) in found if column is not None}
+
+    def _reflect(self, mapping: Mapping) -> Table:
+        """The live table as SQLAlchemy reflects it (every column with its type)."""
         try:
             # A connection of its own, so reflecting never touches the run's transaction.
-            live = Table(
+            return Table(
                 mapping.local_table,
                 self._reflected,
                 autoload_with=self.conn.engine,
@@ -112,18 +161,6 @@ class Store:
             raise UsageError(
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} does not exist"
             ) from None
-        needed = [mapping.key_column, *mapping.columns, "id", "updated_at", "remote_deleted_at"]
-        missing = [c for c in needed if c not in live.c]
-        if missing:
-            raise UsageError(
-                f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
-                + ", ".join(missing)
-            )
-        table = BUSINESS_TABLES.get(mapping.local_table)
-        if table is None or any(c not in table.c for c in needed):
-            table = live
-        self._tables[mapping.name] = table
-        return table
 
     # -- reading rows ----------------------------------------------------------------------------
 
