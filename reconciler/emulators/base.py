@@ -315,6 +315,11 @@ class EmulatorServer(ABC):
         fault = self.faults.take(request.method, request.path)
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
+        # A rate limit counts a request when it arrives; the simulated latency is the network's
+        # round trip, so the request is stamped before it, not when this thread wakes from it:
+        # a wake-up delayed by the host's load (or a collection in this process) must not read
+        # as two requests arriving closer together than they were sent.
+        arrived = self.clock.monotonic()
         if self.latency:
             time.sleep(self.latency)
         if fault is not None and fault.kind == "drop":
@@ -329,7 +334,7 @@ class EmulatorServer(ABC):
             )
         if not self.authorized(request):
             return self.error(401, "AUTHENTICATION_REQUIRED", "Authentication required")
-        refusal = self.admit(self.clock.monotonic())
+        refusal = self.admit(arrived)
         if refusal is not None:
             return refusal
         with self.lock:
@@ -460,10 +465,11 @@ class TokenBucketLimiter:
         if self.per_minute <= 0:
             return True
         with self._lock:
-            if self._last is not None:
+            # Requests are admitted after their latency, so not always in their arrival order.
+            if self._last is not None and now > self._last:
                 refill = (now - self._last) * self.per_minute / 60.0
                 self._tokens = min(self.capacity, self._tokens + refill)
-            self._last = now
+            self._last = now if self._last is None else max(self._last, now)
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
                 return True
