@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.remotes.base import Pacer
 
 
 def ago(minutes: float) -> datetime:
@@ -93,3 +94,19 @@ def twenty_writes(em: Any) -> list[Any]:
 def twenty_reads(em: Any) -> list[Any]:
     """Read requests the Twenty emulator received."""
     return [r for r in em.requests if r.method == "GET"]
+
+
+class CountingPacer(Pacer):
+    """A pacer that counts the requests it let go and those reported as leaving."""
+
+    def __init__(self) -> None:
+        super().__init__(5, 1.0)
+        self.let_go = self.left = 0
+
+    def wait(self) -> None:
+        self.let_go += 1
+        super().wait()
+
+    def sent(self) -> None:
+        self.left += 1
+        super().sent()

@@ -16,7 +16,7 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.model import LEADS
 from reconciler.remotes.airtable import AirtableRemote
 from reconciler.remotes.base import Pacer, RetryPolicy, Transient
-from tests.helpers import execute, list_requests, seed_leads
+from tests.helpers import CountingPacer, execute, list_requests, seed_leads
 
 Cli = Callable[..., Any]
 
@@ -113,3 +113,23 @@ def test_billing_limit__stops_the_mapping_at_once_naming_the_monthly_limit(
     airtable.billing_limit_exceeded = False  # a new month, or a bigger plan
     later = cli()
     assert later.exit_code == 0 and later.mapping("leads")["push"]["updated"] == 2
+
+
+def test_pacing__every_request_tells_the_pacer_when_it_really_leaves(
+    airtable: AirtableEmulator,
+) -> None:
+    """The session's transport stamps each request as it leaves, so the spacing of the next
+    ones counts from then (a request that waited for the interpreter is not counted early)."""
+    seed_leads(airtable, 250)
+    target = AirtableTarget(
+        Secret(airtable.token), "AIRTABLE_TOKEN", airtable.base_id, airtable.url, 5.0
+    )
+    pacer = CountingPacer()
+    remote = AirtableRemote(LEADS, target, RetryPolicy(sleep=lambda _: None), pacer=pacer)
+
+    remote.prepare(None)
+    pages = list(remote.list_changed(None))
+    remote.close()
+
+    assert len(pages) == 3
+    assert pacer.let_go == pacer.left == len(airtable.requests) == 4

@@ -45,6 +45,58 @@ def test_pacer__a_rested_pacer_lets_a_burst_go_then_one_per_slot() -> None:
     assert starts[10:] == pytest.approx([2.0] * 2)
 
 
+def test_pacer__a_request_that_left_late_is_counted_from_when_it_left() -> None:
+    """A thread let go at 0 that sends only at 0.3 (it waited for the interpreter): the next
+    request after the limit is spaced from 0.3, not 0, so the server cannot see two within a
+    window."""
+    time = FakeTime()
+    pacer = Pacer(2, 1.0, clock=time.clock, sleep=time.sleep, guard=0.0)
+    pacer.wait()
+    time.now += 0.3
+    pacer.sent()
+    pacer.wait()
+    pacer.sent()  # on time: no change
+    pacer.wait()
+    assert time.now - 100.0 == pytest.approx(1.3)
+
+
+def test_pacer__sent_only_moves_the_calling_threads_own_request() -> None:
+    time = FakeTime()
+    pacer = Pacer(2, 1.0, clock=time.clock, sleep=time.sleep, guard=0.0)
+    pacer.wait()  # this thread's request, never stamped late
+    other = threading.Thread(target=pacer.wait)
+    other.start()
+    other.join()
+    time.now += 0.4
+    pacer.sent()  # moves this thread's slot (0 -> 0.4); the other thread's stays at 0
+    pacer.wait()
+    assert time.now - 100.0 == pytest.approx(1.0)
+
+
+@given(
+    per_second=st.sampled_from([0.5, 1, 2.5, 5, 7]),
+    gaps=st.lists(st.floats(0, 0.7), min_size=1, max_size=40),
+    late=st.lists(st.floats(0, 0.3), min_size=40, max_size=40),
+)
+def test_pacer__never_more_than_the_rate_in_any_window_when_requests_leave_late(
+    per_second: float, gaps: list[float], late: list[float]
+) -> None:
+    """Each request leaves up to 0.3 s after the pacer let it go: counted from when they
+    really left, no window of the remote's length holds more than the limit."""
+    time = FakeTime()
+    pacer = Pacer.rate(per_second, clock=time.clock, sleep=time.sleep, guard=0.0)
+    left = []
+    for gap, delay in zip(gaps, late, strict=False):
+        time.now += gap
+        pacer.wait()
+        time.now += delay
+        pacer.sent()
+        left.append(time.now)
+    window = pacer.span
+    most = max(sum(1 for t in left if s <= t < s + window - 1e-9) for s in left)
+    assert most <= pacer.limit
+
+
 @given(
     per_second=st.sampled_from([0.5, 1, 2.5, 5, 7]),
     gaps=st.lists(st.floats(0, 0.7), min_size=1, max_size=40),

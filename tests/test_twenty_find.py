@@ -20,7 +20,7 @@ from reconciler.errors import MappingError
 from reconciler.model import REP_PROGRESSIONS
 from reconciler.remotes.base import RetryPolicy
 from reconciler.remotes.twenty import URL_BUDGET, TwentyRemote
-from tests.helpers import progression_fields
+from tests.helpers import CountingPacer, progression_fields
 
 MEMBER = ["workspace_member_id"]
 AWKWARD = [
@@ -261,3 +261,20 @@ def _format(value: str, operator: str | None = None) -> Any:
 def _like(pattern: str, text: str) -> bool:
     regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
     return re.fullmatch(regex, text, re.DOTALL) is not None
+
+
+def test_pacing__every_request_tells_the_pacer_when_it_really_leaves(
+    twenty: TwentyEmulator,
+) -> None:
+    """As for Airtable (see test_airtable_limits.py): each request is stamped as it leaves."""
+    for n in range(3):
+        _member(twenty, f"wm-{n}")
+    target = TwentyTarget(Secret(twenty.token), "TWENTY_API_KEY", twenty.url, 1e9)
+    pacer = CountingPacer()
+    client = TwentyRemote(REP_PROGRESSIONS, target, RetryPolicy(sleep=lambda _: None), pacer=pacer)
+
+    found = client.find(["workspace_member_id"], [("wm-0",), ("wm-1",), ("wm-9",)])
+    client.close()
+
+    assert sorted(k for k, records in found.items() if records) == [("wm-0",), ("wm-1",)]
+    assert pacer.let_go == pacer.left == len(twenty.requests) >= 1

@@ -30,6 +30,7 @@ from reconciler.remotes.airtable_http import (
     ITERATOR_GONE,
     MAX_URL_LENGTH,
     AirtableRejected,
+    Stamping,
     listing_shape,
     meta_shape,
     send,
@@ -104,6 +105,8 @@ class AirtableRemote:
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._api.session.hooks["response"].append(self._observe)
+        for scheme in ("https://", "http://"):
+            self._api.session.mount(scheme, Stamping(self._call.pacer))
         self._fields = FieldIds(mapping, target, self._read_meta)
 
     def _observe(self, response: Any, *args: Any, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ import requests
 from pyairtable.api.params import options_to_json_and_params, options_to_params
 
 from reconciler.errors import AuthError, MappingError, RemoteUnavailable
-from reconciler.remotes.base import Rejected, Transient
+from reconciler.remotes.base import Pacer, Rejected, Transient
 
 # "you will receive a 429 status code and will need to wait 30 seconds before subsequent
 # requests will succeed" (https://airtable.com/developers/web/api/rate-limits).
@@ -30,6 +30,21 @@ ITERATOR_GONE = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
 _BAD_URL = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
 _BAD_SCHEMA = requests.exceptions.InvalidSchema
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+class Stamping(requests.adapters.HTTPAdapter):
+    """The session's transport, telling the pacer when each request really leaves (see
+    :meth:`Pacer.sent`): Airtable counts requests as they arrive, and a 429 locks the base for
+    30 seconds."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        super().__init__()
+        self._pacer = pacer
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        """Stamp, then send as the standard adapter does."""
+        self._pacer.sent()
+        return super().send(request, *args, **kwargs)
 
 
 class AirtableRejected(Rejected):

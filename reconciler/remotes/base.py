@@ -29,10 +29,10 @@ from reconciler.records import RemoteRecord, Values, WriteResult
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Seconds the pacer adds to a remote's rate-limit window (see Pacer). It covers the spread of
-# request latencies, and the time a request waits to leave after the pacer let it go while
-# another thread holds the interpreter (a page being applied): at 20 ms the bench's 10,000-record
-# pull drew a 429 once. 5% of Airtable's one-second window; nothing against Twenty's minute.
+# Seconds the pacer adds to a remote's rate-limit window (see Pacer): room for the spread of
+# request latencies, and for what is left between a request's stamp (``Pacer.sent``, as the
+# transport takes it) and its bytes leaving on a loaded host. 5% of Airtable's one-second
+# window; nothing against Twenty's minute.
 JITTER_GUARD = 0.05
 
 # Requests of one remote in flight at once, at the most (reads of records by id, write batches):
@@ -248,7 +248,8 @@ class Pacer:
         self.span = window  # the remote's window; ``window`` is the pacer's own, longer one
         self.window = window + guard
         self.clock, self.sleep = clock, sleep
-        self._starts: deque[float] = deque(maxlen=max(1, limit))
+        self._starts: list[list[float]] = []  # recent starts, each a slot ``sent`` may move
+        self._mine = threading.local()
         self._held_until = 0.0
         self._lock = threading.Lock()
 
@@ -262,16 +263,32 @@ class Pacer:
         return cls(limit, period * limit / per_period, **kwargs)
 
     def wait(self) -> None:
-        """Block until the next request may start, and count it as started then."""
+        """Block until the next request may start, and count it as started then (or when
+        :meth:`sent` says it left, if later)."""
         with self._lock:
             now = self.clock()
             start = max(now, self._held_until)
-            if self.limit > 0 and len(self._starts) >= self.limit:
-                start = max(start, self._starts[0] + self.window)
             if self.limit > 0:
-                self._starts.append(start)
+                recent = [s for s in self._starts if s[0] > now - self.window]
+                if len(recent) >= self.limit:
+                    latest = sorted(s[0] for s in recent)
+                    start = max(start, latest[-self.limit] + self.window)
+                slot = [start]
+                self._starts = [*recent, slot]
+                self._mine.slot = slot
         if start > now:
             self.sleep(start - now)
+
+    def sent(self) -> None:
+        """The request this thread was last let go for is leaving now: count it from now if
+        that is later than its slot (the thread may have waited for the interpreter or the CPU
+        in between, and the next requests are spaced from when it really left)."""
+        slot: list[float] | None = getattr(self._mine, "slot", None)
+        if slot is None:
+            return
+        self._mine.slot = None
+        with self._lock:
+            slot[0] = max(slot[0], self.clock())
 
     def hold(self, seconds: float) -> None:
         """Let no request start for ``seconds`` from now (a remote's lockout)."""
@@ -288,7 +305,6 @@ class Pacer:
         if other.per_second < self.per_second:
             with self._lock:
                 self.limit, self.span, self.window = other.limit, other.span, other.window
-                self._starts = deque(self._starts, maxlen=max(1, other.limit))
 
 
 class PacerPool:

@@ -100,6 +100,7 @@ class TwentyRemote:
             headers={"Authorization": f"Bearer {target.api_key.value}"},
             timeout=TIMEOUT,
             transport=transport or plain_http_transport(target.api_url),
+            event_hooks={"request": [lambda _: self._call.pacer.sent()]},
         )
         self._call = Caller("Twenty", pacer or Pacer.rate(target.rate, 60.0), policy)
         self.stats: ApiStats = self._call.stats
