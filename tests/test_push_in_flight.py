@@ -3,6 +3,7 @@ by id several at a time; whatever was written is recorded, also when a batch in 
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.remotes.base import IN_FLIGHT, at_once
-from tests.helpers import execute, rows, twenty_writes
+from tests.helpers import execute, rows, seed_leads, twenty_writes
 
 M = "rep_progressions"
 BATCH = "/rest/batch/repProgressions"
@@ -98,3 +100,24 @@ def test_a_failing_batch_in_flight__what_the_others_wrote_is_recorded(
     assert again.mapping(M)["push"]["created"] == 60
     assert len(twenty.records()) == 300
     assert {str(r["twenty_id"]) for r in rows(db, M)} == {r["id"] for r in twenty.records()}
+
+
+def test_airtable_writes_go_one_at_a_time(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Any
+) -> None:
+    """At Airtable the rate limit, not the answers, bounds a push, and a sixth request within a
+    second locks the base for 30 s: three batches, each held on the server, are sent one after
+    the other (each answered before the next is sent)."""
+    seed_leads(airtable, 30)
+    assert cli("--mapping", "leads").exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'called back'")
+    airtable.reset_log()
+    airtable.faults.delay(HOLD / 2, times=3, method="PATCH")
+
+    result = cli("--mapping", "leads")
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["push"]["updated"] == 30
+    answered = sorted(r.at for r in airtable.requests if r.method == "PATCH")
+    assert len(answered) == 3
+    assert all(b - a >= HOLD / 2 for a, b in itertools.pairwise(answered))

@@ -12,7 +12,7 @@ from reconciler.engine.matching import match_rows
 from reconciler.engine.plan import Outcome, PushPlan, local_changes, plan_push
 from reconciler.engine.pull import apply_records
 from reconciler.records import LocalRow, RemoteRecord, WriteResult
-from reconciler.remotes.base import IN_FLIGHT, PushItem, chunks
+from reconciler.remotes.base import PushItem, chunks
 from reconciler.report import now_utc
 from reconciler.store.history import Failure, clear_failures
 
@@ -96,21 +96,22 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
 def _send(
     ctx: MappingContext, batches: list[Sequence[PushPlan]], should_stop: Callable[[], bool]
 ) -> None:
-    """Send the batches, up to ``IN_FLIGHT`` at once after the first, and record each answer in
-    the batches' order as it comes.
+    """Send the batches, up to the remote's ``in_flight`` at once after the first, and record
+    each answer in the batches' order as it comes.
 
     The first batch goes alone: what it shows of the server (a lockout, a server without
     upsert, a refused key) holds before the others go. After a batch raises, no new one is
     sent; those in flight are answered and recorded (what they wrote is not lost), then the
     error is raised. A dry run sends nothing and records each batch at once.
     """
+    depth = 1 if ctx.store.dry_run else max(1, ctx.remote.in_flight)
     queue = iter(batches)
     flying: deque[tuple[Sequence[PushPlan], Future[list[WriteResult]]]] = deque()
     error: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="push") as pool:
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="push") as pool:
 
-        def fill(depth: int) -> None:
-            while len(flying) < depth and error is None and not should_stop():
+        def fill(most: int) -> None:
+            while len(flying) < most and error is None and not should_stop():
                 batch = next(queue, None)
                 if batch is None:
                     return
@@ -127,7 +128,7 @@ def _send(
                 continue
             _record(ctx, batch, results)
             ctx.progress("push", len(batch))
-            fill(1 if ctx.store.dry_run else IN_FLIGHT)
+            fill(depth)
     if error is not None:
         raise error
 

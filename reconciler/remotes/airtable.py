@@ -86,6 +86,10 @@ class AirtableRemote:
 
     write_batch = WRITE_BATCH
     read_before_write = False  # a PATCH cannot create, and changes only the fields it sends
+    # One request at a time: at 5 a second the rate limit, not the answers, bounds a run, and
+    # requests sent together reach a server that locks the base for 30 s on the sixth in a
+    # second in whatever order the network delivers them.
+    in_flight = 1
 
     def __init__(
         self,
@@ -237,7 +241,7 @@ class AirtableRemote:
             return [self._typed(raw) for page in pages for raw in page]
 
         batches = list(chunks([i for i in ids if self.valid_id(i)], PAGE_SIZE))
-        return {r.id: r for records in at_once(read, batches) for r in records}
+        return {r.id: r for records in at_once(read, batches, self.in_flight) for r in records}
 
     def find(
         self, columns: Sequence[str], keys: Sequence[tuple[Any, ...]]

@@ -35,9 +35,9 @@ R = TypeVar("R")
 # window; nothing against Twenty's minute.
 JITTER_GUARD = 0.05
 
-# Requests of one remote in flight at once, at the most (reads of records by id, write batches):
-# the pacer still decides when each may start, so this spends the time answers take, not the
-# rate limit.
+# Requests of one remote in flight at once, at the most (reads of records by id, write batches),
+# where the time answers take bounds a run rather than the rate limit (Twenty's minute): the
+# pacer still decides when each may start.
 IN_FLIGHT = 4
 
 
@@ -127,6 +127,8 @@ class Remote(Protocol):
     # Whether a push must read a record right before writing it: Twenty's batch upsert would
     # restore a deleted record (and move a record to the top of its views) if sent blind.
     read_before_write: bool
+    # Requests of this remote a push or a read by ids may have in flight at once (see IN_FLIGHT).
+    in_flight: int
 
     def prepare(self, cached: Any | None) -> None:
         """Get ready for a run: resolve and check what the mapping needs of the remote schema.

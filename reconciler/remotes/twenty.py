@@ -18,6 +18,7 @@ from reconciler.model import Mapping, iso_ms, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes import twenty_find, twenty_http, twenty_schema
 from reconciler.remotes.base import (
+    IN_FLIGHT,
     ApiStats,
     Caller,
     Finding,
@@ -83,6 +84,7 @@ class TwentyRemote:
     # Batch upsert restores a soft-deleted record, re-inserts a destroyed id and moves a record
     # sent without its position to the top of every view: every write is preceded by a read.
     read_before_write = True
+    in_flight = IN_FLIGHT  # 100 a minute as a burst: answers, not the limit, bound a push
 
     def __init__(
         self,
@@ -255,7 +257,7 @@ class TwentyRemote:
             return [self._typed(raw) for page in self._pages(filter_) for raw in page]
 
         batches = list(chunks([i for i in ids if self.valid_id(i)], READ_BATCH))
-        return {r.id: r for records in at_once(read, batches) for r in records}
+        return {r.id: r for records in at_once(read, batches, self.in_flight) for r in records}
 
     def write(self, items: Sequence[PushItem]) -> list[WriteResult]:
         """Batch upserts by id, 60 per request: updates send only their changed fields, creates
