@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from pyairtable.api.params import options_to_json_and_params, options_to_params
 
 from reconciler.errors import AuthError, MappingError, RemoteUnavailable
@@ -34,12 +35,36 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 class Stamping(requests.adapters.HTTPAdapter):
     """The session's transport, telling the pacer when each request really leaves (see
-    :meth:`Pacer.sent`): Airtable counts requests as they arrive, and a 429 locks the base for
-    30 seconds."""
+    :meth:`Pacer.sent`): when the transport takes it, and again once a new connection is
+    open (a TLS handshake takes a good part of the one-second window). Airtable counts a request
+    when it arrives, and a 429 locks the base for 30 seconds."""
 
     def __init__(self, pacer: Pacer) -> None:
+        self._pacer = pacer  # before the base class builds its pools
         super().__init__()
-        self._pacer = pacer
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The standard pools, with connections that stamp once they are open."""
+        super().init_poolmanager(*args, **kwargs)
+        pacer = self._pacer
+
+        class Plain(urllib3.connection.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                pacer.sent()
+
+        class Secure(urllib3.connection.HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                pacer.sent()
+
+        class PlainPool(urllib3.HTTPConnectionPool):
+            ConnectionCls = Plain
+
+        class SecurePool(urllib3.HTTPSConnectionPool):
+            ConnectionCls = Secure
+
+        self.poolmanager.pool_classes_by_scheme = {"http": PlainPool, "https": SecurePool}
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
         """Stamp, then send as the standard adapter does."""

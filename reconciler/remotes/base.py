@@ -284,11 +284,11 @@ class Pacer:
     def sent(self) -> None:
         """The request this thread was last let go for is leaving now: count it from now if
         that is later than its slot (the thread may have waited for the interpreter or the CPU
-        in between, and the next requests are spaced from when it really left)."""
+        in between, or for a connection to open, and the next requests are spaced from when it
+        really left). Called as often as the transport likes: a slot only ever moves later."""
         slot: list[float] | None = getattr(self._mine, "slot", None)
         if slot is None:
             return
-        self._mine.slot = None
         with self._lock:
             slot[0] = max(slot[0], self.clock())
 
