@@ -5,6 +5,8 @@ Time is moved with the emulator's clock (``em.clock.advance``), never slept.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pyairtable
@@ -191,3 +193,26 @@ def test_billing__reset_lifts_the_cap(em: AirtableEmulator) -> None:
     assert status(em) == 429
     em.reset()
     assert em.monthly_limit is None and status(em) == 200
+
+
+def test_rate_limit__a_request_is_counted_when_it_arrives_not_after_the_latency(
+    em: AirtableEmulator,
+) -> None:
+    """Airtable counts a request when it reaches the server (its 5 a second are arrivals):
+    the simulated latency is the network's, so the limiter stamps before it. Here the first
+    request arrives, and during its latency the clock moves on 0.9 s; the second arrives over a
+    second after the first, and is let through (stamped after its latency, the first would
+    look as recent as the second)."""
+    em.limiter = SlidingWindowLimiter(1, 1.0, 30.0)
+    em.latency = 0.3
+    em.faults.delay(0.0)  # taken as the request arrives: shows when it has
+    first = threading.Thread(target=status, args=(em,))
+    first.start()
+    while em.faults.pending():
+        time.sleep(0.005)
+    em.clock.advance(0.9)  # while the first request waits out its latency
+    first.join()
+    em.latency = 0.0
+
+    assert status(em) == 200
+    assert [r.status for r in em.requests] == [200, 200]

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.base import TokenBucketLimiter
 
 HEADERS = {"Authorization": "Bearer test-token"}
 
@@ -75,3 +76,14 @@ def test_cut_fault__httpx_sees_a_protocol_error_and_the_write_stands(em: Airtabl
         httpx.patch(_leads_url(em), headers=HEADERS, json=body)
     stored = em.get("Leads", record["id"])
     assert stored is not None and stored["fields"]["Notes"] == "kept"
+
+
+def test_token_bucket__whole_tokens_only_and_the_fraction_is_lost() -> None:
+    """Twenty's formula: a request refills floor(elapsed * rate) since the last admitted one
+    and restarts that clock; a refused request changes nothing."""
+    bucket = TokenBucketLimiter(100, 2)  # one token per 0.6 s
+    assert bucket.admit(0.0) and bucket.admit(0.0)
+    assert not bucket.admit(0.5)  # 0.83 of a token: none
+    assert bucket.admit(0.9)  # 1.5 tokens earned since 0.0: one, the half is lost
+    assert not bucket.admit(1.2)  # 0.5 since 0.9 (a continuous bucket would have 1.0)
+    assert bucket.admit(1.5)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.remotes.base import Pacer, PacerPool
+from reconciler.emulators.base import TokenBucketLimiter
+from reconciler.remotes.base import BucketPacer, Pacer, PacerPool
 
 
 class FakeTime:
@@ -191,3 +192,42 @@ def test_four_mappings_on_one_base__share_its_budget_and_draw_no_429(
         assert all(m["pull"]["inserted"] == 150 for m in result.report["mappings"])
     finally:
         em.stop()
+
+
+# -- Twenty's bucket -------------------------------------------------------------------------------
+
+
+def test_bucket__a_burst_of_the_bucket_then_one_per_token_time() -> None:
+    """100 a minute: 100 at once, then one each 0.6 s (plus the guard), not a second burst a
+    minute later (the server would have refilled only what the gaps earned whole)."""
+    time = FakeTime()
+    pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep, guard=0.0)
+    starts = [s - 100.0 for s in _starts(pacer, time, 103)]
+    assert starts[:100] == [0.0] * 100
+    assert starts[100:] == pytest.approx([0.6, 1.2, 1.8])
+
+
+@given(gaps=st.lists(st.floats(0, 2.0), min_size=1, max_size=250))
+def test_bucket__the_servers_bucket_never_refuses_a_paced_request(gaps: list[float]) -> None:
+    """Whatever the callers' own pauses, every request the pacer lets go finds a token in
+    Twenty's bucket as the server keeps it (the emulator's limiter, the server's formula)."""
+    time = FakeTime()
+    pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep, guard=0.0)
+    server = TokenBucketLimiter(100)
+    for gap in gaps:
+        time.now += gap
+        pacer.wait()
+        assert server.admit(time.now + 1e-9)
+
+
+def test_bucket__a_window_pacer_would_be_refused_by_twentys_bucket() -> None:
+    """Why Twenty has a pacer of its own: 100 in any minute is not what its bucket allows."""
+    time = FakeTime()
+    pacer = Pacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep, guard=0.0)
+    server = TokenBucketLimiter(100)
+    answers = []
+    for _ in range(200):
+        time.now += 0.05
+        pacer.wait()
+        answers.append(server.admit(time.now))
+    assert not all(answers)

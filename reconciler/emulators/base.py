@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import email.utils
 import json
+import math
 import socket
 import threading
 import time
@@ -315,8 +316,11 @@ class EmulatorServer(ABC):
         fault = self.faults.take(request.method, request.path)
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
-        # A rate limit counts a request when it arrives; the simulated latency is the network's
-        # round trip, so the request is stamped before it, not when this thread wakes from it:
+        # A rate limit counts a request when it arrives (Airtable's 5 a second per base,
+        # https://airtable.com/developers/web/api/rate-limits; Twenty's bucket at Date.now() as
+        # the request is handled, packages/twenty-server/src/engine/core-modules/throttler/
+        # throttler.service.ts). The simulated latency is the network's round trip, so the
+        # request is stamped before it, not when this thread wakes from it:
         # a wake-up delayed by the host's load (or a collection in this process) must not read
         # as two requests arriving closer together than they were sent.
         arrived = self.clock.monotonic()
@@ -419,8 +423,8 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
 class SlidingWindowLimiter:
     """At most ``limit`` requests in any ``window`` seconds; going over locks out for ``lockout``.
 
-    This is Airtable's rule (5 requests/s per base, then every request refused for 30 s). A
-    ``limit`` of 0 disables limiting.
+    This is Airtable's rule (5 requests/s per base, then every request refused for 30 s:
+    https://airtable.com/developers/web/api/rate-limits). A ``limit`` of 0 disables limiting.
     """
 
     def __init__(self, limit: int, window: float = 1.0, lockout: float = 30.0) -> None:
@@ -447,15 +451,19 @@ class SlidingWindowLimiter:
 
 
 class TokenBucketLimiter:
-    """A token bucket: ``capacity`` tokens, refilled at ``per_minute`` tokens a minute.
-
-    This is Twenty's rule (about 100 requests per minute per workspace); ``per_minute`` 0
-    disables it.
+    """Twenty's token bucket (``ThrottlerService.tokenBucketThrottleOrThrow`` in
+    ``packages/twenty-server/src/engine/core-modules/throttler/throttler.service.ts``):
+    ``capacity`` tokens; a request first refills ``floor(elapsed * rate)`` whole tokens since the
+    last admitted request, then takes one, and the refill clock restarts at that request, so the
+    fraction of a token earned so far is lost. Requests closer together than one token's worth
+    of time (0.6 s at 100 a minute) therefore refill nothing: past the first burst, only one
+    request per 0.6 s gets through. A refused request changes nothing. ``per_minute`` 0 disables
+    it.
     """
 
     def __init__(self, per_minute: float, capacity: float | None = None) -> None:
         self.per_minute = per_minute
-        self.capacity = capacity if capacity is not None else per_minute
+        self.capacity = math.floor(capacity if capacity is not None else per_minute)
         self._tokens = self.capacity
         self._last: float | None = None
         self._lock = threading.Lock()
@@ -465,15 +473,16 @@ class TokenBucketLimiter:
         if self.per_minute <= 0:
             return True
         with self._lock:
-            # Requests are admitted after their latency, so not always in their arrival order.
-            if self._last is not None and now > self._last:
-                refill = (now - self._last) * self.per_minute / 60.0
-                self._tokens = min(self.capacity, self._tokens + refill)
-            self._last = now if self._last is None else max(self._last, now)
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return True
-            return False
+            # Admitted after their latency, requests may come here out of their arrival order:
+            # time never runs back for the bucket.
+            last = now if self._last is None else self._last
+            refill = math.floor(max(0.0, now - last) * self.per_minute / 60.0)
+            available = min(self.capacity, self._tokens + refill)
+            if available < 1:
+                return False
+            self._tokens = available - 1
+            self._last = max(last, now)
+            return True
 
 
 def iso_ms(moment: datetime) -> str:

@@ -249,10 +249,12 @@ class Pacer:
         self.limit = limit
         self.span = window  # the remote's window; ``window`` is the pacer's own, longer one
         self.window = window + guard
+        self.guard = guard
         self.clock, self.sleep = clock, sleep
         self._starts: list[list[float]] = []  # recent starts, each a slot ``sent`` may move
         self._mine = threading.local()
         self._held_until = 0.0
+        self._tokens = limit  # BucketPacer's count of the remote's tokens
         self._lock = threading.Lock()
 
     @classmethod
@@ -307,6 +309,41 @@ class Pacer:
         if other.per_second < self.per_second:
             with self._lock:
                 self.limit, self.span, self.window = other.limit, other.span, other.window
+
+
+class BucketPacer(Pacer):
+    """Twenty's rule as its server applies it (``ThrottlerService.tokenBucketThrottleOrThrow``,
+    ``packages/twenty-server/src/engine/core-modules/throttler/throttler.service.ts``): a bucket
+    of ``limit`` tokens; each request refills the whole tokens earned since the previous one and
+    restarts that clock, so a fraction of a token is lost. A rested pacer lets the bucket's
+    ``limit`` go at once; after that each request waits one token's time (0.6 s at 100 a
+    minute, plus the guard) after the previous one, where a window pacer would let a second
+    burst go a minute after the first and find the bucket short.
+    """
+
+    def wait(self) -> None:
+        """Block until the bucket, as the server will count it, holds a token for this request."""
+        with self._lock:
+            now = self.clock()
+            start = max(now, self._held_until)
+            if self.limit > 0:
+                recent = [s for s in self._starts if s[0] > now - self.window]
+                tick = self.span / self.limit + self.guard
+                if recent:
+                    last = max(s[0] for s in recent)
+                    tokens = min(
+                        self.limit, self._tokens + math.floor(max(0.0, start - last) / tick)
+                    )
+                    if tokens < 1:
+                        start, tokens = max(start, last + tick), 1
+                else:
+                    tokens = self.limit  # rested for a whole window: the bucket is full
+                self._tokens = tokens - 1
+                slot = [start]
+                self._starts = [*recent, slot]
+                self._mine.slot = slot
+        if start > now:
+            self.sleep(start - now)
 
 
 class PacerPool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from reconciler.config import Settings
 from reconciler.errors import UsageError
 from reconciler.model import Mapping
-from reconciler.remotes.base import Pacer, PacerPool, Remote, RetryPolicy
+from reconciler.remotes.base import BucketPacer, Pacer, PacerPool, Remote, RetryPolicy
 
 
 def budget_key(mapping: Mapping, settings: Settings) -> tuple[str, ...]:
@@ -44,6 +44,6 @@ def build_remote(
         from reconciler.remotes.twenty import TwentyRemote
 
         twenty = settings.twenty_target(mapping)
-        pacer = pool.get(budget_key(mapping, settings), Pacer.rate(twenty.rate, 60.0))
+        pacer = pool.get(budget_key(mapping, settings), BucketPacer.rate(twenty.rate, 60.0))
         return TwentyRemote(mapping, twenty, policy, pacer=pacer)
     raise UsageError(f"mapping {mapping.name!r}: unknown remote {mapping.remote!r}")

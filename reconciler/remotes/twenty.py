@@ -20,6 +20,7 @@ from reconciler.remotes import twenty_find, twenty_http, twenty_schema
 from reconciler.remotes.base import (
     IN_FLIGHT,
     ApiStats,
+    BucketPacer,
     Caller,
     Finding,
     Pacer,
@@ -104,7 +105,7 @@ class TwentyRemote:
             transport=transport or plain_http_transport(target.api_url),
             event_hooks={"request": [lambda _: self._call.pacer.sent()]},
         )
-        self._call = Caller("Twenty", pacer or Pacer.rate(target.rate, 60.0), policy)
+        self._call = Caller("Twenty", pacer or BucketPacer.rate(target.rate, 60.0), policy)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
