@@ -110,3 +110,42 @@ class CountingPacer(Pacer):
     def sent(self) -> None:
         self.left += 1
         super().sent()
+
+
+def reset_world(db: sa.Engine, airtable: Any, twenty: Any) -> None:
+    """Empty every table the reconciler or the tests write, and reset both emulators."""
+    with db.begin() as conn:
+        own = conn.execute(
+            sa.text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'reconciler' "
+                "AND tablename NOT IN ('meta', 'alembic_version')"
+            )
+        ).scalars()
+        tables = ["leads", "rep_progressions", *(f"reconciler.{t}" for t in own)]
+        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+    airtable.reset()
+    twenty.reset()
+
+
+def install_fault(em: Any, write_method: str, fault: tuple[str, int, Any]) -> tuple[bool, bool]:
+    """Queue a fault on an emulator (``fault``: kind, times, and the method it hits, ``"write"``
+    for the remote's write method); returns whether (pull, push) get through in a model.
+
+    Bursts (at most 3 failures) are absorbed by the retries; an outage outlasts them: a failed
+    pull stops the mapping before its push, a failed push loses only the push.
+    """
+    kind, times, method = fault
+    method = write_method if method == "write" else method
+    if kind == "burst503":
+        em.faults.fail(503, times=times, method=method)
+    elif kind == "burst429":
+        em.faults.fail(429, times=times, method=method)
+    elif kind == "drop":
+        em.faults.drop(times=times, method=method)
+    elif kind == "cut":
+        em.faults.cut(times=times, method=method)
+    elif kind == "pull_outage":
+        em.faults.fail(503, times=10_000, method="GET")
+    elif kind == "push_outage":
+        em.faults.fail(503, times=10_000, method=write_method)
+    return kind != "pull_outage", kind not in ("pull_outage", "push_outage")

@@ -28,7 +28,7 @@ from reconciler.model import Mapping
 from reconciler.remotes.factory import build_remote
 from reconciler.report import RunReport
 from reconciler.store.sync import Store
-from tests.helpers import ago, execute, progression_fields, rows, twenty_writes
+from tests.helpers import ago, execute, progression_fields, reset_world, rows, twenty_writes
 
 M = "rep_progressions"
 AT = "reps_airtable"
@@ -191,17 +191,7 @@ class HubWorld:
     def reset(self) -> None:
         """Empty every table the reconciler or the test writes; reset both emulators (and give
         Airtable its Reps table back)."""
-        with self.db.begin() as conn:
-            own = conn.execute(
-                sa.text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'reconciler' "
-                    "AND tablename NOT IN ('meta', 'alembic_version')"
-                )
-            ).scalars()
-            tables = ["leads", "rep_progressions", *(f"reconciler.{t}" for t in own)]
-            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
-        self.airtable.reset()
-        self.twenty.reset()
+        reset_world(self.db, self.airtable, self.twenty)
         add_reps_table(self.airtable)
 
     def run(self, order: Sequence[str] = (M, AT)) -> RunReport:

@@ -32,6 +32,7 @@ from reconciler.report import RunReport
 from reconciler.store.schema import BUSINESS_TABLES
 from reconciler.store.sync import Store
 from tests.convergence_model import MappingModel, RecordModel
+from tests.helpers import install_fault, reset_world
 
 LEADS_COLUMNS = ("status", "icp_score", "notes", "claimed_by", "processing_status", "claimed_at")
 REPS_COLUMNS = ("name", "total_xp", "current_rank", "completed_modules", "badges")
@@ -99,17 +100,7 @@ class World:
 
     def reset(self) -> None:
         """Empty every table the reconciler or the test writes; reset both emulators."""
-        with self.db.begin() as conn:
-            own = conn.execute(
-                sa.text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'reconciler' "
-                    "AND tablename NOT IN ('meta', 'alembic_version')"
-                )
-            ).scalars()
-            tables = ["leads", "rep_progressions", *(f"reconciler.{t}" for t in own)]
-            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
-        self.airtable.reset()
-        self.twenty.reset()
+        reset_world(self.db, self.airtable, self.twenty)
 
     def run(self) -> RunReport:
         """One reconciliation run over both mappings, in-process."""
@@ -301,7 +292,7 @@ class Example:
             ("airtable", self.world.airtable, airtable_fault),
             ("twenty", self.world.twenty, twenty_fault),
         ):
-            outcomes[name] = _install(em, name, fault)
+            outcomes[name] = install_fault(em, WRITE_METHOD[name], fault)
         report = self.world.run()
         self.world.airtable.faults.clear()
         self.world.twenty.faults.clear()
@@ -323,23 +314,6 @@ class Example:
 
 def _wire(specs: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str, Any]:
     return {s.remote: to_wire(s, values[s.column]) for s in specs}
-
-
-def _install(em: Any, name: str, fault: tuple[str, int, Any]) -> tuple[bool, bool]:
-    """Queue a fault on an emulator; returns whether (pull, push) get through in the model."""
-    kind, times, method = fault
-    method = WRITE_METHOD[name] if method == "write" else method
-    if kind == "burst503":
-        em.faults.fail(503, times=times, method=method)
-    elif kind == "burst429":
-        em.faults.fail(429, times=times, method=method)
-    elif kind == "drop":
-        em.faults.drop(times=times, method=method)
-    elif kind == "pull_outage":
-        em.faults.fail(503, times=10_000, method="GET")
-    elif kind == "push_outage":
-        em.faults.fail(503, times=10_000, method=WRITE_METHOD[name])
-    return kind != "pull_outage", kind not in ("pull_outage", "push_outage")
 
 
 # -- reading both sides ----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.model import FieldSpec, Merge, canonical, to_db, to_wire, union
 from reconciler.report import RunReport
+from tests.helpers import install_fault
 from tests.hub_model import LOCAL, Copy, HubModel, RepModel
 from tests.hubs import AT, HubWorld, M, hub_world
 
@@ -230,7 +231,10 @@ class Example:
     def run_with_faults(self, faults: dict[str, tuple[str, int, Any]]) -> RunReport:
         """Install the faults, run, clear them; advance the model by what got through."""
         ems = {AIRTABLE: self.world.airtable, TWENTY: self.world.twenty}
-        outcomes = {name: _install(ems[name], name, fault) for name, fault in faults.items()}
+        outcomes = {
+            name: install_fault(ems[name], WRITE_METHOD[name], fault)
+            for name, fault in faults.items()
+        }
         report = self.world.run(self.order)
         for em in ems.values():
             em.faults.clear()
@@ -256,29 +260,6 @@ def _wire(specs: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str, Any
 
 def _pick(values: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
     return {c: values[c] for c in columns}
-
-
-def _install(em: Any, name: str, fault: tuple[str, int, Any]) -> tuple[bool, bool]:
-    """Queue a fault on an emulator; returns whether (pull, push) get through in the model.
-
-    Bursts (at most 3 failures) are absorbed by the retries; an outage outlasts them: a failed
-    pull stops the mapping before its push, a failed push loses only the push.
-    """
-    kind, times, method = fault
-    method = WRITE_METHOD[name] if method == "write" else method
-    if kind == "burst503":
-        em.faults.fail(503, times=times, method=method)
-    elif kind == "burst429":
-        em.faults.fail(429, times=times, method=method)
-    elif kind == "drop":
-        em.faults.drop(times=times, method=method)
-    elif kind == "cut":
-        em.faults.cut(times=times, method=method)
-    elif kind == "pull_outage":
-        em.faults.fail(503, times=10_000, method="GET")
-    elif kind == "push_outage":
-        em.faults.fail(503, times=10_000, method=WRITE_METHOD[name])
-    return kind != "pull_outage", kind not in ("pull_outage", "push_outage")
 
 
 # -- reading the three sides -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
-from tests.helpers import execute, rows, seed_leads, seed_progressions
+from tests.helpers import execute, reset_world, rows, seed_leads, seed_progressions
 
 M = "rep_progressions"
 HTML_502 = "<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>"
@@ -101,20 +101,6 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.0001")
 
 
-def _reset(db: sa.Engine, airtable: AirtableEmulator, twenty: TwentyEmulator) -> None:
-    with db.begin() as conn:
-        own = conn.execute(
-            sa.text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'reconciler' "
-                "AND tablename NOT IN ('meta', 'alembic_version')"
-            )
-        ).scalars()
-        tables = ["leads", "rep_progressions", *(f"reconciler.{t}" for t in own)]
-        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
-    airtable.reset()
-    twenty.reset()
-
-
 def _lines_ok(result: Any) -> None:
     assert result.exit_code in (0, 1, 3), result.output
     assert "Traceback" not in result.output
@@ -146,7 +132,7 @@ def test_real_answers__any_mix_ends_cleanly_and_loses_nothing(
     scenario: tuple[list[Fault], bool],
 ) -> None:
     faults, unknown_type = scenario
-    _reset(db, airtable, twenty)
+    reset_world(db, airtable, twenty)
     leads = seed_leads(airtable, 4)
     reps = seed_progressions(twenty, 4)
     assert cli().exit_code == 0
