@@ -164,6 +164,23 @@ def test_list__order_by_directions_and_nulls(em: TwentyEmulator, client: httpx.C
     assert names(asc_last) == ["a", "b", "none"]
 
 
+def test_list__an_explicit_id_order_is_kept_and_a_descending_cursor_pages_backwards(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    tied = [em.create({"name": f"t{i}"}, updated_at=T0)["id"] for i in range(5)]
+    later = em.create({"name": "later"}, updated_at=T0 + timedelta(seconds=1))["id"]
+    params: dict[str, Any] = {"order_by": "updatedAt[DescNullsLast],id[DescNullsLast]", "limit": 2}
+    seen: list[str] = []
+    while True:
+        response = client.get(PATH, params=params)
+        seen += [row["id"] for row in rows(response)]
+        assert response.json()["totalCount"] == 6
+        if not response.json()["pageInfo"]["hasNextPage"]:
+            break
+        params["starting_after"] = response.json()["pageInfo"]["endCursor"]
+    assert seen == [later, *sorted(tied, reverse=True)]
+
+
 @pytest.mark.parametrize("order_by", ["nope", "totalXp[Sideways]", "totalXp[Asc", "createdBy"])
 def test_list__rejects_bad_order_by(client: httpx.Client, order_by: str) -> None:
     assert_bad_request(client.get(PATH, params={"order_by": order_by}))
@@ -186,6 +203,23 @@ def test_list__mid_paging_update_moves_the_record(em: TwentyEmulator, client: ht
         query["starting_after"] = response.json()["pageInfo"]["endCursor"]
     assert len(seen) == 11 and seen[-1] == moved
     assert list(dict.fromkeys(seen)) == [row["id"] for row in created]
+
+
+def test_list__pages_see_records_created_and_deleted_between_them(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    created = seed(em, 6)
+    params: dict[str, Any] = {"order_by": "updatedAt", "limit": 3}
+    first = client.get(PATH, params=params)
+    assert first.json()["totalCount"] == 6
+    em.soft_delete(created[4]["id"])
+    em.create({"name": "new"}, updated_at=T0 + timedelta(minutes=5))
+    em.add_field("rank2", "TEXT")
+    params["starting_after"] = first.json()["pageInfo"]["endCursor"]
+    second = client.get(PATH, params=params)
+    assert names(second) == ["rep 3", "rep 5", "new"]
+    assert second.json()["totalCount"] == 6
+    assert all("rank2" in row for row in rows(second))
 
 
 # -- filters ---------------------------------------------------------------------------------------

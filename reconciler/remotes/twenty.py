@@ -16,7 +16,7 @@ from reconciler.config import TwentyTarget
 from reconciler.errors import RemoteUnavailable
 from reconciler.model import Mapping, iso_ms, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
-from reconciler.remotes import twenty_find, twenty_http, twenty_schema
+from reconciler.remotes import twenty_ends, twenty_find, twenty_http, twenty_schema
 from reconciler.remotes.base import (
     IN_FLIGHT,
     ApiStats,
@@ -132,25 +132,41 @@ class TwentyRemote:
         return self._call(send)
 
     def _pages(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
-        """Raw records page by page; an answer that is not a page stops the mapping."""
+        """Raw records page by page, one cursor; an answer that is not a page stops the
+        mapping."""
         params = self._list_params(filter_)
         cursor: str | None = None
         while True:
-            page_params = {**params, "starting_after": cursor} if cursor else params
-            try:
-                body = self._request("GET", self._path, params=page_params)
-                records = twenty_http.listed_records(body, self.mapping.remote_table)
-                cursor = twenty_http.next_cursor(body)
-            except Rejected as exc:
-                raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
-            except Unreadable as exc:
-                raise RemoteUnavailable(str(exc)) from None
-            yield records
-            if cursor is None:
+            page = self._page({**params, "starting_after": cursor} if cursor else params)
+            yield page.records
+            if page.cursor is None:
                 return
+            cursor = page.cursor
+
+    def _page(self, params: dict[str, Any]) -> twenty_ends.Page:
+        try:
+            body = self._request("GET", self._path, params=params)
+            records = twenty_http.listed_records(body, self.mapping.remote_table)
+            cursor = twenty_http.next_cursor(body)
+        except Rejected as exc:
+            raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
+        except Unreadable as exc:
+            raise RemoteUnavailable(str(exc)) from None
+        return twenty_ends.Page(records, cursor, twenty_http.total_count(body))
+
+    def _from_both_ends(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
+        """Raw records page by page, read from both ends of the order at once
+        (:mod:`twenty_ends`), each record once."""
+        params = self._list_params(filter_)
+
+        def read(order_by: str, cursor: str | None) -> twenty_ends.Page:
+            page_params = {**params, "order_by": order_by}
+            return self._page({**page_params, "starting_after": cursor} if cursor else page_params)
+
+        return twenty_ends.both_ends(read)
 
     def _list_params(self, filter_: str | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"order_by": "updatedAt", "limit": PAGE_LIMIT, "depth": 0}
+        params: dict[str, Any] = {"order_by": twenty_ends.FORWARD, "limit": PAGE_LIMIT, "depth": 0}
         if filter_:
             params["filter"] = filter_
         return params
@@ -237,7 +253,8 @@ class TwentyRemote:
     def list_changed(
         self, since: datetime | None, until: datetime | None = None
     ) -> Iterator[list[RemoteRecord]]:
-        """Pages of records with ``updatedAt`` at or after ``since`` (all when None)."""
+        """Pages of records with ``updatedAt`` at or after ``since`` (all when None), read from
+        both ends of the order at once (:mod:`twenty_ends`)."""
         # Mentioning deletedAt makes soft-deleted records visible, so a soft delete inside the
         # window reaches the engine as a deleted record instead of silently vanishing.
         field = self.mapping.modified_field
@@ -246,7 +263,7 @@ class TwentyRemote:
             stamp = iso_ms(since)
             filter_ = f'or({field}[gte]:"{stamp}",deletedAt[gte]:"{stamp}")'
 
-        for page in self._pages(filter_):
+        for page in self._from_both_ends(filter_):
             yield [self._typed(raw) for raw in page]
 
     def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:

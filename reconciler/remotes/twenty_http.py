@@ -154,3 +154,9 @@ def next_cursor(body: Any) -> str | None:
     if not isinstance(cursor, str) or not cursor:
         raise Unreadable("Twenty's answer says more pages follow but gives no endCursor")
     return cursor
+
+
+def total_count(body: Any) -> int | None:
+    """The list answer's ``totalCount`` (every record its filter matches), None when absent."""
+    total = body.get("totalCount") if isinstance(body, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) else None

@@ -149,23 +149,31 @@ class Page:
     has_previous: bool
 
 
+Ordered = list[tuple[tuple[tuple[int, Any], ...], dict[str, Any]]]
+
+
+def ordered(rows: list[dict[str, Any]], keys: Sequence[OrderKey]) -> Ordered:
+    """``rows`` sorted under ``keys``, each with its sort key."""
+    return sorted(((row_key(row, keys), row) for row in rows), key=lambda pair: pair[0])
+
+
 def cut_page(
-    rows: list[dict[str, Any]],
+    decorated: Ordered,
     keys: Sequence[OrderKey],
     limit: int,
     *,
     after: Row | None = None,
     before: Row | None = None,
 ) -> Page:
-    """Sort ``rows`` and cut the page strictly after ``after`` (or strictly before ``before``)."""
-    decorated = sorted(((row_key(row, keys), row) for row in rows), key=lambda pair: pair[0])
-    ordered = [row for _, row in decorated]
+    """Cut the page of ``decorated`` (see :func:`ordered`) strictly after ``after`` (or strictly
+    before ``before``)."""
+    total = len(decorated)
     if after is not None:
         start = bisect.bisect_right(decorated, row_key(after, keys), key=lambda pair: pair[0])
-        rest = ordered[start:]
-        return Page(rest[:limit], len(rest) > limit, start > 0)
+        rows = [row for _, row in decorated[start : start + limit]]
+        return Page(rows, total - start > limit, start > 0)
     if before is not None:
         end = bisect.bisect_left(decorated, row_key(before, keys), key=lambda pair: pair[0])
-        prior = ordered[:end]
-        return Page(prior[-limit:], end < len(ordered), end > limit)
-    return Page(ordered[:limit], len(ordered) > limit, False)
+        rows = [row for _, row in decorated[max(0, end - limit) : end]]
+        return Page(rows, end < total, end > limit)
+    return Page([row for _, row in decorated[:limit]], total > limit, False)

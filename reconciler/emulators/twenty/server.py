@@ -20,6 +20,7 @@ from reconciler.emulators.twenty.ordering import (
     cut_page,
     decode_cursor,
     encode_cursor,
+    ordered,
     parse_order_by,
     sort_rows,
 )
@@ -214,7 +215,8 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         after, before = request.param("starting_after"), request.param("ending_before")
         if after and before:
             raise bad_request("Use either starting_after or ending_before, not both")
-        rows = self.store.select(spec, where)
+        memo_key = ("list", spec.plural, request.param("filter"), tuple(keys))
+        rows = self.store.memo(memo_key, lambda: ordered(self.store.select(spec, where), keys))
         page = cut_page(
             rows,
             keys,

@@ -1,0 +1,162 @@
+"""A windowed Twenty listing read from both of its ends at once.
+
+Twenty pages a listing by keyset cursor: each page's ``starting_after`` is the ``endCursor`` of
+the page before, so the pages of one cursor follow each other, one answer's time each. The
+same records read in the opposite order (``updatedAt`` descending, ``id`` descending: the exact
+reverse of ``updatedAt`` ascending with the server's ascending ``id`` tie-breaker) form a second
+cursor that can run beside the first. Each cursor has read every record up to its last one in
+its own order, so once the two have met, every record has been read by one of them.
+
+Sources (packages/twenty-server/src/engine/api/):
+- ``rest/input-request-parsers/order-by-parser-utils/add-default-order-by-id.util.ts``: the
+  ``id`` tie-breaker is appended ascending unless the request orders by ``id`` itself;
+- ``utils/compute-cursor-arg-filter.utils.ts``: a cursor continues after the row it names under
+  every ordering field, ``lt`` for descending ones;
+- ``rest/core/handlers/rest-api-find-many.handler.ts``: the answer's ``totalCount`` counts every
+  record the filter matches (a hint here: read as None when it is not a number).
+
+Only the forward cursor runs while ``totalCount`` says one more page can finish the listing,
+and meeting is proven by the records themselves, never by the count: a listing costs at most
+one request more than one cursor would (the page that shows the two ends met), and a window
+that fits in one page costs one. A record changed while the listing runs gets an ``updatedAt``
+past this run's window, so the next run's window reads it; one that could not be placed in the
+order (no readable ``updatedAt``) stops the backward cursor, and the forward one reads on alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from reconciler.model import parse_datetime
+
+FORWARD = "updatedAt"  # the server appends id[AscNullsFirst]
+BACKWARD = "updatedAt[DescNullsLast],id[DescNullsLast]"
+
+Raw = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of a listing: its records, the cursor of the next page (None after the last)
+    and the server's count of every record the filter matches (None when not given)."""
+
+    records: list[Raw]
+    cursor: str | None
+    total: int | None
+
+
+@dataclass
+class End:
+    """One cursor of the listing."""
+
+    order_by: str
+    cursor: str | None = None
+    last: datetime | None = None  # ``updatedAt`` of the last record read
+    finished: bool = False  # read to its end
+    usable: bool = True  # every record it read could be placed
+
+    def took(self, page: Page) -> None:
+        """Note a page this cursor read."""
+        self.cursor = page.cursor
+        self.finished = page.cursor is None
+        if page.records:
+            self.last = stamp(page.records[-1])
+            self.usable = self.usable and self.last is not None
+
+
+def stamp(raw: Raw) -> datetime | None:
+    """A record's ``updatedAt``; None when unreadable."""
+    try:
+        return parse_datetime(str(raw.get("updatedAt")))
+    except ValueError:
+        return None
+
+
+class Listing:
+    """What the two cursors have read, and whether together they have read everything.
+
+    They have once one of them read to its end, or once some record was read by both, unchanged
+    (the same ``updatedAt`` both times): each cursor read every record up to that one in its own
+    order. The answers carry ``updatedAt`` to the millisecond and the server orders by the
+    stored, finer value, so last records' times that differ by a millisecond or more prove the
+    meeting as well, and equal ones prove nothing.
+    """
+
+    def __init__(self) -> None:
+        self.forward, self.backward = End(FORWARD), End(BACKWARD)
+        self._seen: dict[str, tuple[End, Any]] = {}
+        self._witnessed = False
+
+    def fresh(self, end: End, page: Page) -> list[Raw]:
+        """Note a page ``end`` read; its records not read before."""
+        end.took(page)
+        fresh: list[Raw] = []
+        for raw in page.records:
+            before = self._seen.get(raw["id"])
+            if before is None:
+                self._seen[raw["id"]] = (end, raw.get("updatedAt"))
+                fresh.append(raw)
+            elif before[0] is not end and before[1] == raw.get("updatedAt"):
+                self._witnessed = True
+        return fresh
+
+    @property
+    def read(self) -> int:
+        """Records read so far."""
+        return len(self._seen)
+
+    def complete(self) -> bool:
+        """Every record is read."""
+        forward, backward = self.forward, self.backward
+        if forward.finished or backward.finished or self._witnessed:
+            return True
+        return (
+            forward.last is not None
+            and backward.last is not None
+            and (forward.last > backward.last)
+        )
+
+
+def both_ends(read: Callable[[str, str | None], Page]) -> Iterator[list[Raw]]:
+    """The listing's records page by page, each record once, read from both ends.
+
+    Args:
+        read: reads one page: ``(order_by, starting_after)`` -> the page.
+    """
+    listing = Listing()
+    forward, backward = listing.forward, listing.backward
+    first = read(FORWARD, None)
+    yield listing.fresh(forward, first)
+    size, total = len(first.records), first.total
+    if listing.complete():
+        return
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="listing") as pool:
+        while not listing.complete():
+            ends = [forward]
+            if (
+                backward.usable
+                and forward.usable
+                and _worth_both(total, listing.read, size, backward)
+            ):
+                ends.append(backward)
+            pending = {pool.submit(read, end.order_by, end.cursor): end for end in ends}
+            for done in as_completed(pending):
+                page = done.result()
+                total = page.total if page.total is not None else total
+                fresh = listing.fresh(pending[done], page)
+                if fresh:
+                    yield fresh
+
+
+def _worth_both(total: int | None, read: int, size: int, backward: End) -> bool:
+    """Whether the unread records, by the server's count, need more than the forward cursor's
+    next page: to show that the ends met, a page must also reach one record the backward cursor
+    read (or, before it read any, the listing's end)."""
+    if total is None:
+        return True
+    unread = total - read
+    return unread >= size if backward.last is not None else unread > size

@@ -1,0 +1,209 @@
+"""A Twenty pull window read from both ends at once (``twenty_ends``), over real HTTP.
+
+Each record is read once, whatever the window's size and however many records share one
+``updatedAt``; the listing costs at most one request more than a single cursor; the two cursors
+are in flight together; and a record edited while the listing runs is either read or stamped
+past the window, so the next run reads it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.config import Secret, TwentyTarget
+from reconciler.emulators.twenty import TwentyEmulator
+from reconciler.model import REP_PROGRESSIONS, parse_datetime
+from reconciler.remotes.base import RetryPolicy
+from reconciler.remotes.twenty import PAGE_LIMIT, TwentyRemote
+from reconciler.remotes.twenty_ends import BACKWARD, FORWARD, Listing, Page
+from tests.helpers import progression_fields
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def _remote(em: TwentyEmulator, transport: httpx.BaseTransport | None = None) -> TwentyRemote:
+    target = TwentyTarget(Secret(em.token), "TWENTY_API_KEY", em.url, 1e9)
+    return TwentyRemote(
+        REP_PROGRESSIONS, target, RetryPolicy(sleep=lambda _: None), transport=transport
+    )
+
+
+@pytest.fixture
+def remote(twenty: TwentyEmulator) -> Iterator[TwentyRemote]:
+    client = _remote(twenty)
+    yield client
+    client.close()
+
+
+def _seed(em: TwentyEmulator, seconds: list[int]) -> set[str]:
+    """One record per entry, stamped that many seconds after T0 (equal entries tie)."""
+    return {
+        str(em.create(progression_fields(i), updated_at=T0 + timedelta(seconds=s))["id"])
+        for i, s in enumerate(seconds)
+    }
+
+
+def _stamp(em: TwentyEmulator, record_id: str) -> datetime:
+    record = em.get(record_id)
+    assert record is not None
+    return parse_datetime(record["updatedAt"])
+
+
+def _listed(remote: TwentyRemote, since: datetime | None = T0) -> list[str]:
+    return [record.id for page in remote.list_changed(since) for record in page]
+
+
+def _one_cursor(count: int) -> int:
+    """Requests a single cursor needs for ``count`` records."""
+    return max(1, math.ceil(count / PAGE_LIMIT))
+
+
+@given(
+    count=st.integers(min_value=0, max_value=1300),
+    distinct=st.integers(min_value=1, max_value=40),
+)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_listing__reads_each_record_once_for_at_most_one_request_more(
+    twenty: TwentyEmulator, remote: TwentyRemote, count: int, distinct: int
+) -> None:
+    twenty.reset()
+    twenty.reset_log()
+    created = _seed(twenty, [i % distinct for i in range(count)])  # many ties on updatedAt
+
+    listed = _listed(remote)
+
+    assert sorted(listed) == sorted(created)  # each once
+    requests = len(twenty.requests)
+    assert _one_cursor(count) <= requests <= _one_cursor(count) + 1
+    if count <= PAGE_LIMIT:
+        assert requests == 1
+    backward = [r for r in twenty.requests if r.query.get("order_by") == [BACKWARD]]
+    assert bool(backward) == (count > 2 * PAGE_LIMIT)
+
+
+def test_listing__all_records_sharing_one_stamp(
+    twenty: TwentyEmulator, remote: TwentyRemote
+) -> None:
+    created = _seed(twenty, [0] * 1000)  # a bulk import: one updatedAt for all
+
+    listed = _listed(remote)
+
+    assert sorted(listed) == sorted(created)
+    assert len(twenty.requests) <= _one_cursor(1000) + 1
+
+
+class _Rendezvous(httpx.HTTPTransport):
+    """Holds each listing request but the first until another one is in flight too (or a
+    timeout passes), and counts the requests that met one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(2, timeout=10)
+        self.met = 0
+        self.counting = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        first = request.url.params.get("order_by") == FORWARD and (
+            "starting_after" not in request.url.params
+        )
+        try:
+            if not first:
+                self.barrier.wait()
+                with self.counting:
+                    self.met += 1
+        except threading.BrokenBarrierError:
+            self.barrier.reset()
+        return super().handle_request(request)
+
+
+def test_listing__both_cursors_are_in_flight_together(twenty: TwentyEmulator) -> None:
+    created = _seed(twenty, list(range(2000)))
+    transport = _Rendezvous()
+    remote = _remote(twenty, transport)
+    try:
+        listed = _listed(remote)
+    finally:
+        remote.close()
+
+    assert sorted(listed) == sorted(created)
+    # Ten pages and the one that shows the cursors met: after the first, they go in pairs.
+    assert len(twenty.requests) == 11
+    assert transport.met == 10
+
+
+class _EditsMidway(httpx.HTTPTransport):
+    """Edits records in the emulator just before the ``at``-th request is sent."""
+
+    def __init__(self, em: TwentyEmulator, at: int, edit: list[str]) -> None:
+        super().__init__()
+        self.em, self.at, self.edit = em, at, edit
+        self.sent = 0
+        self.lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.sent += 1
+            if self.sent == self.at:
+                for record_id in self.edit:
+                    self.em.update(record_id, {"totalXp": 7})
+        return super().handle_request(request)
+
+
+def test_listing__a_record_edited_midway_is_read_or_stamped_for_the_next_window(
+    twenty: TwentyEmulator,
+) -> None:
+    seconds = list(range(1500))
+    created = _seed(twenty, seconds)
+    # Records from the middle of the order, which neither cursor has reached at request 3.
+    ordered = sorted(created, key=lambda i: _stamp(twenty, i))
+    edited = ordered[700:705]
+    started = twenty.clock.now()
+    remote = _remote(twenty, _EditsMidway(twenty, 3, edited))
+    try:
+        listed = _listed(remote)
+    finally:
+        remote.close()
+
+    assert len(listed) == len(set(listed))
+    assert set(created) - set(edited) <= set(listed)  # every record left alone is read
+    for record_id in set(edited) - set(listed):
+        assert _stamp(twenty, record_id) >= started
+
+
+def _page(*records: tuple[str, str]) -> Page:
+    return Page([{"id": i, "updatedAt": u} for i, u in records], "next", None)
+
+
+def test_meeting__equal_millisecond_stamps_prove_nothing_a_shared_record_does() -> None:
+    listing = Listing()
+    listing.forward.last = listing.backward.last = parse_datetime("2026-11-20T10:00:00.123Z")
+    assert not listing.complete()  # the server orders by the finer stored time
+
+    listing.fresh(listing.forward, _page(("a", "2026-11-20T10:00:00.123Z")))
+    assert listing.fresh(listing.backward, _page(("a", "2026-11-20T10:00:00.500Z"))) == []
+    assert not listing.complete()  # "a" changed between the two reads: no witness
+    listing.fresh(listing.backward, _page(("b", "2026-11-20T10:00:00.124Z")))
+    listing.fresh(listing.forward, _page(("b", "2026-11-20T10:00:00.124Z")))
+    assert listing.complete()
+
+
+def test_meeting__later_forward_stamp_or_an_end_reached_proves_it() -> None:
+    listing = Listing()
+    listing.forward.last = parse_datetime("2026-11-20T10:00:00.124Z")
+    listing.backward.last = parse_datetime("2026-11-20T10:00:00.123Z")
+    assert listing.complete()
+    listing = Listing()
+    listing.backward.finished = True
+    assert listing.complete()
