@@ -32,15 +32,17 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
     applied with the remote's clock as it stood when its first page was read (the pages were
     read moments apart).
 
-    Returns the ids of the live remote records read when the window was read completely (so
-    the watermark may move, and a full sweep may look for deletions), else None.
+    Returns None when the window was not read completely; else (the watermark may move) the
+    ids of the live remote records read when it was a full sweep (which may look for
+    deletions with them), and an empty set for a window.
 
     Raises:
         WindowMoved: the first answer shows the remote's clock elsewhere than the window
             assumed; nothing was applied.
     """
     with ctx.store.unit() as conn:
-        listing = _Listing(failing=has_failures(conn, ctx.mapping.name, "pull"))
+        failing = has_failures(conn, ctx.mapping.name, "pull")
+    listing = _Listing(failing=failing, sweeping=span.since is None)
     pages = ctx.remote.list_changed(span.since, span.until)
     first = next(pages, None)
     if first is not None:
@@ -65,14 +67,16 @@ def pull(ctx: MappingContext, span: Window, should_stop: Callable[[], bool]) -> 
 
 
 class _Listing:
-    """What a pull has read so far: the newest modified time of each record, the ids of the
-    records alive at their last reading, and whether any record of the mapping may have a
-    pull failure recorded (else no page has failures to clear)."""
+    """What a pull has read so far: the newest modified time of each record (as a POSIX
+    timestamp: half a datetime's memory, for every record of the window), on a full sweep the
+    ids of the records alive at their last reading, and whether any record of the mapping may
+    have a pull failure recorded (else no page has failures to clear)."""
 
-    def __init__(self, *, failing: bool) -> None:
-        self.seen: dict[str, datetime] = {}
+    def __init__(self, *, failing: bool, sweeping: bool) -> None:
+        self.seen: dict[str, float] = {}
         self.live: set[str] = set()
         self.failing = failing
+        self.sweeping = sweeping
 
     def apply(self, ctx: MappingContext, page: list[RemoteRecord], skew: timedelta) -> None:
         """Apply a page's records not already applied in a newer version (a record read twice
@@ -80,17 +84,18 @@ class _Listing:
         seen = self.seen
         newest: dict[str, RemoteRecord] = {}
         for r in page:
-            if (r.id not in seen or r.modified_at > seen[r.id]) and (
+            if (r.id not in seen or r.modified_at.timestamp() > seen[r.id]) and (
                 r.id not in newest or r.modified_at > newest[r.id].modified_at
             ):
                 newest[r.id] = r
         fresh = list(newest.values())
-        seen.update({r.id: r.modified_at for r in fresh})
-        for r in page:  # in reading order: a record's last reading says whether it lives
-            if r.deleted:
-                self.live.discard(r.id)
-            else:
-                self.live.add(r.id)
+        seen.update({r.id: r.modified_at.timestamp() for r in fresh})
+        if self.sweeping:
+            for r in page:  # in reading order: a record's last reading says whether it lives
+                if r.deleted:
+                    self.live.discard(r.id)
+                else:
+                    self.live.add(r.id)
         failed = ctx.result.pull.failed
         apply_records(ctx, [r for r in fresh if not r.deleted], skew=skew, clear=self.failing)
         self.failing |= ctx.result.pull.failed > failed

@@ -92,15 +92,16 @@ class Listing:
         self._witnessed = False
 
     def fresh(self, end: End, page: Page) -> list[Raw]:
-        """Note a page ``end`` read; its records not read before."""
+        """Note a page ``end`` read; its records not read before, or read before with another
+        ``updatedAt`` (changed in between: the pull keeps the newer reading)."""
         end.took(page)
         fresh: list[Raw] = []
         for raw in page.records:
             before = self._seen.get(raw["id"])
-            if before is None:
+            if before is None or before[1] != raw.get("updatedAt"):
                 self._seen[raw["id"]] = (end, raw.get("updatedAt"))
                 fresh.append(raw)
-            elif before[0] is not end and before[1] == raw.get("updatedAt"):
+            elif before[0] is not end:
                 self._witnessed = True
         return fresh
 
@@ -122,7 +123,8 @@ class Listing:
 
 
 def both_ends(read: Callable[[str, str | None], Page]) -> Iterator[list[Raw]]:
-    """The listing's records page by page, each record once, read from both ends.
+    """The listing's records page by page, read from both ends: each record once, unless it
+    changed between two readings.
 
     Args:
         read: reads one page: ``(order_by, starting_after)`` -> the page.
