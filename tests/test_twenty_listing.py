@@ -1,9 +1,9 @@
 """A Twenty pull window read from both ends at once (``twenty_ends``), over real HTTP.
 
 Each record is read once (twice only when it changed in between), whatever the window's size
-and however many records share one ``updatedAt``; the listing costs at most one request more than a single cursor; the two cursors
-are in flight together; and a record edited while the listing runs is either read or stamped
-past the window, so the next run reads it.
+and however many records share one ``updatedAt``; the listing costs at most one request more
+than a single cursor; the two cursors are in flight together; and a record edited while the
+listing runs is either read or stamped past the window, so the next run reads it.
 """
 
 from __future__ import annotations
