@@ -222,6 +222,34 @@ def test_list__pages_see_records_created_and_deleted_between_them(
     assert all("rank2" in row for row in rows(second))
 
 
+def test_list__microsecond_stamps_answer_in_milliseconds_and_a_descending_cursor_skips(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    em.microsecond_stamps = True
+    base = T0 + timedelta(milliseconds=7)
+    ids = [
+        em.create({"name": f"u{us}"}, updated_at=base + timedelta(microseconds=us))["id"]
+        for us in (100, 300, 500, 700, 900)
+    ]
+    assert em.get(ids[0])["updatedAt"] == "2026-11-20T10:00:00.007100Z"  # as stored
+    params: dict[str, Any] = {"order_by": "updatedAt[DescNullsLast]", "limit": 2}
+    first = client.get(PATH, params=params)
+    assert names(first) == ["u900", "u700"]
+    assert {row["updatedAt"] for row in rows(first)} == {"2026-11-20T10:00:00.007Z"}
+    params["starting_after"] = first.json()["pageInfo"]["endCursor"]
+    # updatedAt < .007 (the cursor's value) or = .007 and id after: the older records of that
+    # millisecond match neither.
+    assert names(client.get(PATH, params=params)) == []
+    ascending = {"order_by": "updatedAt", "limit": 2}
+    after = client.get(PATH, params=ascending).json()["pageInfo"]["endCursor"]
+    again = client.get(PATH, params={**ascending, "limit": 10, "starting_after": after})
+    assert set(names(again)) >= {"u500", "u700", "u900"}  # forward: read again, none skipped
+    bounded = {"filter": 'updatedAt[lt]:"2026-11-20T10:00:00.008Z"', **params}
+    del bounded["starting_after"]
+    bounded["limit"] = 10
+    assert names(client.get(PATH, params=bounded)) == ["u900", "u700", "u500", "u300", "u100"]
+
+
 # -- filters ---------------------------------------------------------------------------------------
 
 

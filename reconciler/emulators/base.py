@@ -23,6 +23,7 @@ import dataclasses
 import email.utils
 import json
 import math
+import re
 import socket
 import threading
 import time
@@ -489,6 +490,27 @@ def iso_ms(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as both remote APIs render datetimes."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_us(moment: datetime) -> str:
+    """ISO-8601 UTC with microseconds and ``Z``: a Postgres ``timestamptz`` as stored."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_MICROSECONDS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\d{3}Z$")
+
+
+def js_dates(value: Any) -> Any:
+    """``value`` with every microsecond ISO stamp in it cut to the millisecond, as a stored
+    ``timestamptz`` reaches a Node server's JSON through a JavaScript ``Date``."""
+    if isinstance(value, str):
+        match = _MICROSECONDS_RE.match(value)
+        return f"{match.group(1)}Z" if match else value
+    if isinstance(value, dict):
+        return {k: js_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [js_dates(v) for v in value]
+    return value
 
 
 def parse_iso(text: str) -> datetime:

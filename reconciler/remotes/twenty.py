@@ -157,11 +157,12 @@ class TwentyRemote:
     def _from_both_ends(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
         """Raw records page by page, read from both ends of the order at once
         (:mod:`twenty_ends`), each record once."""
-        params = self._list_params(filter_)
 
-        def read(order_by: str, cursor: str | None) -> twenty_ends.Page:
-            page_params = {**params, "order_by": order_by}
-            return self._page({**page_params, "starting_after": cursor} if cursor else page_params)
+        def read(order_by: str, cursor: str | None, before: str | None) -> twenty_ends.Page:
+            bound = f'{twenty_ends.FIELD}[lt]:"{before}"' if before else None
+            where = f"and({filter_},{bound})" if filter_ and bound else filter_ or bound
+            params = {**self._list_params(where), "order_by": order_by}
+            return self._page({**params, "starting_after": cursor} if cursor else params)
 
         return twenty_ends.both_ends(read)
 

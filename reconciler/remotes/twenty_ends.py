@@ -2,25 +2,36 @@
 
 Twenty pages a listing by keyset cursor: each page's ``starting_after`` is the ``endCursor`` of
 the page before, so the pages of one cursor follow each other, one answer's time each. The
-same records read in the opposite order (``updatedAt`` descending, ``id`` descending: the exact
-reverse of ``updatedAt`` ascending with the server's ascending ``id`` tie-breaker) form a second
-cursor that can run beside the first. Each cursor has read every record up to its last one in
-its own order, so once the two have met, every record has been read by one of them.
+same window read newest first forms a second reader that can run beside the first: each has
+read every record up to its last one in its own order, so once the two have met, every record
+has been read by one of them.
 
-Sources (packages/twenty-server/src/engine/api/):
-- ``rest/input-request-parsers/order-by-parser-utils/add-default-order-by-id.util.ts``: the
-  ``id`` tie-breaker is appended ascending unless the request orders by ``id`` itself;
-- ``utils/compute-cursor-arg-filter.utils.ts``: a cursor continues after the row it names under
-  every ordering field, ``lt`` for descending ones;
-- ``rest/core/handlers/rest-api-find-many.handler.ts``: the answer's ``totalCount`` counts every
-  record the filter matches (a hint here: read as None when it is not a number).
+The newest-first reader does not use the server's cursor. A cursor carries its row's
+``updatedAt`` as the answers show it, to the millisecond, while the column (``timestamptz``,
+default ``now()``) keeps microseconds. Going forward the cursor's condition ``updatedAt > t``
+only reads a few records of that millisecond again; going backward, ``updatedAt < t`` would skip
+the records of that millisecond older than the cursor's row. So each newest-first page asks for
+the newest records before the end of the millisecond of the last one read
+(``updatedAt[lt]`` that millisecond plus one): it reads that millisecond's records again rather
+than skip any. A millisecond holding a whole page (a bulk import) stops this reader, and the
+oldest-first one reads on alone.
 
-Only the forward cursor runs while ``totalCount`` says one more page can finish the listing,
-and meeting is proven by the records themselves, never by the count: a listing costs at most
-one request more than one cursor would (the page that shows the two ends met), and a window
-that fits in one page costs one. A record changed while the listing runs gets an ``updatedAt``
-past this run's window, so the next run's window reads it; one that could not be placed in the
-order (no readable ``updatedAt``) stops the backward cursor, and the forward one reads on alone.
+Sources (packages/twenty-server/src/engine/):
+- ``api/utils/compute-cursor-arg-filter.utils.ts``: a cursor continues after the row it names
+  under every ordering field (``gt``, or ``lt`` for descending ones), with the row's values;
+- ``metadata-modules/workspace-migration/utils/field-metadata-type-to-column-type.util.ts``:
+  ``DATE_TIME`` columns are ``timestamptz``; the answers carry JavaScript ``Date`` values, to
+  the millisecond;
+- ``api/rest/core/handlers/rest-api-find-many.handler.ts``: the answer's ``totalCount`` counts
+  every record the filter matches (a hint here: read as None when it is not a number).
+
+Only the oldest-first reader runs while ``totalCount`` says one more page can finish the
+listing, and meeting is proven by the records themselves, never by the count. A listing costs
+one or two requests more than one cursor would (the page that shows the two met, and the
+records each newest-first page reads again), and a window that fits in one page costs one. A
+record changed while the listing runs gets an ``updatedAt`` past this run's window, so the next
+run's window reads it; one that could not be placed in the order (no readable ``updatedAt``)
+stops the newest-first reader.
 """
 
 from __future__ import annotations
@@ -28,13 +39,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from reconciler.model import parse_datetime
+from reconciler.model import iso_ms, parse_datetime
 
-FORWARD = "updatedAt"  # the server appends id[AscNullsFirst]
-BACKWARD = "updatedAt[DescNullsLast],id[DescNullsLast]"
+FIELD = "updatedAt"
+FORWARD = FIELD  # the server appends id[AscNullsFirst]
+BACKWARD = f"{FIELD}[DescNullsLast],id[DescNullsLast]"
+TICK = timedelta(milliseconds=1)
 
 Raw = dict[str, Any]
 
@@ -51,21 +64,31 @@ class Page:
 
 @dataclass
 class End:
-    """One cursor of the listing."""
+    """One reader of the listing: oldest first by cursor, or newest first by ``before``."""
 
     order_by: str
-    cursor: str | None = None
+    cursor: str | None = None  # oldest first: the next page's ``starting_after``
+    before: str | None = None  # newest first: the next page's ``updatedAt[lt]`` bound
     last: datetime | None = None  # ``updatedAt`` of the last record read
     finished: bool = False  # read to its end
-    usable: bool = True  # every record it read could be placed
+    usable: bool = True  # every record it read could be placed, and it still moves
 
     def took(self, page: Page) -> None:
-        """Note a page this cursor read."""
-        self.cursor = page.cursor
+        """Note a page this reader read."""
         self.finished = page.cursor is None
-        if page.records:
-            self.last = stamp(page.records[-1])
-            self.usable = self.usable and self.last is not None
+        if self.order_by == FORWARD:
+            self.cursor = page.cursor
+        if not page.records:
+            return
+        self.last = stamp(page.records[-1])
+        self.usable = self.usable and self.last is not None
+        if self.order_by == BACKWARD and self.last is not None:
+            before = iso_ms(self.last + TICK)
+            # A page within one millisecond, or the same bound again, means the next page would
+            # be this one again: a millisecond holds a whole page.
+            within = stamp(page.records[0]) == self.last and not self.finished
+            self.usable = self.usable and before != self.before and not within
+            self.before = before
 
 
 def stamp(raw: Raw) -> datetime | None:
@@ -122,16 +145,17 @@ class Listing:
         )
 
 
-def both_ends(read: Callable[[str, str | None], Page]) -> Iterator[list[Raw]]:
+def both_ends(read: Callable[[str, str | None, str | None], Page]) -> Iterator[list[Raw]]:
     """The listing's records page by page, read from both ends: each record once, unless it
     changed between two readings.
 
     Args:
-        read: reads one page: ``(order_by, starting_after)`` -> the page.
+        read: reads one page: ``(order_by, starting_after, before)`` -> the page; ``before``
+            adds ``updatedAt[lt]:before`` to the listing's filter.
     """
     listing = Listing()
     forward, backward = listing.forward, listing.backward
-    first = read(FORWARD, None)
+    first = read(FORWARD, None, None)
     yield listing.fresh(forward, first)
     size, total = len(first.records), first.total
     if listing.complete():
@@ -145,11 +169,12 @@ def both_ends(read: Callable[[str, str | None], Page]) -> Iterator[list[Raw]]:
                 and _worth_both(total, listing.read, size, backward)
             ):
                 ends.append(backward)
-            pending = {pool.submit(read, end.order_by, end.cursor): end for end in ends}
+            pending = {pool.submit(read, end.order_by, end.cursor, end.before): end for end in ends}
             for done in as_completed(pending):
-                page = done.result()
-                total = page.total if page.total is not None else total
-                fresh = listing.fresh(pending[done], page)
+                page, end = done.result(), pending[done]
+                if end is forward and page.total is not None:  # the other adds a bound
+                    total = page.total
+                fresh = listing.fresh(end, page)
                 if fresh:
                     yield fresh
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.emulators.base import js_dates
 from reconciler.emulators.twenty.schema import (
     ACTOR,
     COMPOSITE_SUBFIELDS,
@@ -117,7 +118,7 @@ def sort_rows(rows: list[dict[str, Any]], keys: Sequence[OrderKey]) -> list[dict
 
 def encode_cursor(row: Row, keys: Sequence[OrderKey]) -> str:
     """An opaque cursor for the position of ``row``."""
-    values = {key.field: row.get(key.field) for key in keys}
+    values = {key.field: js_dates(row.get(key.field)) for key in keys}  # as the answer shows
     payload = json.dumps({"values": values}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(payload).decode()
 

@@ -7,12 +7,21 @@ behaviour cites its file. ``docs/fidelity-twenty.md`` lists them all with their 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from reconciler.emulators.base import EmulatorServer, Request, Response, TokenBucketLimiter
+from reconciler.emulators.base import (
+    EmulatorServer,
+    Request,
+    Response,
+    TokenBucketLimiter,
+    iso_ms,
+    iso_us,
+    js_dates,
+)
 from reconciler.emulators.twenty import metadata
 from reconciler.emulators.twenty.api import DirectApi
 from reconciler.emulators.twenty.filters import Node, parse_filter
@@ -59,9 +68,17 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             ``"objects"`` (the legacy ``{"data": {"objects": [...]}}``).
         metadata_forbidden: True answers ``GET /rest/metadata/objects`` with the 403 of a key
             whose role lacks the data-model permission (records keep working).
+        microsecond_stamps: True stamps ``createdAt``, ``updatedAt`` and ``deletedAt`` to the
+            microsecond, as Postgres' ``now()`` fills a ``timestamptz`` column, while answers
+            and cursors carry them to the millisecond, as JavaScript ``Date`` values: filters
+            and keyset cursors then compare a millisecond value with a finer stored one, as on
+            a real server (a descending cursor skips the older records of its row's
+            millisecond). Off by default: whether every stamp a real server writes is that
+            fine is not confirmed.
 
     The switches are also attributes a test may set on a running server (``supports_upsert``,
-    ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``, and the metadata page
+    ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``,
+    ``microsecond_stamps``, and the metadata page
     sizes ``metadata_default_limit`` / ``metadata_max_limit``, 1000 each); :meth:`reset` puts
     them back to the constructor's values.
     """
@@ -84,6 +101,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         upsert_moves_position: bool = False,
         metadata_shape: str = "list",
         metadata_forbidden: bool = False,
+        microsecond_stamps: bool = False,
     ) -> None:
         super().__init__(token, latency=latency)
         self.max_limit = max_limit
@@ -94,6 +112,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             "upsert_moves_position": upsert_moves_position,
             "metadata_shape": metadata_shape,
             "metadata_forbidden": metadata_forbidden,
+            "microsecond_stamps": microsecond_stamps,
             "metadata_default_limit": metadata.DEFAULT_PAGE_SIZE,
             "metadata_max_limit": metadata.MAX_PAGE_SIZE,
         }
@@ -111,6 +130,8 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         self.metadata_forbidden: bool = self._switches["metadata_forbidden"]
         self.metadata_default_limit: int = self._switches["metadata_default_limit"]
         self.metadata_max_limit: int = self._switches["metadata_max_limit"]
+        self.microsecond_stamps: bool = self._switches["microsecond_stamps"]
+        self.store.stamp = lambda moment: (iso_us if self.microsecond_stamps else iso_ms)(moment)
 
     def _now(self) -> datetime:
         return self.clock.now()
@@ -155,7 +176,10 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         if len(request.path) + len(urlencode(request.query, doseq=True)) > MAX_REQUEST_LINE:
             return Response(431, raw=b"", content_type="text/plain")
         try:
-            return self._route(request)
+            response = self._route(request)
+            if self.microsecond_stamps and response.body is not None:
+                response = dataclasses.replace(response, body=js_dates(response.body))
+            return response
         except TwentyError as exc:
             response = self.error(exc.status, exc.kind, exc.message)
             if exc.code is not None:

@@ -59,6 +59,9 @@ class Store:
         self._rows: dict[str, dict[str, dict[str, Any]]] = {}
         self._rng = random.Random(seed)
         self._memo: dict[Hashable, Any] = {}  # derived from the rows; emptied by any change
+        # How the server stamps createdAt/updatedAt/deletedAt (see TwentyEmulator's
+        # ``microsecond_stamps``): to the millisecond, or as Postgres' now() does.
+        self.stamp: Callable[[datetime], str] = iso_ms
 
     def memo(self, key: Hashable, make: Callable[[], T]) -> T:
         """``make()``, kept under ``key`` until the next change to any record or object.
@@ -247,7 +250,7 @@ class Store:
     def soft_delete(self, spec: ObjectSpec, record_id: str) -> dict[str, Any]:
         """Set deletedAt on a live record."""
         row = self.find(spec, record_id, include_deleted=False)
-        row["deletedAt"] = iso_ms(self.now())
+        row["deletedAt"] = self.stamp(self.now())
         self._changed()
         return row
 
@@ -285,7 +288,7 @@ class Store:
         stamp: datetime | None,
         actor: Mapping[str, Any],
     ) -> dict[str, Any]:
-        moment = iso_ms(stamp if stamp is not None else self.now())
+        moment = self.stamp(stamp if stamp is not None else self.now())
         row: dict[str, Any] = dict.fromkeys(spec.fields)
         row.update(
             id=values["id"] if "id" in values else self._new_id(spec),
@@ -316,7 +319,7 @@ class Store:
                 row[name] = {**current, **value}
             else:
                 row[name] = value
-        row["updatedAt"] = iso_ms(stamp if stamp is not None else self.now())
+        row["updatedAt"] = self.stamp(stamp if stamp is not None else self.now())
         self._changed()
         return row
 
