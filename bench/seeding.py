@@ -92,10 +92,12 @@ def edit_remote_leads(em: AirtableEmulator, ids: list[str], round: int = 1) -> N
 def seed_progressions(
     em: TwentyEmulator, count: int, *, age_minutes: float = RECENT_MINUTES
 ) -> None:
-    """Create ``count`` rep progressions last updated ``age_minutes`` ago."""
+    """Create ``count`` rep progressions last updated about ``age_minutes`` ago, a millisecond
+    apart (records made one by one, not by one bulk statement, whose rows would share one
+    stamp)."""
     stamp = minutes_ago(age_minutes)
     for i in range(count):
-        em.create(progression_fields(i), updated_at=stamp)
+        em.create(progression_fields(i), updated_at=stamp - timedelta(milliseconds=count - i))
 
 
 def edit_leads(db: sa.Engine, count: int, round: int = 1, *, table: str = "leads") -> int:

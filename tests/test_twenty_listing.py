@@ -209,6 +209,22 @@ def test_listing__a_record_edited_midway_is_read_or_stamped_for_the_next_window(
         assert _stamp(twenty, record_id) >= started
 
 
+def test_full_sweep__one_cursor_reads_even_records_edited_midway(
+    twenty: TwentyEmulator,
+) -> None:
+    """A sweep judges deletions by what it read, so it may leave nothing to the next run."""
+    created = _seed(twenty, list(range(1500)))
+    ordered = sorted(created, key=lambda i: _stamp(twenty, i))
+    remote = _remote(twenty, _EditsMidway(twenty, 3, ordered[700:705]))
+    try:
+        listed = _listed(remote, since=None)
+    finally:
+        remote.close()
+
+    assert set(listed) == created
+    assert not any(r.query.get("order_by") == [BACKWARD] for r in twenty.requests)
+
+
 def _page(*records: tuple[str, str]) -> Page:
     return Page([{"id": i, "updatedAt": u} for i, u in records], "next", None)
 

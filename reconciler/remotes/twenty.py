@@ -254,8 +254,8 @@ class TwentyRemote:
     def list_changed(
         self, since: datetime | None, until: datetime | None = None
     ) -> Iterator[list[RemoteRecord]]:
-        """Pages of records with ``updatedAt`` at or after ``since`` (all when None), read from
-        both ends of the order at once (:mod:`twenty_ends`)."""
+        """Pages of records with ``updatedAt`` at or after ``since``, read from both ends of the
+        order at once (:mod:`twenty_ends`); all records when None, by one cursor."""
         # Mentioning deletedAt makes soft-deleted records visible, so a soft delete inside the
         # window reaches the engine as a deleted record instead of silently vanishing.
         field = self.mapping.modified_field
@@ -264,7 +264,11 @@ class TwentyRemote:
             stamp = iso_ms(since)
             filter_ = f'or({field}[gte]:"{stamp}",deletedAt[gte]:"{stamp}")'
 
-        for page in self._from_both_ends(filter_):
+        # A full sweep judges deletions by what it read: it keeps one cursor, which also reads
+        # the records edited while it runs (they move ahead of it). A window may leave those to
+        # the next window, which reads them.
+        pages = self._from_both_ends(filter_) if since is not None else self._pages(filter_)
+        for page in pages:
             yield [self._typed(raw) for raw in page]
 
     def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
