@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -24,8 +25,10 @@ from reconciler.emulators.base import (
 )
 from reconciler.emulators.twenty import metadata
 from reconciler.emulators.twenty.api import DirectApi
-from reconciler.emulators.twenty.filters import Node, parse_filter
+from reconciler.emulators.twenty.filters import And, Node, parse_filter
 from reconciler.emulators.twenty.ordering import (
+    Ordered,
+    OrderKey,
     cut_page,
     decode_cursor,
     encode_cursor,
@@ -239,8 +242,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         after, before = request.param("starting_after"), request.param("ending_before")
         if after and before:
             raise bad_request("Use either starting_after or ending_before, not both")
-        memo_key = ("list", spec.plural, request.param("filter"), tuple(keys))
-        rows = self.store.memo(memo_key, lambda: ordered(self.store.select(spec, where), keys))
+        rows = self._ordered(spec, where, request.param("filter"), keys)
         page = cut_page(
             rows,
             keys,
@@ -260,6 +262,23 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             },
         }
         return Response(200, body)
+
+    def _ordered(
+        self, spec: ObjectSpec, where: Node | None, text: str | None, keys: list[OrderKey]
+    ) -> Ordered:
+        """The filtered rows in order, kept until the next write (``Store.memo``). A filter
+        ``and(A,B)`` is ``A``'s rows, kept, then ``B`` (a listing paged by ever narrower bounds
+        shares ``A``), when ``B`` does not change whether soft-deleted rows are seen."""
+
+        def make(node: Node | None) -> Callable[[], Ordered]:
+            return lambda: ordered(self.store.select(spec, node), keys)
+
+        if isinstance(where, And) and len(where.children) == 2:
+            base, bound = where.children
+            if ("deletedAt" in base.fields()) == ("deletedAt" in where.fields()):
+                key = ("list", spec.plural, repr(base), tuple(keys))
+                return [pair for pair in self.store.memo(key, make(base)) if bound.matches(pair[1])]
+        return self.store.memo(("list", spec.plural, text, tuple(keys)), make(where))
 
     def _limit(self, request: Request) -> int:
         """``limit``: default 60, clamped to ``max_limit``; negative or non-numeric is a 400.
