@@ -380,3 +380,27 @@ def test_date__a_date_field_syncs_with_a_postgres_date_column_both_ways(
     assert sent == [{"Day": "2024-03-01"}]
     (stored,) = [r for r in airtable.records("Events") if r["id"] == leap["id"]]
     assert stored["fields"]["Day"] == "2024-03-01"
+
+
+def test_pull__a_row_deleted_locally_comes_back_with_one_state(airtable, db, cli) -> None:
+    """Its sync state outlives it (no foreign key to an application's table): the record
+    pulled again gets a new row, and the old state under its remote id is replaced."""
+    (record_id,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    execute(db, "DELETE FROM leads")
+    airtable.update("Leads", record_id, {"Notes": "Called again."})
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["pull"]["inserted"] == 1
+    (row,) = rows(db)
+    with db.connect() as conn:
+        states = conn.execute(
+            sa.text(
+                "SELECT local_id FROM reconciler.sync_state "
+                "WHERE mapping = 'leads' AND remote_id = :r"
+            ),
+            {"r": record_id},
+        ).all()
+    assert [s.local_id for s in states] == [row["id"]]

@@ -5,7 +5,9 @@ every page, and finding its compiled form again, cost the run more than Postgres
 the statements; so the few statements a page needs are written out once per mapping (and per
 set of columns) and sent with ``exec_driver_sql``. Rows travel as one JSON text parameter per
 statement, encoded by the C encoder, and Postgres types them against the table
-(``jsonb_populate_recordset``): no per-row or per-cell parameter is processed in Python.
+(``jsonb_populate_recordset``): no per-row or per-cell parameter is processed in Python. A page's
+sync states, whose shadows are JSON already, are copied in (``COPY``) after the old ones are
+deleted: that spares Postgres parsing every shadow twice.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ _TICK = f"interval '{LINK_TICK // timedelta(microseconds=1)} microseconds'"
 
 
 class StateRow(NamedTuple):
-    """One row of ``reconciler.sync_state`` as written."""
+    """One row of ``reconciler.sync_state`` as written (after its mapping, the columns of
+    ``STATE_COLUMNS`` in order); times keep their full precision, as ``updated_at`` is compared
+    exactly to find local changes."""
 
     local_id: int
     remote_id: str | None
@@ -35,25 +39,6 @@ class StateRow(NamedTuple):
     local_updated_at: datetime | None
     shadow: str  # json text
     pending: bool
-
-    def json(self, mapping: str) -> str:
-        """The row as a JSON object (``mapping``: the mapping's name as JSON text); times keep
-        their full precision, as ``updated_at`` is compared exactly to find local changes."""
-        return (
-            f'{{"mapping":{mapping},"local_id":{self.local_id},'
-            f'"remote_id":{_json_or_null(self.remote_id)},'
-            f'"remote_modified_at":{_time(self.remote_modified_at)},'
-            f'"local_updated_at":{_time(self.local_updated_at)},'
-            f'"shadow":{self.shadow},"pending":{"true" if self.pending else "false"}}}'
-        )
-
-
-def _json_or_null(value: str | None) -> str:
-    return "null" if value is None else json_text(value)
-
-
-def _time(moment: datetime | None) -> str:
-    return "null" if moment is None else f'"{moment.isoformat()}"'
 
 
 class PageSql:
@@ -167,10 +152,8 @@ DELETE_STATES_BY_LOCAL_ID = (
 DELETE_STATES_BY_REMOTE_ID = (
     f"DELETE FROM {STATES} WHERE {_MINE} AND remote_id = ANY(CAST(%(ids)s AS TEXT[]))"
 )
-INSERT_STATES = (
-    f"INSERT INTO {STATES} ({_STATE_COLUMNS}) SELECT {_STATE_COLUMNS} "
-    f"FROM jsonb_populate_recordset(NULL::{STATES}, CAST(%(rows)s AS jsonb))"
-)
+# The columns a page's states are copied into, in ``StateRow``'s order after the mapping.
+STATE_COLUMNS = tuple(c.strip() for c in _STATE_COLUMNS.split(","))
 
 
 def _literal(sql: str) -> str:
@@ -181,8 +164,3 @@ def _literal(sql: str) -> str:
 def rows_json(rows: Sequence[str]) -> str:
     """JSON objects' texts as one JSON array."""
     return "[" + ",".join(rows) + "]"
-
-
-def state_rows_json(mapping: str, states: Sequence[StateRow]) -> str:
-    """States as one JSON array (``mapping``: the mapping's name as JSON text)."""
-    return "[" + ",".join(s.json(mapping) for s in states) + "]"

@@ -63,13 +63,17 @@ def copy_rows(
 
     For an append-only table written with every change (the change log) this is the cheapest
     path Postgres has: no statement to plan, rows streamed in their text form, inserted in bulk.
-    Values are adapted by psycopg; json columns take their text as it is.
+    Values are adapted by psycopg; json columns take their text as it is. A row the database
+    refuses is raised as SQLAlchemy raises it (``IntegrityError``, ``DataError``…).
     """
     prep = conn.dialect.identifier_preparer
     cols = ", ".join(prep.quote(c) for c in columns)
-    with (
-        _driver(conn).cursor() as cursor,
-        cursor.copy(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
+    try:
+        with (
+            _driver(conn).cursor() as cursor,
+            cursor.copy(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:  # as SQLAlchemy raises it (IntegrityError, DataError…)
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
