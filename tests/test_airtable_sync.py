@@ -404,3 +404,27 @@ def test_pull__a_row_deleted_locally_comes_back_with_one_state(airtable, db, cli
             {"r": record_id},
         ).all()
     assert [s.local_id for s in states] == [row["id"]]
+
+
+def test_pull__a_new_row_whose_id_an_old_state_still_holds_gets_that_state_replaced(
+    airtable, db, cli
+) -> None:
+    """An id the sequence hands out again (restarted, or passed by ids an application chose)
+    may still have the state of a row deleted locally: the new row's state replaces it."""
+    (gone,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    execute(db, "DELETE FROM leads")
+    airtable.delete("Leads", gone)
+    execute(db, "ALTER TABLE leads ALTER COLUMN id RESTART WITH 1")
+    (fresh,) = seed_leads(airtable, 1)
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    (row,) = rows(db)
+    assert row["id"] == 1 and row["airtable_record_id"] == fresh
+    with db.connect() as conn:
+        states = conn.execute(
+            sa.text("SELECT local_id, remote_id FROM reconciler.sync_state WHERE mapping = 'leads'")
+        ).all()
+    assert [tuple(s) for s in states] == [(1, fresh)]

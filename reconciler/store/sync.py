@@ -7,7 +7,7 @@ page or batch is applied in one transaction together with its sync state (``Stor
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -328,7 +328,6 @@ class Store:
         inserts = [p for p in plans if p.local is None]
         local_ids: dict[str, int] = {}
         stamps: dict[int, datetime] = {}
-        new_ids: set[int] = set()
         if inserts:
             # Canonical values are JSON already: Postgres types them against the table. Each
             # record's text is the one its change-log entry keeps; empty fields are left out
@@ -340,7 +339,6 @@ class Store:
             for local_id, remote_id, stamp in inserted:
                 local_ids[str(remote_id)] = local_id
                 stamps[local_id] = stamp
-                new_ids.add(local_id)
             for plan in inserts:
                 plan.inserted_id = local_ids.get(plan.remote.id)
         for plan in plans:
@@ -364,7 +362,7 @@ class Store:
             for p in plans
             if p.remote.id in local_ids
         ]
-        self._save_states(mapping, states, new_ids)
+        self._save_states(mapping, states)
 
     def _update_rows(
         self, sql: PageSql, plans: Sequence[PullPlan], stamps: dict[int, datetime]
@@ -392,24 +390,19 @@ class Store:
         query = select(table.c.id, table.c.updated_at).where(among(table.c.id, ids))
         return {r[0]: r[1] for r in self.conn.execute(query)}
 
-    def _save_states(
-        self, mapping: Mapping, states: list[StateRow], new: Collection[int] = ()
-    ) -> None:
+    def _save_states(self, mapping: Mapping, states: list[StateRow]) -> None:
         """Replace the states of these rows and records: the old ones are deleted (by local id
         and by remote id, each on its own index; an OR of the two would scan the mapping's
-        rows), the new ones copied in (``COPY``: no statement to plan, no JSON to parse).
-        ``new``: local ids inserted in this unit, which can have no state yet (identity ids are
-        never reused), so no delete looks for them."""
+        rows), the new ones copied in (``COPY``: no statement to plan, no JSON to parse). A
+        new row's id may still have an old state: an application can insert ids of its own
+        ahead of the sequence, and a row it deleted leaves its state behind."""
         if not states:
             return
         name = mapping.name
         remote_ids = [s.remote_id for s in states if s.remote_id is not None]
-        old = [s.local_id for s in states if s.local_id not in new]
+        ids = int_array(s.local_id for s in states)
         with pipelined(self.conn):
-            if old:
-                self.conn.exec_driver_sql(
-                    DELETE_STATES_BY_LOCAL_ID, {"mapping": name, "ids": int_array(old)}
-                )
+            self.conn.exec_driver_sql(DELETE_STATES_BY_LOCAL_ID, {"mapping": name, "ids": ids})
             if remote_ids:
                 self.conn.exec_driver_sql(
                     DELETE_STATES_BY_REMOTE_ID, {"mapping": name, "ids": text_array(remote_ids)}
