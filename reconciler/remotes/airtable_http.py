@@ -48,23 +48,18 @@ class Stamping(requests.adapters.HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         pacer = self._pacer
 
-        class Plain(urllib3.connection.HTTPConnection):
-            def connect(self) -> None:
-                super().connect()
-                pacer.sent()
+        def stamping(pool: type[urllib3.HTTPConnectionPool]) -> type[urllib3.HTTPConnectionPool]:
+            class Connection(pool.ConnectionCls):  # type: ignore[name-defined,misc]
+                def connect(self) -> None:
+                    super().connect()
+                    pacer.sent()
 
-        class Secure(urllib3.connection.HTTPSConnection):
-            def connect(self) -> None:
-                super().connect()
-                pacer.sent()
+            return type(pool.__name__, (pool,), {"ConnectionCls": Connection})
 
-        class PlainPool(urllib3.HTTPConnectionPool):
-            ConnectionCls = Plain
-
-        class SecurePool(urllib3.HTTPSConnectionPool):
-            ConnectionCls = Secure
-
-        self.poolmanager.pool_classes_by_scheme = {"http": PlainPool, "https": SecurePool}
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": stamping(urllib3.HTTPConnectionPool),
+            "https": stamping(urllib3.HTTPSConnectionPool),
+        }
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
         """Stamp, then send as the standard adapter does."""

@@ -254,7 +254,6 @@ class Pacer:
         self._starts: list[list[float]] = []  # recent starts, each a slot ``sent`` may move
         self._mine = threading.local()
         self._held_until = 0.0
-        self._tokens = limit  # BucketPacer's count of the remote's tokens
         self._lock = threading.Lock()
 
     @classmethod
@@ -274,14 +273,19 @@ class Pacer:
             start = max(now, self._held_until)
             if self.limit > 0:
                 recent = [s for s in self._starts if s[0] > now - self.window]
-                if len(recent) >= self.limit:
-                    latest = sorted(s[0] for s in recent)
-                    start = max(start, latest[-self.limit] + self.window)
+                start = self._earliest(start, [s[0] for s in recent])
                 slot = [start]
                 self._starts = [*recent, slot]
                 self._mine.slot = slot
         if start > now:
             self.sleep(start - now)
+
+    def _earliest(self, start: float, recent: list[float]) -> float:
+        """When, from ``start`` on, the rule lets the next request go, given the starts of the
+        requests still in the window (called with the lock held)."""
+        if len(recent) >= self.limit:
+            start = max(start, sorted(recent)[-self.limit] + self.window)
+        return start
 
     def sent(self) -> None:
         """The request this thread was last let go for is leaving now: count it from now if
@@ -321,29 +325,22 @@ class BucketPacer(Pacer):
     burst go a minute after the first and find the bucket short.
     """
 
-    def wait(self) -> None:
-        """Block until the bucket, as the server will count it, holds a token for this request."""
-        with self._lock:
-            now = self.clock()
-            start = max(now, self._held_until)
-            if self.limit > 0:
-                recent = [s for s in self._starts if s[0] > now - self.window]
-                tick = self.span / self.limit + self.guard
-                if recent:
-                    last = max(s[0] for s in recent)
-                    tokens = min(
-                        self.limit, self._tokens + math.floor(max(0.0, start - last) / tick)
-                    )
-                    if tokens < 1:
-                        start, tokens = max(start, last + tick), 1
-                else:
-                    tokens = self.limit  # rested for a whole window: the bucket is full
-                self._tokens = tokens - 1
-                slot = [start]
-                self._starts = [*recent, slot]
-                self._mine.slot = slot
-        if start > now:
-            self.sleep(start - now)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tokens = self.limit  # the remote's count of tokens, as this pacer follows it
+
+    def _earliest(self, start: float, recent: list[float]) -> float:
+        """When the bucket, as the server will count it, holds a token for the next request."""
+        tick = self.span / self.limit + self.guard
+        if recent:
+            earned = math.floor(max(0.0, start - max(recent)) / tick)
+            tokens = min(self.limit, self._tokens + earned)
+            if tokens < 1:
+                start, tokens = max(start, max(recent) + tick), 1
+        else:
+            tokens = self.limit  # rested for a whole window: the bucket is full
+        self._tokens = tokens - 1
+        return start
 
 
 class PacerPool:

@@ -142,9 +142,6 @@ class PageSql:
 
 
 STATES = sync_state.fullname
-_STATE_COLUMNS = (
-    "mapping, local_id, remote_id, remote_modified_at, local_updated_at, shadow, pending"
-)
 _MINE = "mapping = %(mapping)s"
 DELETE_STATES_BY_LOCAL_ID = (
     f"DELETE FROM {STATES} WHERE {_MINE} AND local_id = ANY(CAST(%(ids)s AS BIGINT[]))"
@@ -152,8 +149,8 @@ DELETE_STATES_BY_LOCAL_ID = (
 DELETE_STATES_BY_REMOTE_ID = (
     f"DELETE FROM {STATES} WHERE {_MINE} AND remote_id = ANY(CAST(%(ids)s AS TEXT[]))"
 )
-# The columns a page's states are copied into, in ``StateRow``'s order after the mapping.
-STATE_COLUMNS = tuple(c.strip() for c in _STATE_COLUMNS.split(","))
+# The columns a page's states are copied into: the mapping, then ``StateRow``'s fields in order.
+STATE_COLUMNS = ("mapping", *StateRow._fields)
 
 
 def _literal(sql: str) -> str:
