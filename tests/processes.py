@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from reconciler.emulators.base import EmulatorServer
 
-ENTRY = "from reconciler.cli import main; main()"
+ENTRY = "from reconciler.cli import entry; entry()"  # the console script's own
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -11,6 +11,9 @@ needs it, so ``reconcile --help`` and ``reconcile <command> --help`` load nothin
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -83,3 +86,41 @@ def main(argv: list[str] | None = None) -> None:
         stderr().print(f"reconcile: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         code = exc.exit_code
     sys.exit(code if isinstance(code, int) else 0)
+
+
+class _Exit:
+    """The exit code :func:`entry` leaves with, once :func:`main` has decided it."""
+
+    code: int | None = None
+
+
+def entry() -> None:
+    """The ``reconcile`` console script: :func:`main`, then the process ends as soon as the
+    exit handlers have run, without the interpreter's teardown.
+
+    Tearing down frees every object and module one by one, a few tenths of a second after a
+    run has loaded its libraries and read thousands of records, and nothing of it reaches the
+    user: the report is written, the database connections are closed, and the embedded
+    Postgres's exit handler (pgserver's) has stopped the server. The same as the
+    ``atexit.register(os._exit, 0)`` of "Dismissing Python Garbage Collection at Instagram"
+    (Instagram Engineering, 2017), with the run's own exit code. The handler is registered
+    before the command imports anything that registers one (logging, pgserver), so it runs
+    last; it flushes the standard streams, which ``os._exit`` does not. Tests call
+    :func:`main` in-process and keep the teardown; a run whose ``main`` ends by anything but
+    its exit code (a KeyboardInterrupt outside the command) keeps it too.
+    """
+    atexit.register(_leave)
+    try:
+        main()
+    except SystemExit as exc:
+        _Exit.code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        raise
+
+
+def _leave() -> None:
+    if _Exit.code is None:
+        return
+    for stream in (sys.stdout, sys.stderr):  # os._exit flushes nothing
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing can reach it
+            stream.flush()
+    os._exit(_Exit.code)

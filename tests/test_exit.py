@@ -1,0 +1,75 @@
+"""The console script's exit: the run's exit code and every byte of its output, the exit
+handlers run (the embedded Postgres stops), and no interpreter teardown after them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from reconciler.demo import postgres_processes
+from tests.helpers import seed_leads
+from tests.processes import ROOT, start_reconcile
+
+# A program that keeps an object whose finalizer writes a file: the interpreter's teardown
+# calls it, a process that leaves without the teardown never does.
+WITNESS = """
+import os, sys
+class Witness:
+    def __del__(self, write=os.write, fd=os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)):
+        write(fd, b"torn down")
+keep = Witness()
+print("still buffered when the run ends")  # a pipe's stdout is block-buffered
+sys.argv = ["reconcile", *sys.argv[2:]]
+from reconciler.cli import {name}
+{name}()
+"""
+
+
+def _witnessed(name: str, tmp_path: Path, *args: str) -> tuple[int, bool]:
+    """Exit code of ``reconcile ARGS`` run through ``name``, and whether teardown ran; the
+    line written before the run must reach the pipe either way."""
+    mark = tmp_path / f"{name}.mark"
+    done = subprocess.run(
+        [sys.executable, "-c", WITNESS.format(name=name), str(mark), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.startswith("still buffered when the run ends\n"), done.stdout
+    return done.returncode, mark.read_bytes() == b"torn down"
+
+
+def test_console_script__leaves_without_teardown_with_the_exit_code(tmp_path) -> None:
+    assert _witnessed("entry", tmp_path, "--help") == (0, False)
+    assert _witnessed("entry", tmp_path, "--lookback", "-5") == (2, False)
+    # The same program through main keeps the teardown: the witness can see it.
+    assert _witnessed("main", tmp_path, "--lookback", "-5") == (2, True)
+
+
+def test_console_script__a_piped_report_arrives_whole(airtable, database_url, tmp_path) -> None:
+    # stdout into a pipe is block-buffered: leaving without the teardown must flush it first.
+    seed_leads(airtable, 40)
+    proc = start_reconcile(tmp_path / "r.json", "--mapping", "leads", "--json")
+    code, out, err = proc.finish()
+    assert code == 0, err
+    assert json.loads(out) == proc.report
+    assert proc.report["mappings"][0]["pull"]["inserted"] == 40
+
+
+def test_console_script__the_embedded_postgres_stops_when_the_run_ends(airtable) -> None:
+    # pgserver stops the server it started from an exit handler: it must still run.
+    home = Path(tempfile.mkdtemp(prefix="reconciler-home-"))
+    home.chmod(0o755)  # the server runs as an unprivileged user when tests run as root
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["RECONCILER_HOME"] = str(home)
+    seed_leads(airtable, 3)
+    proc = start_reconcile(home / "r.json", "--mapping", "leads", env=env)
+    code, _, err = proc.finish(timeout=120)
+    assert code == 0, err
+    assert proc.report["mappings"][0]["pull"]["inserted"] == 3
+    assert postgres_processes(home / "pg") == []
