@@ -16,7 +16,7 @@ from reconciler.cli.log import log_table
 from reconciler.engine.context import MappingContext, Tuning
 from reconciler.model import LEADS
 from reconciler.report import MappingResult
-from reconciler.store.changelog import ChangeLog, purge_expired
+from reconciler.store.changelog import ChangeLog, LogFilter, purge_expired, read_log
 from reconciler.store.history import Failure
 from reconciler.store.schema import SCHEMA, metadata
 from reconciler.store.sync import Store
@@ -335,6 +335,39 @@ def test_migrations__the_migrated_database_matches_the_models(db) -> None:
         )
         assert compare_metadata(context, metadata) == []
     assert f"{SCHEMA}.change_log" in metadata.tables
+
+
+def test_log__a_record_is_looked_up_by_its_hash_index(db) -> None:
+    """``reconcile log --record ID`` finds a record's entries by the remote id index, a hash
+    index (one hash per entry written, where a btree compares text in the collation)."""
+    execute(
+        db,
+        f"INSERT INTO {SCHEMA}.change_log (run_id, mapping, stage, action, rule, remote_id) "
+        "SELECT 'r', 'leads', 'pull', 'updated', 'remote_only', 'rec' || md5(i::text) "
+        "FROM generate_series(1, 5000) AS i",
+    )
+    execute(db, f"ANALYZE {SCHEMA}.change_log")
+    sent: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append((statement, params))
+
+    with db.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", keep)
+        assert read_log(conn, LogFilter(remote_id="rec" + "0" * 32)) == []
+        sa.event.remove(conn, "before_cursor_execute", keep)
+        statement, params = sent[-1]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("EXPLAIN " + statement, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        kind = conn.execute(
+            sa.text(
+                "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+                "WHERE c.relname = 'change_log_remote_id'"
+            )
+        ).scalar_one()
+    assert kind == "hash"
+    assert "Index Scan using change_log_remote_id" in plan, plan
 
 
 def test_log__long_text_of_an_inserted_record_is_cut_and_marked(airtable, db, cli) -> None:

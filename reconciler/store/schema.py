@@ -169,7 +169,7 @@ change_log = Table(
     Column("changes", JSON, nullable=False, server_default=text("'[]'::json")),
     Column("message", Text),
     Index("change_log_logged_at", "logged_at"),
-    Index("change_log_remote_id", "remote_id"),
+    Index("change_log_remote_id", "remote_id", postgresql_using="hash"),  # equality only
     Index("change_log_local", "local_id", "local_table"),
     Index("change_log_run_id", "run_id"),
     schema=SCHEMA,
