@@ -97,12 +97,11 @@ def twenty_reads(em: Any) -> list[Any]:
 
 
 class CountingPacer(Pacer):
-    """A pacer that counts the requests it let go, those reported as leaving, and those
-    reported as answered."""
+    """A pacer that counts the requests it let go and those reported as leaving."""
 
     def __init__(self) -> None:
         super().__init__(5, 1.0)
-        self.let_go = self.left = self.answers = 0
+        self.let_go = self.left = 0
 
     def wait(self) -> None:
         self.let_go += 1
@@ -111,10 +110,6 @@ class CountingPacer(Pacer):
     def sent(self) -> None:
         self.left += 1
         super().sent()
-
-    def answered(self) -> None:
-        self.answers += 1
-        super().answered()
 
 
 def reset_world(db: sa.Engine, airtable: Any, twenty: Any) -> None:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.emulators.base import TokenBucketLimiter
-from reconciler.remotes.base import JITTER_GUARD, BucketPacer, Pacer, PacerPool
+from reconciler.remotes.base import BucketPacer, Pacer, PacerPool
 
 
 class FakeTime:
@@ -127,82 +127,6 @@ def test_pacer__a_hold_stops_everything_until_it_ends() -> None:
     pacer.hold(30.0)
     pacer.wait()
     assert time.now == pytest.approx(130.0)
-
-
-def _trips(pacer: Pacer, time: FakeTime, trips: list[float | None]) -> list[float]:
-    """Requests one after another, each answered ``trip`` seconds after it started (None: no
-    answer, a dropped connection); the start of each, from 0."""
-    starts = []
-    for trip in trips:
-        pacer.wait()
-        starts.append(time.now - 100.0)
-        if trip is not None:
-            time.now += trip
-            pacer.answered()
-    return starts
-
-
-def test_pacer__a_steady_link_keeps_only_the_least_guard_after_the_first_window() -> None:
-    """Five requests a second, each answered in 80 ms: the first four keep the whole guard
-    (too few round trips to judge), the rest only the least one."""
-    time = FakeTime()
-    pacer = Pacer(5, 1.0, clock=time.clock, sleep=time.sleep)
-    starts = _trips(pacer, time, [0.08] * 21)
-    # Request 21 is spaced from 16, 11, 6 and 1: 1.05 after the first, 1.01 after the others.
-    assert starts[20] == pytest.approx(1.05 + 3 * 1.01)
-    assert starts[5] == pytest.approx(1.05)
-
-
-def test_pacer__a_round_trip_longer_than_the_fastest_keeps_that_much_more_guard() -> None:
-    time = FakeTime()
-    pacer = Pacer(1, 1.0, clock=time.clock, sleep=time.sleep)
-    starts = _trips(pacer, time, [0.08, 0.08, 0.10, 0.30, 0.08, None, 0.08])
-    steps = [b - a for a, b in itertools.pairwise(starts)]
-    assert steps == pytest.approx(
-        [
-            1.05,  # one round trip alone cannot be judged
-            1.01,  # the fastest
-            1.03,  # 20 ms slower than the fastest
-            1.05,  # 220 ms slower: the whole guard, no more
-            1.01,
-            1.05,  # no answer: it keeps the whole guard
-        ]
-    )
-
-
-def test_pacer__after_a_lockout_every_request_keeps_the_whole_guard() -> None:
-    time = FakeTime()
-    pacer = Pacer(1, 1.0, clock=time.clock, sleep=time.sleep)
-    _trips(pacer, time, [0.08, 0.08])
-    pacer.hold(30.0)
-    starts = _trips(pacer, time, [0.08, 0.08, 0.08])
-    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([1.05, 1.05])
-
-
-@given(
-    per_second=st.sampled_from([1, 2.5, 5, 7]),
-    gaps=st.lists(st.floats(0, 0.3), min_size=1, max_size=40),
-    late=st.lists(st.floats(0, JITTER_GUARD), min_size=40, max_size=40),
-    back=st.floats(0.01, 0.3),
-)
-def test_pacer__the_server_sees_no_window_over_the_limit_when_requests_arrive_late(
-    per_second: float, gaps: list[float], late: list[float], back: float
-) -> None:
-    """Requests one after another, each reaching the server ``late`` seconds after it left
-    (up to the whole guard), the way back as long for all: the server, counting arrivals,
-    never sees more than the limit in any window. The first request takes the fastest way
-    there, so the round trips show each request's lateness."""
-    time = FakeTime()
-    pacer = Pacer.rate(per_second, clock=time.clock, sleep=time.sleep)
-    arrivals = []
-    for gap, delay in zip(gaps, [0.0, *late], strict=False):
-        time.now += gap
-        pacer.wait()
-        arrivals.append(time.now + delay)
-        time.now += delay + back
-        pacer.answered()
-    most = max(sum(1 for t in arrivals if a <= t < a + pacer.span - 1e-9) for a in arrivals)
-    assert most <= pacer.limit
 
 
 def test_pacer__no_limit_never_sleeps() -> None:

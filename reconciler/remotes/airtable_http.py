@@ -36,9 +36,8 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 class Stamping(requests.adapters.HTTPAdapter):
     """The session's transport, telling the pacer when each request really leaves (see
     :meth:`Pacer.sent`): when the transport takes it, and again once a new connection is
-    open (a TLS handshake takes a good part of the one-second window); and when its answer
-    comes (:meth:`Pacer.answered`). Airtable counts a request when it arrives, and a 429 locks
-    the base for 30 seconds."""
+    open (a TLS handshake takes a good part of the one-second window). Airtable counts a request
+    when it arrives, and a 429 locks the base for 30 seconds."""
 
     def __init__(self, pacer: Pacer) -> None:
         self._pacer = pacer  # before the base class builds its pools
@@ -63,12 +62,9 @@ class Stamping(requests.adapters.HTTPAdapter):
         }
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        """Stamp, send as the standard adapter does, and tell the pacer when the answer's
-        status line and headers are in (its round trip sets the request's guard)."""
+        """Stamp, then send as the standard adapter does."""
         self._pacer.sent()
-        response = super().send(request, *args, **kwargs)
-        self._pacer.answered()
-        return response
+        return super().send(request, *args, **kwargs)
 
 
 class AirtableRejected(Rejected):

@@ -29,15 +29,11 @@ from reconciler.records import RemoteRecord, Values, WriteResult
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Seconds the pacer adds to a remote's rate-limit window after a request (see Pacer): room for
-# that request to reach the server later after its stamp than the next ones do (latency
-# jitter). JITTER_GUARD until its answer shows how late it can have been (5% of Airtable's
-# one-second window, nothing against Twenty's minute), and never less than LEAST_GUARD: room
-# for what is left between the stamp (``Pacer.sent``, as the transport takes it) and the bytes
-# leaving, and for the shortest round trip being shorter than the shortest way there plus the
-# shortest way back.
+# Seconds the pacer adds to a remote's rate-limit window (see Pacer): room for the spread of
+# request latencies, and for what is left between a request's stamp (``Pacer.sent``, as the
+# transport takes it) and its bytes leaving on a loaded host. 5% of Airtable's one-second
+# window; nothing against Twenty's minute.
 JITTER_GUARD = 0.05
-LEAST_GUARD = 0.01
 
 # Requests of one remote in flight at once, at the most (reads of records by id, write batches),
 # where the time answers take bounds a run rather than the rate limit (Twenty's minute): the
@@ -221,43 +217,24 @@ class Rejected(Exception):
         self.status = status
 
 
-class _Slot:
-    """A request the pacer let go: when it left, and how much later it may have reached the
-    remote than a request leaving on the fastest round trip seen (its guard)."""
-
-    __slots__ = ("answered", "guard", "start")
-
-    def __init__(self, start: float, guard: float) -> None:
-        self.start = start
-        self.guard = guard
-        self.answered = False
-
-
 class Pacer:
     """At most ``limit`` request starts in any ``window`` seconds: the rule both services
     enforce (Airtable: 5 a second per base; Twenty: 100 a minute per workspace).
 
     A rested pacer lets ``limit`` requests start at once, then one each time the oldest start
-    leaves the window, so a run spends no time the limit does not require. The remote counts
-    a request when it arrives, and a request can arrive later after it left than the next ones
-    do (latency jitter): at Airtable one request too many in a window costs a 30-second
-    lockout. So each request keeps the window a guard longer after it: ``guard`` while it is
-    in flight; once answered, what its round trip shows it can have been late: the round trip
-    less the fastest one seen (a request whose way back took no longer than the fastest's
-    reached the server no later than that), plus ``LEAST_GUARD``; never more than ``guard``
-    (``JITTER_GUARD``, the fixed guard earlier versions kept for every request). Like TCP's
-    retransmission timer (RFC 6298), the estimate is trusted only once there are samples:
-    from the ``limit``-th round trip on, and never again after a lockout. On a steady link the
-    guard is ``LEAST_GUARD``; on a jittery one, ``guard``. Each request is spaced from the
-    ``limit``-th latest time a request before it can have arrived, so no window of the
-    remote's holds one request too many in whatever order they arrive. Thread-safe: mappings
-    on one base share one pacer.
+    leaves the window, so a run spends no time the limit does not require. The window is kept
+    ``guard`` seconds longer than the remote's, so that requests which reach the server a
+    little sooner after their predecessors than they left here (latency jitter) still cannot
+    put one request too many into a window on the server's side: at Airtable that would cost a
+    30-second lockout. A fixed guard, not a share of the window: jitter does not grow with the
+    window. Thread-safe:
+    mappings on one base share one pacer.
 
     Args:
         limit: requests per window (0 or less: no limit).
         window: the window's length in seconds.
         clock, sleep: injectable for tests.
-        guard: the most the pacer keeps its window longer than ``window`` after a request.
+        guard: how many seconds longer than ``window`` the pacer keeps its own window.
     """
 
     def __init__(
@@ -270,15 +247,11 @@ class Pacer:
         guard: float = JITTER_GUARD,
     ) -> None:
         self.limit = limit
-        self.span = window  # the remote's window; ``window`` is the longest reach of a request
+        self.span = window  # the remote's window; ``window`` is the pacer's own, longer one
         self.window = window + guard
         self.guard = guard
-        self.least = min(LEAST_GUARD, guard)
         self.clock, self.sleep = clock, sleep
-        self._slots: list[_Slot] = []  # recent requests; ``sent`` and ``answered`` update them
-        self._fastest = math.inf  # the shortest round trip seen
-        self._trips = 0  # round trips seen
-        self._trusting = True  # until a lockout shows the guards too short
+        self._starts: list[list[float]] = []  # recent starts, each a slot ``sent`` may move
         self._mine = threading.local()
         self._held_until = 0.0
         self._lock = threading.Lock()
@@ -299,57 +272,35 @@ class Pacer:
             now = self.clock()
             start = max(now, self._held_until)
             if self.limit > 0:
-                recent = [s for s in self._slots if s.start > now - self.window]
-                start = self._earliest(start, recent)
-                slot = _Slot(start, self.guard)
-                self._slots = [*recent, slot]
+                recent = [s for s in self._starts if s[0] > now - self.window]
+                start = self._earliest(start, [s[0] for s in recent])
+                slot = [start]
+                self._starts = [*recent, slot]
                 self._mine.slot = slot
         if start > now:
             self.sleep(start - now)
 
-    def _earliest(self, start: float, recent: list[_Slot]) -> float:
-        """When, from ``start`` on, the rule lets the next request go, given the requests
-        still in the window (called with the lock held)."""
+    def _earliest(self, start: float, recent: list[float]) -> float:
+        """When, from ``start`` on, the rule lets the next request go, given the starts of the
+        requests still in the window (called with the lock held)."""
         if len(recent) >= self.limit:
-            reach = sorted(s.start + s.guard for s in recent)
-            start = max(start, reach[-self.limit] + self.span)
+            start = max(start, sorted(recent)[-self.limit] + self.window)
         return start
-
-    def _slot(self) -> _Slot | None:
-        """The request this thread was last let go for."""
-        return getattr(self._mine, "slot", None)
 
     def sent(self) -> None:
         """The request this thread was last let go for is leaving now: count it from now if
         that is later than its slot (the thread may have waited for the interpreter or the CPU
         in between, or for a connection to open, and the next requests are spaced from when it
         really left). Called as often as the transport likes: a slot only ever moves later."""
-        slot = self._slot()
+        slot: list[float] | None = getattr(self._mine, "slot", None)
         if slot is None:
             return
         with self._lock:
-            slot.start = max(slot.start, self.clock())
-
-    def answered(self) -> None:
-        """The request this thread was last let go for has its answer (its status line and
-        headers) now: its round trip bounds how late it can have reached the remote, and so
-        its guard. Only its first answer counts."""
-        slot = self._slot()
-        if slot is None or slot.answered:
-            return
-        with self._lock:
-            trip = self.clock() - slot.start
-            self._fastest = min(self._fastest, trip)
-            self._trips += 1
-            slot.answered = True
-            if self._trusting and self._trips >= max(self.limit, 2):  # one trip alone is its min
-                slot.guard = min(self.guard, self.least + trip - self._fastest)
+            slot[0] = max(slot[0], self.clock())
 
     def hold(self, seconds: float) -> None:
-        """Let no request start for ``seconds`` from now (a remote's lockout); requests keep
-        the whole ``guard`` from now on."""
+        """Let no request start for ``seconds`` from now (a remote's lockout)."""
         with self._lock:
-            self._trusting = False
             self._held_until = max(self._held_until, self.clock() + seconds)
 
     @property
@@ -370,23 +321,22 @@ class BucketPacer(Pacer):
     of ``limit`` tokens; each request refills the whole tokens earned since the previous one and
     restarts that clock, so a fraction of a token is lost. A rested pacer lets the bucket's
     ``limit`` go at once; after that each request waits one token's time (0.6 s at 100 a
-    minute, plus the fixed ``guard``) after the previous one, where a window pacer would let a
-    second burst go a minute after the first and find the bucket short.
+    minute, plus the guard) after the previous one, where a window pacer would let a second
+    burst go a minute after the first and find the bucket short.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tokens = self.limit  # the remote's count of tokens, as this pacer follows it
 
-    def _earliest(self, start: float, recent: list[_Slot]) -> float:
+    def _earliest(self, start: float, recent: list[float]) -> float:
         """When the bucket, as the server will count it, holds a token for the next request."""
         tick = self.span / self.limit + self.guard
         if recent:
-            latest = max(s.start for s in recent)
-            earned = math.floor(max(0.0, start - latest) / tick)
+            earned = math.floor(max(0.0, start - max(recent)) / tick)
             tokens = min(self.limit, self._tokens + earned)
             if tokens < 1:
-                start, tokens = max(start, latest + tick), 1
+                start, tokens = max(start, max(recent) + tick), 1
         else:
             tokens = self.limit  # rested for a whole window: the bucket is full
         self._tokens = tokens - 1
