@@ -549,7 +549,7 @@ def serving() -> Iterator[None]:
     """No garbage collection in this process while the emulators serve a measured command.
 
     The emulators stamp each request's arrival as their thread reads it. A full collection of
-    this process (which holds every seeded record: 80-125 ms pauses were seen in a full bench)
+    this process (which holds every seeded record: 80-125 ms pauses were seen in a bench run)
     stops every thread, so requests that arrived during it are stamped late, and a request sent
     a paced second after one of them can be stamped less than a second later: a 429, and 30
     seconds of lockout, that the real service, in a process of its own, would never give. What
