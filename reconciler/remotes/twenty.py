@@ -7,6 +7,7 @@ import re
 import ssl
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -132,39 +133,40 @@ class TwentyRemote:
         return self._call(send)
 
     def _pages(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
-        """Raw records page by page, one cursor; an answer that is not a page stops the
-        mapping."""
-        params = self._list_params(filter_)
+        """Raw records page by page, one cursor, oldest first."""
         cursor: str | None = None
         while True:
-            page = self._page({**params, "starting_after": cursor} if cursor else params)
+            page = self._read(filter_, twenty_ends.FORWARD, cursor, None)
             yield page.records
             if page.cursor is None:
                 return
             cursor = page.cursor
 
-    def _page(self, params: dict[str, Any]) -> twenty_ends.Page:
+    def _from_both_ends(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
+        """Raw records page by page, read from both ends of the order at once
+        (:mod:`twenty_ends`), each record once."""
+        return twenty_ends.both_ends(partial(self._read, filter_))
+
+    def _read(
+        self, filter_: str | None, order_by: str, cursor: str | None, before: str | None
+    ) -> twenty_ends.Page:
+        """One page of the records ``filter_`` matches, in ``order_by``, after ``cursor``, and
+        updated before ``before`` when it is given; an answer that is not a page stops the
+        mapping."""
+        bound = f'{twenty_ends.FIELD}[lt]:"{before}"' if before else None
+        where = f"and({filter_},{bound})" if filter_ and bound else filter_ or bound
+        params = {**self._list_params(where), "order_by": order_by}
+        if cursor:
+            params["starting_after"] = cursor
         try:
             body = self._request("GET", self._path, params=params)
             records = twenty_http.listed_records(body, self.mapping.remote_table)
-            cursor = twenty_http.next_cursor(body)
+            next_cursor = twenty_http.next_cursor(body)
         except Rejected as exc:
             raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
         except Unreadable as exc:
             raise RemoteUnavailable(str(exc)) from None
-        return twenty_ends.Page(records, cursor, twenty_http.total_count(body))
-
-    def _from_both_ends(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
-        """Raw records page by page, read from both ends of the order at once
-        (:mod:`twenty_ends`), each record once."""
-
-        def read(order_by: str, cursor: str | None, before: str | None) -> twenty_ends.Page:
-            bound = f'{twenty_ends.FIELD}[lt]:"{before}"' if before else None
-            where = f"and({filter_},{bound})" if filter_ and bound else filter_ or bound
-            params = {**self._list_params(where), "order_by": order_by}
-            return self._page({**params, "starting_after": cursor} if cursor else params)
-
-        return twenty_ends.both_ends(read)
+        return twenty_ends.Page(records, next_cursor, twenty_http.total_count(body))
 
     def _list_params(self, filter_: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"order_by": twenty_ends.FORWARD, "limit": PAGE_LIMIT, "depth": 0}
