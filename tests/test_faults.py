@@ -191,6 +191,90 @@ def test_remote_down_for_the_whole_run__exit_3_then_the_next_run_catches_up(
     assert {r["streakDays"] for r in twenty.records()} == {42}
 
 
+def test_airtable_500_on_one_record__it_fails_alone_and_the_rest_is_written(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that answers 500 for any batch holding one record: after the batch's retries,
+    its halves get one attempt each, down to the record. It fails alone (exit 1, retryable,
+    not dead), the other fourteen land, and a later run writes it once the server takes it."""
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    ids = seed_leads(airtable, 15)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'n' || id")
+    bad = ids[3]
+    airtable.faults.fail(500, times=1000, method="PATCH", containing=bad)
+    airtable.reset_log()
+
+    result = cli()
+
+    assert result.exit_code == 1, result.output
+    assert [e["record"] for e in result.report["errors"]] == [bad]
+    assert result.mapping("leads")["push"]["updated"] == 14
+    local = {r["airtable_record_id"]: r["notes"] for r in rows(db)}
+    assert _airtable_notes(airtable) == {**local, bad: None}
+    failure = _failure(db)
+    assert failure["record_key"] == bad and failure["dead"] is False
+    # The batch of ten: its ten attempts, then halves of 5, 3 and 2 down to the record (one
+    # attempt each: 5+5, 2+3, 1+2, 1+1); the batch of five goes through at once.
+    assert len(_patches(airtable)) == 10 + 2 + 2 + 2 + 2 + 1
+
+    airtable.faults.clear()
+    _retry_is_due_now(db)
+    again = cli()
+    assert again.exit_code == 0, again.output
+    assert _airtable_notes(airtable) == local
+
+
+def test_twenty_500_on_one_record__it_fails_alone_and_the_rest_is_written(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on Twenty's batch upsert: the record the server fails on fails alone."""
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    ids = seed_progressions(twenty, 6)
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, "UPDATE rep_progressions SET streak_days = 42")
+    bad = ids[4]
+    twenty.faults.fail(500, times=1000, method="POST", containing=bad)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 1, result.output
+    assert [e["record"] for e in result.report["errors"]] == [bad]
+    assert result.mapping(M)["push"]["updated"] == 5
+    streaks = {r["id"]: r["streakDays"] for r in twenty.records()}
+    assert [rid for rid, days in streaks.items() if days != 42] == [bad]
+    assert _failure(db)["dead"] is False
+
+    twenty.faults.clear()
+    _retry_is_due_now(db)
+    assert cli("--mapping", M).exit_code == 0
+    assert {r["streakDays"] for r in twenty.records()} == {42}
+
+
+def test_airtable_down_for_writes__the_halves_get_one_attempt_each_then_exit_3(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every PATCH answered 500: not one record's doing. After the batch's retries each half is
+    tried once; both fail, so the mapping stops as a remote failure (exit 3), no record is
+    blamed, and the next run writes them all."""
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    seed_leads(airtable, 3)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'n' || id")
+    airtable.faults.fail(500, times=1000, method="PATCH")
+    airtable.reset_log()
+
+    failed = cli()
+
+    assert failed.exit_code == 3, failed.output
+    assert all(e["record"] is None for e in failed.report["errors"]), failed.report["errors"]
+    assert len(_patches(airtable)) == 10 + 2
+    assert scalar(db, "SELECT count(*) FROM reconciler.failures") == 0
+    airtable.faults.clear()
+    assert cli().exit_code == 0
+    assert _airtable_notes(airtable) == {r["airtable_record_id"]: r["notes"] for r in rows(db)}
+
+
 # -- timeouts and dropped connections -------------------------------------------------------------
 
 

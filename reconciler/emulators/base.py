@@ -92,9 +92,12 @@ class _Fault:
     raw: bytes = b""
     content_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    containing: str | None = None
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: Any) -> bool:
         if self.method is not None and self.method != method:
+            return False
+        if self.containing is not None and self.containing not in json.dumps(body):
             return False
         return self.path is None or path.startswith(self.path)
 
@@ -114,9 +117,22 @@ class Faults:
         body: Any = None,
         method: str | None = None,
         path: str | None = None,
+        containing: str | None = None,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (and ``body``)."""
-        self._add(_Fault("status", times, status=status, body=body, method=method, path=path))
+        """Answer the next ``times`` matching requests with ``status`` (and ``body``);
+        ``containing`` narrows them to requests whose JSON body holds that text (a record id: a
+        server that fails on one record's content, whatever batch it comes in)."""
+        self._add(
+            _Fault(
+                "status",
+                times,
+                status=status,
+                body=body,
+                method=method,
+                path=path,
+                containing=containing,
+            )
+        )
 
     def delay(
         self, seconds: float, times: int = 1, *, method: str | None = None, path: str | None = None
@@ -175,11 +191,11 @@ class Faults:
         with self._lock:
             return sum(f.times for f in self._queue)
 
-    def take(self, method: str, path: str) -> _Fault | None:
+    def take(self, method: str, path: str, body: Any = None) -> _Fault | None:
         """The fault that applies to this request, if any (consumes one application)."""
         with self._lock:
             for fault in self._queue:
-                if fault.matches(method, path):
+                if fault.matches(method, path, body):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._queue.remove(fault)
@@ -314,7 +330,7 @@ class EmulatorServer(ABC):
 
     def handle(self, request: Request) -> Response | None:
         """Faults, latency, auth, rate limit, then dispatch. None means: drop the connection."""
-        fault = self.faults.take(request.method, request.path)
+        fault = self.faults.take(request.method, request.path, request.body)
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
         # A rate limit counts a request when it arrives (Airtable's 5 a second per base,

@@ -276,7 +276,9 @@ class AirtableRemote:
         ]
         for batch in chunks([i for i in items if not i.create], WRITE_BATCH):
             results += write_isolating(
-                batch, lambda part: patch_skipping_gone(part, self._patch, self.fetch)
+                batch,
+                lambda part: patch_skipping_gone(part, self._patch, self.fetch),
+                self._call.once,
             )
         return results
 

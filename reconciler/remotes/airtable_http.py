@@ -188,7 +188,7 @@ def classify(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> 
     if status == 429:
         return _too_many(response, kind, detail)
     if status >= 500:
-        return Transient(f"Airtable answered {status} {detail}".strip())
+        return Transient(f"Airtable answered {status} {detail}".strip(), status=status)
     if status == 413:
         return AirtableRejected(
             413, kind or "REQUEST_TOO_LARGE", "Airtable answered 413: the request is too large"

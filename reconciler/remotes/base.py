@@ -10,8 +10,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from tenacity import (
@@ -200,13 +202,22 @@ class Transient(Exception):
     """A failure worth retrying: 429, 5xx, a timeout or a dropped connection.
 
     ``hold`` is how long the remote refuses every request after this one (Airtable locks a base
-    for 30 seconds after a 429): nothing is sent to it before that time has passed.
+    for 30 seconds after a 429): nothing is sent to it before that time has passed. ``status``
+    is the HTTP status of an answer (None when there was none: a timeout, a dropped connection).
     """
 
-    def __init__(self, message: str, *, throttled: bool = False, hold: float = 0.0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        throttled: bool = False,
+        hold: float = 0.0,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.throttled = throttled
         self.hold = hold
+        self.status = status
 
 
 class Rejected(Exception):
@@ -388,10 +399,12 @@ class Caller:
     policy: RetryPolicy
     stats: ApiStats = field(default_factory=ApiStats)
     _counting: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def __call__(self, request: Callable[[], T]) -> T:
-        """Run one request with pacing and retries; raises RemoteUnavailable when they run out.
-        Thread-safe: requests of one remote may be in flight at once (:func:`at_once`)."""
+        """Run one request with pacing and retries; raises RemoteUnavailable when they run out
+        (at once inside :meth:`once`). Thread-safe: requests of one remote may be in flight at
+        once (:func:`at_once`)."""
 
         def counted() -> T:
             self.pacer.wait()
@@ -407,12 +420,13 @@ class Caller:
         def before_sleep(state: RetryCallState) -> None:
             self._count(retries=1)
 
+        policy = self.policy
+        stop = stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_elapsed)
         retrying = Retrying(
             retry=retry_if_exception_type(Transient),
-            wait=self.policy.wait_for,
-            stop=stop_after_attempt(self.policy.attempts)
-            | stop_after_delay(self.policy.max_elapsed),
-            sleep=self.policy.sleep,
+            wait=policy.wait_for,
+            stop=stop_after_attempt(1) if getattr(self._local, "single", False) else stop,
+            sleep=policy.sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -420,6 +434,16 @@ class Caller:
             return retrying(counted)
         except Transient as exc:
             raise RemoteUnavailable(f"{self.name} kept failing after retries: {exc}") from exc
+
+    @contextmanager
+    def once(self) -> Iterator[None]:
+        """Requests made inside (in this thread) get one attempt, no retries."""
+        before = getattr(self._local, "single", False)
+        self._local.single = True
+        try:
+            yield
+        finally:
+            self._local.single = before
 
     def _count(self, *, requests: int = 0, retries: int = 0, throttled: int = 0) -> None:
         with self._counting:
@@ -445,20 +469,103 @@ def at_once(work: Callable[[T], R], items: Sequence[T], depth: int = IN_FLIGHT) 
     return [f.result() for f in futures]
 
 
+Write = Callable[[Sequence[PushItem]], list[WriteResult]]  # one result per item
+Once = Callable[[], AbstractContextManager[None]]  # requests inside get one attempt each
+
+
 def write_isolating(
-    items: Sequence[PushItem], send: Callable[[Sequence[PushItem]], list[WriteResult]]
+    items: Sequence[PushItem],
+    send: Write,
+    once: Once = nullcontext,
+    *,
+    isolating: bool = True,
 ) -> list[WriteResult]:
     """Write a batch; when the remote rejects it whole, split it until the bad record fails alone.
 
-    Both remotes validate a batch as a whole, so one bad value would sink nine good ones.
+    Both remotes validate a batch as a whole, so one bad value would sink nine good ones. A
+    batch the server keeps failing (5xx) through all its retries is split too, each part sent
+    once inside ``once`` (see :func:`isolate_server_error`; ``isolating`` False raises instead).
     """
     try:
         return send(items)
     except Rejected as exc:
         if len(items) == 1:
             return [WriteResult(items[0].local_id, error=str(exc), retryable=exc.status >= 500)]
+    except RemoteUnavailable as exc:
+        if not isolating:
+            raise
+        plain = partial(write_isolating, send=send, once=once, isolating=False)
+        return isolate_server_error(items, exc, plain, once)
     middle = len(items) // 2
-    return write_isolating(items[:middle], send) + write_isolating(items[middle:], send)
+    return [
+        *write_isolating(items[:middle], send, once, isolating=isolating),
+        *write_isolating(items[middle:], send, once, isolating=isolating),
+    ]
+
+
+def isolate_server_error(
+    items: Sequence[PushItem],
+    exc: RemoteUnavailable,
+    write: Write,
+    once: Once,
+) -> list[WriteResult]:
+    """The results of a batch the server kept failing with 5xx, when one of its records is the
+    cause; raises ``exc`` when the remote itself is failing.
+
+    A server may fail on one record's content (an error it does not turn into a 4xx), and would
+    then fail every run's batch holding it: the mapping would stop each run, the rest never
+    written. So each half is written once (``write``, which raises on a 5xx, inside ``once``: no
+    retries, the batch had them). When both halves fail with 5xx, the remote is failing, not a
+    record, and ``exc`` is raised as before: an outage costs two requests more. Otherwise the
+    failing half is split the same way, down to the record, which fails alone and retryable (a
+    later run tries it again; it is dead-lettered if it keeps failing). A part whose own halves
+    both fail fails whole, retryable.
+    """
+    if len(items) == 1 or not server_failed(exc):
+        raise exc
+    middle = len(items) // 2
+    halves = (items[:middle], items[middle:])
+    with once():
+        parts = [_attempt(half, write) for half in halves]
+        if all(isinstance(part, RemoteUnavailable) for part in parts):
+            raise exc
+        results: list[WriteResult] = []
+        for half, part in zip(halves, parts, strict=True):
+            if isinstance(part, RemoteUnavailable):
+                part = _blamed(half, part, write, once)
+            results += part
+    return results
+
+
+def _attempt(items: Sequence[PushItem], write: Write) -> list[WriteResult] | RemoteUnavailable:
+    """The results of writing ``items``, or the 5xx failure that stopped it."""
+    try:
+        return write(items)
+    except RemoteUnavailable as failed:
+        if not server_failed(failed):
+            raise
+        return failed
+
+
+def _blamed(
+    items: Sequence[PushItem],
+    failed: RemoteUnavailable,
+    write: Write,
+    once: Once,
+) -> list[WriteResult]:
+    """A part that failed while the other went through: split down to the record."""
+    try:
+        return isolate_server_error(items, failed, write, once)
+    except RemoteUnavailable as again:
+        if not server_failed(again):
+            raise
+        return [WriteResult(i.local_id, error=str(again), retryable=True) for i in items]
+
+
+def server_failed(exc: RemoteUnavailable) -> bool:
+    """Whether retries ran out on answers of 5xx (not a timeout, a dropped connection, a 429)."""
+    cause = exc.__cause__
+    return isinstance(cause, Transient) and cause.status is not None and cause.status >= 500
 
 
 def wire_fields(mapping: Mapping, values: Values) -> dict[str, Any]:

@@ -111,7 +111,7 @@ class TwentyRemote:
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
         where = f"{target.api_url.rstrip('/')}/rest/batch/{mapping.remote_table}"
-        self._writer = BatchWriter(self._upsert, where)
+        self._writer = BatchWriter(self._upsert, where, self._call.once)
 
     def __repr__(self) -> str:
         return f"TwentyRemote({self.mapping.remote_table!r})"

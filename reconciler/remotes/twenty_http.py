@@ -59,7 +59,7 @@ def classify(response: httpx.Response) -> Exception:
     detail = describe(response)
     if status in (408, 429) or status >= 500:
         # 429 carries no Retry-After (throttler.service.ts): the caller's backoff paces it.
-        return Transient(f"HTTP {status}: {detail}", throttled=status == 429)
+        return Transient(f"HTTP {status}: {detail}", throttled=status == 429, status=status)
     if status == 401:
         return AuthError(
             f"Twenty refused the API key (HTTP 401: {detail}): check TWENTY_API_KEY "

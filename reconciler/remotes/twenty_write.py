@@ -14,10 +14,12 @@ saying what the server lacks.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from functools import partial
 
-from reconciler.errors import MappingError
+from reconciler.errors import MappingError, RemoteUnavailable
 from reconciler.records import WriteResult
-from reconciler.remotes.base import PushItem, Rejected
+from reconciler.remotes.base import Once, PushItem, Rejected, isolate_server_error
 
 ALREADY_EXISTS = "Record already exists"
 Send = Callable[[Sequence[PushItem]], list[WriteResult]]
@@ -31,13 +33,16 @@ class BatchWriter:
     """Writes batches through ``send`` (one upsert request each).
 
     Args:
-        send: sends one batch and returns one result per item; raises ``Rejected``.
+        send: sends one batch and returns one result per item; raises ``Rejected``, or
+            ``RemoteUnavailable`` when its retries run out.
         where: the server and endpoint, for the message naming what the server lacks.
+        once: requests inside it get one attempt (the parts of a batch the server kept failing).
     """
 
-    def __init__(self, send: Send, where: str) -> None:
+    def __init__(self, send: Send, where: str, once: Once = nullcontext) -> None:
         self._send = send
         self._where = where
+        self._once = once
         self.no_upsert = False
         self.waiting = 0  # updates left pending because the server cannot upsert
 
@@ -69,9 +74,11 @@ class BatchWriter:
         results = self._isolating(new) if new else []
         return results + [WriteResult(i.local_id) for i in kept]
 
-    def _isolating(self, batch: Sequence[PushItem]) -> list[WriteResult]:
+    def _isolating(self, batch: Sequence[PushItem], *, isolating: bool = True) -> list[WriteResult]:
         """Send a batch; when it is refused whole, split it until the bad record fails alone
-        (Twenty validates a batch as a whole: one bad value sinks the others)."""
+        (Twenty validates a batch as a whole: one bad value sinks the others). A batch the
+        server kept failing is split as :func:`isolate_server_error` says (``isolating``
+        False: raised)."""
         try:
             return self._send(batch)
         except Rejected as exc:
@@ -79,8 +86,16 @@ class BatchWriter:
                 raise _NoUpsert from None
             if len(batch) == 1:
                 return [WriteResult(batch[0].local_id, error=str(exc), retryable=_heals(exc))]
+        except RemoteUnavailable as exc:
+            if not isolating:
+                raise
+            plain = partial(self._isolating, isolating=False)
+            return isolate_server_error(batch, exc, plain, self._once)
         middle = len(batch) // 2
-        return self._isolating(batch[:middle]) + self._isolating(batch[middle:])
+        return [
+            *self._isolating(batch[:middle], isolating=isolating),
+            *self._isolating(batch[middle:], isolating=isolating),
+        ]
 
 
 def _lacks_upsert(exc: Rejected, batch: Sequence[PushItem]) -> bool:
