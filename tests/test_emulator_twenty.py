@@ -345,7 +345,7 @@ def test_filter__null_values_follow_sql_logic(em: TwentyEmulator, client: httpx.
 def test_filter__text_operators_and_quoted_strings(
     em: TwentyEmulator, client: httpx.Client
 ) -> None:
-    for name in ["Alice Smith", "alice, jr", 'Bob "B"', "Carol"]:
+    for name in ["Alice Smith", "alice, jr", 'Bob "B"', "Carol", "back\\slash"]:
         em.create({"name": name})
 
     def select(text: str) -> list[str]:
@@ -356,7 +356,11 @@ def test_filter__text_operators_and_quoted_strings(
     assert select("name[like]:Alice%") == ["Alice Smith"]
     assert select("name[ilike]:alice%") == ["Alice Smith", "alice, jr"]
     assert select('name[eq]:"alice, jr"') == ["alice, jr"]
-    assert select(r'name[eq]:"Bob \"B\""') == ['Bob "B"']
+    # No escape character (parse-filter-content.util.ts): a backslash is itself, and a quote
+    # always ends the string, so a value holding one cannot be asked for (here: a 400).
+    assert select(r'name[eq]:"back\slash"') == ["back\\slash"]
+    refused = client.get(PATH, params={"filter": r'name[eq]:"Bob \"B\""'})
+    assert refused.status_code == 400, refused.text
     assert select("name[startsWith]:Car") == ["Carol"]
     assert select('name[endsWith]:"jr"') == ["alice, jr"]
     assert select('name[in]:["alice, jr",Carol]') == ["alice, jr", "Carol"]

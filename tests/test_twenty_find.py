@@ -1,7 +1,7 @@
 """``find``: Twenty records by natural key, many keys a request, values of any characters.
 
-The emulator's filter parser is stricter in grammar but reads backslash escapes; Twenty's does
-not. So every filter the tool sends is also read here by a port of Twenty's own parser
+The emulator's filter parser is stricter in grammar than Twenty's (it refuses what it cannot
+read). So every filter the tool sends is also read here by a port of Twenty's own parser
 (``api/rest/input-request-parsers/filter-parser-utils/``), which must yield the values asked for.
 """
 

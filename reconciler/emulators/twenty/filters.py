@@ -9,9 +9,10 @@ Grammar (whitespace between tokens is ignored)::
     value     := scalar | "[" [scalar ("," scalar)*] "]"
     scalar    := STRING | WORD
 
-A STRING is double-quoted with backslash escapes; a WORD is a run of letters, digits and
-``_ . - + @ %``. Anything else (an unquoted timestamp, whose ``:`` is not a WORD character, an
-unknown field or operator, a value the field's type cannot hold) is a 400, never "match all".
+A STRING is double-quoted, with no escape character (as in Twenty); a WORD is a run of letters,
+digits and ``_ . - + @ %``. Anything else (an unquoted timestamp, whose ``:`` is not a WORD
+character, an unknown field or operator, a value the field's type cannot hold) is a 400, never
+"match all".
 
 Evaluation follows SQL's three-valued logic: a comparison with a null field is unknown (None),
 ``not`` of unknown is unknown, and only rows evaluating to True match.
@@ -104,20 +105,15 @@ def tokenize(text: str) -> list[Token]:
 
 
 def _read_string(text: str, start: int) -> tuple[str, int]:
-    """The unescaped content of the quoted string opening at ``start``, and the index after it."""
-    chars: list[str] = []
-    i = start + 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            chars.append(text[i + 1])
-            i += 2
-        elif ch == '"':
-            return "".join(chars), i + 1
-        else:
-            chars.append(ch)
-            i += 1
-    raise bad_request(f"Invalid filter: unterminated string at position {start}")
+    """The content of the quoted string opening at ``start``, and the index after it.
+
+    There is no escape character: Twenty's parser keeps a backslash as it is, and every ``"``
+    toggles its quote state (``parse-filter-content.util.ts``), so a string ends at the next
+    ``"`` and a backslash is an ordinary character."""
+    end = text.find('"', start + 1)
+    if end < 0:
+        raise bad_request(f"Invalid filter: unterminated string at position {start}")
+    return text[start + 1 : end], end + 1
 
 
 @dataclass(frozen=True)
