@@ -136,10 +136,9 @@ def install_fault(em: Any, write_method: str, fault: tuple[str, int, Any]) -> tu
     """
     kind, times, method = fault
     method = write_method if method == "write" else method
-    if kind == "burst503":
-        em.faults.fail(503, times=times, method=method)
-    elif kind == "burst429":
-        em.faults.fail(429, times=times, method=method)
+    bursts = {"burst503": 503, "burst429": 429}
+    if kind in bursts:
+        em.faults.fail(bursts[kind], times=times, method=method)
     elif kind == "drop":
         em.faults.drop(times=times, method=method)
     elif kind == "cut":
