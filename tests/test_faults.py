@@ -208,7 +208,10 @@ def test_airtable_500_on_one_record__it_fails_alone_and_the_rest_is_written(
     result = cli()
 
     assert result.exit_code == 1, result.output
-    assert [e["record"] for e in result.report["errors"]] == [bad]
+    (error,) = result.report["errors"]
+    assert error["record"] == bad
+    assert error["message"].startswith("Airtable failed: Airtable answered 500")
+    assert error["message"].endswith("so the server fails on this record")
     assert result.mapping("leads")["push"]["updated"] == 14
     local = {r["airtable_record_id"]: r["notes"] for r in rows(db)}
     assert _airtable_notes(airtable) == {**local, bad: None}

@@ -433,6 +433,8 @@ class Caller:
         try:
             return retrying(counted)
         except Transient as exc:
+            if getattr(self._local, "single", False):
+                raise RemoteUnavailable(f"{self.name} failed: {exc}") from exc
             raise RemoteUnavailable(f"{self.name} kept failing after retries: {exc}") from exc
 
     @contextmanager
@@ -559,7 +561,9 @@ def _blamed(
     except RemoteUnavailable as again:
         if not server_failed(again):
             raise
-        return [WriteResult(i.local_id, error=str(again), retryable=True) for i in items]
+        which = "this record" if len(items) == 1 else f"one or more of these {len(items)} records"
+        error = f"{again}; the rest of its batch went through, so the server fails on {which}"
+        return [WriteResult(i.local_id, error=error, retryable=True) for i in items]
 
 
 def server_failed(exc: RemoteUnavailable) -> bool:
