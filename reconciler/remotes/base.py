@@ -421,11 +421,13 @@ class Caller:
             self._count(retries=1)
 
         policy = self.policy
-        stop = stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_elapsed)
+        single = getattr(self._local, "single", False)
         retrying = Retrying(
             retry=retry_if_exception_type(Transient),
             wait=policy.wait_for,
-            stop=stop_after_attempt(1) if getattr(self._local, "single", False) else stop,
+            stop=stop_after_attempt(1)
+            if single
+            else stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_elapsed),
             sleep=policy.sleep,
             before_sleep=before_sleep,
             reraise=True,
@@ -433,9 +435,8 @@ class Caller:
         try:
             return retrying(counted)
         except Transient as exc:
-            if getattr(self._local, "single", False):
-                raise RemoteUnavailable(f"{self.name} failed: {exc}") from exc
-            raise RemoteUnavailable(f"{self.name} kept failing after retries: {exc}") from exc
+            how = "failed" if single else "kept failing after retries"
+            raise RemoteUnavailable(f"{self.name} {how}: {exc}") from exc
 
     @contextmanager
     def once(self) -> Iterator[None]:

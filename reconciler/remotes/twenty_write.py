@@ -13,16 +13,15 @@ saying what the server lacks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from functools import partial
 
 from reconciler.errors import MappingError, RemoteUnavailable
 from reconciler.records import WriteResult
-from reconciler.remotes.base import Once, PushItem, Rejected, isolate_server_error
+from reconciler.remotes.base import Once, PushItem, Rejected, Write, isolate_server_error
 
 ALREADY_EXISTS = "Record already exists"
-Send = Callable[[Sequence[PushItem]], list[WriteResult]]
 
 
 class _NoUpsert(Exception):
@@ -39,7 +38,7 @@ class BatchWriter:
         once: requests inside it get one attempt (the parts of a batch the server kept failing).
     """
 
-    def __init__(self, send: Send, where: str, once: Once = nullcontext) -> None:
+    def __init__(self, send: Write, where: str, once: Once = nullcontext) -> None:
         self._send = send
         self._where = where
         self._once = once
