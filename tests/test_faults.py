@@ -195,14 +195,16 @@ def test_airtable_500_on_one_record__it_fails_alone_and_the_rest_is_written(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that answers 500 for any batch holding one record: after the batch's retries,
-    its halves get one attempt each, down to the record. It fails alone (exit 1, retryable,
-    not dead), the other fourteen land, and a later run writes it once the server takes it."""
+    its halves get one attempt at a 5xx each, down to the record. It fails alone (exit 1,
+    retryable, not dead), the other fourteen land, and a later run writes it once the server
+    takes it. A connection dropped during the split is retried as always."""
     monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
     ids = seed_leads(airtable, 15)
     assert cli().exit_code == 0
     execute(db, "UPDATE leads SET notes = 'n' || id")
     bad = ids[3]
     airtable.faults.fail(500, times=1000, method="PATCH", containing=bad)
+    airtable.faults.drop(times=1, method="PATCH")  # the first PATCH without the bad record
     airtable.reset_log()
 
     result = cli()
@@ -218,8 +220,10 @@ def test_airtable_500_on_one_record__it_fails_alone_and_the_rest_is_written(
     failure = _failure(db)
     assert failure["record_key"] == bad and failure["dead"] is False
     # The batch of ten: its ten attempts, then halves of 5, 3 and 2 down to the record (one
-    # attempt each: 5+5, 2+3, 1+2, 1+1); the batch of five goes through at once.
-    assert len(_patches(airtable)) == 10 + 2 + 2 + 2 + 2 + 1
+    # attempt each: 5+5, 2+3, 1+2, 1+1), and the good half of five once more after the dropped
+    # connection; the batch of five goes through at once.
+    assert len(_patches(airtable)) == 10 + 2 + 1 + 2 + 2 + 2 + 1
+    assert airtable.count(status=0) == 1
 
     airtable.faults.clear()
     _retry_is_due_now(db)

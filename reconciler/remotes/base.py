@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
 )
@@ -403,8 +403,8 @@ class Caller:
 
     def __call__(self, request: Callable[[], T]) -> T:
         """Run one request with pacing and retries; raises RemoteUnavailable when they run out
-        (at once inside :meth:`once`). Thread-safe: requests of one remote may be in flight at
-        once (:func:`at_once`)."""
+        (inside :meth:`once`, at the first 5xx answer). Thread-safe: requests of one remote may
+        be in flight at once (:func:`at_once`)."""
 
         def counted() -> T:
             self.pacer.wait()
@@ -420,14 +420,18 @@ class Caller:
         def before_sleep(state: RetryCallState) -> None:
             self._count(retries=1)
 
-        policy = self.policy
         single = getattr(self._local, "single", False)
+
+        def worth_retrying(exc: BaseException) -> bool:
+            if not isinstance(exc, Transient):
+                return False
+            return not (single and _server_error(exc))
+
+        policy = self.policy
         retrying = Retrying(
-            retry=retry_if_exception_type(Transient),
+            retry=retry_if_exception(worth_retrying),
             wait=policy.wait_for,
-            stop=stop_after_attempt(1)
-            if single
-            else stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_elapsed),
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_elapsed),
             sleep=policy.sleep,
             before_sleep=before_sleep,
             reraise=True,
@@ -435,12 +439,13 @@ class Caller:
         try:
             return retrying(counted)
         except Transient as exc:
-            how = "failed" if single else "kept failing after retries"
+            how = "failed" if single and _server_error(exc) else "kept failing after retries"
             raise RemoteUnavailable(f"{self.name} {how}: {exc}") from exc
 
     @contextmanager
     def once(self) -> Iterator[None]:
-        """Requests made inside (in this thread) get one attempt, no retries."""
+        """Inside (in this thread), an answer of 5xx is final: not retried. A 429, a timeout or
+        a dropped connection is retried as always."""
         before = getattr(self._local, "single", False)
         self._local.single = True
         try:
@@ -473,7 +478,7 @@ def at_once(work: Callable[[T], R], items: Sequence[T], depth: int = IN_FLIGHT) 
 
 
 Write = Callable[[Sequence[PushItem]], list[WriteResult]]  # one result per item
-Once = Callable[[], AbstractContextManager[None]]  # requests inside get one attempt each
+Once = Callable[[], AbstractContextManager[None]]  # inside, a 5xx answer is not retried
 
 
 def write_isolating(
@@ -486,8 +491,8 @@ def write_isolating(
     """Write a batch; when the remote rejects it whole, split it until the bad record fails alone.
 
     Both remotes validate a batch as a whole, so one bad value would sink nine good ones. A
-    batch the server keeps failing (5xx) through all its retries is split too, each part sent
-    once inside ``once`` (see :func:`isolate_server_error`; ``isolating`` False raises instead).
+    batch the server keeps failing (5xx) through all its retries is split too, each part's 5xx
+    final inside ``once`` (see :func:`isolate_server_error`; ``isolating`` False raises instead).
     """
     try:
         return send(items)
@@ -517,12 +522,12 @@ def isolate_server_error(
 
     A server may fail on one record's content (an error it does not turn into a 4xx), and would
     then fail every run's batch holding it: the mapping would stop each run, the rest never
-    written. So each half is written once (``write``, which raises on a 5xx, inside ``once``: no
-    retries, the batch had them). When both halves fail with 5xx, the remote is failing, not a
-    record, and ``exc`` is raised as before: an outage costs two requests more. Otherwise the
-    failing half is split the same way, down to the record, which fails alone and retryable (a
-    later run tries it again; it is dead-lettered if it keeps failing). A part whose own halves
-    both fail fails whole, retryable.
+    written. So each half is written once (``write``, which raises on a 5xx, inside ``once``: a
+    5xx is not retried, the batch had its retries). When both halves fail with 5xx, the remote
+    is failing, not a record, and ``exc`` is raised as before: an outage costs two requests
+    more. Otherwise the failing half is split the same way, down to the record, which fails
+    alone and retryable (a later run tries it again; it is dead-lettered if it keeps failing).
+    A part whose own halves both fail fails whole, retryable.
     """
     if len(items) == 1 or not server_failed(exc):
         raise exc
@@ -570,7 +575,11 @@ def _blamed(
 def server_failed(exc: RemoteUnavailable) -> bool:
     """Whether retries ran out on answers of 5xx (not a timeout, a dropped connection, a 429)."""
     cause = exc.__cause__
-    return isinstance(cause, Transient) and cause.status is not None and cause.status >= 500
+    return isinstance(cause, Transient) and _server_error(cause)
+
+
+def _server_error(exc: Transient) -> bool:
+    return exc.status is not None and exc.status >= 500
 
 
 def wire_fields(mapping: Mapping, values: Values) -> dict[str, Any]:

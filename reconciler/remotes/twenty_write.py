@@ -35,7 +35,8 @@ class BatchWriter:
         send: sends one batch and returns one result per item; raises ``Rejected``, or
             ``RemoteUnavailable`` when its retries run out.
         where: the server and endpoint, for the message naming what the server lacks.
-        once: requests inside it get one attempt (the parts of a batch the server kept failing).
+        once: inside it, a 5xx answer is not retried (the parts of a batch the server kept
+            failing).
     """
 
     def __init__(self, send: Write, where: str, once: Once = nullcontext) -> None:
