@@ -338,7 +338,7 @@ def test_migrations__the_migrated_database_matches_the_models(db) -> None:
 
 
 def test_log__a_record_is_looked_up_by_its_hash_index(db) -> None:
-    """``reconcile log --record ID`` finds a record's entries by the remote id index, a hash
+    """``reconcile log --remote-id ID`` finds a record's entries by the remote id index, a hash
     index (one hash per entry written, where a btree compares text in the collation)."""
     execute(
         db,

@@ -1,6 +1,6 @@
 """The change log's remote id index is a hash index.
 
-The index serves one lookup, ``reconcile log --record ID`` (equality), and is written once per
+The index serves one lookup, ``reconcile log --remote-id ID`` (equality), and is written once per
 entry, which a pull writes for every record it applies. A btree places each random record id by
 comparing text in the database's collation, about twenty comparisons an entry; a hash index
 hashes it once. "Hash indexes store only a 32-bit hash code ... only support single-column

@@ -191,7 +191,7 @@ class Faults:
         with self._lock:
             return sum(f.times for f in self._queue)
 
-    def take(self, method: str, path: str, body: Any = None) -> _Fault | None:
+    def take(self, method: str, path: str, body: Any) -> _Fault | None:
         """The fault that applies to this request, if any (consumes one application)."""
         with self._lock:
             for fault in self._queue:

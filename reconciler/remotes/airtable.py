@@ -53,6 +53,7 @@ from reconciler.remotes.base import (
     at_once,
     chunks,
     results_by_id,
+    through_server_errors,
     typed_record,
     wire_fields,
     write_isolating,
@@ -274,11 +275,10 @@ class AirtableRemote:
             for i in items
             if i.create
         ]
+        send = partial(patch_skipping_gone, patch=self._patch, fetch=self.fetch)
         for batch in chunks([i for i in items if not i.create], WRITE_BATCH):
-            results += write_isolating(
-                batch,
-                lambda part: patch_skipping_gone(part, self._patch, self.fetch),
-                self._call.once,
+            results += through_server_errors(
+                batch, partial(write_isolating, send=send), self._call.once
             )
         return results
 

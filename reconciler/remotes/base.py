@@ -10,10 +10,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from tenacity import (
@@ -420,12 +419,12 @@ class Caller:
         def before_sleep(state: RetryCallState) -> None:
             self._count(retries=1)
 
-        single = getattr(self._local, "single", False)
+        splitting = getattr(self._local, "splitting", False)
 
         def worth_retrying(exc: BaseException) -> bool:
             if not isinstance(exc, Transient):
                 return False
-            return not (single and _server_error(exc))
+            return not (splitting and _server_error(exc))
 
         policy = self.policy
         retrying = Retrying(
@@ -439,19 +438,19 @@ class Caller:
         try:
             return retrying(counted)
         except Transient as exc:
-            how = "failed" if single and _server_error(exc) else "kept failing after retries"
+            how = "failed" if splitting and _server_error(exc) else "kept failing after retries"
             raise RemoteUnavailable(f"{self.name} {how}: {exc}") from exc
 
     @contextmanager
     def once(self) -> Iterator[None]:
         """Inside (in this thread), an answer of 5xx is final: not retried. A 429, a timeout or
         a dropped connection is retried as always."""
-        before = getattr(self._local, "single", False)
-        self._local.single = True
+        before = getattr(self._local, "splitting", False)
+        self._local.splitting = True
         try:
             yield
         finally:
-            self._local.single = before
+            self._local.splitting = before
 
     def _count(self, *, requests: int = 0, retries: int = 0, throttled: int = 0) -> None:
         with self._counting:
@@ -481,34 +480,27 @@ Write = Callable[[Sequence[PushItem]], list[WriteResult]]  # one result per item
 Once = Callable[[], AbstractContextManager[None]]  # inside, a 5xx answer is not retried
 
 
-def write_isolating(
-    items: Sequence[PushItem],
-    send: Write,
-    once: Once = nullcontext,
-    *,
-    isolating: bool = True,
-) -> list[WriteResult]:
+def write_isolating(items: Sequence[PushItem], send: Write) -> list[WriteResult]:
     """Write a batch; when the remote rejects it whole, split it until the bad record fails alone.
 
-    Both remotes validate a batch as a whole, so one bad value would sink nine good ones. A
-    batch the server keeps failing (5xx) through all its retries is split too, each part's 5xx
-    final inside ``once`` (see :func:`isolate_server_error`; ``isolating`` False raises instead).
+    Both remotes validate a batch as a whole, so one bad value would sink nine good ones.
     """
     try:
         return send(items)
     except Rejected as exc:
         if len(items) == 1:
             return [WriteResult(items[0].local_id, error=str(exc), retryable=exc.status >= 500)]
-    except RemoteUnavailable as exc:
-        if not isolating:
-            raise
-        plain = partial(write_isolating, send=send, once=once, isolating=False)
-        return isolate_server_error(items, exc, plain, once)
     middle = len(items) // 2
-    return [
-        *write_isolating(items[:middle], send, once, isolating=isolating),
-        *write_isolating(items[middle:], send, once, isolating=isolating),
-    ]
+    return write_isolating(items[:middle], send) + write_isolating(items[middle:], send)
+
+
+def through_server_errors(items: Sequence[PushItem], write: Write, once: Once) -> list[WriteResult]:
+    """``write(items)``; a batch the server kept failing with 5xx through its retries is split
+    as :func:`isolate_server_error` says."""
+    try:
+        return write(items)
+    except RemoteUnavailable as exc:
+        return isolate_server_error(items, exc, write, once)
 
 
 def isolate_server_error(

@@ -14,12 +14,10 @@ saying what the server lacks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
-from functools import partial
 
-from reconciler.errors import MappingError, RemoteUnavailable
+from reconciler.errors import MappingError
 from reconciler.records import WriteResult
-from reconciler.remotes.base import Once, PushItem, Rejected, Write, isolate_server_error
+from reconciler.remotes.base import Once, PushItem, Rejected, Write, through_server_errors
 
 ALREADY_EXISTS = "Record already exists"
 
@@ -39,7 +37,7 @@ class BatchWriter:
             failing).
     """
 
-    def __init__(self, send: Write, where: str, once: Once = nullcontext) -> None:
+    def __init__(self, send: Write, where: str, once: Once) -> None:
         self._send = send
         self._where = where
         self._once = once
@@ -51,7 +49,7 @@ class BatchWriter:
         written, not failed: it stays pending for a later run)."""
         if not self.no_upsert:
             try:
-                return self._isolating(batch)
+                return through_server_errors(batch, self._isolating, self._once)
             except _NoUpsert:
                 self.no_upsert = True
         return self._creates_only(batch)
@@ -71,14 +69,12 @@ class BatchWriter:
         new = [i for i in batch if i.current is None]
         kept = [i for i in batch if i.current is not None]
         self.waiting += len(kept)
-        results = self._isolating(new) if new else []
+        results = through_server_errors(new, self._isolating, self._once) if new else []
         return results + [WriteResult(i.local_id) for i in kept]
 
-    def _isolating(self, batch: Sequence[PushItem], *, isolating: bool = True) -> list[WriteResult]:
+    def _isolating(self, batch: Sequence[PushItem]) -> list[WriteResult]:
         """Send a batch; when it is refused whole, split it until the bad record fails alone
-        (Twenty validates a batch as a whole: one bad value sinks the others). A batch the
-        server kept failing is split as :func:`isolate_server_error` says (``isolating``
-        False: raised)."""
+        (Twenty validates a batch as a whole: one bad value sinks the others)."""
         try:
             return self._send(batch)
         except Rejected as exc:
@@ -86,16 +82,8 @@ class BatchWriter:
                 raise _NoUpsert from None
             if len(batch) == 1:
                 return [WriteResult(batch[0].local_id, error=str(exc), retryable=_heals(exc))]
-        except RemoteUnavailable as exc:
-            if not isolating:
-                raise
-            plain = partial(self._isolating, isolating=False)
-            return isolate_server_error(batch, exc, plain, self._once)
         middle = len(batch) // 2
-        return [
-            *self._isolating(batch[:middle], isolating=isolating),
-            *self._isolating(batch[middle:], isolating=isolating),
-        ]
+        return self._isolating(batch[:middle]) + self._isolating(batch[middle:])
 
 
 def _lacks_upsert(exc: Rejected, batch: Sequence[PushItem]) -> bool:
