@@ -10,13 +10,23 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from reconciler.cli.log import log_table
 from reconciler.engine.context import MappingContext, Tuning
 from reconciler.model import LEADS
+from reconciler.records import FieldChange
 from reconciler.report import MappingResult
-from reconciler.store.changelog import ChangeLog, LogFilter, purge_expired, read_log
+from reconciler.store.changelog import (
+    ChangeLog,
+    LogFilter,
+    _fields,
+    clip,
+    purge_expired,
+    read_log,
+)
 from reconciler.store.history import Failure
 from reconciler.store.schema import SCHEMA, metadata
 from reconciler.store.sync import Store
@@ -403,3 +413,30 @@ def test_log__an_inserted_record_is_stored_as_its_values_and_read_as_field_chang
         {"field": field, "old": None, "new": value, "rule": "new_record"}
         for field, value in expected.items()
     ]
+
+
+LOGGED_VALUES = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=40),
+    st.integers(0, 2600).map(lambda n: "é" * n),  # either side of the 2,000-character cut
+    st.lists(st.integers(0, 900).map(lambda n: "x" * n), max_size=4),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["notes", "email", "tags"]), LOGGED_VALUES, LOGGED_VALUES),
+        max_size=4,
+    )
+)
+def test_log__field_changes_are_cut_value_by_value(changes: list[tuple[str, Any, Any]]) -> None:
+    """An entry's text is cut only where one value is too long, however long the whole entry:
+    as if each value were clipped on its own, as the log first did."""
+    fields = [FieldChange(column, old, new, "remote_only") for column, old, new in changes]
+    expected = [
+        {"field": f.column, "old": clip(f.old), "new": clip(f.new), "rule": f.rule}
+        for f in fields
+        if f.old != f.new
+    ]
+    assert _fields(fields) == json.dumps(expected, ensure_ascii=False)

@@ -1,8 +1,10 @@
 """Value conversion: each field's ``converter`` decides exactly as ``canonical`` does, whatever
-it is given; ``iso_ms`` spells every moment as it always did."""
+it is given; ``iso_ms`` spells every moment as it always did; ``json_text`` writes JSON as
+``json.dumps`` does."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 
 from reconciler.errors import RecordError
 from reconciler.model import FieldSpec, Kind, canonical, converter, iso_ms
-from reconciler.model.values import CANONICAL_MS_RE
+from reconciler.model.values import CANONICAL_MS_RE, json_text
 
 ZONES = st.sampled_from(
     [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
@@ -108,3 +110,21 @@ def test_converter__a_database_number_as_canonical() -> None:
     convert = converter(FieldSpec("Score", "score", Kind.NUMBER), from_remote=False)
     assert convert(Decimal("45.50")) == 45.5 and type(convert(Decimal("45.50"))) is float
     assert convert(Decimal("45.00")) == 45 and type(convert(Decimal("45.00"))) is int
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(value=JSON_VALUES)
+def test_json_text__writes_what_json_dumps_writes(value: Any) -> None:
+    """The encoder built once writes every JSON value as ``json.dumps(ensure_ascii=False)``."""
+    assert json_text(value) == json.dumps(value, ensure_ascii=False)
+
+
+def test_json_text__refuses_what_json_dumps_refuses() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        json_text({"at": datetime(2024, 1, 31, tzinfo=UTC)})

@@ -33,9 +33,41 @@ Canon = Any
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-# One encoder for every record: ``json.dumps`` with any option builds a new one per call.
-json_text = json.JSONEncoder(ensure_ascii=False).encode
-"""Canonical values (JSON already) as compact JSON text, non-ASCII kept as is."""
+def _json_encoder() -> Callable[[Any], str]:
+    """Canonical values (JSON already) as JSON text, non-ASCII kept as is: ``json.dumps(value,
+    ensure_ascii=False)``.
+
+    Built once for every record. ``JSONEncoder.encode`` builds CPython's C encoder anew on each
+    call, which costs as much as encoding a record; this one is built once and kept. It is made
+    without the circular-reference check: a canonical value is decoded JSON, so never circular.
+    Where the C encoder is missing, the plain encoder does the same work.
+    """
+    encoder = json.JSONEncoder(ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)  # CPython's, left out of the stubs
+    if make is None:
+        return encoder.encode
+    string = json.encoder.encode_basestring  # ensure_ascii=False
+    chunks = make(
+        None,  # no circular-reference markers
+        encoder.default,
+        string,
+        None,  # no indent
+        encoder.key_separator,
+        encoder.item_separator,
+        False,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan, as json.dumps
+    )
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):  # a string alone needs no encoder at all
+            return string(value)
+        return "".join(chunks(value, 0))
+
+    return encode
+
+
+json_text = _json_encoder()
 
 
 def iso_ms(moment: datetime) -> str:

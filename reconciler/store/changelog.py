@@ -94,13 +94,15 @@ def _cut(text: str) -> str:
 
 def _fields(changes: Iterable[FieldChange]) -> str:
     """The field changes of an entry as its ``changes`` text, unchanged fields left out."""
-    return json_text(
-        [
-            {"field": c.column, "old": clip(c.old), "new": clip(c.new), "rule": c.rule}
-            for c in changes
-            if c.old != c.new
-        ]
-    )
+    listed = [
+        {"field": c.column, "old": c.old, "new": c.new, "rule": c.rule}
+        for c in changes
+        if c.old != c.new
+    ]
+    text = json_text(listed)
+    if len(text) > MAX_VALUE_CHARS:  # only then can a single value be too long
+        text = json_text([{**f, "old": clip(f["old"]), "new": clip(f["new"])} for f in listed])
+    return text
 
 
 def _values(plan: PullPlan) -> str:
