@@ -237,8 +237,7 @@ class Pacer:
     little sooner after their predecessors than they left here (latency jitter) still cannot
     put one request too many into a window on the server's side: at Airtable that would cost a
     30-second lockout. A fixed guard, not a share of the window: jitter does not grow with the
-    window. Thread-safe:
-    mappings on one base share one pacer.
+    window. Thread-safe: mappings on one base share one pacer.
 
     Args:
         limit: requests per window (0 or less: no limit).
