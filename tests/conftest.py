@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -55,6 +56,22 @@ def pg_server() -> Iterator[str]:
     engine.dispose()
     yield str(server.get_uri())
     admin.dispose()
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A RECONCILER_HOME for the embedded Postgres (which runs as an unprivileged user when the
+    tests run as root, so it lives outside pytest's private temp folder). Removed afterwards,
+    with the server stopped first when this process started it (pgserver would otherwise keep
+    it, and its 40 MB folder, until the test session ends)."""
+    folder = Path(tempfile.mkdtemp(prefix="reconciler-home-"))
+    folder.chmod(0o755)
+    yield folder
+    if (folder / "pg" / "postmaster.pid").exists():  # still running: started by this process
+        import pgserver
+
+        pgserver.get_server(folder / "pg").cleanup()  # type: ignore[attr-defined]
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _sa(url: str) -> str:

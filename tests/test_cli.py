@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -66,9 +64,9 @@ def test_unreachable_database__exit_3_and_a_report(airtable, cli, monkeypatch) -
     assert "secret" not in result.output
 
 
-def test_embedded_postgres__is_the_default_and_migrates_itself(airtable, cli, monkeypatch) -> None:
-    home = Path(tempfile.mkdtemp(prefix="reconciler-home-"))
-    home.chmod(0o755)  # the server runs as an unprivileged user when tests run as root
+def test_embedded_postgres__is_the_default_and_migrates_itself(
+    airtable, cli, home, monkeypatch
+) -> None:
     monkeypatch.setenv("RECONCILER_HOME", str(home))
     seed_leads(airtable, 3)
     result = cli()

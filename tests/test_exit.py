@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from reconciler.demo import postgres_processes
 from tests.helpers import seed_leads
@@ -63,16 +58,6 @@ def test_console_script__a_piped_report_arrives_whole(airtable, database_url, tm
     assert code == 0, err
     assert json.loads(out) == proc.report
     assert proc.report["mappings"][0]["pull"]["inserted"] == 40
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A RECONCILER_HOME the embedded Postgres (an unprivileged user under root) can reach,
-    removed after the test (its server is stopped by then: the test checks it)."""
-    folder = Path(tempfile.mkdtemp(prefix="reconciler-home-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_console_script__the_embedded_postgres_stops_when_the_run_ends(airtable, home) -> None:
