@@ -54,6 +54,7 @@ from bench.seeding import (
 from bench.startup import noop, startup
 from bench.throughput import throughput
 from reconciler.emulators.base import EmulatorServer
+from reconciler.remotes.base import JITTER_GUARD
 
 __all__ = ["FULL", "QUICK", "SCENARIOS", "Scale", "say"]
 
@@ -139,7 +140,7 @@ def pull(lab: Lab, scale: Scale) -> list[Row]:
                     result.wall,
                     lab.served.of(em),
                     spec.rule(scale.conditions),
-                    _split(result),
+                    _split(result, spec.rule(scale.conditions), len(em.requests)),
                 ),
                 throttled_row(spec.name, em.count(status=429), f"pull run; {_api(result, spec)}"),
             ]
@@ -189,7 +190,7 @@ def push(lab: Lab, scale: Scale) -> list[Row]:
                     result.wall,
                     lab.served.of(em),
                     spec.rule(scale.conditions),
-                    _split(result),
+                    _split(result, spec.rule(scale.conditions), len(em.requests)),
                 ),
                 throttled_row(spec.name, em.count(status=429), f"push run; {_api(result, spec)}"),
             ]
@@ -353,10 +354,19 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}" + ("" if n == 1 else "s")
 
 
-def _split(result: ProcessResult) -> str:
-    """A run's wall time as its own duration and the rest (process start and exit)."""
+def _split(result: ProcessResult, rule: Rule | None, requests: int) -> str:
+    """A run's wall time as its own duration and the rest (process start and exit), and under
+    a window rule what the pacer's guard adds: ``JITTER_GUARD`` to every window after the
+    first."""
     rest = result.wall - result.duration
-    return f"run {result.duration:.1f} s + process start and exit {rest:.1f} s"
+    split = f"run {result.duration:.1f} s + process start and exit {rest:.1f} s"
+    if rule is None or rule.bucket:
+        return split
+    windows = (requests - 1) // rule.limit
+    return (
+        f"{split}; in the run, the pacer's guard: {windows} windows x "
+        f"{JITTER_GUARD * 1000:.0f} ms = {windows * JITTER_GUARD:.1f} s"
+    )
 
 
 def _api(result: ProcessResult, spec: RemoteSpec) -> str:

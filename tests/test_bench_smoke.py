@@ -164,6 +164,21 @@ def test_floor__twenty_spends_its_bucket_then_one_request_per_refill() -> None:
     assert rule.schedule([0.08] * 50) == pytest.approx(4.0)
 
 
+def test_floor_note__names_what_the_pacer_guard_adds_under_a_window_rule() -> None:
+    from bench.lab import ProcessResult
+    from bench.scenarios import _split
+
+    result = ProcessResult(("--mapping", "leads"), 0, 21.9, 80.0, {"duration_ms": 21400}, "")
+    note = _split(result, Rule(5, 1.0), 101)
+    assert note == (
+        "run 21.4 s + process start and exit 0.5 s; "
+        "in the run, the pacer's guard: 20 windows x 50 ms = 1.0 s"
+    )
+    assert _split(result, Rule(5, 1.0), 5).endswith("0 windows x 50 ms = 0.0 s")
+    bucket = _split(result, Rule(100, 60.0, bucket=True), 101)
+    assert bucket == "run 21.4 s + process start and exit 0.5 s"
+
+
 def test_markdown__the_printed_table_converts_cell_for_cell(rows: list[Row]) -> None:
     from bench.markdown import convert
     from bench.measure import cells
