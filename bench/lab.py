@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
 import json
 import os
 import shutil
@@ -40,6 +39,7 @@ from reconciler.emulators.base import (
     Response,
     SlidingWindowLimiter,
     TokenBucketLimiter,
+    collection_paused,
 )
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.store.database import connect, migrate, sqlalchemy_url
@@ -491,7 +491,7 @@ class Lab:
         err_path = self.home / f"stderr-{self._counter}.txt"
         stats_path = self.home / f"stats-{self._counter}.json"
         launcher = [sys.executable, "-I", "-c", LAUNCHER, str(stats_path)]
-        with open(os.devnull, "wb") as out, open(err_path, "wb") as err, serving():
+        with open(os.devnull, "wb") as out, open(err_path, "wb") as err, collection_paused():
             subprocess.run(
                 [*launcher, *argv],
                 stdout=out,
@@ -542,26 +542,6 @@ class Lab:
                 f"{result.stderr.strip()[-500:]} {errors}"
             )
         return result
-
-
-@contextlib.contextmanager
-def serving() -> Iterator[None]:
-    """No garbage collection in this process while the emulators serve a measured command.
-
-    The emulators stamp each request's arrival as their thread reads it. A full collection of
-    this process (which holds every seeded record: 80-125 ms pauses were seen in a bench run)
-    stops every thread, so requests that arrived during it are stamped late, and a request sent
-    a paced second after one of them can be stamped less than a second later: a 429, and 30
-    seconds of lockout, that the real service, in a process of its own, would never give. What
-    a run allocates here is freed by reference counting; collection resumes after it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def reconcile_command() -> list[str]:

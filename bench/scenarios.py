@@ -118,6 +118,7 @@ def pull(lab: Lab, scale: Scale) -> list[Row]:
             lab.reset_logs()
             result = lab.reconcile_ok("--mapping", spec.mapping)
             em = spec.emulator(lab)
+            rule = spec.rule(scale.conditions)
             pulled = result.mapping(spec.mapping)["pull"]["fetched"]
             kinds = request_kinds(em)
             how = breakdown(em)
@@ -139,8 +140,8 @@ def pull(lab: Lab, scale: Scale) -> list[Row]:
                     f"pull {pulled:,}",
                     result.wall,
                     lab.served.of(em),
-                    spec.rule(scale.conditions),
-                    _split(result, spec.rule(scale.conditions), len(em.requests)),
+                    rule,
+                    _split(result, rule, len(em.requests)),
                 ),
                 throttled_row(spec.name, em.count(status=429), f"pull run; {_api(result, spec)}"),
             ]
@@ -169,6 +170,7 @@ def push(lab: Lab, scale: Scale) -> list[Row]:
             lab.reset_logs()
             result = lab.reconcile_ok("--mapping", spec.mapping)
             em = spec.emulator(lab)
+            rule = spec.rule(scale.conditions)
             counts = result.mapping(spec.mapping)["push"]
             pushed = counts["updated"] + counts["created"]
             kinds = request_kinds(em)
@@ -189,8 +191,8 @@ def push(lab: Lab, scale: Scale) -> list[Row]:
                     f"push {pushed:,}",
                     result.wall,
                     lab.served.of(em),
-                    spec.rule(scale.conditions),
-                    _split(result, spec.rule(scale.conditions), len(em.requests)),
+                    rule,
+                    _split(result, rule, len(em.requests)),
                 ),
                 throttled_row(spec.name, em.count(status=429), f"push run; {_api(result, spec)}"),
             ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import io
 import json
 import os
@@ -20,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.base import collection_paused
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.store.database import connect, migrate
 from tests.sides import M, Side
@@ -179,25 +179,6 @@ class CliResult:
         return next(m for m in self.report["mappings"] if m["name"] == name)
 
 
-@contextmanager
-def _no_collection() -> Iterator[None]:
-    """No garbage collection while an in-process run talks to the emulators.
-
-    The emulators serve from threads of this process. A full collection of the test session's
-    heap (pauses of 0.4-0.56 s were seen in a full run) stops them and the run alike: a
-    request can be stamped late (a 429 of the test's own making) and batches meant to be in
-    flight together go apart. The real services run in processes of their own. What a run
-    allocates is freed by reference counting; collection resumes after it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Any:
     """Run ``reconcile`` in-process; run commands write their report to a known file."""
@@ -213,7 +194,7 @@ def cli(tmp_path: Path) -> Any:
             if "--report" not in argv:
                 argv += ["--report", str(report_path)]
         out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err), _no_collection():
+        with redirect_stdout(out), redirect_stderr(err), collection_paused():
             try:
                 main(argv)
                 code = 0

@@ -4,6 +4,7 @@ that real servers and proxies produce besides JSON errors."""
 from __future__ import annotations
 
 import email.utils
+import gc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ import pytest
 import requests
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.emulators.base import TokenBucketLimiter
+from reconciler.emulators.base import TokenBucketLimiter, collection_paused
 
 HEADERS = {"Authorization": "Bearer test-token"}
 
@@ -87,3 +88,20 @@ def test_token_bucket__whole_tokens_only_and_the_fraction_is_lost() -> None:
     assert bucket.admit(0.9)  # 1.5 tokens earned since 0.0: one, the half is lost
     assert not bucket.admit(1.2)  # 0.5 since 0.9 (a continuous bucket would have 1.0)
     assert bucket.admit(1.5)
+
+
+def test_collection_paused__no_collection_inside_and_the_setting_restored_after() -> None:
+    assert gc.isenabled()
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collection_paused():
+        raise RuntimeError("a run that fails")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found: off
+    finally:
+        gc.enable()
