@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -22,6 +21,7 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.base import collection_paused
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.store.database import connect, migrate
+from tests.helpers import postgres_folder
 from tests.sides import M, Side
 
 ENV_PREFIXES = ("RECONCILER_", "AIRTABLE_", "TWENTY_")
@@ -39,15 +39,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    """One embedded Postgres for the session, with a migrated template database.
-
-    Its folder lives outside pytest's private temp folder: the server runs as an unprivileged
-    user when the tests run as root, and must be able to reach its data directory.
-    """
+    """One embedded Postgres for the session, with a migrated template database."""
     import pgserver
 
-    folder = Path(tempfile.mkdtemp(prefix="reconciler-test-pg-"))
-    folder.chmod(0o755)
+    folder = postgres_folder("reconciler-test-pg-")
     server = pgserver.get_server(folder, cleanup_mode="delete")
     admin = sa.create_engine(_sa(server.get_uri()), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -61,12 +56,10 @@ def pg_server() -> Iterator[str]:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    """A RECONCILER_HOME for the embedded Postgres (which runs as an unprivileged user when the
-    tests run as root, so it lives outside pytest's private temp folder). Removed afterwards,
-    with the server stopped first when this process started it (pgserver would otherwise keep
-    it, and its 40 MB folder, until the test session ends)."""
-    folder = Path(tempfile.mkdtemp(prefix="reconciler-home-"))
-    folder.chmod(0o755)
+    """A RECONCILER_HOME for the embedded Postgres. Removed afterwards, with the server stopped
+    first when this process started it (pgserver would otherwise keep it, and its 40 MB folder,
+    until the test session ends)."""
+    folder = postgres_folder("reconciler-home-")
     yield folder
     if (folder / "pg" / "postmaster.pid").exists():  # still running: started by this process
         import pgserver

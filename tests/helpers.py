@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.remotes.base import Pacer
+
+
+def postgres_folder(prefix: str) -> Path:
+    """A new folder for an embedded Postgres (or a RECONCILER_HOME holding one), outside
+    pytest's private temp folder and readable by all: the server runs as an unprivileged user
+    when the tests run as root. The caller removes it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    return folder
 
 
 def ago(minutes: float) -> datetime:

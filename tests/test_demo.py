@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 import reconciler.demo
 from reconciler.demo import HUB_CONFIG, Demo, DemoResult, postgres_processes, run_demo
 from reconciler.model import read_mappings
+from tests.helpers import postgres_folder
 from tests.processes import ENTRY, ROOT
 
 ENV_PREFIXES = ("RECONCILER_", "AIRTABLE_", "TWENTY_", "DATABASE_URL")
@@ -26,9 +26,8 @@ ENV_PREFIXES = ("RECONCILER_", "AIRTABLE_", "TWENTY_", "DATABASE_URL")
 
 @pytest.fixture(scope="module")
 def demo_home() -> Iterator[Path]:
-    """A RECONCILER_HOME the embedded Postgres (an unprivileged user under root) can reach."""
-    folder = Path(tempfile.mkdtemp(prefix="reconciler-demo-test-"))
-    folder.chmod(0o755)
+    """A RECONCILER_HOME for the demo's embedded Postgres."""
+    folder = postgres_folder("reconciler-demo-test-")
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -164,8 +163,7 @@ def _sides(demo: Demo) -> Sides:
 @pytest.fixture(scope="module")
 def played() -> Iterator[tuple[DemoResult, Sides, Sides]]:
     """The demo in this process, with every side read after the first and the second run."""
-    home = Path(tempfile.mkdtemp(prefix="reconciler-demo-test-"))
-    home.chmod(0o755)
+    home = postgres_folder("reconciler-demo-test-")
     after: list[Sides] = []
     tell_first, tell = reconciler.demo.first_contact, reconciler.demo.tell
 

@@ -420,10 +420,11 @@ class Caller:
 
         splitting = getattr(self._local, "splitting", False)
 
+        def final(exc: Transient) -> bool:  # inside once(), a 5xx answer is not retried
+            return splitting and _server_error(exc)
+
         def worth_retrying(exc: BaseException) -> bool:
-            if not isinstance(exc, Transient):
-                return False
-            return not (splitting and _server_error(exc))
+            return isinstance(exc, Transient) and not final(exc)
 
         policy = self.policy
         retrying = Retrying(
@@ -437,7 +438,7 @@ class Caller:
         try:
             return retrying(counted)
         except Transient as exc:
-            how = "failed" if splitting and _server_error(exc) else "kept failing after retries"
+            how = "failed" if final(exc) else "kept failing after retries"
             raise RemoteUnavailable(f"{self.name} {how}: {exc}") from exc
 
     @contextmanager
