@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import seed_leads
+from tests.helpers import execute, seed_leads
 
 
 @pytest.mark.parametrize(
@@ -96,3 +96,31 @@ def test_pacing__real_airtable_limit_gives_no_429(airtable, db, cli, monkeypatch
     assert result.exit_code == 0, result.output
     assert airtable.count(status=429) == 0
     assert result.mapping("leads")["api"]["throttled"] == 0
+
+
+def test_run_options_before_run__are_the_run_s(airtable, db, cli) -> None:
+    """`reconcile --dry-run run` is a dry run: the options before `run` are not dropped."""
+    seed_leads(airtable, 3)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'held back'")
+    result = cli("--dry-run", "--lookback", "7", "run")
+    assert result.exit_code == 0, result.output
+    assert result.report["dry_run"] is True and result.report["lookback_minutes"] == 7
+    assert result.mapping("leads")["push"]["updated"] == 3
+    assert all(r["fields"].get("Notes") is None for r in airtable.records("Leads"))
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--dry-run", "log"], "--dry-run before `log`"),
+        (["--lookback", "5", "status"], "--lookback before `status`"),
+        (["--lookback", "5", "run", "--lookback", "6"], "--lookback given both"),
+    ],
+)
+def test_run_options_where_no_run_takes_them__exit_2(cli, args: list[str], named: str) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert result.report_path is None or not result.report_path.exists()

@@ -204,6 +204,14 @@ def main_callback(
     """Two-way reconciliation of Airtable and Twenty CRM with Postgres."""
     if ctx.invoked_subcommand is None:  # `reconcile [OPTIONS]` is `reconcile run [OPTIONS]`
         raise typer.Exit(_do_run(**ctx.params))
+    given = _given(ctx)
+    if given and ctx.invoked_subcommand != "run":
+        raise UsageError(
+            f"{_names(ctx, given)} before `{ctx.invoked_subcommand}`: run options apply only to "
+            f"a run (`reconcile [OPTIONS]` or `reconcile run [OPTIONS]`); see "
+            f"`reconcile {ctx.invoked_subcommand} --help`"
+        )
+    ctx.obj = {name: ctx.params[name] for name in given}  # `reconcile --dry-run run` keeps it
 
 
 @app.command("run")
@@ -223,7 +231,26 @@ def run_command(
     skip_locked: SkipLocked = False,
 ) -> None:
     """One reconciliation run: stage 1 (pull) then stage 2 (push), over every mapping."""
-    raise typer.Exit(_do_run(**ctx.params))
+    before = ctx.obj if isinstance(ctx.obj, dict) else {}
+    twice = [name for name in _given(ctx) if name in before]
+    if twice:
+        raise UsageError(f"{_names(ctx, twice)} given both before and after `run`: give it once")
+    raise typer.Exit(_do_run(**{**ctx.params, **before}))
+
+
+def _given(ctx: typer.Context) -> list[str]:
+    """The parameters given on the command line (not defaults or environment variables)."""
+    return [
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    ]
+
+
+def _names(ctx: typer.Context, params: list[str]) -> str:
+    """Parameters as the user typed them (``--dry-run, --lookback``)."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    return ", ".join(flags.get(name, name) for name in params)
 
 
 @app.command("migrate")
