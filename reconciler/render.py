@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -111,7 +112,7 @@ def run_table(report: dict[str, Any], title: str | None = None) -> Table:
     skipped = [f"{m['name']} skipped: {m['skipped']}" for m in report["mappings"] if m["skipped"]]
     table = Table(
         title=heading + (" (dry run)" if report["dry_run"] else ""),
-        caption="\n".join([*skipped, TABLE_CAPTION]),
+        caption=escape("\n".join([*skipped, TABLE_CAPTION])),
     )
     for col in TABLE_COLUMNS:
         table.add_column(col, justify="left" if col in ("mapping", "stage") else "right")
@@ -152,11 +153,8 @@ def render_table(console: Console, report: dict[str, Any], *, verbose: bool = Fa
                 _plain(console, line)
     for e in report["errors"]:
         where = f" {e['record']}" if e["record"] else ""
-        console.print(
-            f"[red]error[/red] {e['mapping']} {e['stage']}{where}: {e['message']}",
-            markup=True,
-            highlight=False,
-        )
+        text = f"{e['mapping']} {e['stage']}{where}: {e['message']}"
+        console.print(f"[red]error[/red] {escape(text)}", markup=True, highlight=False)
 
 
 def render_summary(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 from rich.console import Console
 
+from reconciler.cli.app import console
+from reconciler.cli.log import log_table
 from reconciler.render import RunProgress, render_summary
 from tests.helpers import execute, seed_leads
 
@@ -77,7 +80,7 @@ def test_failed_run__says_why_even_when_quiet(airtable, db, cli) -> None:
 
 def _terminal() -> tuple[Console, io.StringIO]:
     out = io.StringIO()
-    return Console(file=out, force_terminal=True, width=140, color_system=None), out
+    return console(file=out, force_terminal=True, width=140, color_system=None), out
 
 
 def _report(**pull: int) -> dict[str, Any]:
@@ -135,3 +138,31 @@ def test_progress__disabled_shows_nothing() -> None:
     with RunProgress(console, enabled=False) as progress:
         progress("leads", "pull", 100)
     assert out.getvalue() == ""
+
+
+MARKUP = "see [/bold] and [red]urgent[/red] :fire:"  # a value that looks like rich markup
+
+
+def test_terminal__logged_values_are_shown_as_stored(airtable, db, cli) -> None:
+    airtable.create("Leads", {"First Name": "Ann", "Notes": MARKUP})
+    assert cli().exit_code == 0
+    listed = cli("log", "--json")
+    assert listed.exit_code == 0, listed.output
+    terminal, out = _terminal()
+    terminal.width = 400  # one line per field
+    terminal.print(log_table(json.loads(listed.stdout)))
+    assert MARKUP in out.getvalue()
+
+
+def test_terminal__error_messages_are_shown_as_given() -> None:
+    terminal, out = _terminal()
+    report = _report() | {"status": "partial"}
+    report["errors"] = [{"mapping": "leads", "stage": "push", "record": "rec1", "message": MARKUP}]
+    render_summary(terminal, report, quiet=False, report_path="/r/x.json")
+    assert f"error leads push rec1: {MARKUP}" in out.getvalue()
+
+
+def test_error_line__emoji_codes_stay_as_typed(cli) -> None:
+    result = cli("--mapping", "a:fire:b")
+    assert result.exit_code == 2
+    assert "'a:fire:b'" in result.stderr, result.stderr

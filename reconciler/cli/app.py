@@ -15,7 +15,7 @@ import atexit
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -42,14 +42,20 @@ JsonOut = Annotated[
 ]
 
 
+def console(*, stderr: bool = False, **options: Any) -> Console:
+    """A rich console for the commands' output. Emoji codes are left as typed: a value, a
+    path or a name such as ``a:fire:b`` is printed as it is, never as ``a🔥b``."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, emoji=False, **options)
+
+
 def stderr() -> Console:
     """The console for human output (stderr; stdout is kept for --json).
 
     Lines are never wrapped: a cron mail or log line must stay one line.
     """
-    from rich.console import Console
-
-    return Console(stderr=True, soft_wrap=True)
+    return console(stderr=True, soft_wrap=True)
 
 
 def open_database(settings: Settings | None = None) -> Engine:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from reconciler.cli.app import app
+from reconciler.cli.app import app, console
 from reconciler.cli.run import ConfigPath
 
 if TYPE_CHECKING:
@@ -37,13 +37,11 @@ def check_command(config: ConfigPath = None) -> None:
     (config file, credentials, a missing field or column), else 3 (database or remote
     unreachable, credentials refused, schema not migrated).
     """
-    from rich.console import Console
-
     from reconciler.check import exit_code, run_checks
 
-    console = Console(highlight=False, soft_wrap=True)
+    out = console(highlight=False, soft_wrap=True)
     checks = []
     for check in run_checks(config):
-        console.print(check_line(check, color=console.is_terminal))
+        out.print(check_line(check, color=out.is_terminal))
         checks.append(check)
     raise typer.Exit(exit_code(checks))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from reconciler.cli.app import app
+from reconciler.cli.app import app, console
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,23 +30,22 @@ def demo_command() -> None:
     edits crossing the hub), runs again, and stops everything. Exits 0 when everything ended
     as expected.
     """
-    from rich.console import Console
     from rich.markup import escape
 
     from reconciler.demo import run_demo
     from reconciler.render import RunProgress
 
-    console = Console(stderr=True, highlight=False)
-    if not console.is_terminal:
-        console = Console(stderr=True, highlight=False, width=WIDTH)  # room for the tables
+    out = console(stderr=True, highlight=False)
+    if not out.is_terminal:
+        out = console(stderr=True, highlight=False, width=WIDTH)  # room for the tables
     started = time.monotonic()
 
     def say(message: str) -> None:
-        console.print(f"[dim]·[/dim] {escape(message)}")
+        out.print(f"[dim]·[/dim] {escape(message)}")
 
-    with RunProgress(console, enabled=console.is_terminal) as progress:
+    with RunProgress(out, enabled=out.is_terminal) as progress:
         result = run_demo(os.environ.get("RECONCILER_HOME") or None, say=say, on_progress=progress)
-    show(console, result, time.monotonic() - started)
+    show(out, result, time.monotonic() - started)
     raise typer.Exit(0 if result.ok else 1)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler.cli.app import JsonOut, app, open_database
+from reconciler.cli.app import JsonOut, app, console, open_database
 
 
 @app.command("runs")
@@ -17,8 +17,6 @@ def runs_command(
     json_out: JsonOut = False,
 ) -> None:
     """The last N runs from the run history, newest first."""
-    from rich.console import Console
-
     from reconciler.model import iso_ms
     from reconciler.render import render_runs
     from reconciler.store.history import recent_runs
@@ -35,4 +33,4 @@ def runs_command(
     if json_out:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
         return
-    render_runs(Console(), items)
+    render_runs(console(), items)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reconciler.cli.app import JsonOut, app, open_database, stderr
+from reconciler.cli.app import JsonOut, app, console, open_database, stderr
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -69,8 +69,6 @@ def log_command(
     json_out: JsonOut = False,
 ) -> None:
     """The change log: every change a run applied or refused, newest first."""
-    from rich.console import Console
-
     from reconciler.store.changelog import LogFilter, read_log
 
     table, local_id = parse_local_key(local_key)
@@ -90,27 +88,29 @@ def log_command(
             entries = read_log(conn, where)
     finally:
         engine.dispose()
-    console = Console()
+    out = console()
     if json_out:
         sys.stdout.write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
     elif not entries:
         stderr().print("no change log entries match", markup=False)
-    elif console.is_terminal:
-        console.print(log_table(entries))
+    elif out.is_terminal:
+        out.print(log_table(entries))
     else:
         sys.stdout.write("".join(line + "\n" for e in entries for line in log_lines(e)))
 
 
 def log_table(entries: list[dict[str, Any]]) -> Table:
-    """One row per entry: when, run, mapping, stage, record, action, rule, and the fields."""
+    """One row per entry: when, run, mapping, stage, record, action, rule, and the fields.
+    Cells are plain text: a value such as ``[red]x[/red]`` is shown as it is stored."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_lines=True)
     for column in ("when", "run", "mapping", "stage", "record", "action", "rule", "changes"):
         table.add_column(column, overflow="fold")
     for e in entries:
         record = "\n".join(k for k in (e["remote_id"], e["local_key"]) if k)
-        table.add_row(
+        cells = (
             e["logged_at"],
             e["run_id"],
             e["mapping"],
@@ -120,6 +120,7 @@ def log_table(entries: list[dict[str, Any]]) -> Table:
             e["rule"] + (" (conflict)" if e["conflict"] else ""),
             _changes_text(e),
         )
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
