@@ -56,12 +56,22 @@ def test_unmigrated_database__exit_3_tells_to_migrate(airtable, unmigrated_url, 
     assert cli().exit_code == 0
 
 
-def test_unreachable_database__exit_3_and_a_report(airtable, cli, monkeypatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody:secret@127.0.0.1:1/none")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://nobody:secret@127.0.0.1:1/none",
+        "postgresql://nobody@127.0.0.1:1/none?sslmode=disable&password=secret",
+        "postgresql://nobody@127.0.0.1:1/none?sslpassword=secret&connect_timeout=5",
+    ],
+)
+def test_unreachable_database__exit_3_and_a_report(airtable, cli, monkeypatch, url) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
     result = cli("--json")
     assert result.exit_code == 3
     assert json.loads(result.stdout)["status"] == "failed"
+    assert "127.0.0.1:1/none" in result.stderr, result.stderr
     assert "secret" not in result.output
+    assert result.report_path is not None and "secret" not in result.report_path.read_text()
 
 
 def test_embedded_postgres__is_the_default_and_migrates_itself(

@@ -31,25 +31,41 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced, fit for messages."""
+    """The URL with its password replaced, fit for messages: the one in ``user:password@`` and
+    any query parameter naming one (``?password=…``, ``sslpassword=…``)."""
     head, sep, tail = url.partition("://")
-    if not sep or "@" not in tail:
+    if not sep:
         return url
-    creds, _, host = tail.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{head}://{user}:***@{host}" if ":" in creds else url
+    rest, query_sep, query = tail.partition("?")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user, colon, _ = creds.partition(":")
+        rest = f"{user}:***@{host}" if colon else rest
+    if query_sep:
+        query = "&".join(_redact_parameter(p) for p in query.split("&"))
+    return f"{head}://{rest}{query_sep}{query}"
+
+
+def _redact_parameter(parameter: str) -> str:
+    name, equals, _ = parameter.partition("=")
+    return f"{name}=***" if equals and "password" in name.lower() else parameter
 
 
 def embedded_url(home: Path) -> str:
     """Start (or reuse) the embedded Postgres under ``home/pg``; returns its URL."""
-    try:
-        import pgserver
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise DatabaseError(f"embedded Postgres unavailable: {exc}") from exc
+    # pgserver asks platformdirs for a runtime folder when its module is first run, and
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (as under cron and systemd): a warning
+    # on every run's stderr would break `-q` (silent on success) and mail cron's owner.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pgserver
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise DatabaseError(f"embedded Postgres unavailable: {exc}") from exc
     path = home / "pg"
     path.mkdir(parents=True, exist_ok=True)
     try:
-        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             server = pgserver.get_server(path)  # type: ignore[attr-defined]
     except Exception as exc:
