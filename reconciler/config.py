@@ -21,12 +21,21 @@ from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.model import Mapping, builtin_mappings
+from reconciler.model.mapping import api_url_problem
 
 DEFAULT_AIRTABLE_URL = "https://api.airtable.com"
 DEFAULT_TWENTY_URL = "https://api.twenty.com"
 AIRTABLE_TOKEN = "AIRTABLE_TOKEN"  # the default variable of an Airtable mapping's token
 AIRTABLE_BASE_ID = "AIRTABLE_BASE_ID"
 TWENTY_API_KEY = "TWENTY_API_KEY"  # the default variable of a Twenty mapping's API key
+DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+# Upper bounds of the numeric variables: past them a value is a typo, and some would overflow
+# a date or a database integer in the middle of a run.
+RATE_MAX = 10_000.0  # requests a second (Airtable) or a minute (Twenty)
+HOUR_SECONDS = 3600.0
+DAY_MINUTES = 1440.0
+CENTURY_DAYS = 36_525
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,9 @@ class RunOptions:
     skip_locked: bool = False  # a mapping another run holds is skipped instead of exiting 4
 
 
-def _number(env: EnvMapping[str, str], name: str, default: float, *, minimum: float) -> float:
+def _number(
+    env: EnvMapping[str, str], name: str, default: float, *, minimum: float, maximum: float
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -172,9 +183,39 @@ def _number(env: EnvMapping[str, str], name: str, default: float, *, minimum: fl
         value = float(raw)
     except ValueError:
         raise UsageError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise UsageError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    if not minimum <= value <= maximum:  # also refuses nan
+        raise UsageError(f"{name} must be from {minimum:g} to {maximum:g}, got {raw!r}")
     return value
+
+
+def _whole(
+    env: EnvMapping[str, str], name: str, default: int, *, minimum: int, maximum: int
+) -> int:
+    value = _number(env, name, default, minimum=minimum, maximum=maximum)
+    if not float(value).is_integer():
+        raise UsageError(f"{name} must be a whole number, got {env[name].strip()!r}")
+    return int(value)
+
+
+def _api_url(env: EnvMapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    problem = api_url_problem(value)
+    if problem is not None:
+        raise UsageError(f"{name} {problem}")
+    return value.rstrip("/")
+
+
+def _database_url(env: EnvMapping[str, str]) -> Secret | None:
+    url = _secret(env, "DATABASE_URL")
+    if url is not None and not url.value.startswith(DATABASE_SCHEMES):
+        scheme = url.value.partition("://")[0] if "://" in url.value else "no scheme"
+        raise UsageError(  # the URL itself is not quoted: it may hold a password
+            f"DATABASE_URL must start with postgresql:// (it starts with {scheme!r}); unset it "
+            "to use the embedded Postgres"
+        )
+    return url
 
 
 def _secret(env: EnvMapping[str, str], name: str) -> Secret | None:
@@ -188,21 +229,29 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
     home = Path(env.get("RECONCILER_HOME", "").strip() or ".reconciler")
     return Settings(
         home=home,
-        database_url=_secret(env, "DATABASE_URL"),
+        database_url=_database_url(env),
         airtable_token=_secret(env, AIRTABLE_TOKEN),
         airtable_base_id=env.get(AIRTABLE_BASE_ID, "").strip() or None,
-        airtable_api_url=(env.get("AIRTABLE_API_URL", "").strip() or DEFAULT_AIRTABLE_URL),
-        airtable_rate=_number(env, "AIRTABLE_RATE_LIMIT", 5.0, minimum=0.1),
+        airtable_api_url=_api_url(env, "AIRTABLE_API_URL", DEFAULT_AIRTABLE_URL),
+        airtable_rate=_number(env, "AIRTABLE_RATE_LIMIT", 5.0, minimum=0.1, maximum=RATE_MAX),
         twenty_api_key=_secret(env, TWENTY_API_KEY),
-        twenty_api_url=(env.get("TWENTY_API_URL", "").strip() or DEFAULT_TWENTY_URL).rstrip("/"),
-        twenty_rate=_number(env, "TWENTY_RATE_LIMIT", 100.0, minimum=1),
-        retry_base_seconds=_number(env, "RECONCILER_RETRY_BASE_SECONDS", 0.5, minimum=0),
-        max_attempts=int(_number(env, "RECONCILER_MAX_ATTEMPTS", 8, minimum=1)),
-        overlap_minutes=_number(env, "RECONCILER_OVERLAP_MINUTES", 2.0, minimum=0),
-        log_retention_days=int(_number(env, "RECONCILER_LOG_RETENTION_DAYS", 90, minimum=1)),
-        mass_delete_share=_number(env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0),
+        twenty_api_url=_api_url(env, "TWENTY_API_URL", DEFAULT_TWENTY_URL),
+        twenty_rate=_number(env, "TWENTY_RATE_LIMIT", 100.0, minimum=1, maximum=RATE_MAX),
+        retry_base_seconds=_number(
+            env, "RECONCILER_RETRY_BASE_SECONDS", 0.5, minimum=0, maximum=HOUR_SECONDS
+        ),
+        max_attempts=_whole(env, "RECONCILER_MAX_ATTEMPTS", 8, minimum=1, maximum=1000),
+        overlap_minutes=_number(
+            env, "RECONCILER_OVERLAP_MINUTES", 2.0, minimum=0, maximum=DAY_MINUTES
+        ),
+        log_retention_days=_whole(
+            env, "RECONCILER_LOG_RETENTION_DAYS", 90, minimum=1, maximum=CENTURY_DAYS
+        ),
+        mass_delete_share=_number(
+            env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0, maximum=1
+        ),
         max_clock_offset_minutes=_number(
-            env, "RECONCILER_MAX_CLOCK_OFFSET_MINUTES", 60.0, minimum=1
+            env, "RECONCILER_MAX_CLOCK_OFFSET_MINUTES", 60.0, minimum=1, maximum=DAY_MINUTES
         ),
         env=dict(env),
     )

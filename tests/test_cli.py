@@ -20,6 +20,17 @@ from tests.helpers import execute, seed_leads
         (["--mapping", "nope"], {}, "--mapping"),
         ([], {"AIRTABLE_RATE_LIMIT": "fast"}, "AIRTABLE_RATE_LIMIT"),
         (["--bogus"], {}, "--bogus"),
+        (["--lookback", "2147483648"], {}, "--lookback"),
+        ([], {"AIRTABLE_RATE_LIMIT": "nan"}, "AIRTABLE_RATE_LIMIT"),
+        ([], {"TWENTY_RATE_LIMIT": "inf"}, "TWENTY_RATE_LIMIT"),
+        ([], {"RECONCILER_MAX_ATTEMPTS": "1.5"}, "RECONCILER_MAX_ATTEMPTS"),
+        ([], {"RECONCILER_MASS_DELETE_SHARE": "5"}, "RECONCILER_MASS_DELETE_SHARE"),
+        ([], {"RECONCILER_OVERLAP_MINUTES": "1e12"}, "RECONCILER_OVERLAP_MINUTES"),
+        ([], {"RECONCILER_LOG_RETENTION_DAYS": "1e12"}, "RECONCILER_LOG_RETENTION_DAYS"),
+        ([], {"RECONCILER_RETRY_BASE_SECONDS": "inf"}, "RECONCILER_RETRY_BASE_SECONDS"),
+        ([], {"DATABASE_URL": "mysql://u:pw@db/x"}, "DATABASE_URL"),
+        ([], {"AIRTABLE_API_URL": "not-a-url"}, "AIRTABLE_API_URL"),
+        ([], {"TWENTY_API_URL": "ftp://crm.example.com"}, "TWENTY_API_URL"),
     ],
 )
 def test_bad_option__exits_2_with_one_line_naming_it(
@@ -33,8 +44,24 @@ def test_bad_option__exits_2_with_one_line_naming_it(
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0], result.stderr
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and ":pw@" not in result.output
     assert result.report_path is not None and not result.report_path.exists()
+
+
+def test_a_defect_of_the_tool__one_line_exit_3_never_a_traceback(cli, monkeypatch) -> None:
+    import reconciler.config
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("something the tool did not expect")
+
+    monkeypatch.setattr(reconciler.config, "load_settings", broken)
+    result = cli("runs")
+    assert result.exit_code == 3, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "reconcile: error: internal error: RuntimeError: something the tool did not expect; "
+        "please report it with the command that caused it"
+    ]
 
 
 def test_missing_credentials__exit_2_names_the_variables(cli) -> None:

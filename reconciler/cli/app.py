@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reconciler.errors import EXIT_USAGE, ReconcilerError
+from reconciler.errors import EXIT_UNAVAILABLE, EXIT_USAGE, ReconcilerError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -91,6 +91,15 @@ def main(argv: list[str] | None = None) -> None:
     except ReconcilerError as exc:
         stderr().print(f"reconcile: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         code = exc.exit_code
+    except Exception as exc:  # a defect of the tool: one line, never a traceback
+        stderr().print(
+            f"reconcile: error: internal error: {type(exc).__name__}: {exc}; please report it "
+            "with the command that caused it",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        code = EXIT_UNAVAILABLE
     sys.exit(code if isinstance(code, int) else 0)
 
 

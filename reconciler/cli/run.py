@@ -18,6 +18,7 @@ from reconciler.errors import UsageError
 
 STAGES = ("pull", "push", "both")
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"  # set by GitHub Actions: a markdown file shown on the job
+LOOKBACK_MAX = 5_256_000  # minutes: ten years; a window reaching before year 1 cannot be read
 
 Lookback = Annotated[
     int,
@@ -25,8 +26,10 @@ Lookback = Annotated[
         "--lookback",
         envvar="RECONCILER_LOOKBACK",
         min=1,
+        max=LOOKBACK_MAX,
         metavar="MINUTES",
-        help="How far back to look for remote changes, in minutes (>= 1).",
+        help="How far back to look for remote changes, in minutes (1 to 5256000, ten years; "
+        "--full reads everything).",
     ),
 ]
 Stage = Annotated[

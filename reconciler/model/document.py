@@ -18,13 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from reconciler.errors import UsageError
-from reconciler.model.mapping import Direction, Kind, Merge
+from reconciler.model.mapping import Direction, Kind, Merge, api_url_problem
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 BASE_ID_RE = re.compile(r"^app[A-Za-z0-9]{14}$")
@@ -122,15 +121,9 @@ def _env_name(value: object) -> str:
 
 
 def _http_url(value: object) -> str:
-    try:
-        url = urlsplit(value) if isinstance(value, str) else None
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        url = None
-    if url is not None and (url.username or url.password or url.query or url.fragment):
-        # Not quoted back: a user:password@ part or a query may hold a secret.
-        raise _fail("must be the server's URL alone, without user:password@, query or fragment")
-    if url is None or url.scheme not in ("http", "https") or not url.hostname:
-        raise _fail(f"must be an http(s) URL (got {show(value)})")
+    problem = api_url_problem(value)
+    if problem is not None:
+        raise _fail(problem)
     return str(value).rstrip("/")
 
 

@@ -8,6 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from urllib.parse import urlsplit
+
+
+def api_url_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a remote's API URL (``api_url``, ``AIRTABLE_API_URL``,
+    ``TWENTY_API_URL``), or None: it must be an http(s) URL with a host, and the server's URL
+    alone (a ``user:password@`` part or a query may hold a secret, so it is not quoted back)."""
+    try:
+        url = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        url = None
+    if url is not None and (url.username or url.password or url.query or url.fragment):
+        return "must be the server's URL alone, without user:password@, query or fragment"
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        shown = {dict: "a table", list: "an array"}.get(type(value), repr(value))
+        return f"must be an http(s) URL (got {shown})"
+    return None
 
 
 class Direction(StrEnum):
