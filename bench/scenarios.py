@@ -69,6 +69,7 @@ class RemoteSpec:
     batch: int  # records per write request
     read_batch: int  # ids per read-by-id request
     reads_before_writing: bool  # every push reads what it writes first (Twenty)
+    schema_read: str  # what a first run reads of the schema, once a day
 
     def emulator(self, lab: Lab) -> EmulatorServer:
         """This remote's emulator in the lab."""
@@ -101,8 +102,24 @@ class RemoteSpec:
         return reads + writes, f"{_count(reads, 'read')} of {self.read_batch} ids + {wrote}"
 
 
-AIRTABLE = RemoteSpec("airtable", "leads", 100, 10, 100, reads_before_writing=False)
-TWENTY = RemoteSpec("twenty", "rep_progressions", 200, 60, 200, reads_before_writing=True)
+AIRTABLE = RemoteSpec(
+    "airtable",
+    "leads",
+    100,
+    10,
+    100,
+    reads_before_writing=False,
+    schema_read="the base's schema: field ids",
+)
+TWENTY = RemoteSpec(
+    "twenty",
+    "rep_progressions",
+    200,
+    60,
+    200,
+    reads_before_writing=True,
+    schema_read="the data model: the mapped fields checked",
+)
 REMOTES = (AIRTABLE, TWENTY)
 
 
@@ -123,7 +140,7 @@ def pull(lab: Lab, scale: Scale) -> list[Row]:
             kinds = request_kinds(em)
             how = breakdown(em)
             if kinds["meta"]:
-                how += " (a first run reads the base's schema: field ids, kept a day)"
+                how += f" (a first run reads {spec.schema_read}, kept a day)"
             minimum = minimum_requests(pulled, spec.page)
             rows += [
                 requests_row(

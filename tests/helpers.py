@@ -102,9 +102,18 @@ def twenty_writes(em: Any) -> list[Any]:
     return [r for r in em.requests if r.method in ("POST", "PATCH", "DELETE")]
 
 
+TWENTY_MODEL = "/rest/metadata/objects"
+
+
 def twenty_reads(em: Any) -> list[Any]:
-    """Read requests the Twenty emulator received."""
-    return [r for r in em.requests if r.method == "GET"]
+    """Record read requests the Twenty emulator received (listings and reads by id; not the
+    data-model reads a run makes once a day, counted by ``twenty_model_reads``)."""
+    return [r for r in em.requests if r.method == "GET" and not r.path.startswith(TWENTY_MODEL)]
+
+
+def twenty_model_reads(em: Any) -> int:
+    """Data-model requests (``GET /rest/metadata/objects``) the Twenty emulator received."""
+    return int(em.count("GET", TWENTY_MODEL))
 
 
 class CountingPacer(Pacer):

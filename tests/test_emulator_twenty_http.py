@@ -64,6 +64,20 @@ def test_rate_limit__fourth_rapid_request_is_429_then_recovers() -> None:
         server.stop()
 
 
+def test_rate_limit__data_model_requests_take_no_token() -> None:
+    """The server takes its tokens in the record query runners; the data-model controller
+    runs none (fidelity-twenty.md, Rate limit)."""
+    server = TwentyEmulator(rate_per_minute=60, burst=2)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer test-key"}) as c:
+            assert [c.get("/rest/metadata/objects").status_code for _ in range(5)] == [200] * 5
+            assert [c.get(PATH).status_code for _ in range(3)] == [200, 200, 429]
+            assert c.get("/rest/metadata/objects").status_code == 200  # even with none left
+    finally:
+        server.stop()
+
+
 def test_faults__fail_twice_then_succeed(em: TwentyEmulator, client: httpx.Client) -> None:
     em.faults.fail(503, times=2)
     first, second, third = (client.get(PATH) for _ in range(3))

@@ -95,7 +95,7 @@ def test_listing__a_body_of_the_wrong_shape_stops_the_mapping(
 ) -> None:
     """Nothing of a page that is not a page is applied, nor taken for the end of the listing."""
     seed_progressions(twenty, 2)
-    twenty.faults.raw(200, body, content_type=JSON, method="GET")
+    twenty.faults.raw(200, body, content_type=JSON, method="GET", path="/rest/repProgressions")
 
     result = cli("--mapping", M)
 

@@ -328,6 +328,11 @@ class EmulatorServer(ABC):
         """Whether the request carries the expected bearer token."""
         return request.headers.get("authorization") == f"Bearer {self.token}"
 
+    def rate_limited(self, request: Request) -> bool:
+        """Whether the request counts against the rate limit (every request, unless the API
+        exempts some)."""
+        return True
+
     # -- the pipeline every request goes through -------------------------------------------------
 
     def handle(self, request: Request) -> Response | None:
@@ -357,7 +362,7 @@ class EmulatorServer(ABC):
             )
         if not self.authorized(request):
             return self.error(401, "AUTHENTICATION_REQUIRED", "Authentication required")
-        refusal = self.admit(arrived)
+        refusal = self.admit(arrived) if self.rate_limited(request) else None
         if refusal is not None:
             return refusal
         with self.lock:

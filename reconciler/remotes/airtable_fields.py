@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.model import Mapping, iso_ms, parse_datetime
+from reconciler.remotes.kept import wanted, young
 
 CACHE_VERSION = 1
-MAX_AGE = timedelta(days=1)  # a kept schema older than this is read again before a run
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class TableSchema:
 
     def young(self, now: datetime) -> bool:
         """Whether it was read less than a day ago."""
-        return timedelta(0) <= now - self.fetched_at < MAX_AGE
+        return young(self.fetched_at, now)
 
     def covers(self, names: Iterable[str]) -> bool:
         """Whether every one of ``names`` is resolved."""
@@ -120,12 +120,6 @@ class Resolution:
     schema: TableSchema | None
     missing: list[str]
     tables: list[str]
-
-
-def wanted(mapping: Mapping) -> list[str]:
-    """Every field name the mapping needs: its mapped fields, then the modified field."""
-    names = [spec.remote for spec in mapping.fields]
-    return [*names, *([mapping.modified_field] if mapping.modified_field not in names else [])]
 
 
 def resolve(body: Any, mapping: Mapping, base: str, previous: TableSchema | None) -> Resolution:

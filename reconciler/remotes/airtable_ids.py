@@ -11,7 +11,7 @@ from typing import Any
 from reconciler.config import AirtableTarget
 from reconciler.errors import MappingError
 from reconciler.model import Mapping
-from reconciler.remotes.airtable_fields import TableSchema, missing_message, resolve, wanted
+from reconciler.remotes.airtable_fields import TableSchema, missing_message, resolve
 from reconciler.remotes.airtable_http import AirtableRejected, Forbidden
 from reconciler.remotes.airtable_types import (
     modified_message,
@@ -19,6 +19,7 @@ from reconciler.remotes.airtable_types import (
     type_problems,
     types_message,
 )
+from reconciler.remotes.kept import wanted
 
 
 class FieldIds:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ from reconciler.remotes.base import (
     typed_record,
     wire_fields,
 )
+from reconciler.remotes.twenty_fields import FieldCheck
 from reconciler.remotes.twenty_http import Unreadable
 from reconciler.remotes.twenty_write import BatchWriter
 
@@ -112,6 +113,7 @@ class TwentyRemote:
         self._path = f"/{mapping.remote_table}"
         where = f"{target.api_url.rstrip('/')}/rest/batch/{mapping.remote_table}"
         self._writer = BatchWriter(self._upsert, where, self._call.once)
+        self._fields = FieldCheck(mapping, target.api_url, self._model_page)
 
     def __repr__(self) -> str:
         return f"TwentyRemote({self.mapping.remote_table!r})"
@@ -119,8 +121,17 @@ class TwentyRemote:
     # -- requests ------------------------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        read: Callable[[httpx.Response], Any] = twenty_http.answer,
     ) -> Any:
+        """One request, paced and retried; ``read`` turns its answer into a body or raises what
+        the answer means."""
+
         def send() -> Any:
             try:
                 response = self._client.request(method, path, params=params, json=json)
@@ -128,9 +139,16 @@ class TwentyRemote:
                 # refused, reset, cut mid-body (RemoteProtocolError), timed out, garbled
                 raise Transient(f"connection problem: {type(exc).__name__}") from None
             self.clock.observe(response.headers.get("Date"))
-            return twenty_http.answer(response)
+            return read(response)
 
         return self._call(send)
+
+    def _model_page(self, params: dict[str, str]) -> Any:
+        """One page of the data model for a run: paced and retried like every request (a 403
+        raises ``twenty_schema.NoPermission``)."""
+        return self._request(
+            "GET", "/metadata/objects", params=params, read=twenty_schema.model_answer
+        )
 
     def _pages(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
         """Raw records page by page, one cursor, oldest first."""
@@ -177,11 +195,21 @@ class TwentyRemote:
     # -- the Remote interface --------------------------------------------------------------------
 
     def prepare(self, cached: Any | None) -> None:
-        """Nothing to prepare yet."""
+        """Check the mapping's object and fields against the data model before anything is read
+        or written (see :mod:`twenty_fields`).
+
+        ``cached`` (what an earlier run kept) is used as it is, at no request, when it is less
+        than a day old, covers every configured name and shows no problem; otherwise the data
+        model is read (one request). A key that may not read it (403) syncs unverified.
+
+        Raises:
+            MappingError: the object or a field is missing, or a type does not fit.
+        """
+        self._fields.prepare(cached)
 
     def cache_update(self) -> Any | None:
-        """Nothing to keep."""
-        return None
+        """What this run read of the mapping's object in the data model, when it read it."""
+        return self._fields.cache_update()
 
     def verdict(self) -> None:
         """Raises:
@@ -244,6 +272,7 @@ class TwentyRemote:
             yield twenty_schema.fields_finding(self.mapping, found)
 
     def _metadata_page(self, params: dict[str, str]) -> Any:
+        """One page of the data model for ``check``: one request, not paced or retried."""
         response = self._client.get("/metadata/objects", params=params)
         self.clock.observe(response.headers.get("Date"))
         if response.status_code != 200:

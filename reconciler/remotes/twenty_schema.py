@@ -12,6 +12,7 @@ from reconciler.config import TwentyTarget
 from reconciler.model import FieldSpec, Kind, Mapping
 from reconciler.remotes import twenty_http
 from reconciler.remotes.base import Finding
+from reconciler.remotes.kept import wanted
 
 REACHABLE = "twenty reachable and API key accepted"
 Page = Callable[[dict[str, str]], Any]  # sends one metadata request with these params
@@ -31,6 +32,10 @@ HOLDS: dict[Kind, frozenset[str]] = {
     Kind.DATE: frozenset({"DATE"}),
 }
 OPTION_TYPES = frozenset({"SELECT", "RATING"})  # a written value must be one of the options
+OBJECT_FIX = "create the custom object in Twenty's data model, or fix `table` in the config"
+TYPE_FIX = "change the field's type in Twenty, or its kind in the config"
+CHECK_LISTS = "`reconcile check` lists what is wrong"
+SHOWN = 10  # custom objects named in a message
 
 
 class Answered(Exception):
@@ -41,6 +46,20 @@ class Answered(Exception):
         self.status = response.status_code
         self.location = response.headers.get("Location")
         self.description = twenty_http.describe(response)
+
+
+class NoPermission(Exception):
+    """The data model answered 403: the key's role lacks the data-model permission
+    (``SettingsPermissionGuard(PermissionFlagType.DATA_MODEL)`` on the controller,
+    metadata-modules/object-metadata/object-metadata.controller.ts); its records stay readable."""
+
+
+def model_answer(response: httpx.Response) -> Any:
+    """A data-model answer read as a run reads any answer (``twenty_http.answer``), except a
+    403, which is :class:`NoPermission` rather than a refused key."""
+    if response.status_code == 403:
+        raise NoPermission(twenty_http.describe(response))
+    return twenty_http.answer(response)
 
 
 def objects(read_page: Page) -> list[dict[str, Any]]:
@@ -101,32 +120,88 @@ def unreadable(mapping: Mapping) -> Finding:
 def fields_finding(mapping: Mapping, found: list[dict[str, Any]]) -> Finding:
     """Whether the mapping's object has every mapped field, each of a type holding its kind."""
     name = f"twenty fields of {mapping.name} (object {mapping.remote_table})"
-    target = next((o for o in found if o.get("namePlural") == mapping.remote_table), None)
-    if target is None:
+    types = object_types(mapping, found)
+    if types is None:
         detail = f"object {mapping.remote_table!r} not found"
-        hint = "create the custom object in Twenty's data model, or fix `table` in the config"
-        return Finding(name, False, detail, hint)
-    fields = target.get("fields")
-    fields = fields if isinstance(fields, list) else []
-    types = {f.get("name"): str(f.get("type")) for f in fields if isinstance(f, dict)}
-    wanted = [f.remote for f in mapping.fields] + [mapping.modified_field]
-    missing = [repr(n) for n in wanted if n not in types]
+        return Finding(name, False, detail, OBJECT_FIX)
+    missing = missing_fields(mapping, types)
     if missing:
         hint = "add the fields to the object in Twenty (JSON values as Text fields)"
-        return Finding(name, False, "missing field(s) " + ", ".join(missing), hint)
-    wrong = [m for m in (_mismatch(f, types[f.remote]) for f in mapping.fields) if m]
-    if types[mapping.modified_field] != "DATE_TIME":
-        stamp = mapping.modified_field
-        wrong.append(f"{stamp!r} is {types[stamp]}, the modified field needs DATE_TIME")
+        return Finding(name, False, "missing field(s) " + _names(missing), hint)
+    wrong = mismatches(mapping, types)
     if wrong:
-        hint = "change the field's type in Twenty, or its kind in the config"
-        return Finding(name, False, "type mismatch: " + "; ".join(wrong), hint)
+        return Finding(name, False, "type mismatch: " + "; ".join(wrong), TYPE_FIX)
     detail = f"{len(mapping.fields)} mapped fields and {mapping.modified_field}"
     options = [repr(f.remote) for f in mapping.push_fields if types[f.remote] in OPTION_TYPES]
     if options:
         detail += f"; {', '.join(options)}: pushed values must be among the field's options"
         return Finding(name, True, detail, "other values fail their record alone", warning=True)
     return Finding(name, True, detail)
+
+
+def object_types(mapping: Mapping, found: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The fields of the mapping's object in the data model, name -> Twenty type; None when
+    the data model has no such object."""
+    target = next((o for o in found if o.get("namePlural") == mapping.remote_table), None)
+    if target is None:
+        return None
+    fields = target.get("fields")
+    fields = fields if isinstance(fields, list) else []
+    return {str(f.get("name")): str(f.get("type")) for f in fields if isinstance(f, dict)}
+
+
+def missing_fields(mapping: Mapping, types: dict[str, str]) -> list[str]:
+    """The field names the mapping needs (mapped fields, modified field) the object lacks."""
+    return [n for n in wanted(mapping) if n not in types]
+
+
+def mismatches(mapping: Mapping, types: dict[str, str]) -> list[str]:
+    """Each field (of those present) whose type cannot hold its kind, as a sentence; the
+    modified field must be a DATE_TIME."""
+    wrong = [
+        m for m in (_mismatch(f, types[f.remote]) for f in mapping.fields if f.remote in types) if m
+    ]
+    stamp = mapping.modified_field
+    if stamp in types and types[stamp] != "DATE_TIME":
+        wrong.append(f"{stamp!r} is {types[stamp]}, the modified field needs DATE_TIME")
+    return wrong
+
+
+def refusal(mapping: Mapping, types: dict[str, str] | None, objects: list[str]) -> str | None:
+    """The mapping-level error for a data model the mapping does not fit, one line naming the
+    object, the fields and the fix; None when it fits. ``objects`` names the workspace's
+    custom objects (for a missing object)."""
+    plural = mapping.remote_table
+    if types is None:
+        listed = ", ".join(repr(o) for o in objects[:SHOWN]) or "none"
+        listed += f" and {len(objects) - SHOWN} more" if len(objects) > SHOWN else ""
+        return (
+            f"Twenty has no object {plural!r} (custom objects: {listed}): fix `table` in the "
+            f"mapping config, or create the custom object in Twenty; {CHECK_LISTS}"
+        )
+    missing = missing_fields(mapping, types)
+    if missing:
+        return (
+            f"Twenty object {plural!r} has no field {_names(missing)}: fix the mapping's "
+            f"`remote`, or add the field in Twenty; {CHECK_LISTS}"
+        )
+    wrong = mismatches(mapping, types)
+    if wrong:
+        return (
+            f"Twenty object {plural!r} has fields whose type does not fit the mapping: "
+            f"{'; '.join(wrong)}: change the field's type in Twenty, or its `kind` in the "
+            f"mapping config; {CHECK_LISTS}"
+        )
+    return None
+
+
+def custom_objects(found: list[dict[str, Any]]) -> list[str]:
+    """The plural names of the data model's custom objects."""
+    return [str(o.get("namePlural")) for o in found if o.get("isCustom") is True]
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names)
 
 
 def _mismatch(spec: FieldSpec, ftype: str) -> str | None:

@@ -166,6 +166,15 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         message = f"Limit reached ({tokens} tokens per 60000 ms)"
         return self.error(429, "TooManyRequestsException", message)
 
+    def rate_limited(self, request: Request) -> bool:
+        """Record requests only: the server takes its API tokens in the record query runners
+        (``CommonBaseQueryRunnerService.execute`` calls ``throttleQueryExecution`` first,
+        api/common/common-query-runners/common-base-query-runner.service.ts), and the data-model
+        controller (metadata-modules/object-metadata/object-metadata.controller.ts, guards
+        ``JwtAuthGuard``, ``WorkspaceAuthGuard``, ``SettingsPermissionGuard``) runs none; no
+        guard or middleware of the app (app.module.ts) throttles either."""
+        return not request.path.startswith("/rest/metadata/")
+
     def error(self, status: int, kind: str, message: str) -> Response:
         """Twenty's error body: ``{"statusCode", "error", "messages"}``.
 

@@ -1,0 +1,228 @@
+"""Twenty fields verified before a run reads or writes anything: a missing field or object, or a
+type that cannot hold the mapping's kind, stops the mapping (exit 3) with no row changed; the
+data model is read once and kept a day; a key that may not read it syncs unverified."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from reconciler.emulators.twenty import TwentyEmulator
+from tests.helpers import (
+    execute,
+    rows,
+    seed_progressions,
+    twenty_model_reads,
+    twenty_reads,
+    twenty_writes,
+)
+from tests.processes import scalar
+
+Cli = Callable[..., Any]
+M = "rep_progressions"
+
+
+def _config(tmp_path: Path, fields: str) -> str:
+    path = tmp_path / "fields.toml"
+    path.write_text(f"[mappings.{M}]\nfields = [{fields}]\n")
+    return str(path)
+
+
+def _kept_schema(db: sa.Engine) -> Any:
+    return scalar(db, f"SELECT schema FROM reconciler.remote_state WHERE mapping = '{M}'")
+
+
+def _age_kept_schema(db: sa.Engine, hours: int) -> None:
+    """Pretend the kept schema was read ``hours`` ago."""
+    execute(
+        db,
+        "UPDATE reconciler.remote_state SET schema = jsonb_set(schema, '{fetched_at}', "
+        "to_jsonb(to_char((now() - make_interval(hours => :h)) AT TIME ZONE 'UTC', "
+        '\'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\'))) WHERE mapping = :m',
+        h=hours,
+        m=M,
+    )
+
+
+def _synced(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, count: int = 4
+) -> list[dict[str, Any]]:
+    """``count`` records pulled by a first run; the local rows as they then are."""
+    seed_progressions(twenty, count)
+    assert cli("--mapping", M).exit_code == 0
+    twenty.reset_log()
+    return rows(db, M)
+
+
+def _stopped(result: Any) -> str:
+    """The one mapping-level error of a run that stopped the mapping."""
+    assert result.exit_code == 3, result.output
+    (error,) = result.report["errors"]
+    assert error["mapping"] == M and error["record"] is None
+    assert "\n" not in error["message"] and "Traceback" not in result.output
+    return str(error["message"])
+
+
+def test_misspelled_field__stops_the_mapping_before_any_row_changes(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    """A record lacks the unknown key: read as null, it would clear the column on every row."""
+    before = _synced(twenty, db, cli)
+    config = _config(
+        tmp_path, '{ remote = "currentRankk", column = "current_rank", direction = "both" }'
+    )
+
+    result = cli("--config", config, "--mapping", M, "--full")
+
+    message = _stopped(result)
+    assert "Twenty object 'repProgressions' has no field 'currentRankk'" in message
+    assert "fix the mapping's `remote`, or add the field in Twenty" in message
+    assert "`reconcile check` lists what is wrong" in message
+    assert rows(db, M) == before  # current_rank and updated_at alike
+    assert {r["current_rank"] for r in before} == {"E-1", "E-2", "E-3", "E-4"}
+    assert twenty_model_reads(twenty) == 1
+    assert twenty_reads(twenty) == [] and twenty_writes(twenty) == []  # nothing read or written
+
+
+def test_misspelled_field__a_pending_local_edit_is_not_pushed(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    before = _synced(twenty, db, cli)
+    execute(db, "UPDATE rep_progressions SET current_rank = 'E-9' WHERE id = 1")
+    config = _config(
+        tmp_path, '{ remote = "currentRankk", column = "current_rank", direction = "both" }'
+    )
+
+    result = cli("--config", config, "--mapping", M, "--stage", "push")
+
+    assert "has no field 'currentRankk'" in _stopped(result)
+    assert twenty_writes(twenty) == []
+    assert [r["current_rank"] for r in rows(db, M)] == [
+        "E-9",
+        *(r["current_rank"] for r in before[1:]),
+    ]
+
+
+def test_wrong_type__stops_the_mapping_naming_the_field_and_the_fix(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    before = _synced(twenty, db, cli)
+    twenty.add_field("xpLabel", "TEXT")
+    config = _config(tmp_path, '{ remote = "xpLabel", column = "total_xp" }')
+
+    result = cli("--config", config, "--mapping", M, "--full")
+
+    message = _stopped(result)
+    assert message.startswith(
+        "Twenty object 'repProgressions' has fields whose type does not fit the mapping: "
+        "'xpLabel' is TEXT, mapped as number (needs NUMBER)"
+    )
+    assert "change the field's type in Twenty, or its `kind` in the mapping config" in message
+    assert rows(db, M) == before
+    assert twenty_reads(twenty) == [] and twenty_writes(twenty) == []
+
+
+def test_missing_object__stops_the_mapping_naming_the_object(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    before = _synced(twenty, db, cli)
+    config = tmp_path / "object.toml"
+    config.write_text(f'[mappings.{M}]\ntable = "repProgression"\n')
+
+    result = cli("--config", str(config), "--mapping", M)
+
+    message = _stopped(result)
+    assert "Twenty has no object 'repProgression' (custom objects: 'repProgressions')" in message
+    assert "fix `table` in the mapping config" in message
+    assert rows(db, M) == before
+
+
+def test_kept_schema__a_second_run_within_a_day_reads_no_data_model(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    seed_progressions(twenty, 3)
+    first = cli("--mapping", M)
+    assert first.exit_code == 0, first.output
+    assert twenty_model_reads(twenty) == 1
+    kept = _kept_schema(db)
+    assert kept["object"] == "repProgressions" and kept["fields"]["currentRank"] == "TEXT"
+    assert kept["fields"]["updatedAt"] == "DATE_TIME"
+    twenty.reset_log()
+
+    second = cli("--mapping", M)
+
+    assert second.exit_code == 0, second.output
+    assert twenty_model_reads(twenty) == 0
+    assert len(twenty.requests) == 1 == second.mapping(M)["api"]["requests"]  # the listing
+
+
+def test_kept_schema__older_than_a_day_is_read_again_and_kept_anew(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    _synced(twenty, db, cli, 2)
+    _age_kept_schema(db, hours=25)
+    aged = _kept_schema(db)["fetched_at"]
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty_model_reads(twenty) == 1
+    assert _kept_schema(db)["fetched_at"] > aged
+    twenty.reset_log()
+    assert cli("--mapping", M).exit_code == 0 and twenty_model_reads(twenty) == 0
+
+
+def test_kept_schema__a_field_it_lacks_is_looked_up_at_once(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    """A field added in Twenty and to the config the same day needs no day's wait."""
+    _synced(twenty, db, cli, 2)
+    twenty.add_field("rankTitle", "TEXT")
+    config = _config(tmp_path, '{ remote = "rankTitle", column = "current_rank" }')
+
+    result = cli("--config", config, "--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty_model_reads(twenty) == 1
+    assert _kept_schema(db)["fields"]["rankTitle"] == "TEXT"
+
+
+def test_data_model_forbidden__the_run_goes_on_unverified_and_asks_once_a_day(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A key whose role lacks the data-model permission (403 there) still reads records."""
+    twenty.metadata_forbidden = True
+    seed_progressions(twenty, 3)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["pull"]["inserted"] == 3 and result.report["errors"] == []
+    assert twenty.count("GET", "/rest/metadata/objects", status=403) == 1
+    assert _kept_schema(db)["fields"] is None
+    twenty.reset_log()
+    assert cli("--mapping", M).exit_code == 0 and twenty_model_reads(twenty) == 0
+
+
+def test_data_model_unavailable__retried_like_any_request_then_a_mapping_error(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    seed_progressions(twenty, 2)
+    twenty.faults.fail(503, times=2, path="/rest/metadata/objects")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty_model_reads(twenty) == 3 and result.mapping(M)["api"]["retries"] == 2
+    assert len(rows(db, M)) == 2
+    execute(db, "TRUNCATE reconciler.remote_state")
+    twenty.faults.fail(503, times=50, path="/rest/metadata/objects")
+    twenty.reset_log()
+
+    failed = cli("--mapping", M)
+
+    assert "Twenty kept failing after retries" in _stopped(failed)
+    assert twenty_reads(twenty) == []
