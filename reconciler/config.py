@@ -218,6 +218,26 @@ def _database_url(env: EnvMapping[str, str]) -> Secret | None:
     return url
 
 
+def usable_folder(path: Path, setting: str) -> Path:
+    """``path`` as a folder this process can write in, created when missing.
+
+    Raises:
+        UsageError: naming the setting it comes from (``RECONCILER_HOME``, ``--report``), the
+            folder and what to do.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"{setting}: cannot create the folder {path} ({reason}); choose a folder this user "
+            "can write"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{setting}: cannot write in {path}; choose a folder this user can write")
+    return path
+
+
 def _secret(env: EnvMapping[str, str], name: str) -> Secret | None:
     value = env.get(name, "").strip()
     return Secret(value) if value else None
@@ -247,9 +267,7 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         log_retention_days=_whole(
             env, "RECONCILER_LOG_RETENTION_DAYS", 90, minimum=1, maximum=CENTURY_DAYS
         ),
-        mass_delete_share=_number(
-            env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0, maximum=1
-        ),
+        mass_delete_share=_number(env, "RECONCILER_MASS_DELETE_SHARE", 0.10, minimum=0, maximum=1),
         max_clock_offset_minutes=_number(
             env, "RECONCILER_MAX_CLOCK_OFFSET_MINUTES", 60.0, minimum=1, maximum=DAY_MINUTES
         ),

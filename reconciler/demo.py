@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.config import RunOptions, Secret, Settings, load_mappings
+from reconciler.config import RunOptions, Secret, Settings, load_mappings, usable_folder
 from reconciler.demo_data import (
     ACADEMY_INSERT,
     CLAIMED,
@@ -120,7 +120,7 @@ def demo_home(reconciler_home: str | None) -> Path:
     A folder of its own, so the demo never touches the embedded database of real runs.
     """
     base = Path(reconciler_home) if reconciler_home else Path(tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
+    usable_folder(base, "RECONCILER_HOME")
     home = Path(tempfile.mkdtemp(prefix="reconcile-demo-", dir=base))
     home.chmod(0o755)  # the embedded Postgres may run as another user
     return home

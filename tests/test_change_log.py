@@ -297,6 +297,10 @@ def test_log__prints_readable_lines_and_a_table_on_a_terminal(airtable, db, cli)
         ["--since", "yesterday"],
         ["--until", "2026-13-01"],
         ["--local-key", "leads:x"],
+        ["--local-key", "99999999999999999999999"],
+        ["--local-key", "leads:"],
+        ["--local-key", ":5"],
+        ["--local-key", "a:b:c"],
         ["--limit", "0"],
     ],
 )
@@ -304,6 +308,7 @@ def test_log__bad_filter_exits_2(db, cli, args: list[str]) -> None:
     result = cli("log", *args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and args[0] in result.stderr
 
 
 # -- retention ----------------------------------------------------------------------------------

@@ -161,3 +161,40 @@ def test_run_options_where_no_run_takes_them__exit_2(cli, args: list[str], named
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0], result.stderr
     assert result.report_path is None or not result.report_path.exists()
+
+
+def test_report_path_a_folder__exit_2_before_anything_is_contacted(airtable, db, cli, tmp_path):
+    seed_leads(airtable, 1)
+    airtable.reset_log()
+    result = cli("--report", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--report" in lines[0] and "is a folder" in lines[0], lines
+    assert airtable.requests == []
+
+
+@pytest.mark.parametrize("command", [[], ["status"], ["migrate"]])
+def test_reconciler_home_not_a_folder__exit_2_naming_it(cli, monkeypatch, tmp_path, command):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("AIRTABLE_TOKEN", "t")
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appX")
+    home = tmp_path / "a-file"
+    home.write_text("not a folder")
+    monkeypatch.setenv("RECONCILER_HOME", str(home))
+    result = cli(*command)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("reconcile: error: RECONCILER_HOME: "), lines
+    assert home.read_text() == "not a folder"
+
+
+def test_report_write__a_failed_write_leaves_no_temporary_file(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from reconciler.report import RunReport
+
+    target = tmp_path / "taken"
+    (target / "inside").mkdir(parents=True)  # a folder, not empty: the rename must fail
+    with pytest.raises(OSError):
+        RunReport("r1", datetime.now(UTC), 20).write(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

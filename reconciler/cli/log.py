@@ -33,14 +33,20 @@ def parse_local_key(text: str | None) -> tuple[str | None, int | None]:
     """``42`` (a local primary key in any mapped table) or ``table:42``."""
     if text is None:
         return None, None
-    table, _, key = text.strip().rpartition(":")
+    table, colon, key = text.strip().partition(":") if ":" in text else ("", "", text.strip())
     try:
         local_id = int(key)
     except ValueError:
+        local_id = None
+    if local_id is None or not -BIGINT_MAX - 1 <= local_id <= BIGINT_MAX or (colon and not table):
         raise UsageError(
-            f"--local-key: expected a primary key or table:primary-key, got {text!r}"
-        ) from None
+            f"--local-key: expected a primary key (a whole number) or table:primary-key, "
+            f"got {text!r}"
+        )
     return table or None, local_id
+
+
+BIGINT_MAX = 2**63 - 1  # primary keys are Postgres bigints
 
 
 @app.command("log")

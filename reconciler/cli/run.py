@@ -9,12 +9,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reconciler.cli.app import JsonOut, app, stderr
-from reconciler.errors import UsageError
+from reconciler.errors import EXIT_UNAVAILABLE, UsageError
+
+if TYPE_CHECKING:
+    from reconciler.config import Settings
 
 STAGES = ("pull", "push", "both")
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"  # set by GitHub Actions: a markdown file shown on the job
@@ -149,6 +152,7 @@ def _do_run(
         skip_locked=skip_locked,
     )
     selected = select_mappings(options, settings)
+    _check_folders(report, settings)
     stop = _StopFlag()
     console = stderr()
     with RunProgress(console, enabled=console.is_terminal and not quiet) as progress:
@@ -158,12 +162,41 @@ def _do_run(
             result = run.execute()
     document = result.to_dict()
     path = report or settings.home / "reports" / f"{result.run_id}.json"
-    result.write(path)
+    try:
+        result.write(path)
+    except OSError as exc:  # checked before the run: the disk filled up, or it changed since
+        reason = exc.strerror or type(exc).__name__
+        stderr().print(
+            f"reconcile: error: could not write the report to {path} ({reason})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return result.exit_code or EXIT_UNAVAILABLE
     if json_out:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     render_summary(console, document, quiet=quiet, verbose=verbose, report_path=str(path))
     append_step_summary(document)
     return result.exit_code
+
+
+def _check_folders(report: Path | None, settings: Settings) -> None:
+    """The report's folder, and the embedded Postgres's, can be written: checked before the
+    run contacts anything, so that a run is not done only to lose its report.
+
+    Raises:
+        UsageError: naming the option or variable to change.
+    """
+    from reconciler.config import usable_folder
+
+    if report is None:
+        usable_folder(settings.home / "reports", "RECONCILER_HOME")
+    elif not report.name or report.is_dir():
+        raise UsageError(f"--report: {str(report)!r} is a folder; give the report file's path")
+    else:
+        usable_folder(report.parent, "--report")
+    if settings.database_url is None:
+        usable_folder(settings.home / "pg", "RECONCILER_HOME")
 
 
 def append_step_summary(document: dict[str, Any]) -> None:

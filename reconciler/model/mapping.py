@@ -22,7 +22,8 @@ def api_url_problem(value: object) -> str | None:
     if url is not None and (url.username or url.password or url.query or url.fragment):
         return "must be the server's URL alone, without user:password@, query or fragment"
     if url is None or url.scheme not in ("http", "https") or not url.hostname:
-        shown = {dict: "a table", list: "an array"}.get(type(value), repr(value))
+        shown = "a table" if isinstance(value, dict) else repr(value)
+        shown = "an array" if isinstance(value, list) else shown
         return f"must be an http(s) URL (got {shown})"
     return None
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from reconciler.config import usable_folder
 from reconciler.errors import DatabaseError, SchemaNotMigrated
 from reconciler.store.schema import SCHEMA
 
@@ -62,8 +63,7 @@ def embedded_url(home: Path) -> str:
             import pgserver
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise DatabaseError(f"embedded Postgres unavailable: {exc}") from exc
-    path = home / "pg"
-    path.mkdir(parents=True, exist_ok=True)
+    path = usable_folder(home / "pg", "RECONCILER_HOME")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
