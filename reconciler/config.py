@@ -14,6 +14,7 @@ variables named by a config file read after the settings are found.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping as EnvMapping
 from dataclasses import dataclass, field
@@ -32,7 +33,6 @@ DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 # Upper bounds of the numeric variables: past them a value is a typo, and some would overflow
 # a date or a database integer in the middle of a run.
-RATE_MAX = 10_000.0  # requests a second (Airtable) or a minute (Twenty)
 HOUR_SECONDS = 3600.0
 DAY_MINUTES = 1440.0
 CENTURY_DAYS = 36_525
@@ -174,7 +174,12 @@ class RunOptions:
 
 
 def _number(
-    env: EnvMapping[str, str], name: str, default: float, *, minimum: float, maximum: float
+    env: EnvMapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float = math.inf,
 ) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -183,8 +188,12 @@ def _number(
         value = float(raw)
     except ValueError:
         raise UsageError(f"{name} must be a number, got {raw!r}") from None
-    if not minimum <= value <= maximum:  # also refuses nan
-        raise UsageError(f"{name} must be from {minimum:g} to {maximum:g}, got {raw!r}")
+    if not math.isfinite(value):
+        raise UsageError(f"{name} must be a finite number, got {raw!r}")
+    if value < minimum:
+        raise UsageError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    if value > maximum:
+        raise UsageError(f"{name} must be at most {maximum:g}, got {raw!r}")
     return value
 
 
@@ -253,10 +262,10 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         airtable_token=_secret(env, AIRTABLE_TOKEN),
         airtable_base_id=env.get(AIRTABLE_BASE_ID, "").strip() or None,
         airtable_api_url=_api_url(env, "AIRTABLE_API_URL", DEFAULT_AIRTABLE_URL),
-        airtable_rate=_number(env, "AIRTABLE_RATE_LIMIT", 5.0, minimum=0.1, maximum=RATE_MAX),
+        airtable_rate=_number(env, "AIRTABLE_RATE_LIMIT", 5.0, minimum=0.1),
         twenty_api_key=_secret(env, TWENTY_API_KEY),
         twenty_api_url=_api_url(env, "TWENTY_API_URL", DEFAULT_TWENTY_URL),
-        twenty_rate=_number(env, "TWENTY_RATE_LIMIT", 100.0, minimum=1, maximum=RATE_MAX),
+        twenty_rate=_number(env, "TWENTY_RATE_LIMIT", 100.0, minimum=1),
         retry_base_seconds=_number(
             env, "RECONCILER_RETRY_BASE_SECONDS", 0.5, minimum=0, maximum=HOUR_SECONDS
         ),
