@@ -36,6 +36,8 @@ TABLE_COLUMNS = (
     "failed",
     "requests",
 )
+NOT_RUN = "not run"  # a mapping of a run that stopped before any mapping started
+
 TABLE_CAPTION = (
     "records: read (pull) or pending (push) · new: inserted (pull) or created remotely (push) · "
     "skipped: the other side was newer"
@@ -69,21 +71,42 @@ def detail_lines(m: dict[str, Any]) -> list[str]:
     """The verbose details of a mapping: its window and its API counts."""
     if m["skipped"]:
         return []
-    window = m.get("window") or {}
-    since = window.get("since") or "the beginning (full read)"
+    window = m.get("window")
+    if window:
+        since = window.get("since") or "the beginning (full read)"
+        span = f"window {since} .. {window.get('until')}"
+    else:
+        span = "no pull window"
     a = m["api"]
     return [
-        f"  {m['name']}: window {since} .. {window.get('until')}",
+        f"  {m['name']}: {span}",
         f"  {m['name']}: api {a['requests']} requests, {a['retries']} retries, "
         f"{a['throttled']} throttled",
     ]
 
 
+def started(report: dict[str, Any]) -> bool:
+    """Whether the run got as far as its mappings (a run that could not reach the database, or
+    found it locked, computed no window and ran none)."""
+    return report.get("window") is not None
+
+
+def run_message(report: dict[str, Any]) -> str | None:
+    """The report's ``message``, unless it only restates a mapping that could not proceed (that
+    one is printed as an error line)."""
+    message = report.get("message")
+    stopped = [
+        f"{e['mapping']} {e['stage']}: {e['message']}" for e in report["errors"] if not e["record"]
+    ]
+    return None if message and any(message.startswith(s) for s in stopped) else message
+
+
 def trouble_lines(report: dict[str, Any]) -> list[str]:
     """Why a run did not go through: its fatal message and every error."""
     lines = []
-    if report.get("message"):
-        lines.append(f"reconcile: {report['status']}: {report['message']}")
+    message = run_message(report)
+    if message:
+        lines.append(f"reconcile: {report['status']}: {message}")
     for e in report["errors"]:
         where = f" {e['record']}" if e["record"] else ""
         lines.append(f"error: {e['mapping']} {e['stage']}{where}: {e['message']}")
@@ -100,6 +123,9 @@ def summary_lines(report: dict[str, Any], *, verbose: bool = False) -> list[str]
             + f" in {report['duration_ms']} ms"
         )
     for m in report["mappings"]:
+        if not started(report) and not m["skipped"]:
+            lines.append(f"{m['name']}: {NOT_RUN}")
+            continue
         lines.append(mapping_line(m))
         if verbose:
             lines.extend(detail_lines(m))
@@ -117,8 +143,8 @@ def run_table(report: dict[str, Any], title: str | None = None) -> Table:
     for col in TABLE_COLUMNS:
         table.add_column(col, justify="left" if col in ("mapping", "stage") else "right")
     for m in report["mappings"]:
-        if m["skipped"]:
-            table.add_row(m["name"], "skipped", *[""] * 8)
+        if m["skipped"] or not started(report):
+            table.add_row(m["name"], "skipped" if m["skipped"] else NOT_RUN, *[""] * 8)
             continue
         p, q = m["pull"], m["push"]
         pull = (p["fetched"], p["inserted"], p["updated"], p["unchanged"], p["conflicts"])
@@ -147,7 +173,7 @@ def run_table(report: dict[str, Any], title: str | None = None) -> Table:
 def render_table(console: Console, report: dict[str, Any], *, verbose: bool = False) -> None:
     """The summary table of a run, then its errors (and details when verbose)."""
     console.print(run_table(report))
-    if verbose:
+    if verbose and started(report):
         for m in report["mappings"]:
             for line in detail_lines(m):
                 _plain(console, line)
@@ -178,8 +204,9 @@ def render_summary(
         for line in trouble_lines(report):
             _plain(console, line)
         return
-    if report.get("message"):
-        _plain(console, f"reconcile: {report['status']}: {report['message']}")
+    message = run_message(report)
+    if message:
+        _plain(console, f"reconcile: {report['status']}: {message}")
     if console.is_terminal:
         render_table(console, report, verbose=verbose)
     else:

@@ -120,6 +120,19 @@ class RunReport:
         return "partial" if self.errors else "ok"
 
     @property
+    def message(self) -> str | None:
+        """Why the run failed: what stopped it, or else the first mapping that could not
+        proceed (the others are in ``errors``); None when it did not fail."""
+        if self.fatal is not None or self.status != "failed":
+            return self.fatal
+        stopped = [e for e in self.errors if e.record is None]
+        if not stopped:
+            return None
+        first = stopped[0]
+        more = f" (and {len(stopped) - 1} more, in errors)" if len(stopped) > 1 else ""
+        return f"{first.mapping} {first.stage}: {first.message}{more}"
+
+    @property
     def exit_code(self) -> int:
         """The process exit code this report stands for."""
         return {
@@ -152,7 +165,7 @@ class RunReport:
             "window": window,
             "mappings": [m.to_dict() for m in self.mappings],
             "errors": [asdict(e) for e in self.errors],
-            "message": self.fatal,
+            "message": self.message,
             **self.extra,
         }
 

@@ -98,6 +98,7 @@ def _report(**pull: int) -> dict[str, Any]:
         "status": "ok",
         "dry_run": False,
         "duration_ms": 120,
+        "window": {"since": None, "until": "2026-12-01T10:00:00.000Z"},
         "mappings": [mapping],
         "errors": [],
         "message": None,
@@ -166,3 +167,35 @@ def test_error_line__emoji_codes_stay_as_typed(cli) -> None:
     result = cli("--mapping", "a:fire:b")
     assert result.exit_code == 2
     assert "'a:fire:b'" in result.stderr, result.stderr
+
+
+def test_unreachable_remote__the_error_names_its_url_and_the_variable(
+    airtable, db, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("AIRTABLE_API_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    result = cli("--mapping", "leads")
+    assert result.exit_code == 3, result.output
+    (error,) = result.report["errors"]
+    assert error["record"] is None
+    assert error["message"].endswith(
+        "is http://127.0.0.1:9 reachable? check AIRTABLE_API_URL and the network"
+    )
+    # The report says why the run failed; the output says it once.
+    assert result.report["message"] == f"leads pull: {error['message']}"
+    assert [line for line in _lines(result.stderr) if "reachable?" in line] == [
+        f"error: leads pull: {error['message']}"
+    ]
+
+
+def test_run_that_never_started__its_mappings_are_not_run(airtable, cli, monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    result = cli("-v")
+    assert result.exit_code == 3, result.output
+    assert result.report["window"] is None
+    lines = _lines(result.stderr)
+    assert "leads: not run" in lines
+    assert not any("pulled 0" in line or "window" in line for line in lines), lines
+    terminal, out = _terminal()
+    render_summary(terminal, result.report, quiet=False)
+    assert "│ leads" in out.getvalue() and "not run" in out.getvalue()

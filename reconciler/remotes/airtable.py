@@ -106,7 +106,8 @@ class AirtableRemote:
             target.token.value, timeout=TIMEOUT, retry_strategy=None, endpoint_url=target.api_url
         )
         self._timeout = TIMEOUT
-        self._call = Caller("Airtable", pacer or Pacer.rate(target.rate), policy)
+        reach = f"is {target.api_url} reachable? check AIRTABLE_API_URL and the network"
+        self._call = Caller("Airtable", pacer or Pacer.rate(target.rate), policy, reach)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._api.session.hooks["response"].append(self._observe)

@@ -395,6 +395,7 @@ class Caller:
     name: str
     pacer: Pacer
     policy: RetryPolicy
+    reach: str = ""  # what to check when the server was never reached (its URL, the variable)
     stats: ApiStats = field(default_factory=ApiStats)
     _counting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
@@ -439,7 +440,9 @@ class Caller:
             return retrying(counted)
         except Transient as exc:
             how = "failed" if final(exc) else "kept failing after retries"
-            raise RemoteUnavailable(f"{self.name} {how}: {exc}") from exc
+            unreached = exc.status is None and not exc.throttled and self.reach
+            advice = f"; {self.reach}" if unreached else ""
+            raise RemoteUnavailable(f"{self.name} {how}: {exc}{advice}") from exc
 
     @contextmanager
     def once(self) -> Iterator[None]:

@@ -107,7 +107,11 @@ class TwentyRemote:
             transport=transport or plain_http_transport(target.api_url),
             event_hooks={"request": [lambda _: self._call.pacer.sent()]},
         )
-        self._call = Caller("Twenty", pacer or BucketPacer.rate(target.rate, 60.0), policy)
+        reach = (
+            f"is {target.api_url} reachable? check TWENTY_API_URL (or the mapping's api_url) "
+            "and the network"
+        )
+        self._call = Caller("Twenty", pacer or BucketPacer.rate(target.rate, 60.0), policy, reach)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
