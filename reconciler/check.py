@@ -76,20 +76,30 @@ def run_checks(
     source = str(config_path) if config_path else "built-in mappings"
     names = ", ".join(m.name for m in settings.mappings)
     yield Check("configuration", True, f"{source} parsed ({names})")
-    ready = []
+    ready = [m for m in settings.mappings if not missing_credentials(m, settings)]
     for mapping in settings.mappings:
-        check = credentials(mapping, settings)
-        ready += [mapping] if check.ok else []
-        yield check
+        yield credentials(mapping, settings, others_run=bool(ready))
     kept: dict[str, Any] = {}
     yield from database(settings, kept)
     yield from remotes(settings, ready, kept)
 
 
-def credentials(mapping: Mapping, settings: Settings) -> Check:
-    """Whether the environment holds what the mapping's remote needs (never the values)."""
+def credentials(mapping: Mapping, settings: Settings, *, others_run: bool) -> Check:
+    """Whether the environment holds what the mapping's remote needs (never the values).
+
+    A mapping without them is skipped by runs while another one can run (a user of one remote
+    leaves the other's variables unset): then it is a warning, not a failure, as in the run's
+    report. When no mapping can run, each one lacking them fails, as a run exits 2."""
     name = f"credentials for {mapping.name} ({mapping.remote})"
     missing = missing_credentials(mapping, settings)
+    if missing and others_run:
+        return Check(
+            name,
+            True,
+            f"not configured (no {', '.join(missing)}): runs skip this mapping",
+            f"set {' and '.join(missing)} to sync it (see README, 'Connecting')",
+            warning=True,
+        )
     if missing:
         return Check(
             name,

@@ -40,6 +40,19 @@ def test_check__passes_against_both_emulators(airtable, twenty, database_url, cl
     assert airtable.token not in result.output and twenty.token not in result.output
 
 
+def test_check__one_remote_configured_passes_and_names_the_other(airtable, database_url, cli):
+    # Runs skip a mapping without credentials while another can run: check says so, and passes.
+    result = cli("check")
+    assert result.exit_code == 0, result.output
+    assert _failed(result.stdout) == []
+    assert (
+        "! credentials for rep_progressions (twenty): not configured (no TWENTY_API_KEY): runs "
+        "skip this mapping — hint: set TWENTY_API_KEY to sync it" in result.stdout
+    ), result.stdout
+    assert "airtable fields of leads (table Leads)" in result.stdout
+    assert "twenty reachable" not in result.stdout  # nothing is asked of a skipped mapping
+
+
 def test_check__a_wrong_airtable_token_names_airtable_token(
     airtable, twenty, database_url, cli, monkeypatch
 ) -> None:
