@@ -39,7 +39,8 @@ TABLE_COLUMNS = (
 NOT_RUN = "not run"  # a mapping of a run that stopped before any mapping started
 
 TABLE_CAPTION = (
-    "records: read (pull) or pending (push) · new: inserted (pull) or created remotely (push) · "
+    "records: read (pull) or with a change to send (push) · new: inserted (pull) or created "
+    "remotely (push) · unchanged: nothing to write (push: rows checked, already equal) · "
     "skipped: the other side was newer"
 )
 
@@ -170,9 +171,29 @@ def run_table(report: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
+def print_run(console: Console, report: dict[str, Any], title: str | None = None) -> None:
+    """The run's table on the console, or, where the table does not fit (a narrow terminal),
+    its title and one line per mapping: a table squeezed to fit would cut the mapping names
+    and headers to "rep_…" and "unch…"."""
+    table = run_table(report, title)
+    if _fits(console, table):
+        console.print(table)
+        return
+    if title:
+        _plain(console, title)
+    for line in summary_lines(report):
+        _plain(console, line)
+
+
+def _fits(console: Console, table: Table) -> bool:
+    """Whether every cell of the table shows whole at the console's width."""
+    unbounded = console.options.update_width(10_000)  # its natural width, not the console's
+    return console.measure(table, options=unbounded).maximum <= console.width
+
+
 def render_table(console: Console, report: dict[str, Any], *, verbose: bool = False) -> None:
     """The summary table of a run, then its errors (and details when verbose)."""
-    console.print(run_table(report))
+    print_run(console, report)
     if verbose and started(report):
         for m in report["mappings"]:
             for line in detail_lines(m):

@@ -199,3 +199,17 @@ def test_run_that_never_started__its_mappings_are_not_run(airtable, cli, monkeyp
     terminal, out = _terminal()
     render_summary(terminal, result.report, quiet=False)
     assert "│ leads" in out.getvalue() and "not run" in out.getvalue()
+
+
+def test_terminal__too_narrow_for_the_table_gives_whole_lines() -> None:
+    report = _report(fetched=7, inserted=5)
+    report["mappings"].append({**report["mappings"][0], "name": "rep_progressions"})
+    narrow, out = _terminal()
+    narrow.width = 80
+    render_summary(narrow, report, quiet=False)
+    text = out.getvalue()
+    assert "…" not in text and "┃" not in text, text
+    assert "rep_progressions: pulled 7 (+5 ~0" in text
+    wide, out = _terminal()  # 140 columns: the table, every name and header whole
+    render_summary(wide, report, quiet=False)
+    assert "│ rep_progressions │" in out.getvalue() and "unchanged" in out.getvalue()

@@ -54,11 +54,11 @@ def show(console: Console, result: DemoResult, seconds: float) -> None:
     and the reports are."""
     from rich.markup import escape
 
-    from reconciler.render import run_table, trouble_lines
+    from reconciler.render import print_run, trouble_lines
 
     for run in result.runs:
         console.print()
-        console.print(run_table(run.report, title=f"{run.label}: {run.report['status']}"))
+        print_run(console, run.report, title=f"{run.label}: {run.report['status']}")
         linked = matched(run.report)
         if linked:
             console.print(f"  linked by match_on instead of created: {escape(linked)}")
