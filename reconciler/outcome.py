@@ -20,6 +20,22 @@ SUCCEEDED = (OK, PARTIAL)  # the mapping synced: its window was read and its cha
 RUN_WIDE = "*"  # the mapping name of an error about the whole run (a stop by signal)
 
 
+def run_failure(report: dict[str, Any]) -> str | None:
+    """What stopped the run as a whole (the database, the lock, an internal error), or None.
+
+    That is the report's ``message``, unless the message only names the first mapping that
+    could not proceed (``"leads pull: …"``, as a failed run without a run-wide cause says why):
+    that failure is the mapping's alone, and is in ``errors``.
+    """
+    message = report.get("message")
+    stopped = [
+        f"{e['mapping']} {e['stage']}: {e['message']}"
+        for e in report.get("errors") or []
+        if not e.get("record")
+    ]
+    return None if message and any(message.startswith(s) for s in stopped) else message
+
+
 def mapping_errors(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """The report's errors of one mapping (record errors and mapping-level ones)."""
     return [e for e in report.get("errors") or [] if e.get("mapping") == name]
@@ -40,7 +56,7 @@ def mapping_outcome(report: dict[str, Any], entry: dict[str, Any]) -> str:
     if report.get("status") == LOCKED:
         return LOCKED
     errors = mapping_errors(report, entry["name"])
-    if entry.get("failed") or report.get("message") or any(e["record"] is None for e in errors):
+    if entry.get("failed") or run_failure(report) or any(e["record"] is None for e in errors):
         return FAILED
     if any(e.get("mapping") == RUN_WIDE for e in report.get("errors") or []):
         return STOPPED

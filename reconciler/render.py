@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from reconciler.outcome import SKIPPED, mapping_errors, mapping_outcome
+from reconciler.outcome import SKIPPED, mapping_errors, mapping_outcome, run_failure
 
 TABLE_COLUMNS = (
     "mapping",
@@ -92,20 +92,10 @@ def started(report: dict[str, Any]) -> bool:
     return report.get("window") is not None
 
 
-def run_message(report: dict[str, Any]) -> str | None:
-    """The report's ``message``, unless it only restates a mapping that could not proceed (that
-    one is printed as an error line)."""
-    message = report.get("message")
-    stopped = [
-        f"{e['mapping']} {e['stage']}: {e['message']}" for e in report["errors"] if not e["record"]
-    ]
-    return None if message and any(message.startswith(s) for s in stopped) else message
-
-
 def trouble_lines(report: dict[str, Any]) -> list[str]:
     """Why a run did not go through: its fatal message and every error."""
     lines = []
-    message = run_message(report)
+    message = run_failure(report)
     if message:
         lines.append(f"reconcile: {report['status']}: {message}")
     for e in report["errors"]:
@@ -225,7 +215,7 @@ def render_summary(
         for line in trouble_lines(report):
             _plain(console, line)
         return
-    message = run_message(report)
+    message = run_failure(report)
     if message:
         _plain(console, f"reconcile: {report['status']}: {message}")
     if console.is_terminal:

@@ -117,6 +117,9 @@ def test_status__a_mapping_that_lost_its_credentials_is_still_watched(
 
     assert line.startswith(f"{M}: last success 30 min ago")
     assert line.endswith("(not configured here: TWENTY_API_KEY)")
+    healthy = cli("status", "--max-age", "40")  # young enough: the ok line still says it
+    assert healthy.exit_code == 0, healthy.output
+    assert f"{M} synced 30 min ago (not configured here: TWENTY_API_KEY)" in healthy.stdout
 
 
 def test_status__a_mapping_never_configured_is_not_watched(airtable, db, cli: Cli) -> None:

@@ -123,7 +123,8 @@ def ok_line(health: Health) -> str:
     for m in health.mappings:
         age = health.age(m.last_success)
         if m.watched and age is not None:
-            parts.append(f"{m.mapping.name} synced {age:.0f} min ago")
+            missing = f" (not configured here: {m.not_configured})" if m.not_configured else ""
+            parts.append(f"{m.mapping.name} synced {age:.0f} min ago{missing}")
         elif not m.watched:
             parts.append(f"{m.mapping.name} not configured ({m.not_configured}), not watched")
     limit = health.max_age.total_seconds() / 60

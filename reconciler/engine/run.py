@@ -149,8 +149,13 @@ class Run:
                 yield True
 
     def _locked(self) -> None:
+        held = (None, LOCKED_BY_ANOTHER_RUN)  # the mappings this run would have run
+        names = ", ".join(m.name for m, reason in self.mappings if reason in held)
+        hint = "" if self.options.skip_locked else " (--skip-locked runs the mappings not held)"
         self.report.locked = True
-        self.report.fatal = "another run holds the lock; nothing was done"
+        self.report.fatal = (
+            f"another run holds the lock of a mapping of this run ({names}); nothing was done{hint}"
+        )
 
     def _skip_locked(self, busy: set[str]) -> None:
         """Skip the mappings another run holds, and say so in their report entries."""
