@@ -13,7 +13,7 @@ from reconciler.cli.app import JsonOut, app, console, open_database
 
 @app.command("runs")
 def runs_command(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs.")] = 10,
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N", help="How many runs.")] = 10,
     json_out: JsonOut = False,
 ) -> None:
     """The last N runs from the run history, newest first."""
