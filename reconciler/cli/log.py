@@ -71,7 +71,9 @@ def log_command(
     until: Annotated[
         str | None, typer.Option("--until", metavar="DATETIME", help="Entries at or before (ISO).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N", help="How many entries.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, metavar="N", help="How many entries.")
+    ] = 50,
     json_out: JsonOut = False,
 ) -> None:
     """The change log: every change a run applied or refused, newest first."""
