@@ -198,3 +198,24 @@ def test_report_write__a_failed_write_leaves_no_temporary_file(tmp_path) -> None
     with pytest.raises(OSError):
         RunReport("r1", datetime.now(UTC), 20).write(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_report_write_fails_after_the_run__summary_then_one_error_line(
+    airtable, db, cli, monkeypatch, tmp_path
+) -> None:
+    from reconciler.report import RunReport
+
+    def full_disk(self: RunReport, path: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunReport, "write", full_disk)
+    seed_leads(airtable, 2)
+    result = cli("--json")
+    assert result.exit_code == 3, result.output
+    assert json.loads(result.stdout)["mappings"][0]["pull"]["inserted"] == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("leads: pulled 2 (+2")
+    assert lines[-1] == (
+        f"reconcile: error: could not write the report to {result.report_path} "
+        "(No space left on device)"
+    )

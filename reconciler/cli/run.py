@@ -162,21 +162,19 @@ def _do_run(
             result = run.execute()
     document = result.to_dict()
     path = report or settings.home / "reports" / f"{result.run_id}.json"
+    unwritten = None
     try:
         result.write(path)
     except OSError as exc:  # checked before the run: the disk filled up, or it changed since
-        reason = exc.strerror or type(exc).__name__
-        stderr().print(
-            f"reconcile: error: could not write the report to {path} ({reason})",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        return result.exit_code or EXIT_UNAVAILABLE
+        unwritten = f"could not write the report to {path} ({exc.strerror or type(exc).__name__})"
     if json_out:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    render_summary(console, document, quiet=quiet, verbose=verbose, report_path=str(path))
+    written = None if unwritten else str(path)
+    render_summary(console, document, quiet=quiet, verbose=verbose, report_path=written)
     append_step_summary(document)
+    if unwritten:  # the run went through; what it did is above, but its record is missing
+        console.print(f"reconcile: error: {unwritten}", markup=False, highlight=False)
+        return result.exit_code or EXIT_UNAVAILABLE
     return result.exit_code
 
 
