@@ -29,7 +29,7 @@ DEFAULT_TWENTY_URL = "https://api.twenty.com"
 AIRTABLE_TOKEN = "AIRTABLE_TOKEN"  # the default variable of an Airtable mapping's token
 AIRTABLE_BASE_ID = "AIRTABLE_BASE_ID"
 TWENTY_API_KEY = "TWENTY_API_KEY"  # the default variable of a Twenty mapping's API key
-DATABASE_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+DATABASE_SCHEMES = ("postgresql+psycopg://", "postgresql://", "postgres://")  # DATABASE_URL's
 
 # Upper bounds of the numeric variables: past them a value is a typo, and some would overflow
 # a date or a database integer in the middle of a run.
@@ -219,10 +219,12 @@ def _api_url(env: EnvMapping[str, str], name: str, default: str) -> str:
 def _database_url(env: EnvMapping[str, str]) -> Secret | None:
     url = _secret(env, "DATABASE_URL")
     if url is not None and not url.value.startswith(DATABASE_SCHEMES):
-        scheme = url.value.partition("://")[0] if "://" in url.value else "no scheme"
+        found = (
+            f"it starts {url.value.partition('://')[0]}://" if "://" in url.value else "it has none"
+        )
         raise UsageError(  # the URL itself is not quoted: it may hold a password
-            f"DATABASE_URL must start with postgresql:// (it starts with {scheme!r}); unset it "
-            "to use the embedded Postgres"
+            f"DATABASE_URL must start with postgresql:// ({found}); unset it to use the "
+            "embedded Postgres"
         )
     return url
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from reconciler.config import usable_folder
+from reconciler.config import DATABASE_SCHEMES, usable_folder
 from reconciler.errors import DatabaseError, SchemaNotMigrated
 from reconciler.store.schema import SCHEMA
 
@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy URL for a ``postgresql://`` URL (psycopg 3 driver)."""
-    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+    for prefix in DATABASE_SCHEMES:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     raise DatabaseError("DATABASE_URL must start with postgresql://")
