@@ -29,11 +29,17 @@ def run_failure(report: dict[str, Any]) -> str | None:
     """
     message = report.get("message")
     stopped = [
-        f"{e['mapping']} {e['stage']}: {e['message']}"
+        stopped_mapping(e["mapping"], e["stage"], e["message"])
         for e in report.get("errors") or []
         if not e.get("record")
     ]
     return None if message and any(message.startswith(s) for s in stopped) else message
+
+
+def stopped_mapping(mapping: str, stage: str, message: str) -> str:
+    """A failed run's message when a mapping could not proceed (and nothing stopped the run as
+    a whole): ``leads pull: Airtable kept failing after retries: …``."""
+    return f"{mapping} {stage}: {message}"
 
 
 def mapping_errors(report: dict[str, Any], name: str) -> list[dict[str, Any]]:

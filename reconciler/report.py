@@ -11,6 +11,7 @@ from typing import Any
 
 from reconciler.errors import EXIT_LOCKED, EXIT_OK, EXIT_PARTIAL, EXIT_UNAVAILABLE
 from reconciler.model import iso_ms
+from reconciler.outcome import stopped_mapping
 from reconciler.remotes.base import ApiStats
 
 REPORT_VERSION = 1
@@ -130,7 +131,7 @@ class RunReport:
             return None
         first = stopped[0]
         more = f" (and {len(stopped) - 1} more, in errors)" if len(stopped) > 1 else ""
-        return f"{first.mapping} {first.stage}: {first.message}{more}"
+        return stopped_mapping(first.mapping, first.stage, first.message) + more
 
     @property
     def exit_code(self) -> int:
