@@ -59,7 +59,8 @@ def status_command(
 
     Exits 0 when every configured mapping synced successfully within --max-age minutes, nothing
     is dead-lettered and nothing failed more than --max-failures times in a row; else exits 1
-    and prints one line per problem. Exits 3 when the database cannot be read or is not
+    and prints one line per problem. Exits 2 with nothing to watch (no mapping has synced or
+    has its credentials here) or a bad option, and 3 when the database cannot be read or is not
     migrated.
     """
     from datetime import timedelta
