@@ -62,11 +62,12 @@ def test_deleted_record_in_a_batch__marked_gone_and_the_nine_others_written(
     local = {r["airtable_record_id"]: r["notes"] for r in rows(db)}
     assert _notes(airtable) == {rid: local[rid] for rid in ids if rid != gone}
     assert airtable.get("Leads", gone) is None  # never recreated
-    # Cost: the refused PATCH, then the batch again without it; no read, no retry.
+    # Cost: the refused PATCH, then the batch again without it; no read, no retry. The two
+    # listings are the pull's window and the push's look at records changed since.
     patches = _patches(airtable)
     assert [len(p.body["records"]) for p in patches] == [10, 9]
-    assert list_requests(airtable) == 1 and leads["api"]["retries"] == 0
-    assert leads["api"]["requests"] == 3
+    assert list_requests(airtable) == 2 and leads["api"]["retries"] == 0
+    assert leads["api"]["requests"] == 4
 
 
 def test_several_deleted_records_in_a_batch__found_with_one_listing(
@@ -83,9 +84,10 @@ def test_several_deleted_records_in_a_batch__found_with_one_listing(
     assert sorted(
         r["airtable_record_id"] for r in rows(db, where="remote_deleted_at IS NOT NULL")
     ) == sorted(gone)
-    # The first refusal names one record; the second sends one listing of the batch's ids.
+    # The first refusal names one record; the second sends one listing of the batch's ids
+    # (besides the pull's window and the push's look at records changed since).
     assert [len(p.body["records"]) for p in _patches(airtable)] == [10, 9, 7]
-    assert list_requests(airtable) == 2 and leads["api"]["requests"] == 5
+    assert list_requests(airtable) == 3 and leads["api"]["requests"] == 6
 
 
 def test_deleted_record__is_not_sent_again(

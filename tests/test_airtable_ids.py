@@ -100,10 +100,12 @@ def test_fields_by_id__reads_ask_for_ids_and_writes_send_ids(
 
     assert cli().exit_code == 0
 
-    (listing,) = [r for r in airtable.requests if r.method == "GET"]
-    assert listing.query["returnFieldsByFieldId"] == ["1"]
-    assert set(listing.query["fields[]"]) == set(airtable.table("Leads").columns)
-    assert "{lastModifiedTime}" in listing.query["filterByFormula"][0]
+    listings = [r for r in airtable.requests if r.method == "GET"]
+    assert len(listings) == 2  # the pull's window; the push's look at records changed since
+    for listing in listings:
+        assert listing.query["returnFieldsByFieldId"] == ["1"]
+        assert set(listing.query["fields[]"]) == set(airtable.table("Leads").columns)
+        assert "{lastModifiedTime}" in listing.query["filterByFormula"][0]
     (patch,) = [r for r in airtable.requests if r.method == "PATCH"]
     notes = airtable.field_id("Leads", "Notes")
     assert all(rec["fields"] == {notes: "by id"} for rec in patch.body["records"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from reconciler.engine.plan import PullPlan, PushPlan
@@ -81,7 +81,9 @@ class MappingContext:
     install_id: str = ""
     on_progress: Progress | None = None
     journal: Journal = field(default_factory=NullJournal)
-    covered: bool = False  # a complete pull in this run brought every remote change into state
+    # The end of this run's complete pull window (on the remote's clock): every remote change up
+    # to it is in the state. None when no complete pull ran.
+    pulled_until: datetime | None = None
     kept: RemoteState | None = None  # what earlier runs kept of the remote, once prepared
     db_offset: timedelta = timedelta(0)  # the database's clock minus this host's
 

@@ -22,13 +22,27 @@ CANDIDATE_CHUNK = 600  # a multiple of both remotes' write batches (10 and 60)
 def push(ctx: MappingContext, should_stop: Callable[[], bool]) -> None:
     """Find local changes from sync state (whatever their age) and push them in batches."""
     after = 0
+    late: dict[str, RemoteRecord] | None = None
     while not should_stop():
         with ctx.store.unit():
             rows = ctx.store.push_candidates(ctx.mapping, after, CANDIDATE_CHUNK)
         if not rows:
             return
+        if late is None:
+            late = _changed_since_pull(ctx)
         after = rows[-1].local_id
-        _push_rows(ctx, rows, should_stop)
+        _push_rows(ctx, rows, should_stop, late)
+
+
+def _changed_since_pull(ctx: MappingContext) -> dict[str, RemoteRecord]:
+    """The records changed remotely after this run's pull read its window, by id: a person
+    editing while the run runs (its pull, or another mapping's). A push that does not read a
+    record before writing it (Airtable's, after a complete pull) would otherwise write an
+    older local value over the newer edit. One listing, an empty page when nobody edited; a
+    remote that reads before every write (Twenty's) needs none."""
+    if ctx.pulled_until is None or ctx.remote.read_before_write:
+        return {}
+    return {r.id: r for page in ctx.remote.list_changed(ctx.pulled_until) for r in page}
 
 
 def _target_id(ctx: MappingContext, row: LocalRow) -> str:
@@ -44,12 +58,18 @@ def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
         return False
     if row.state is None:
         return True  # never synced: the remote's current values are the base
-    if ctx.covered:
-        return False  # this run's complete pull already brought every remote change in
+    if ctx.pulled_until is not None:
+        return False  # this run's complete pull brought every remote change in (and the later
+        # ones are listed once: _changed_since_pull)
     return bool(local_changes(ctx.mapping, row, row.state.shadow))
 
 
-def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[[], bool]) -> None:
+def _push_rows(
+    ctx: MappingContext,
+    rows: list[LocalRow],
+    should_stop: Callable[[], bool],
+    late: dict[str, RemoteRecord],
+) -> None:
     valid = [r for r in rows if r.remote_id is None or ctx.remote.valid_id(r.remote_id)]
     valid_ids = {r.local_id for r in valid}
     key = ctx.mapping.key_column
@@ -62,6 +82,7 @@ def _push_rows(ctx: MappingContext, rows: list[LocalRow], should_stop: Callable[
     if ctx.mapping.match_on:
         valid, found, unmatched = _link_by_natural_key(ctx, valid)
         failures += unmatched
+    found.update({t: late[t] for r in valid if (t := _target_id(ctx, r)) in late})
     check = [t for r in valid if _needs_read(ctx, r) and (t := _target_id(ctx, r)) not in found]
     current = {**(ctx.remote.fetch(check) if check else {}), **found}
     plans: list[PushPlan] = []

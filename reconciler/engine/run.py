@@ -372,7 +372,7 @@ class Run:
         self, ctx: MappingContext, span: window.Window, live: set[str]
     ) -> None:
         """Move the watermark; let push trust the state; look for deletions after a sweep."""
-        ctx.covered = True  # every remote change up to the window's end is now in the state
+        ctx.pulled_until = span.until  # every remote change up to it is now in the state
         if not ctx.store.dry_run:
             with ctx.store.unit() as conn:
                 history.set_watermark(conn, ctx.mapping.name, span.until)
