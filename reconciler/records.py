@@ -42,7 +42,12 @@ class SyncState:
 
 @dataclass(frozen=True)
 class LocalRow:
-    """A row of a mapped local table with its sync state (None when never synced)."""
+    """A row of a mapped local table with its sync state (None when never synced).
+
+    ``error`` is set when a value could not be made canonical (a number or a time no remote
+    can hold, such as NaN or infinity); its column is then left out of ``values``, and the
+    row's record fails alone, in either stage.
+    """
 
     local_id: int
     remote_id: str | None
@@ -50,6 +55,7 @@ class LocalRow:
     values: Values
     state: SyncState | None = None
     remote_deleted: bool = False  # marked as deleted on the remote side
+    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -532,13 +532,14 @@ class TokenBucketLimiter:
 
 def iso_ms(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as both remote APIs render datetimes."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # ``isoformat`` writes years before 1000 in four digits, as the APIs do (glibc's
+    # ``strftime("%Y")`` does not).
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def iso_us(moment: datetime) -> str:
     """ISO-8601 UTC with microseconds and ``Z``: a Postgres ``timestamptz`` as stored."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 _MICROSECONDS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\d{3}Z$")

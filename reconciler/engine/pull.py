@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy.exc import DataError, IntegrityError
 
@@ -173,10 +174,10 @@ def _apply_page(
     with ctx.store.unit() as conn:
         rows, matches = _rows_for(ctx, good, matches)
         failed += matches.failures
-        ambiguous = {f.record_key for f in matches.failures}
-        plans = [
-            plan_pull(ctx.mapping, r, rows.get(r.id), skew) for r in good if r.id not in ambiguous
-        ]
+        unreadable = _unreadable(good, rows)
+        failed += unreadable.failures
+        left = {f.record_key for f in failed} | unreadable.applied
+        plans = [plan_pull(ctx.mapping, r, rows.get(r.id), skew) for r in good if r.id not in left]
         for plan in plans:
             plan.matched = plan.remote.id in matches.records
         if isolate:
@@ -197,6 +198,31 @@ def _apply_page(
         ctx.fail(failed)
         ctx.journal.pulled(ctx, [p for p in plans if p.remote.id not in failed_ids])
     return plans, failed_ids
+
+
+class _Unreadable(NamedTuple):
+    failures: list[Failure]
+    applied: set[str]
+
+
+def _unreadable(records: Sequence[RemoteRecord], rows: dict[str, LocalRow]) -> _Unreadable:
+    """The records whose local row holds a value no remote can hold (NaN, infinity): nothing
+    can be decided for them, the row's value being unknown. One the row's state already holds
+    in this version (read again by an overlapping window) brings nothing, and is left alone
+    (``applied``): the row's push fails. Any other fails, and is tried again as any failed
+    pull."""
+    failures, applied = [], set()
+    for record in records:
+        row = rows.get(record.id)
+        if row is None or row.error is None:
+            continue
+        if row.state is not None and row.state.remote_modified_at == record.modified_at:
+            applied.add(record.id)
+        else:
+            failures.append(
+                Failure("pull", record.id, row.error, local_id=row.local_id, remote_id=record.id)
+            )
+    return _Unreadable(failures, applied)
 
 
 def _rows_for(

@@ -70,12 +70,16 @@ def _push_rows(
     should_stop: Callable[[], bool],
     late: dict[str, RemoteRecord],
 ) -> None:
-    valid = [r for r in rows if r.remote_id is None or ctx.remote.valid_id(r.remote_id)]
+    # A row holding a value no remote can hold fails alone; it is tried again (a person may
+    # mend it), and waits out its retry delay like any failed push.
+    failures = [_failure(ctx, r, r.error, True) for r in rows if r.error is not None]
+    readable = [r for r in rows if r.error is None]
+    valid = [r for r in readable if r.remote_id is None or ctx.remote.valid_id(r.remote_id)]
     valid_ids = {r.local_id for r in valid}
     key = ctx.mapping.key_column
-    failures = [
+    failures += [
         _failure(ctx, r, f"{key} {r.remote_id!r} is not a valid record id", False)
-        for r in rows
+        for r in readable
         if r.local_id not in valid_ids
     ]
     found: dict[str, RemoteRecord] = {}

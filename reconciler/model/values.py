@@ -17,6 +17,7 @@ shadow copy in the sync state is plain JSON:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -74,10 +75,9 @@ def iso_ms(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and ``Z`` (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    if moment.year >= 1000:  # ``isoformat`` is several times faster, and pads years < 1000
-        return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # ``isoformat`` writes the year with four digits (``0001``); ``strftime("%Y")`` does not
+    # on every platform (glibc writes ``1``), which no remote takes as a date.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00"
 
 
 def parse_datetime(text: str) -> datetime:
@@ -88,11 +88,29 @@ def parse_datetime(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _number(value: Any, spec: FieldSpec) -> int | float | None:
+def _unholdable(spec: FieldSpec, value: Any, *, from_remote: bool) -> RecordError:
+    """The failure of a value no remote and no JSON can hold (a number that is not finite, a
+    date or time at infinity), naming the field as its side calls it. A local one may be
+    mended in the database, and is tried again."""
+    if from_remote:
+        return RecordError(
+            f"{spec.remote}: expected a finite value, got {value!r}", retryable=False
+        )
+    return RecordError(f"{spec.column} is {value}, which the remote cannot hold")
+
+
+# What Postgres' ``timestamptz``, ``timestamp`` and ``date`` may hold beyond any moment; the
+# database's loaders (``store.database``) hand these over as text.
+INFINITIES = frozenset({"infinity", "-infinity"})
+
+
+def _number(value: Any, spec: FieldSpec, *, from_remote: bool = True) -> int | float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise RecordError(f"{spec.remote}: expected a number, got {value!r}", retryable=False)
+    if not isinstance(value, int) and not math.isfinite(value):  # NaN, ±Infinity: no JSON
+        raise _unholdable(spec, value, from_remote=from_remote)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, float) and value.is_integer():
@@ -100,8 +118,8 @@ def _number(value: Any, spec: FieldSpec) -> int | float | None:
     return value
 
 
-def _integer(value: Any, spec: FieldSpec) -> int | None:
-    number = _number(value, spec)
+def _integer(value: Any, spec: FieldSpec, *, from_remote: bool = True) -> int | None:
+    number = _number(value, spec, from_remote=from_remote)
     if number is not None and not isinstance(number, int):
         raise RecordError(f"{spec.remote}: expected a whole number, got {value!r}", retryable=False)
     return number
@@ -117,9 +135,11 @@ def _text(value: Any, spec: FieldSpec) -> str | None:
     raise RecordError(f"{spec.remote}: expected text, got {type(value).__name__}", retryable=False)
 
 
-def _datetime(value: Any, spec: FieldSpec) -> str | None:
+def _datetime(value: Any, spec: FieldSpec, *, from_remote: bool = True) -> str | None:
     if value is None or value == "":
         return None
+    if not from_remote and isinstance(value, str) and value in INFINITIES:
+        raise _unholdable(spec, value, from_remote=False)
     if isinstance(value, datetime):
         return iso_ms(value)
     try:
@@ -130,9 +150,11 @@ def _datetime(value: Any, spec: FieldSpec) -> str | None:
         ) from None
 
 
-def _date(value: Any, spec: FieldSpec) -> str | None:
+def _date(value: Any, spec: FieldSpec, *, from_remote: bool = True) -> str | None:
     if value is None or value == "":
         return None
+    if not from_remote and isinstance(value, str) and value in INFINITIES:
+        raise _unholdable(spec, value, from_remote=False)
     # A datetime is a date too; taking its day would silently drop a time (and a zone).
     if isinstance(value, date) and not isinstance(value, datetime):
         return value.isoformat()
@@ -163,9 +185,9 @@ def canonical(spec: FieldSpec, value: Any, *, from_remote: bool) -> Canon:
     if kind is Kind.TEXT:
         return _text(value, spec)
     if kind is Kind.NUMBER:
-        return _number(value, spec)
+        return _number(value, spec, from_remote=from_remote)
     if kind is Kind.INTEGER:
-        return _integer(value, spec)
+        return _integer(value, spec, from_remote=from_remote)
     if kind is Kind.BOOLEAN:
         if value is None:
             return False
@@ -173,9 +195,9 @@ def canonical(spec: FieldSpec, value: Any, *, from_remote: bool) -> Canon:
             raise RecordError(f"{spec.remote}: expected true/false, got {value!r}", retryable=False)
         return value
     if kind is Kind.DATETIME:
-        return _datetime(value, spec)
+        return _datetime(value, spec, from_remote=from_remote)
     if kind is Kind.DATE:
-        return _date(value, spec)
+        return _date(value, spec, from_remote=from_remote)
     return _json(value, spec, from_text=from_remote and spec.json_as_text)
 
 
@@ -213,8 +235,10 @@ def converter(spec: FieldSpec, *, from_remote: bool) -> Converter:
             if value.__class__ is int:
                 return value
             if value.__class__ is float:  # as ``_number`` has it
-                return int(value) if value.is_integer() else value
-            if value.__class__ is Decimal:  # from the database: as ``_number`` has it
+                if value.is_integer():
+                    return int(value)
+                return value if math.isfinite(value) else slow(value)
+            if value.__class__ is Decimal and value.is_finite():  # as ``_number`` has it
                 return int(value) if value == value.to_integral_value() else float(value)
             return slow(value)
 
@@ -239,8 +263,7 @@ def converter(spec: FieldSpec, *, from_remote: bool) -> Converter:
 def _fast_datetime(value: Any, *, slow: Converter) -> Canon:
     """A timestamp already in the canonical form (``2024-01-31T08:30:00.250Z``) is its own
     canonical form once it is known to be a real moment; anything else takes the long way."""
-    # Years before 1000 are spelled otherwise by ``iso_ms``.
-    if value.__class__ is str and value[:1] != "0" and CANONICAL_MS_RE.fullmatch(value):
+    if value.__class__ is str and CANONICAL_MS_RE.fullmatch(value):
         try:
             datetime.fromisoformat(value)
         except ValueError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
@@ -27,7 +27,7 @@ from pyairtable.formulas import (
     to_formula_str,
 )
 
-from reconciler.model import FieldSpec, Kind
+from reconciler.model import FieldSpec, Kind, iso_ms
 
 MS = timedelta(milliseconds=1)
 
@@ -35,9 +35,7 @@ MS = timedelta(milliseconds=1)
 def utc_stamp(moment: datetime) -> str:
     """An ISO UTC instant with milliseconds and ``Z``, whatever zone ``moment`` is in
     (pyairtable writes a naive datetime without ``Z`` and an aware one with its offset)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return iso_ms(moment)  # naive taken as UTC; the year in four digits, as Airtable reads it
 
 
 def _floor_ms(moment: datetime) -> datetime:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from psycopg.abc import AdaptContext, Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from reconciler.config import DATABASE_SCHEMES, usable_folder
@@ -74,7 +78,14 @@ def embedded_url(home: Path) -> str:
 
 
 def connect(url: str) -> Engine:
-    """A SQLAlchemy engine for the URL; checks that the database answers."""
+    """A SQLAlchemy engine for the URL; checks that the database answers.
+
+    Every session is in UTC (``TimeZone``, passed as a libpq ``options`` setting after any the
+    URL or ``PGOPTIONS`` gives): times come back in the zone the tool writes them in, whatever
+    zone the server, the database or the role defaults to. In another zone a valid moment may
+    be written in a year psycopg cannot read (``9999-12-31T23:59:59Z`` is year 10000 in Tokyo).
+    Dates and times at infinity are read as text (``_InfinityAsText``).
+    """
     engine = create_engine(
         sqlalchemy_url(url),
         pool_pre_ping=True,
@@ -84,8 +95,10 @@ def connect(url: str) -> Engine:
             "connect_timeout": 10,
             "application_name": "reconciler",
             "prepare_threshold": None,
+            "options": session_options(url),
         },
     )
+    event.listen(engine, "connect", _register_loaders)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -93,6 +106,53 @@ def connect(url: str) -> Engine:
         engine.dispose()
         raise DatabaseError(f"database unreachable at {redact(url)}: {_reason(exc)}") from exc
     return engine
+
+
+def session_options(url: str) -> str:
+    """The libpq ``options`` of the tool's sessions: the URL's (else ``PGOPTIONS``), then
+    ``TimeZone=UTC``, which wins over any zone set before it. (An ``options`` given to the
+    driver replaces the URL's and ``PGOPTIONS``, so those are carried over.)"""
+    given = make_url(sqlalchemy_url(url)).query.get("options")
+    if given is None:
+        given = os.environ.get("PGOPTIONS", "")
+    elif not isinstance(given, str):  # the parameter given twice
+        given = " ".join(given)
+    return f"{given} -c TimeZone=UTC".strip()
+
+
+class _InfinityAsText(Loader):
+    """A date or time type's loader that reads ``infinity`` and ``-infinity`` as those words.
+
+    Postgres' ``date``, ``timestamp`` and ``timestamptz`` hold them, Python's types cannot:
+    psycopg's own loaders raise, which fails the whole statement, so one such value in a
+    table would stop every read of it. As text, the value reaches the row's conversion, which
+    fails that row's record alone (``model.values``). Any other value is psycopg's loader's.
+    """
+
+    wrapped: type[Loader]
+
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        self._load = self.wrapped(oid, context).load
+
+    def load(self, data: Buffer) -> Any:
+        """The value, or the word for a value at infinity."""
+        if data[-8:] == b"infinity":
+            return bytes(data).decode()
+        return self._load(data)
+
+
+_INFINITE_TYPES = ("date", "timestamp", "timestamptz")
+
+
+def _register_loaders(dbapi_connection: Any, _record: Any) -> None:
+    """Install ``_InfinityAsText`` on a new connection, over the loader psycopg has."""
+    adapters = dbapi_connection.adapters
+    for name in _INFINITE_TYPES:
+        oid = adapters.types[name].oid
+        wrapped = adapters.get_loader(oid, Format.TEXT)
+        loader = type(f"Infinite{wrapped.__name__}", (_InfinityAsText,), {"wrapped": wrapped})
+        adapters.register_loader(oid, loader)
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.types import NullType
 
 from reconciler.engine.plan import PullPlan, PushPlan
-from reconciler.errors import UsageError
+from reconciler.errors import RecordError, UsageError
 from reconciler.model import Converter, Mapping, converter, json_text, to_db
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.pages import (
@@ -177,9 +177,14 @@ class Store:
     def _local_row(self, mapping: Mapping, row: Sequence[Any]) -> LocalRow:
         # By position, in ``_select_rows``'s order: read for every row of every page.
         first_state = 4 + len(mapping.fields)
-        values = {
-            column: convert(row[at]) for at, (column, convert) in enumerate(self._read(mapping), 4)
-        }
+        error = None
+        try:
+            values = {
+                column: convert(row[at])
+                for at, (column, convert) in enumerate(self._read(mapping), 4)
+            }
+        except RecordError:  # rare: the row again, value by value, to keep what is readable
+            values, error = self._readable_values(mapping, row)
         state = None
         remote_id, remote_modified_at, local_updated_at, shadow, pending, local_id = row[
             first_state:
@@ -200,7 +205,20 @@ class Store:
             values,
             state,
             remote_deleted=row[3] is not None,
+            error=error,
         )
+
+    def _readable_values(self, mapping: Mapping, row: Sequence[Any]) -> tuple[Values, str]:
+        """A row's canonical values without those that cannot be made canonical, and the
+        failures of those, one message."""
+        values: Values = {}
+        errors: list[str] = []
+        for at, (column, convert) in enumerate(self._read(mapping), 4):
+            try:
+                values[column] = convert(row[at])
+            except RecordError as exc:
+                errors.append(str(exc))
+        return values, "; ".join(errors)
 
     def _read(self, mapping: Mapping) -> list[tuple[str, Converter]]:
         """Each field's column and how its database value is made canonical."""

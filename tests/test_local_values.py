@@ -1,0 +1,210 @@
+"""Local values at the edges of what Postgres holds: a number that is not finite or a time at
+infinity fails its own record alone (in either stage) and every other record goes through; the
+session's time zone is UTC whatever the database's is; years before 1000 are sent in four
+digits."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.twenty import TwentyEmulator
+from tests.helpers import ago, execute, rows, seed_leads, seed_progressions
+
+M = "rep_progressions"
+
+
+def _failures(db: sa.Engine) -> list[tuple[str, str, bool]]:
+    with db.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT stage, record_key, dead FROM reconciler.failures ORDER BY stage")
+        )
+        return [tuple(r) for r in found]  # type: ignore[misc]
+
+
+def _remote_id(db: sa.Engine, table: str, key: str) -> str:
+    """The remote id of row 1 (read alone: psycopg cannot load its other values)."""
+    with db.connect() as conn:
+        return str(conn.execute(sa.text(f"SELECT {key}::text FROM {table} WHERE id = 1")).scalar())
+
+
+def _errors(result: Any) -> list[tuple[str, str, str]]:
+    return [(e["stage"], e["record"], e["message"]) for e in result.report["errors"]]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_push__a_number_no_remote_can_hold_fails_its_record_alone(
+    airtable: AirtableEmulator, twenty: TwentyEmulator, db: sa.Engine, cli: Any, value: str
+) -> None:
+    bad, good = seed_progressions(twenty, 2)
+    (lead,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    execute(db, f"UPDATE {M} SET total_xp = :v WHERE twenty_id = :id", v=value, id=bad)
+    execute(db, f"UPDATE {M} SET total_xp = 7 WHERE twenty_id = :id", id=good)
+    execute(db, "UPDATE leads SET notes = 'Called.'")
+
+    result = cli()
+
+    assert result.exit_code == 1, result.output
+    assert _errors(result) == [("push", bad, f"total_xp is {value}, which the remote cannot hold")]
+    assert (twenty.get(good) or {})["totalXp"] == 7
+    assert (twenty.get(bad) or {})["totalXp"] == 1000
+    assert (airtable.get("Leads", lead) or {})["fields"]["Notes"] == "Called."
+    assert _failures(db) == [("push", bad, False)]  # tried again, as any failed push
+
+    execute(db, f"UPDATE {M} SET total_xp = 12 WHERE twenty_id = :id", id=bad)  # mended
+    mended = cli()
+
+    assert mended.exit_code == 0, mended.output
+    assert (twenty.get(bad) or {})["totalXp"] == 12
+    assert _failures(db) == []
+
+
+def test_pull__a_record_whose_row_holds_nan_fails_alone_and_is_retried(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any
+) -> None:
+    bad, good = seed_progressions(twenty, 2)
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, f"UPDATE {M} SET total_xp = 'NaN' WHERE twenty_id = :id", id=bad)
+    for rid in (bad, good):
+        twenty.update(rid, {"currentRank": "S-1"}, updated_at=ago(1))
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 1, result.output
+    errors = _errors(result)
+    assert ("pull", bad, "total_xp is NaN, which the remote cannot hold") in errors
+    assert {stage for stage, record, _ in errors if record == bad} == {"pull", "push"}
+    assert len(errors) == 2
+    ranks = {str(r["twenty_id"]): r["current_rank"] for r in rows(db, M)}
+    assert ranks == {bad: "E-1", good: "S-1"}
+    assert ("pull", bad, False) in _failures(db)  # not dead-lettered at its first attempt
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [
+        (M, "last_activity_date", "infinity"),
+        (M, "last_activity_date", "-infinity"),
+        ("leads", "claimed_at", "infinity"),
+    ],
+)
+def test_push__a_time_at_infinity_fails_its_record_alone(
+    airtable: AirtableEmulator,
+    twenty: TwentyEmulator,
+    db: sa.Engine,
+    cli: Any,
+    table: str,
+    column: str,
+    value: str,
+) -> None:
+    seed_progressions(twenty, 2)
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, f"UPDATE {table} SET {column} = :v WHERE id = 1", v=value)
+    execute(db, "UPDATE leads SET notes = 'Called.' WHERE id = 2")
+    execute(db, f"UPDATE {M} SET name = 'Renamed' WHERE id = 2")
+
+    result = cli()
+
+    assert result.exit_code == 1, result.output
+    ((stage, record, message),) = _errors(result)
+    key = "airtable_record_id" if table == "leads" else "twenty_id"
+    assert (stage, record) == ("push", _remote_id(db, table, key))
+    assert message == f"{column} is {value}, which the remote cannot hold"
+    assert {r["fields"].get("Notes") for r in airtable.records("Leads")} >= {"Called."}
+    assert "Renamed" in {r["name"] for r in twenty.records()}
+
+
+def test_session__is_in_utc_whatever_the_database_zone(
+    airtable: AirtableEmulator, db: sa.Engine, database_url: str, cli: Any
+) -> None:
+    """In Tokyo, 9999-12-31T23:59:59.999Z is written in the year 10000, which psycopg cannot
+    read: a session in the database's zone could not read the row at all."""
+    (lead,) = seed_leads(airtable, 1)
+    name = database_url.partition("?")[0].rsplit("/", 1)[1]
+    execute(db, f"ALTER DATABASE {name} SET timezone = 'Asia/Tokyo'")
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET claimed_at = '9999-12-31T23:59:59.999Z'")
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["push"]["updated"] == 1
+    fields = (airtable.get("Leads", lead) or {})["fields"]
+    assert fields["Claimed At"] == "9999-12-31T23:59:59.999Z"
+
+
+def test_push__a_moment_before_the_year_1000_is_sent_with_a_four_digit_year(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Any
+) -> None:
+    (lead,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET claimed_at = '0001-01-01T00:00:00Z'")
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    (sent,) = [r.body["records"][0]["fields"] for r in airtable.requests if r.method == "PATCH"]
+    assert "0001-01-01T00:00:00.000Z" in sent.values()
+    fields = (airtable.get("Leads", lead) or {})["fields"]
+    assert fields["Claimed At"] == "0001-01-01T00:00:00.000Z"
+
+
+EVENTS = """
+CREATE TABLE events (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    airtable_record_id text UNIQUE,
+    title text,
+    day date,
+    remote_deleted_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TRIGGER events_touch_updated_at BEFORE INSERT OR UPDATE ON events
+    FOR EACH ROW EXECUTE FUNCTION reconciler.touch_updated_at()
+"""
+EVENTS_CONFIG = """
+[mappings.events]
+remote = "airtable"
+table = "Events"
+local_table = "events"
+key_column = "airtable_record_id"
+fields = [
+    { remote = "Title", column = "title" },
+    { remote = "Day", column = "day", kind = "date", direction = "both" },
+]
+"""
+
+
+def test_date_column__early_years_are_sent_in_four_digits_and_infinity_fails_alone(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    airtable.add_table(
+        "Events", {"Title": "singleLineText", "Day": "date", "lastModifiedTime": "lastModifiedTime"}
+    )
+    with db.begin() as conn:
+        for statement in EVENTS.split(";"):
+            conn.exec_driver_sql(statement)
+    config = tmp_path / "config.toml"
+    config.write_text(EVENTS_CONFIG, encoding="utf-8")
+    early = airtable.create("Events", {"Title": "Early", "Day": "2024-02-29"}, modified_at=ago(5))
+    never = airtable.create("Events", {"Title": "Never", "Day": "2024-03-01"}, modified_at=ago(5))
+    run = ("--config", str(config), "--mapping", "events")
+    assert cli(*run).exit_code == 0
+    execute(db, "UPDATE events SET day = '0001-01-01' WHERE title = 'Early'")
+    execute(db, "UPDATE events SET day = 'infinity' WHERE title = 'Never'")
+
+    result = cli(*run)
+
+    assert result.exit_code == 1, result.output
+    assert _errors(result) == [
+        ("push", never["id"], "day is infinity, which the remote cannot hold")
+    ]
+    assert (airtable.get("Events", early["id"]) or {})["fields"]["Day"] == "0001-01-01"
+    assert [r["day"] for r in rows(db, "events", "title = 'Early'")] == [date(1, 1, 1)]
