@@ -54,8 +54,13 @@ class LocalRow:
     updated_at: datetime
     values: Values
     state: SyncState | None = None
-    remote_deleted: bool = False  # marked as deleted on the remote side
+    remote_deleted_at: datetime | None = None  # when it was marked deleted on the remote side
     error: str | None = None
+
+    @property
+    def remote_deleted(self) -> bool:
+        """Whether the row is marked as deleted on the remote side."""
+        return self.remote_deleted_at is not None
 
 
 @dataclass(frozen=True)

@@ -159,3 +159,88 @@ def test_twenty_push__keeps_each_records_position(twenty, db, cli) -> None:
     assert {r["id"]: r["position"] for r in twenty.records()} == before
     (write,) = twenty_writes(twenty)[-1:]
     assert all("position" in record for record in write.body)
+
+
+# -- recreating a record deleted remotely: a person clears the row's key column -----------------
+
+
+def _clear_key(db, table: str, key: str, local_id: int) -> None:
+    execute(db, f"UPDATE {table} SET {key} = NULL WHERE id = :i", i=local_id)
+
+
+def test_twenty_recreate__clearing_twenty_id_creates_the_record_again(twenty, db, cli) -> None:
+    ids = seed_progressions(twenty, 3)
+    cli("--mapping", M)
+    twenty.soft_delete(ids[1])
+    execute(db, "UPDATE rep_progressions SET streak_days = 11")
+    marked = cli("--mapping", M)
+    assert marked.mapping(M)["remote_deleted"] == 1
+    (row,) = rows(db, M, "remote_deleted_at IS NOT NULL")
+    _clear_key(db, M, "twenty_id", row["id"])
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["push"]["created"] == 1, result.report
+    (now,) = rows(db, M, f"id = {row['id']}")
+    new_id = str(now["twenty_id"])
+    assert now["remote_deleted_at"] is None and new_id not in ids
+    created = twenty.get(new_id)
+    assert created is not None and created["deletedAt"] is None
+    assert created["streakDays"] == 11 and created["name"] == row["name"]
+    old = twenty.get(ids[1])
+    assert old is not None and old["deletedAt"] is not None  # the deleted one stays deleted
+    again = cli("--mapping", M)
+    assert again.exit_code == 0 and again.mapping(M)["push"]["created"] == 0
+    assert rows(db, M, "remote_deleted_at IS NOT NULL") == []
+
+
+def test_twenty_recreate__a_record_this_tool_created_gets_a_new_id(twenty, db, cli) -> None:
+    """A create's id is derived from the row: the recreated record must not reuse the deleted
+    one's (an upsert on it would restore the deleted record instead of creating one)."""
+    execute(
+        db,
+        "INSERT INTO rep_progressions (name, workspace_member_id, streak_days) "
+        "VALUES ('Local Rep', 'wm-local', 3)",
+    )
+    first = cli("--mapping", M)
+    assert first.mapping(M)["push"]["created"] == 1, first.report
+    (row,) = rows(db, M)
+    first_id = str(row["twenty_id"])
+    twenty.soft_delete(first_id)
+    execute(db, "UPDATE rep_progressions SET streak_days = 4")
+    assert cli("--mapping", M).mapping(M)["remote_deleted"] == 1
+    _clear_key(db, M, "twenty_id", row["id"])
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["push"]["created"] == 1, result.report
+    (now,) = rows(db, M)
+    assert now["remote_deleted_at"] is None and str(now["twenty_id"]) != first_id
+    assert twenty.get(first_id)["deletedAt"] is not None  # not restored
+    assert twenty.get(str(now["twenty_id"]))["streakDays"] == 4
+
+
+def test_airtable_recreate__clearing_airtable_record_id_makes_a_lead_local_only(
+    airtable, db, cli
+) -> None:
+    """Leads are never created in Airtable: a lead whose key is cleared is local-only."""
+    ids = seed_leads(airtable, 12)
+    cli()
+    airtable.delete("Leads", ids[0])
+    cli("--full")
+    (row,) = rows(db, where="remote_deleted_at IS NOT NULL")
+    _clear_key(db, "leads", "airtable_record_id", row["id"])
+    execute(db, "UPDATE leads SET notes = 'edited' WHERE id = :i", i=row["id"])
+    airtable.reset_log()
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    leads = result.mapping("leads")
+    assert leads["push"]["created"] == 0 and leads["push"]["failed"] == 0
+    assert result.report["errors"] == []
+    assert len(airtable.records("Leads")) == 11
+    (now,) = rows(db, where=f"id = {row['id']}")
+    assert now["airtable_record_id"] is None and now["notes"] == "edited"

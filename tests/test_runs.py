@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import sqlalchemy as sa
 from rich.console import Console
 
 from reconciler.render import render_runs
@@ -97,3 +98,84 @@ def test_runs__a_table_on_a_terminal() -> None:
         "1",
     ]
     assert "running" in next(line for line in text.splitlines() if "def456" in line)
+
+
+# -- a run that fails after it started ends in the history as failed, not interrupted ---------
+
+
+def _fails_inside(monkeypatch) -> None:
+    """A bug inside the run: reading push candidates raises."""
+    from reconciler.store.sync import Store
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Store, "push_candidates", boom)
+
+
+def _stored(db) -> dict[str, tuple[str, int | None, bool]]:
+    """Each stored run's status, exit code and whether its end is recorded."""
+    with db.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT run_id, status, exit_code, finished_at FROM reconciler.runs")
+        )
+        return {r[0]: (r[1], r[2], r[3] is not None) for r in found}
+
+
+def _listed(cli) -> tuple[list[dict], list[str]]:
+    as_json = cli("runs", "--json")
+    plain = cli("runs")
+    assert as_json.exit_code == plain.exit_code == 0, as_json.output + plain.output
+    lines = [x for x in plain.stdout.splitlines() if x.strip()]
+    return json.loads(as_json.stdout), lines
+
+
+def test_runs__an_internal_error_mid_run_is_listed_failed_with_its_message(
+    airtable, db, cli, monkeypatch
+) -> None:
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    _fails_inside(monkeypatch)
+
+    failed = cli()
+
+    assert failed.exit_code == 3, failed.output
+    assert failed.report["message"] == "internal error: RuntimeError: boom"
+    listed, lines = _listed(cli)
+    assert listed[0]["run_id"] == failed.report["run_id"]
+    assert listed[0]["status"] == "failed"
+    assert listed[0]["message"] == "internal error: RuntimeError: boom"
+    assert lines[0].startswith(f"{failed.report['run_id']}  failed ")
+    assert "interrupted" not in lines[0] and "running" not in lines[0]
+    stored = _stored(db)
+    assert stored[failed.report["run_id"]] == ("failed", 3, True)
+
+
+def test_runs__a_value_the_driver_cannot_read_fails_the_run_in_the_history(
+    airtable, db, cli
+) -> None:
+    """A statement that fails mid-run: the run's own transaction is broken; its end is
+    recorded on a connection of its own."""
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET claimed_at = 'infinity' WHERE id = 1")
+
+    failed = cli()
+
+    assert failed.exit_code == 3, failed.output
+    message = failed.report["message"]
+    assert message.startswith("the database refused a statement: "), message
+    listed, lines = _listed(cli)
+    assert (listed[0]["status"], listed[0]["message"]) == ("failed", message)
+    assert lines[0].startswith(f"{failed.report['run_id']}  failed ")
+
+
+def test_runs__a_dry_run_that_fails_writes_no_history(airtable, db, cli, monkeypatch) -> None:
+    seed_leads(airtable, 2)
+    _fails_inside(monkeypatch)
+
+    failed = cli("--dry-run")
+
+    assert failed.exit_code == 3, failed.output
+    assert failed.report["status"] == "failed"
+    assert _stored(db) == {}

@@ -306,3 +306,25 @@ def test_status__nothing_to_watch_is_a_usage_error(database_url, cli: Cli) -> No
     result = cli("status")
     assert result.exit_code == 2, result.output
     assert "AIRTABLE_TOKEN" in result.stderr and "TWENTY_API_KEY" in result.stderr
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__a_run_that_failed_mid_run_is_a_failed_run_not_an_interrupted_one(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.store.sync import Store
+
+    def boom(self: Store, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Store, "push_candidates", boom)
+    for _ in range(4):
+        assert cli().exit_code == 3
+
+    lines = _problems(cli("status"))
+
+    why = "failed in its last 4 runs in a row: internal error: RuntimeError: boom"
+    assert lines == [f"leads: {why}", f"{M}: {why}"]
+    doc = json.loads(cli("status", "--json").stdout)
+    assert doc["runs"] == []
+    assert [m["failed_runs_in_a_row"] for m in doc["mappings"]] == [4, 4]

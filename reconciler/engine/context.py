@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from reconciler.engine.plan import PullPlan, PushPlan
@@ -103,12 +103,20 @@ class MappingContext:
         offset = self.clock_offset
         return (timedelta(0) if offset is None else offset) - self.db_offset
 
-    def create_id(self, local_id: int) -> str:
+    def create_id(self, local_id: int, deleted_at: datetime | None = None) -> str:
         """The id a remote create uses for a local row: derived from the database's install id
         and the row, so a retried create cannot make a second record (the remote upserts on it),
-        and a create that landed unrecorded can be recognised later."""
+        and a create that landed unrecorded can be recognised later.
+
+        A row marked deleted remotely whose key a person cleared (``deleted_at``, its
+        ``remote_deleted_at``) is created again under an id derived from that mark too: the
+        deleted record may hold the row's first id, and an upsert on it would restore that
+        record instead of creating one."""
         namespace = uuid.UUID(self.install_id) if self.install_id else uuid.NAMESPACE_URL
-        return str(uuid.uuid5(namespace, f"{self.mapping.name}:{local_id}"))
+        name = f"{self.mapping.name}:{local_id}"
+        if deleted_at is not None:
+            name += f":{deleted_at.astimezone(UTC).isoformat()}"
+        return str(uuid.uuid5(namespace, name))
 
     def progress(self, stage: str, done: int) -> None:
         """Report progress to whoever watches (a progress bar on a terminal)."""

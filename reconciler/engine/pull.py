@@ -252,7 +252,7 @@ def _adopt_unrecorded_creates(ctx: MappingContext, unknown: Sequence[str]) -> bo
     rows: a create's id is derived from the local row. Returns whether any row was linked."""
     if not unknown or not ctx.mapping.create_remote:
         return False
-    ours = {ctx.create_id(i): i for i in ctx.store.unlinked_ids(ctx.mapping)}
+    ours = {ctx.create_id(i, deleted): i for i, deleted in ctx.store.unlinked_ids(ctx.mapping)}
     pairs = [(ours[rid], rid) for rid in unknown if rid in ours]
     ctx.store.link(ctx.mapping, pairs)
     return bool(pairs)

@@ -47,7 +47,12 @@ def _changed_since_pull(ctx: MappingContext) -> dict[str, RemoteRecord]:
 
 def _target_id(ctx: MappingContext, row: LocalRow) -> str:
     """The remote id a push writes to: the linked one, or the id a create would choose."""
-    return row.remote_id if row.remote_id is not None else ctx.create_id(row.local_id)
+    return row.remote_id if row.remote_id is not None else _create_id(ctx, row)
+
+
+def _create_id(ctx: MappingContext, row: LocalRow) -> str:
+    """The id a create of this row uses (a new one for a row created again)."""
+    return ctx.create_id(row.local_id, row.remote_deleted_at)
 
 
 def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
@@ -206,7 +211,7 @@ def _deleted_remotely(row: LocalRow, was_read: bool, record: RemoteRecord | None
 def _mark_gone(ctx: MappingContext, rows: Sequence[LocalRow]) -> None:
     """Mark rows whose remote record was deleted remotely (in the open unit); a create's row is
     linked to the id it had chosen first, so that it is never created again either."""
-    links = [(r.local_id, ctx.create_id(r.local_id)) for r in rows if r.remote_id is None]
+    links = [(r.local_id, _create_id(ctx, r)) for r in rows if r.remote_id is None]
     ctx.mark_gone("push", [_target_id(ctx, r) for r in rows], links=links)
 
 
@@ -215,7 +220,7 @@ def _item(ctx: MappingContext, plan: PushPlan) -> PushItem:
     if row.remote_id is not None:
         return PushItem(row.local_id, row.remote_id, plan.send, current=plan.current)
     return PushItem(
-        row.local_id, ctx.create_id(row.local_id), plan.send, create=True, current=plan.current
+        row.local_id, _create_id(ctx, row), plan.send, create=True, current=plan.current
     )
 
 

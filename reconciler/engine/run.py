@@ -98,6 +98,8 @@ class Run:
         self.window_placed = False
         self._report_lock = threading.Lock()
         self.change_log = ChangeLog(self.report.run_id)
+        self.history_started = False  # the run's row is in the history, marked running
+        self.history_finished = False  # and its end is recorded there
 
     def execute(self) -> RunReport:
         """Run to the end and return the report; never raises for run-level failures."""
@@ -106,22 +108,45 @@ class Run:
             report.mappings.append(MappingResult(mapping.name, mapping.remote, skipped=reason))
         try:
             engine = open_database(self.settings)
+        except Exception as exc:
+            self._fail(exc)
+        else:
             try:
                 self._with_database(engine)
+            except Exception as exc:
+                self._fail(exc)
             finally:
                 engine.dispose()
-        except ReconcilerError as exc:
-            report.fatal = str(exc)
-        except (OperationalError, InterfaceError) as exc:
-            report.fatal = "database connection lost mid-run: " + _first_line(exc)
-        except SQLAlchemyError as exc:
-            report.fatal = "the database refused a statement: " + _first_line(exc)
-        except Exception as exc:  # a bug must still leave a report and a clear exit code
-            logger.debug("internal error", exc_info=True)  # shown with -v
-            report.fatal = f"internal error: {type(exc).__name__}: {exc}"
         if report.finished_at is None:
             report.finish()
         return report
+
+    def _fail(self, exc: Exception) -> None:
+        """Say in the report why the run could not go on."""
+        report = self.report
+        if isinstance(exc, ReconcilerError):
+            report.fatal = str(exc)
+        elif isinstance(exc, (OperationalError, InterfaceError)):
+            report.fatal = "database connection lost mid-run: " + _first_line(exc)
+        elif isinstance(exc, SQLAlchemyError):
+            report.fatal = "the database refused a statement: " + _first_line(exc)
+        else:  # a bug must still leave a report and a clear exit code
+            logger.debug("internal error", exc_info=True)  # shown with -v
+            report.fatal = f"internal error: {type(exc).__name__}: {exc}"
+
+    def _record_end(self, engine: Engine) -> None:
+        """Record the end of a run that started in the history but failed before recording it,
+        on a connection of its own (the run's may be broken): only a process killed outright
+        leaves its run marked running (shown as interrupted). When even that fails (the
+        database is gone), the report still says why the run failed."""
+        if not self.history_started or self.history_finished:
+            return
+        try:
+            with engine.begin() as conn:
+                history.finish_run(conn, self.report.to_dict(), self.report.exit_code)
+            self.history_finished = True
+        except Exception:
+            logger.debug("could not record the end of the run", exc_info=True)
 
     @contextmanager
     def _locks(self, conn: Connection) -> Iterator[bool]:
@@ -180,27 +205,42 @@ class Run:
                     history.start_run(
                         conn, report.run_id, report.started_at, self.options.lookback, store.dry_run
                     )
-            report.window_until = window.truncate_ms(report.started_at)
-            contexts = [
-                self._context(store, mapping, install)
-                for mapping, reason in self.mappings
-                if reason is None
-            ]
+            self.history_started = not store.dry_run  # committed with the unit above
             try:
-                with ExitStack() as connections:
-                    groups = self._lanes(contexts, engine, connections)
-                    self._stages(groups)
-            finally:
-                for ctx in contexts:
-                    ctx.remote.close()
-            self._stopped_note()
-            self._log_retention(store)
-            report.finish()
-            if store.dry_run:
-                store.discard()
-            else:
-                with store.unit():
-                    history.finish_run(conn, report.to_dict(), report.exit_code)
+                self._run(engine, store, install)
+            except Exception as exc:
+                if not self.history_started:
+                    raise
+                self._fail(exc)
+                report.finish()
+                self._record_end(engine)  # while this run's own lock still marks it alive
+
+    def _run(self, engine: Engine, store: Store, install: str) -> None:
+        """The run proper, once it is in the history: both stages of every mapping, then its
+        end recorded (a dry run discards everything instead)."""
+        report = self.report
+        report.window_until = window.truncate_ms(report.started_at)
+        contexts = [
+            self._context(store, mapping, install)
+            for mapping, reason in self.mappings
+            if reason is None
+        ]
+        try:
+            with ExitStack() as connections:
+                groups = self._lanes(contexts, engine, connections)
+                self._stages(groups)
+        finally:
+            for ctx in contexts:
+                ctx.remote.close()
+        self._stopped_note()
+        self._log_retention(store)
+        report.finish()
+        if store.dry_run:
+            store.discard()
+        else:
+            with store.unit() as conn:
+                history.finish_run(conn, report.to_dict(), report.exit_code)
+            self.history_finished = True
 
     def _lanes(
         self, contexts: list[MappingContext], engine: Engine, connections: ExitStack

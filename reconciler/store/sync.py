@@ -198,13 +198,15 @@ class Store:
                 pending=bool(pending),
             )
         key = row[2]
+        if key is None and state is not None and state.remote_id is not None:
+            state = None  # its key was cleared: the old record's state is no base for a create
         return LocalRow(
             row[0],
             None if key is None else str(key),
             row[1],
             values,
             state,
-            remote_deleted=row[3] is not None,
+            remote_deleted_at=row[3],
             error=error,
         )
 
@@ -293,7 +295,9 @@ class Store:
 
         A row is a candidate when it was never synced, was written since its last sync, or still
         holds values the remote lacks (``pending``); rows waiting out a retry delay or
-        dead-lettered are left out until they change again locally.
+        dead-lettered are left out until they change again locally. A row marked deleted
+        remotely is left out, unless a person cleared its key column to have it created again:
+        it is then a new row (its old record's sync state no longer counts).
         """
         table = self.table(mapping)
         key = table.c[mapping.key_column]
@@ -306,8 +310,10 @@ class Store:
             table.c.updated_at == fail.c.local_updated_at,
             or_(fail.c.dead, fail.c.next_attempt_at > func.now()),
         )
-        conditions = [table.c.id > after_id]
-        conditions.append(table.c.remote_deleted_at.is_(None))
+        conditions = [
+            table.c.id > after_id,
+            or_(table.c.remote_deleted_at.is_(None), key.is_(None)),
+        ]
         if not mapping.create_remote and not mapping.match_on:
             conditions.append(key.isnot(None))  # local-only rows: nothing to create or find
         query = (
@@ -318,6 +324,7 @@ class Store:
                     sync_state.c.local_id.is_(None),
                     sync_state.c.pending,
                     table.c.updated_at.is_distinct_from(sync_state.c.local_updated_at),
+                    and_(key.is_(None), sync_state.c.remote_id.isnot(None)),  # key cleared
                 ),
                 ~waiting.exists(),
             )
@@ -508,15 +515,22 @@ class Store:
         query = select(key).where(key.isnot(None), table.c.remote_deleted_at.is_(None))
         return [str(r) for r in self.conn.execute(query).scalars()]
 
-    def unlinked_ids(self, mapping: Mapping) -> list[int]:
+    def unlinked_ids(self, mapping: Mapping) -> list[tuple[int, datetime | None]]:
         """Primary keys of the rows that hold no remote id (not created remotely, as far as
-        the database knows)."""
+        the database knows), each with its ``remote_deleted_at`` (set when a person cleared the
+        key of a row whose record was deleted remotely)."""
         table = self.table(mapping)
-        query = select(table.c.id).where(table.c[mapping.key_column].is_(None))
-        return [int(r) for r in self.conn.execute(query).scalars()]
+        query = select(table.c.id, table.c.remote_deleted_at).where(
+            table.c[mapping.key_column].is_(None)
+        )
+        return [(int(i), deleted) for i, deleted in self.conn.execute(query)]
 
     def link(self, mapping: Mapping, pairs: Sequence[tuple[int, str]]) -> None:
         """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs.
+
+        A row holding no id may still be marked ``remote_deleted_at``: its record was deleted
+        and a person cleared its key to have it created again. The mark was the old record's
+        and is cleared (a record found deleted marks the row again, from now).
 
         Recording a link is not a change of the row's content: ``updated_at`` keeps saying
         when the row last changed (moved by one microsecond, so the trigger, which stamps any
@@ -525,16 +539,14 @@ class Store:
         """
         table = self.table(mapping)
         key = table.c[mapping.key_column]
+        values = {
+            mapping.key_column: bindparam("_rid"),
+            "updated_at": table.c.updated_at + LINK_TICK,
+            "remote_deleted_at": None,
+        }
         if pairs:
             self.conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("_id"), key.is_(None))
-                .values(
-                    {
-                        mapping.key_column: bindparam("_rid"),
-                        "updated_at": table.c.updated_at + LINK_TICK,
-                    }
-                ),
+                update(table).where(table.c.id == bindparam("_id"), key.is_(None)).values(values),
                 [{"_id": i, "_rid": rid} for i, rid in pairs],
             )
 
