@@ -151,14 +151,19 @@ def test_runs__an_internal_error_mid_run_is_listed_failed_with_its_message(
     assert stored[failed.report["run_id"]] == ("failed", 3, True)
 
 
-def test_runs__a_value_the_driver_cannot_read_fails_the_run_in_the_history(
-    airtable, db, cli
+def test_runs__a_statement_the_database_refuses_fails_the_run_in_the_history(
+    airtable, db, cli, monkeypatch
 ) -> None:
     """A statement that fails mid-run: the run's own transaction is broken; its end is
     recorded on a connection of its own."""
+    from reconciler.store.sync import Store
+
+    def refused(self, *args, **kwargs):
+        self.conn.execute(sa.text("SELECT 1 / 0"))  # division_by_zero, from Postgres
+
     seed_leads(airtable, 2)
     assert cli().exit_code == 0
-    execute(db, "UPDATE leads SET claimed_at = 'infinity' WHERE id = 1")
+    monkeypatch.setattr(Store, "push_candidates", refused)
 
     failed = cli()
 
