@@ -409,7 +409,8 @@ def render_runs(console: Console, items: list[dict[str, Any]]) -> None:
         _plain(console, "no runs yet")
         return
     if console.is_terminal:
-        table = Table(title="runs, newest first")
+        reasons = [f"{i['run_id']}: {i['message']}" for i in items if i.get("message")]
+        table = Table(title="runs, newest first", caption=escape("\n".join(reasons)) or None)
         for col in HISTORY_COLUMNS:
             table.add_column(col, justify="left" if col in HISTORY_COLUMNS[:3] else "right")
         for item in items:
@@ -418,10 +419,11 @@ def render_runs(console: Console, items: list[dict[str, Any]]) -> None:
         return
     for item in items:
         cells = dict(zip(HISTORY_COLUMNS, history_row(item), strict=True))
+        why = f"  — {item['message']}" if item.get("message") else ""
         _plain(
             console,
             f"{cells['run']}  {cells['status']:<8}  window {cells['window (UTC)']}  "
             f"pulled {cells['pulled']}  pushed {cells['pushed']}  "
             f"conflicts {cells['conflicts']}  failed {cells['failed']}  "
-            f"{cells['duration']}  errors {cells['errors']}",
+            f"{cells['duration']}  errors {cells['errors']}{why}",
         )

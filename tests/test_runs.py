@@ -80,8 +80,10 @@ def test_runs__a_table_on_a_terminal() -> None:
         "errors": [{"mapping": "leads"}],
     }
     running = {"run_id": "20261120T103000Z-def456", "status": "running"}
-    render_runs(console, [running, report])
+    failed = {"run_id": "20261120T104500Z-0f0f0f", "status": "failed", "message": "[red]down"}
+    render_runs(console, [failed, running, report])
     text = out.getvalue()
+    assert "20261120T104500Z-0f0f0f: [red]down" in text  # why it failed, under the table
     for heading in ("run", "status", "window (UTC)", "pulled", "pushed", "duration", "errors"):
         assert heading in text
     row = next(line for line in text.splitlines() if "abc123" in line)
@@ -146,6 +148,7 @@ def test_runs__an_internal_error_mid_run_is_listed_failed_with_its_message(
     assert listed[0]["status"] == "failed"
     assert listed[0]["message"] == "internal error: RuntimeError: boom"
     assert lines[0].startswith(f"{failed.report['run_id']}  failed ")
+    assert lines[0].endswith("  — internal error: RuntimeError: boom")  # why, on its line
     assert "interrupted" not in lines[0] and "running" not in lines[0]
     stored = _stored(db)
     assert stored[failed.report["run_id"]] == ("failed", 3, True)
