@@ -105,3 +105,19 @@ def test_collection_paused__no_collection_inside_and_the_setting_restored_after(
         assert not gc.isenabled()  # left as it was found: off
     finally:
         gc.enable()
+
+
+def test_stamps__the_year_has_four_digits_before_1000() -> None:
+    """Both services render datetimes as ``toISOString`` does (fidelity-twenty.md, Field types;
+    fidelity-airtable.md, Field types and values)."""
+    from reconciler.emulators.base import iso_ms, iso_us
+
+    first = datetime(1, 1, 1, tzinfo=UTC)
+    assert iso_ms(first) == "0001-01-01T00:00:00.000Z"
+    assert iso_us(first) == "0001-01-01T00:00:00.000000Z"
+    assert iso_ms(datetime(999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)) == (
+        "0999-12-31T23:59:59.999Z"
+    )
+    assert iso_ms(datetime(2026, 12, 1, 10, 0, 0, 123_456, tzinfo=UTC)) == (
+        "2026-12-01T10:00:00.123Z"
+    )

@@ -531,9 +531,15 @@ class TokenBucketLimiter:
 
 
 def iso_ms(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and ``Z``, as both remote APIs render datetimes."""
-    # ``isoformat`` writes years before 1000 in four digits, as the APIs do (glibc's
-    # ``strftime("%Y")`` does not).
+    """ISO-8601 UTC with milliseconds and ``Z``, as both remote APIs render datetimes.
+
+    The year has four digits (``0001-…`` for year 1): Twenty answers JavaScript ``Date``s,
+    which JSON writes with ``toISOString``, "always 24 or 27 characters long"
+    (https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/Date/toISOString;
+    ECMAScript ``sec-date.prototype.toisostring``); Airtable's "UTC date time string"
+    (https://airtable.com/developers/web/api/field-model#dateandtime) is ISO 8601, whose years
+    have four digits. ``isoformat`` writes them so; glibc's ``strftime("%Y")`` writes ``1``.
+    """
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
