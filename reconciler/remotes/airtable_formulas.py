@@ -32,12 +32,6 @@ from reconciler.model import FieldSpec, Kind, iso_ms
 MS = timedelta(milliseconds=1)
 
 
-def utc_stamp(moment: datetime) -> str:
-    """An ISO UTC instant with milliseconds and ``Z``, whatever zone ``moment`` is in
-    (pyairtable writes a naive datetime without ``Z`` and an aware one with its offset)."""
-    return iso_ms(moment)  # naive taken as UTC; the year in four digits, as Airtable reads it
-
-
 def _floor_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
@@ -50,15 +44,17 @@ def window(
     ``IS_AFTER`` and ``IS_BEFORE`` are strict, and Airtable stamps milliseconds: a stamp is at
     or after ``since`` exactly when it is after the millisecond before ``since`` (rounded up
     to a whole millisecond), and at or before ``until`` when it is before the millisecond after.
-    An empty cell matches neither test, so it never enters a window.
+    An empty cell matches neither test, so it never enters a window. The bounds are written by
+    ``iso_ms`` (UTC with ``Z``; pyairtable would write a naive datetime without ``Z`` and an
+    aware one with its offset).
     """
     lower = _floor_ms(since) + (MS if since.microsecond % 1000 else timedelta(0)) - MS
     stamp = Field(field_name)
-    after = IS_AFTER(stamp, DATETIME_PARSE(utc_stamp(lower)))
+    after = IS_AFTER(stamp, DATETIME_PARSE(iso_ms(lower)))
     if until is None:
         return to_formula_str(after)
     upper = _floor_ms(until + slack) + MS
-    return to_formula_str(AND(after, IS_BEFORE(stamp, DATETIME_PARSE(utc_stamp(upper)))))
+    return to_formula_str(AND(after, IS_BEFORE(stamp, DATETIME_PARSE(iso_ms(upper)))))
 
 
 def record_ids(ids: Sequence[str]) -> str:
