@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -352,6 +352,37 @@ def test_migrations__the_migrated_database_matches_the_models(db) -> None:
     assert f"{SCHEMA}.change_log" in metadata.tables
 
 
+def _plan(db: sa.Engine, where: LogFilter) -> tuple[list[dict[str, Any]], str]:
+    """What ``reconcile log`` finds for ``where``, and the plan Postgres chose for it."""
+    sent: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append((statement, params))
+
+    with db.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", keep)
+        found = read_log(conn, where)
+        sa.event.remove(conn, "before_cursor_execute", keep)
+        statement, params = sent[-1]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("EXPLAIN " + statement, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return found, plan
+
+
+def _index_kind(db: sa.Engine, name: str) -> str:
+    with db.connect() as conn:
+        return str(
+            conn.execute(
+                sa.text(
+                    "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+                    "WHERE c.relname = :name"
+                ),
+                {"name": name},
+            ).scalar_one()
+        )
+
+
 def test_log__a_record_is_looked_up_by_its_hash_index(db) -> None:
     """``reconcile log --remote-id ID`` finds a record's entries by the remote id index, a hash
     index (one hash per entry written, where a btree compares text in the collation)."""
@@ -362,27 +393,34 @@ def test_log__a_record_is_looked_up_by_its_hash_index(db) -> None:
         "FROM generate_series(1, 5000) AS i",
     )
     execute(db, f"ANALYZE {SCHEMA}.change_log")
-    sent: list[tuple[str, Any]] = []
-
-    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        sent.append((statement, params))
-
-    with db.connect() as conn:
-        sa.event.listen(conn, "before_cursor_execute", keep)
-        assert read_log(conn, LogFilter(remote_id="rec" + "0" * 32)) == []
-        sa.event.remove(conn, "before_cursor_execute", keep)
-        statement, params = sent[-1]
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute("EXPLAIN " + statement, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        kind = conn.execute(
-            sa.text(
-                "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
-                "WHERE c.relname = 'change_log_remote_id'"
-            )
-        ).scalar_one()
-    assert kind == "hash"
+    found, plan = _plan(db, LogFilter(remote_id="rec" + "0" * 32))
+    assert found == []
+    assert _index_kind(db, "change_log_remote_id") == "hash"
     assert "Index Scan using change_log_remote_id" in plan, plan
+
+
+def test_log__runs_and_times_are_found_by_one_brin_index(db) -> None:
+    """Entries are appended in time order and run ids sort by their run's start, so one BRIN
+    index over both serves ``--run`` and ``--since``/``--until`` without a btree written per
+    entry; the entries come newest first, in the order they were written."""
+    execute(
+        db,
+        f"INSERT INTO {SCHEMA}.change_log (logged_at, run_id, mapping, stage, action, rule, "
+        "local_id) SELECT timestamptz '2026-01-01' + make_interval(secs => i), "
+        "'2026' || lpad((i / 100)::text, 6, '0') || 'Z-abc', 'leads', 'pull', 'updated', "
+        "'remote_only', i FROM generate_series(1, 100000) AS i",
+    )
+    execute(db, f"ANALYZE {SCHEMA}.change_log")
+    assert _index_kind(db, "change_log_time_run") == "brin"
+
+    found, plan = _plan(db, LogFilter(run_id="2026000123Z-abc", limit=500))
+    assert [e["local_id"] for e in found] == list(range(12399, 12299, -1))
+    assert "Bitmap Index Scan on change_log_time_run" in plan, plan
+
+    since = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    found, plan = _plan(db, LogFilter(since=since, until=since + timedelta(seconds=9)))
+    assert [e["local_id"] for e in found] == list(range(10809, 10799, -1))
+    assert "Bitmap Index Scan on change_log_time_run" in plan, plan
 
 
 def test_log__long_text_of_an_inserted_record_is_cut_and_marked(airtable, db, cli) -> None:

@@ -122,22 +122,31 @@ def _expanded(changes: Any, rule: str) -> Any:
     return changes
 
 
+# Each rule's place in ``_RULE_PRIORITY``; a rule not there ranks after them all.
+_RANK = {str(rule): place for place, rule in enumerate(_RULE_PRIORITY)}
+_UNRANKED = len(_RULE_PRIORITY)
+
+
 def _pull_rule(plan: PullPlan, changes: Sequence[FieldChange]) -> str:
     if plan.matched:
         return Rule.MATCHED
     if plan.outcome is Outcome.SKIPPED_LOCAL_NEWER:
         return Rule.LOCAL_NEWER
-    rules = {c.rule for c in changes}
-    fallback = Rule.UNION if plan.conflict else Rule.REMOTE_ONLY
-    return str(next((r for r in _RULE_PRIORITY if r in rules), fallback))
+    best = min([_RANK.get(c.rule, _UNRANKED) for c in changes], default=_UNRANKED)
+    if best < _UNRANKED:
+        return str(_RULE_PRIORITY[best])
+    return Rule.UNION if plan.conflict else Rule.REMOTE_ONLY
 
 
+# A pull's outcome as its entry's action; hot on a large pull, so kept as plain text.
 _PULL_ACTIONS = {
-    Outcome.INSERTED: Action.INSERTED,
-    Outcome.UPDATED: Action.UPDATED,
-    Outcome.SKIPPED_LOCAL_NEWER: Action.SKIPPED_LOCAL_NEWER,
-    Outcome.UNCHANGED: Action.UNCHANGED,
+    Outcome.INSERTED: str(Action.INSERTED),
+    Outcome.UPDATED: str(Action.UPDATED),
+    Outcome.SKIPPED_LOCAL_NEWER: str(Action.SKIPPED_LOCAL_NEWER),
+    Outcome.UNCHANGED: str(Action.UNCHANGED),
 }
+_NEW_RECORD = str(Rule.NEW_RECORD)
+_LOCAL_NEWER = str(Rule.LOCAL_NEWER)
 
 
 class ChangeLog:
@@ -153,31 +162,37 @@ class ChangeLog:
         self._lock = threading.Lock()  # entries written (or, in a dry run, that would have been)
 
     def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
-        """Remote records applied locally, and conflicts decided; unchanged records are left out."""
+        """Remote records applied locally, and conflicts decided; unchanged records are left out.
+
+        Written for every record a pull applies, so the entries are built inline (no call per
+        entry beyond its changes' text).
+        """
+        head, table = self._head(ctx, "pull"), ctx.mapping.local_table
         entries = []
         for plan in plans:
-            if plan.outcome is Outcome.INSERTED:
-                rule, changes = str(Rule.NEW_RECORD), _values(plan)
-            elif plan.outcome is Outcome.UNCHANGED and not plan.conflict and not plan.matched:
+            outcome = plan.outcome
+            if outcome is Outcome.INSERTED:
+                rule, changes = _NEW_RECORD, _values(plan)
+            elif outcome is Outcome.UNCHANGED and not plan.conflict and not plan.matched:
                 continue
             else:
                 # A field kept locally only matters when a conflict decided it; stage 2 logs
                 # the rest.
-                kept = [
-                    c for c in plan.changes if c.column in plan.writes or c.rule == Rule.LOCAL_NEWER
-                ]
+                writes = plan.writes
+                kept = [c for c in plan.changes if c.column in writes or c.rule == _LOCAL_NEWER]
                 rule, changes = _pull_rule(plan, kept), _fields(kept)
             local_id = plan.local.local_id if plan.local else plan.inserted_id
             entries.append(
-                self._entry(
-                    ctx,
-                    "pull",
-                    _PULL_ACTIONS[plan.outcome],
+                _Entry(
+                    *head,
+                    _PULL_ACTIONS[outcome],
                     rule,
+                    plan.conflict,
                     plan.remote.id,
+                    table,
                     local_id,
-                    conflict=plan.conflict,
-                    changes=changes,
+                    changes,
+                    None,
                 )
             )
         self._write(ctx, entries)
@@ -276,20 +291,21 @@ class ChangeLog:
         message: str | None = None,
     ) -> _Entry:
         """One entry of this run, for the record ``remote_id`` / ``local_id`` of the mapping."""
-        mapping = ctx.mapping
         return _Entry(
-            self.run_id,
-            mapping.name,
-            stage,
+            *self._head(ctx, stage),
             str(action),
             str(rule),
             conflict,
             remote_id,
-            mapping.local_table,
+            ctx.mapping.local_table,
             local_id,
             changes,
             message,
         )
+
+    def _head(self, ctx: MappingContext, stage: str) -> tuple[str, str, str]:
+        """The first columns of each entry of this run, mapping and stage."""
+        return self.run_id, ctx.mapping.name, stage
 
     def _write(self, ctx: MappingContext, entries: list[_Entry]) -> None:
         """One ``COPY`` for the unit's entries, on its open transaction."""
@@ -366,7 +382,7 @@ def purge_expired(
         oldest = (
             select(change_log.c.id)
             .where(change_log.c.logged_at < func.now() - max_age)
-            .order_by(change_log.c.logged_at)
+            .order_by(change_log.c.id)
             .limit(batch)
         )
         with store.unit() as conn:
@@ -412,7 +428,7 @@ def read_log(conn: Connection, where: LogFilter) -> list[dict[str, Any]]:
     query = (
         select(change_log)
         .where(*conditions)
-        .order_by(c.logged_at.desc(), c.id.desc())
+        .order_by(c.id.desc())  # the order entries were written in
         .limit(where.limit)
     )
     return [_as_json(dict(r._mapping)) for r in conn.execute(query)]
