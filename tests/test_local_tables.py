@@ -1,0 +1,75 @@
+"""The mapped tables' ``updated_at``: stamped by the database when a write does not say, and
+the trigger function called only then (a pull writes every row it applies)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+SET = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+def _stamps(conn: sa.Connection, table: str) -> dict[str, datetime]:
+    found = conn.execute(sa.text(f"SELECT label, updated_at FROM {table} ORDER BY id"))
+    return {str(label): stamp for label, stamp in found}
+
+
+@pytest.mark.parametrize(("table", "column"), [("leads", "notes"), ("rep_progressions", "name")])
+def test_updated_at__is_stamped_when_a_write_does_not_set_it_and_kept_when_it_does(
+    db, table: str, column: str
+) -> None:
+    with db.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN label text"))
+        before = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+        insert = f"INSERT INTO {table} (label, {column}"
+        conn.execute(sa.text(f"{insert}) VALUES ('left out', 'a')"))
+        conn.execute(sa.text(f"{insert}, updated_at) VALUES ('null', 'b', NULL)"))
+        conn.execute(sa.text(f"{insert}, updated_at) VALUES ('given', 'c', :t)"), {"t": SET})
+        inserted = _stamps(conn, table)
+        keep = sa.text(f"UPDATE {table} SET updated_at = :t WHERE label = 'left out'")
+        conn.execute(keep, {"t": SET})
+        conn.execute(sa.text(f"UPDATE {table} SET {column} = 'd' WHERE label = 'given'"))
+        updated = _stamps(conn, table)
+
+    assert inserted["left out"] > before and inserted["null"] > before
+    assert inserted["given"] == SET
+    assert updated["left out"] == SET  # the update set it: kept
+    assert updated["given"] > inserted["null"]  # the update left it as it was: stamped
+    assert updated["null"] == inserted["null"]
+
+
+@pytest.mark.parametrize(("table", "column"), [("leads", "notes"), ("rep_progressions", "name")])
+def test_updated_at__the_trigger_function_runs_only_when_the_write_leaves_it_to_the_database(
+    db, table: str, column: str
+) -> None:
+    """Writes that set ``updated_at`` themselves, as a pull's inserts and updates do, never call
+    the PL/pgSQL function: the triggers' conditions are checked by Postgres itself."""
+    with db.begin() as conn:
+        conn.execute(sa.text("SET LOCAL track_functions = 'pl'"))
+
+        def calls() -> int:
+            return int(
+                conn.execute(
+                    sa.text(
+                        "SELECT coalesce(pg_stat_get_xact_function_calls("
+                        "'reconciler.touch_updated_at'::regproc), 0)"
+                    )
+                ).scalar_one()
+            )
+
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {table} ({column}, updated_at) "
+                "SELECT 'row ' || i, :t FROM generate_series(1, 20) AS i"
+            ),
+            {"t": SET},
+        )
+        conn.execute(
+            sa.text(f"UPDATE {table} SET {column} = 'x', updated_at = updated_at + interval '1 ms'")
+        )
+        assert calls() == 0
+        conn.execute(sa.text(f"UPDATE {table} SET {column} = 'y'"))
+        conn.execute(sa.text(f"INSERT INTO {table} ({column}) VALUES ('z')"))
+        assert calls() == 20
