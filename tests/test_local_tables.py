@@ -1,12 +1,16 @@
-"""The mapped tables' ``updated_at``: stamped by the database when a write does not say, and
-the trigger function called only then (a pull writes every row it applies)."""
+"""The tables a pull writes for every record: the mapped tables' ``updated_at``, stamped by the
+database when a write does not say and the trigger function called only then; the sync state's
+shadow, kept as the text the tool sent."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+
+from tests.helpers import seed_leads
 
 SET = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
@@ -73,3 +77,17 @@ def test_updated_at__the_trigger_function_runs_only_when_the_write_leaves_it_to_
         conn.execute(sa.text(f"UPDATE {table} SET {column} = 'y'"))
         conn.execute(sa.text(f"INSERT INTO {table} ({column}) VALUES ('z')"))
         assert calls() == 20
+
+
+def test_sync_state__keeps_each_shadow_as_the_text_sent(airtable, db, cli) -> None:
+    """The shadow is json, stored as sent and only checked, not parsed into jsonb's form (keys
+    sorted, spaces added): a pull writes one for every record it applies."""
+    seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    with db.connect() as conn:
+        kind, text = conn.execute(
+            sa.text("SELECT pg_typeof(shadow)::text, shadow::text FROM reconciler.sync_state")
+        ).one()
+    assert kind == "json"
+    assert list(json.loads(text))[:2] == ["first_name", "last_name"]  # field order, not sorted
+    assert text.startswith('{"first_name": ')  # the insert's own text, spaces as sent

@@ -115,8 +115,8 @@ class PageSql:
         """A plan's new shadow as JSON text.
 
         A new record's is its insert's text (the values of the fields pulled, empty ones left
-        out) with the other fields added, rather than a second encoding of the same values: the
-        shadow is jsonb, which keeps no key order.
+        out) with the other fields added, rather than a second encoding of the same values (the
+        shadow's keys need no order).
         """
         if plan.local is not None:
             return json_text(plan.shadow)

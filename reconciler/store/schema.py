@@ -95,7 +95,8 @@ sync_state = Table(
     Column("remote_id", Text),
     Column("remote_modified_at", _TS),
     Column("local_updated_at", _TS),
-    Column("shadow", JSONB, nullable=False),
+    # json, not jsonb: written for every record applied, read back only whole.
+    Column("shadow", JSON, nullable=False),
     Column("pending", Boolean, nullable=False, server_default=text("false")),
     Column("synced_at", _TS, nullable=False, server_default=_NOW),
     PrimaryKeyConstraint("mapping", "local_id"),
