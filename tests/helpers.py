@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -54,6 +55,28 @@ def rows(db: sa.Engine, table: str = "leads", where: str = "true") -> list[dict[
     with db.connect() as conn:
         result = conn.execute(sa.text(f"SELECT * FROM {table} WHERE {where} ORDER BY id"))
         return [dict(r._mapping) for r in result]
+
+
+T = TypeVar("T")
+
+
+def explained(db: sa.Engine, run: Callable[[sa.Connection], T]) -> tuple[T, str]:
+    """What ``run`` returns on a connection of ``db``, and the plan Postgres chooses for the
+    last statement it sent (``EXPLAIN`` of the same text and parameters)."""
+    sent: list[tuple[str, Any]] = []
+
+    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append((statement, params))
+
+    with db.connect() as conn:
+        sa.event.listen(conn, "before_cursor_execute", keep)
+        found = run(conn)
+        sa.event.remove(conn, "before_cursor_execute", keep)
+        statement, params = sent[-1]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("EXPLAIN " + statement, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return found, plan
 
 
 def execute(db: sa.Engine, sql: str, **params: Any) -> None:

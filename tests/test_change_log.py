@@ -30,7 +30,7 @@ from reconciler.store.changelog import (
 from reconciler.store.history import Failure
 from reconciler.store.schema import SCHEMA, metadata
 from reconciler.store.sync import Store
-from tests.helpers import ago, execute, seed_leads, seed_progressions
+from tests.helpers import ago, execute, explained, seed_leads, seed_progressions
 
 M = "rep_progressions"
 
@@ -354,20 +354,7 @@ def test_migrations__the_migrated_database_matches_the_models(db) -> None:
 
 def _plan(db: sa.Engine, where: LogFilter) -> tuple[list[dict[str, Any]], str]:
     """What ``reconcile log`` finds for ``where``, and the plan Postgres chose for it."""
-    sent: list[tuple[str, Any]] = []
-
-    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        sent.append((statement, params))
-
-    with db.connect() as conn:
-        sa.event.listen(conn, "before_cursor_execute", keep)
-        found = read_log(conn, where)
-        sa.event.remove(conn, "before_cursor_execute", keep)
-        statement, params = sent[-1]
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute("EXPLAIN " + statement, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    return found, plan
+    return explained(db, lambda conn: read_log(conn, where))
 
 
 def _index_kind(db: sa.Engine, name: str) -> str:

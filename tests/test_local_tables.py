@@ -1,6 +1,6 @@
-"""The tables a pull writes for every record: the mapped tables' ``updated_at``, stamped by the
-database when a write does not say and the trigger function called only then; the sync state's
-shadow, kept as the text the tool sent."""
+"""The tables a pull reads and writes for every record: rows looked up by key through the key's
+index; the mapped tables' ``updated_at``, stamped by the database when a write does not say and
+the trigger function called only then; the sync state's shadow, kept as the text sent."""
 
 from __future__ import annotations
 
@@ -10,9 +10,36 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import seed_leads
+from reconciler.model import LEADS
+from reconciler.store.sync import Store
+from tests.helpers import execute, explained, seed_leads
 
 SET = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("lock", [True, False])
+def test_lookup__finds_rows_by_key_through_its_index_in_a_table_without_statistics(
+    db, lock: bool
+) -> None:
+    """A first pull fills the table faster than statistics are gathered; each page's lookup
+    still goes through the key's index, not a scan of every row inserted so far."""
+    execute(
+        db,
+        "INSERT INTO leads (airtable_record_id, first_name) "
+        "SELECT 'rec' || lpad(i::text, 14, '0'), 'n' || i FROM generate_series(1, 50000) AS i",
+    )
+    wanted = ["rec00000000000007", "rec00000000049999", "recNOTTHERE00000"] + [
+        f"recX{i:013d}" for i in range(900)
+    ]
+
+    def lookup(conn: sa.Connection) -> dict[str, str | None]:
+        found = Store(conn).rows_by_remote_ids(LEADS, wanted, lock=lock)
+        return {key: row.values["first_name"] for key, row in found.items()}
+
+    found, plan = explained(db, lookup)
+    assert found == {"rec00000000000007": "n7", "rec00000000049999": "n49999"}
+    assert "Index Scan using leads_airtable_record_id_key" in plan, plan
+    assert "Seq Scan on leads" not in plan, plan
 
 
 def _stamps(conn: sa.Connection, table: str) -> dict[str, datetime]:

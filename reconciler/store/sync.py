@@ -17,16 +17,19 @@ from sqlalchemy import (
     MetaData,
     Table,
     and_,
-    any_,
     bindparam,
+    cast,
     false,
     func,
+    literal_column,
     or_,
     select,
     text,
+    true,
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.types import NullType
 
@@ -163,15 +166,17 @@ class Store:
 
     # -- reading rows ----------------------------------------------------------------------------
 
-    def _select_rows(self, mapping: Mapping) -> Any:
-        table = self.table(mapping)
-        join = table.outerjoin(
+    def _select_rows(self, mapping: Mapping, rows: Any = None, source: Any = None) -> Any:
+        """The mapping's rows with their sync state: from the table, or from ``rows`` (a
+        relation with the table's columns) joined onto ``source`` when given."""
+        rows = self.table(mapping) if rows is None else rows
+        join = (rows if source is None else source).outerjoin(
             sync_state,
-            and_(sync_state.c.mapping == mapping.name, sync_state.c.local_id == table.c.id),
+            and_(sync_state.c.mapping == mapping.name, sync_state.c.local_id == rows.c.id),
         )
-        cols = [table.c.id, table.c.updated_at, table.c[mapping.key_column]]
-        cols.append(table.c.remote_deleted_at)
-        cols += [table.c[c] for c in mapping.columns]
+        cols = [rows.c.id, rows.c.updated_at, rows.c[mapping.key_column]]
+        cols.append(rows.c.remote_deleted_at)
+        cols += [rows.c[c] for c in mapping.columns]
         return select(*cols, *_STATE_COLUMNS).select_from(join)
 
     def _local_row(self, mapping: Mapping, row: Sequence[Any]) -> LocalRow:
@@ -232,18 +237,33 @@ class Store:
 
     def _rows_where(self, mapping: Mapping, by_remote_id: bool, lock: bool) -> Any:
         """The rows whose key (remote id, or else primary key) is among ``:wanted``; built once
-        per mapping, so that executing it again finds its compiled form at once."""
+        per mapping, so that executing it again finds its compiled form at once.
+
+        Each wanted key is looked up on its own, through the key's index (a lateral subquery
+        that ``OFFSET 0`` keeps from being merged into a join). As ``key = ANY(:wanted)`` the
+        planner chose a scan of the whole table whenever its statistics were young, as they
+        are while a first pull fills it: each page's lookup then read every row inserted so
+        far (6 ms against 1.4 ms for 900 keys in a 50,000-row table).
+        """
         cache_key = (mapping.name, by_remote_id, lock)
         query = self._queries.get(cache_key)
         if query is None:
             table = self.table(mapping)
             column = table.c[mapping.key_column] if by_remote_id else table.c.id
-            # Untyped: the array's text takes the column's array type from the comparison,
-            # so the server sees a typed array (a cast here would hide its size from the plan).
-            wanted = bindparam("wanted", type_=NullType())
-            query = self._select_rows(mapping).where(column == any_(wanted))
+            keys = cast(bindparam("wanted", type_=NullType()), ARRAY(column.type))
+            wanted = func.unnest(keys).table_valued("value").render_derived()
+            needed = dict.fromkeys(
+                ["id", "updated_at", mapping.key_column, "remote_deleted_at", *mapping.columns]
+            )
+            found = (
+                select(*(table.c[c] for c in needed))
+                .where(column == wanted.c.value)
+                .offset(literal_column("0"))
+            )
             if lock:
-                query = query.with_for_update(of=table)
+                found = found.with_for_update()
+            rows = found.lateral("found")
+            query = self._select_rows(mapping, rows, wanted.join(rows, true()))
             self._queries[cache_key] = query
         return query
 
