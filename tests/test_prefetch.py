@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from reconciler.engine.prefetch import Prefetch
+from reconciler.engine.prefetch import SWITCH_INTERVAL, Prefetch
 
 
 class Listing:
@@ -101,3 +102,22 @@ def test_prefetch__an_error_in_the_consumer_leaves_no_thread() -> None:
         for _ in ahead:
             raise ValueError("the page could not be applied")
     assert listing.closed and not _prefetch_threads()
+
+
+def test_prefetch__the_lock_changes_hands_quickly_while_a_listing_is_read_ahead() -> None:
+    """While any reading thread runs, the interpreter's switch interval is SWITCH_INTERVAL (the
+    consumer, back from the database, gets the lock without waiting out 5 ms); the one before
+    comes back when the last reading thread stops, however it stopped."""
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL
+    first = Prefetch(iter(Listing(3)), lambda: None)
+    assert sys.getswitchinterval() == SWITCH_INTERVAL
+    with pytest.raises(ValueError), Prefetch(iter(Listing(1000)), lambda: None) as second:
+        assert sys.getswitchinterval() == SWITCH_INTERVAL
+        for _ in second:
+            raise ValueError("the page could not be applied")
+    assert sys.getswitchinterval() == SWITCH_INTERVAL  # the first still reads
+    assert [item for item, _ in first] == [0, 1, 2]
+    first.close()
+    first.close()  # closing again changes nothing
+    assert sys.getswitchinterval() == before

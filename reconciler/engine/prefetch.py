@@ -6,10 +6,19 @@ its own, at most ``ahead`` items ahead of the consumer, so memory stays bounded;
 from the listing is raised to the consumer exactly where the item would have been, after the
 items before it; and closing it (always, with ``with``) stops the thread and waits for it, so
 no thread outlives the pull. The listing is closed in its own thread once it stops.
+
+While a listing is read this way, the interpreter passes its lock between threads every half a
+millisecond instead of every five (``sys.setswitchinterval``; restored when the last reading
+thread stops). The consumer waits on the database many times a unit (each statement, each
+``COPY``, the commit), and each time its answer came back it waited again for the reading thread,
+busy parsing pages, to give the lock up: up to the whole interval. In a 50,000-lead pull without
+latency, the change log's own time fell by a tenth for new records and by a third for edits,
+in runs alternated with and without it.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -17,6 +26,37 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 S = TypeVar("S")
+
+
+# Seconds between the interpreter's lock changing hands while a listing is read ahead.
+SWITCH_INTERVAL = 0.0005
+
+
+class _Quickened:
+    """The interpreter's switch interval lowered to ``SWITCH_INTERVAL`` while any reading
+    thread runs (several mappings may read side by side); the one before is put back when the
+    last stops."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._before = 0.0
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._readers == 0:
+                self._before = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._before, SWITCH_INTERVAL))
+            self._readers += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            if self._readers == 0:
+                sys.setswitchinterval(self._before)
+
+
+_QUICKENED = _Quickened()
 
 
 class _End:
@@ -45,6 +85,8 @@ class Prefetch(Generic[T, S]):
         self._changed = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._produce, name="prefetch", daemon=True)
+        _QUICKENED.enter()
+        self._quickened = True
         self._thread.start()
 
     def __iter__(self) -> Iterator[tuple[T, S]]:
@@ -79,6 +121,9 @@ class Prefetch(Generic[T, S]):
             self._closed = True
             self._changed.notify_all()
         self._thread.join()
+        if self._quickened:
+            self._quickened = False
+            _QUICKENED.leave()
 
     def __enter__(self) -> Prefetch[T, S]:
         return self
