@@ -212,18 +212,26 @@ CREATE TRIGGER events_touch_updated_at BEFORE INSERT OR UPDATE ON events
 """
 
 
-DATED_EVENTS_TABLE = events_table("day date")
-DATED_EVENTS_CONFIG = """
+def events_config(field: str) -> str:
+    """A config mapping the Airtable table ``Events`` on the local ``events`` table
+    (:func:`events_table`): its title, and one more field given as its TOML inline table."""
+    return f"""
 [mappings.events]
 remote = "airtable"
 table = "Events"
 local_table = "events"
 key_column = "airtable_record_id"
 fields = [
-    { remote = "Title", column = "title" },
-    { remote = "Day", column = "day", kind = "date", direction = "both" },
+    {{ remote = "Title", column = "title" }},
+    {field},
 ]
 """
+
+
+DATED_EVENTS_TABLE = events_table("day date")
+DATED_EVENTS_CONFIG = events_config(
+    '{ remote = "Day", column = "day", kind = "date", direction = "both" }'
+)
 
 
 def dated_events(airtable: AirtableEmulator, db: sa.Engine, folder: Path) -> Path:

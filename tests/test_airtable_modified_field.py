@@ -12,22 +12,12 @@ import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.airtable.schema import time_result
-from tests.helpers import ago, events_table, list_requests, rows, seed_leads
+from tests.helpers import ago, events_config, events_table, list_requests, rows, seed_leads
 
 Cli = Callable[..., Any]
 
 EVENTS_TABLE = events_table("note text")
-EVENTS_CONFIG = """
-[mappings.events]
-remote = "airtable"
-table = "Events"
-local_table = "events"
-key_column = "airtable_record_id"
-fields = [
-    { remote = "Title", column = "title" },
-    { remote = "Note", column = "note", direction = "push" },
-]
-"""
+EVENTS_CONFIG = events_config('{ remote = "Note", column = "note", direction = "push" }')
 
 
 def _events(em: AirtableEmulator, db: sa.Engine, tmp_path: Path, modified: dict[str, Any]) -> Path:

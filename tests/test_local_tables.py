@@ -15,6 +15,7 @@ from reconciler.store.sync import Store
 from tests.helpers import execute, explained, seed_leads
 
 SET = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+MAPPED_TABLES = [("leads", "notes"), ("rep_progressions", "name")]  # each with a text column
 
 
 @pytest.mark.parametrize("lock", [True, False])
@@ -47,7 +48,7 @@ def _stamps(conn: sa.Connection, table: str) -> dict[str, datetime]:
     return {str(label): stamp for label, stamp in found}
 
 
-@pytest.mark.parametrize(("table", "column"), [("leads", "notes"), ("rep_progressions", "name")])
+@pytest.mark.parametrize(("table", "column"), MAPPED_TABLES)
 def test_updated_at__is_stamped_when_a_write_does_not_set_it_and_kept_when_it_does(
     db, table: str, column: str
 ) -> None:
@@ -71,7 +72,7 @@ def test_updated_at__is_stamped_when_a_write_does_not_set_it_and_kept_when_it_do
     assert updated["null"] == inserted["null"]
 
 
-@pytest.mark.parametrize(("table", "column"), [("leads", "notes"), ("rep_progressions", "name")])
+@pytest.mark.parametrize(("table", "column"), MAPPED_TABLES)
 def test_updated_at__the_trigger_function_runs_only_when_the_write_leaves_it_to_the_database(
     db, table: str, column: str
 ) -> None:
