@@ -193,7 +193,7 @@ def install_fault(em: Any, write_method: str, fault: tuple[str, int, Any]) -> tu
     return kind != "pull_outage", kind not in ("pull_outage", "push_outage")
 
 
-# A local table with a Postgres date column, mapped on an Airtable date field (dated_events).
+# A local table `events` mapped on an Airtable table `Events` (events, dated_events).
 def events_table(column: str) -> str:
     """The DDL of a local ``events`` table keyed by an Airtable record id, with a title, the
     given business ``column`` (e.g. ``"day date"``), and the columns the tool needs."""
@@ -234,15 +234,28 @@ DATED_EVENTS_CONFIG = events_config(
 )
 
 
+def events(
+    airtable: AirtableEmulator,
+    db: sa.Engine,
+    folder: Path,
+    remote: dict[str, Any],
+    table: str,
+    config: str,
+) -> Path:
+    """An Airtable table ``Events`` (a title and the ``remote`` fields), the local table
+    ``events`` (DDL ``table``, see :func:`events_table`), and the ``config`` file mapping them,
+    written in ``folder`` (returned)."""
+    airtable.add_table("Events", {"Title": "singleLineText", **remote})
+    with db.begin() as conn:
+        for statement in table.split(";"):
+            conn.exec_driver_sql(statement)
+    path = folder / "config.toml"
+    path.write_text(config, encoding="utf-8")
+    return path
+
+
 def dated_events(airtable: AirtableEmulator, db: sa.Engine, folder: Path) -> Path:
     """An Airtable table ``Events`` with a date field, the local table ``events`` with a date
     column, and the config file mapping them (returned)."""
-    airtable.add_table(
-        "Events", {"Title": "singleLineText", "Day": "date", "lastModifiedTime": "lastModifiedTime"}
-    )
-    with db.begin() as conn:
-        for statement in DATED_EVENTS_TABLE.split(";"):
-            conn.exec_driver_sql(statement)
-    config = folder / "config.toml"
-    config.write_text(DATED_EVENTS_CONFIG, encoding="utf-8")
-    return config
+    remote = {"Day": "date", "lastModifiedTime": "lastModifiedTime"}
+    return events(airtable, db, folder, remote, DATED_EVENTS_TABLE, DATED_EVENTS_CONFIG)

@@ -12,7 +12,15 @@ import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.airtable.schema import time_result
-from tests.helpers import ago, events_config, events_table, list_requests, rows, seed_leads
+from tests.helpers import (
+    ago,
+    events,
+    events_config,
+    events_table,
+    list_requests,
+    rows,
+    seed_leads,
+)
 
 Cli = Callable[..., Any]
 
@@ -22,20 +30,11 @@ EVENTS_CONFIG = events_config('{ remote = "Note", column = "note", direction = "
 
 def _events(em: AirtableEmulator, db: sa.Engine, tmp_path: Path, modified: dict[str, Any]) -> Path:
     """An Events table whose modified field has ``modified`` options; returns the config."""
-    em.add_table(
-        "Events",
-        {
-            "Title": "singleLineText",
-            "Note": "singleLineText",
-            "lastModifiedTime": {"type": "lastModifiedTime", "options": modified},
-        },
-    )
-    with db.begin() as conn:
-        for statement in EVENTS_TABLE.split(";"):
-            conn.exec_driver_sql(statement)
-    config = tmp_path / "config.toml"
-    config.write_text(EVENTS_CONFIG, encoding="utf-8")
-    return config
+    remote = {
+        "Note": "singleLineText",
+        "lastModifiedTime": {"type": "lastModifiedTime", "options": modified},
+    }
+    return events(em, db, tmp_path, remote, EVENTS_TABLE, EVENTS_CONFIG)
 
 
 def _reconfigure_leads_modified(em: AirtableEmulator, **options: Any) -> None:
