@@ -101,6 +101,28 @@ def test_demo__names_the_hub_config_the_readme_shows(demo) -> None:
     assert "```toml\n" + HUB_CONFIG + "```" in readme
 
 
+def _keys(report: dict[str, Any]) -> dict[str, list[str]]:
+    """A report's keys, in order: its own, its first mapping's and each of their objects'."""
+    mapping = report["mappings"][0]
+    objects = {f"mapping.{k}": v for k, v in mapping.items()} | dict(report)
+    return {"report": list(report), "mapping": list(mapping)} | {
+        name: list(value) for name, value in objects.items() if isinstance(value, dict)
+    }
+
+
+def test_demo__the_readme_shows_a_report_as_a_run_writes_it(demo) -> None:
+    done, _ = demo
+    _, second = _reports(done.stderr)
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The run report") :]
+    (example,) = re.findall(r"```json\n(.*?)```", section[: section.index("\n## ", 1)], re.S)
+    shown = json.loads(example)
+    assert _keys(shown) == _keys(second)
+    leads = _mapping(second, "leads")
+    assert shown["mappings"][0]["pull"] == leads["pull"]  # the demo's second run, as it went
+    assert shown["mappings"][0]["push"] == leads["push"]
+
+
 def test_demo__second_run_resolves_both_conflicts_and_the_union(demo) -> None:
     done, _ = demo
     _, second = _reports(done.stderr)

@@ -361,9 +361,9 @@ def _remote_ids(ctx: MappingContext, local_ids: Sequence[int]) -> dict[int, str]
 def _lookup(ctx: MappingContext, column: str, values: Sequence[Any]) -> list[tuple[int, Any]]:
     """(primary key, remote key) of the mapped rows whose ``column`` is one of ``values``.
 
-    The values arrive as one array joined on the column: a long ``IN`` list of bound parameters
-    is searched linearly for every row once a prepared statement goes generic, as it does while a
-    first pull fills a table whose statistics are still empty.
+    The values arrive as one array, joined as a table on the column: Postgres looks each one up
+    in the column's index, one statement whatever the number of values (a list of bound
+    parameters would make a statement of its own text for every length).
     """
     table = ctx.store.table(ctx.mapping)
     match = table.c[column]
