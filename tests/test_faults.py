@@ -391,6 +391,9 @@ def test_retryable_failure__growing_delays_then_dead_letter_after_max_attempts(
         result = cli()
         assert result.exit_code == 1, result.output
         assert [e["record"] for e in result.report["errors"]] == [rid]
+        # The run that dead-letters it says so, as every later run does.
+        dead = "dead-lettered after 3 attempt(s): " in result.report["errors"][0]["message"]
+        assert dead is (attempt == 3)
         failure = _failure(db)
         assert failure["attempts"] == attempt
         delays.append(failure["next_attempt_at"] - failure["last_failed_at"])
@@ -419,6 +422,27 @@ def test_retryable_failure__growing_delays_then_dead_letter_after_max_attempts(
     assert scalar(db, "SELECT count(*) FROM reconciler.failures") == 0
 
 
+def test_pull_dead_letter__the_run_that_dead_letters_a_record_says_so_as_later_ones_do(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A remote value that can never be stored locally dead-letters its record at once: the
+    report of that run lists it as dead-lettered, worded as a later run lists it (which reads it
+    again while it is in the window, and counts the attempt)."""
+    seed_leads(airtable, 1)
+    bad = airtable.create("Leads", {"First Name": "Bad", "ICP Score": "high"}, validate=False)
+
+    first = cli()
+    later = cli()
+
+    assert first.exit_code == later.exit_code == 1, first.output
+    for result, attempts in ((first, 1), (later, 2)):
+        (error,) = result.report["errors"]
+        assert (error["stage"], error["record"]) == ("pull", bad["id"])
+        assert error["message"].startswith(f"dead-lettered after {attempts} attempt(s): ")
+        assert "ICP Score" in error["message"]
+    assert _failure(db)["dead"] is True
+
+
 def test_non_retryable_4xx__dead_letters_at_once_and_a_local_edit_revives_it(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli
 ) -> None:
@@ -436,6 +460,7 @@ def test_non_retryable_4xx__dead_letters_at_once_and_a_local_edit_revives_it(
     assert first.exit_code == 1, first.output
     assert first.mapping(M)["push"]["dead"] == 1 and first.mapping(M)["api"]["retries"] == 0
     assert [e["record"] for e in first.report["errors"]] == [key]
+    assert first.report["errors"][0]["message"].startswith("dead-lettered after 1 attempt(s): ")
     twenty.reset_log()
     second = cli("--mapping", M)
     assert twenty_writes(twenty) == []

@@ -12,7 +12,12 @@ from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.model import Mapping
 from reconciler.remotes.base import Remote
 from reconciler.report import MappingResult, RecordErrorEntry
-from reconciler.store.history import Failure, RemoteState, record_failures
+from reconciler.store.history import (
+    Failure,
+    RemoteState,
+    dead_letter_message,
+    record_failures,
+)
 from reconciler.store.sync import Store
 
 Progress = Callable[[str, str, int], None]  # mapping, stage, records done
@@ -155,10 +160,13 @@ class MappingContext:
             max_attempts=self.tuning.max_attempts,
             base_delay=timedelta(minutes=self.tuning.retry_base_minutes),
         )
-        self.journal.failed(self, items, dead)
+        self.journal.failed(self, items, set(dead))
         for item in items:
+            message = item.message
+            if item.record_key in dead:  # worded as every later run lists it
+                message = dead_letter_message(dead[item.record_key], message)
             self.errors.append(
-                RecordErrorEntry(self.mapping.name, item.stage, item.record_key, item.message)
+                RecordErrorEntry(self.mapping.name, item.stage, item.record_key, message)
             )
             if item.stage == "pull":
                 self.result.pull.failed += 1

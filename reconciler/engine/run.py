@@ -453,6 +453,6 @@ class Run:
                         ctx.mapping.name,
                         item.stage,
                         item.record_key,
-                        f"dead-lettered after {item.attempts} attempt(s): {item.message}",
+                        history.dead_letter_message(item.attempts, item.message),
                     )
                 )

@@ -109,16 +109,17 @@ def record_failures(
     *,
     max_attempts: int,
     base_delay: timedelta,
-) -> set[str]:
+) -> dict[str, int]:
     """Count an attempt for each failed record and schedule its retry (doubling delays).
 
     A record that failed ``max_attempts`` times, or failed in a way that will not heal
     (``retryable`` False), is dead-lettered. A push failure whose row changed locally since its
-    last attempt starts counting afresh. Returns the keys dead-lettered now.
+    last attempt starts counting afresh. Returns the keys dead-lettered now, with the attempts
+    each took.
     """
     items = list({(item.stage, item.record_key): item for item in items}.values())
     if not items:
-        return set()
+        return {}
     stages = {item.stage for item in items}
     previous = {
         (stage, key): (attempts, stamp)
@@ -161,7 +162,13 @@ def record_failures(
         ),
         rows,
     )
-    return {row["record_key"] for row in rows if row["dead"]}
+    return {row["record_key"]: row["attempts"] for row in rows if row["dead"]}
+
+
+def dead_letter_message(attempts: int, message: str) -> str:
+    """How a report lists a dead-lettered record: in the run that dead-lettered it and in every
+    later one, until it changes or goes through."""
+    return f"dead-lettered after {attempts} attempt(s): {message}"
 
 
 def _failure_row(
