@@ -58,6 +58,12 @@ _STATE_COLUMNS = [
     sync_state.c.local_id.label("_s_local_id"),
 ]
 
+
+def _row_columns(mapping: Mapping) -> list[str]:
+    """The columns of a mapped row as :meth:`Store._local_row` reads them, in that order."""
+    return ["id", "updated_at", mapping.key_column, "remote_deleted_at", *mapping.columns]
+
+
 # A relation's columns, as reflection would find them: a table, view, materialized view, foreign
 # or partitioned table of the current schema; one row with no name for a relation without
 # columns, no row when there is no such relation.
@@ -174,9 +180,7 @@ class Store:
             sync_state,
             and_(sync_state.c.mapping == mapping.name, sync_state.c.local_id == rows.c.id),
         )
-        cols = [rows.c.id, rows.c.updated_at, rows.c[mapping.key_column]]
-        cols.append(rows.c.remote_deleted_at)
-        cols += [rows.c[c] for c in mapping.columns]
+        cols = [rows.c[c] for c in _row_columns(mapping)]
         return select(*cols, *_STATE_COLUMNS).select_from(join)
 
     def _local_row(self, mapping: Mapping, row: Sequence[Any]) -> LocalRow:
@@ -254,11 +258,8 @@ class Store:
             column = table.c[mapping.key_column] if by_remote_id else table.c.id
             keys = cast(bindparam("wanted", type_=NullType()), ARRAY(column.type))
             wanted = func.unnest(keys).table_valued("value").render_derived()
-            needed = dict.fromkeys(
-                ["id", "updated_at", mapping.key_column, "remote_deleted_at", *mapping.columns]
-            )
             found = (
-                select(*(table.c[c] for c in needed))
+                select(*(table.c[c] for c in dict.fromkeys(_row_columns(mapping))))
                 .where(column == wanted.c.value)
                 .offset(literal_column("0"))
             )
