@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -39,7 +39,9 @@ class Journal(Protocol):
     def skipped(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
         """Local rows not pushed because the remote side is newer."""
 
-    def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
+    def failed(
+        self, ctx: MappingContext, failures: Sequence[Failure], dead: Container[str]
+    ) -> None:
         """Records that failed; ``dead`` holds the keys dead-lettered by this failure."""
 
     def deleted(self, ctx: MappingContext, stage: str, marked: Sequence[tuple[str, int]]) -> None:
@@ -58,7 +60,9 @@ class NullJournal:
     def skipped(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
         """Record nothing."""
 
-    def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
+    def failed(
+        self, ctx: MappingContext, failures: Sequence[Failure], dead: Container[str]
+    ) -> None:
         """Record nothing."""
 
     def deleted(self, ctx: MappingContext, stage: str, marked: Sequence[tuple[str, int]]) -> None:
@@ -160,7 +164,7 @@ class MappingContext:
             max_attempts=self.tuning.max_attempts,
             base_delay=timedelta(minutes=self.tuning.retry_base_minutes),
         )
-        self.journal.failed(self, items, set(dead))
+        self.journal.failed(self, items, dead)
         for item in items:
             message = item.message
             if item.record_key in dead:  # worded as every later run lists it

@@ -22,7 +22,7 @@ that log to a fraction of the size. ``read_log`` gives it the same list form as 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -250,7 +250,9 @@ class ChangeLog:
             )
         self._write(ctx, entries)
 
-    def failed(self, ctx: MappingContext, failures: Sequence[Failure], dead: set[str]) -> None:
+    def failed(
+        self, ctx: MappingContext, failures: Sequence[Failure], dead: Container[str]
+    ) -> None:
         """Records that failed, and those dead-lettered by this failure, with the reason."""
         unknown = [f.remote_id for f in failures if f.local_id is None and f.remote_id is not None]
         local_ids = _local_ids(ctx, unknown) if unknown else {}
