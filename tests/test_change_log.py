@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -29,6 +29,7 @@ from reconciler.store.changelog import (
 )
 from reconciler.store.history import Failure
 from reconciler.store.schema import SCHEMA, metadata
+from reconciler.store.sql import COPY_NULL, copy_lines, copy_text
 from reconciler.store.sync import Store
 from tests.helpers import ago, execute, explained, seed_leads, seed_progressions
 
@@ -188,6 +189,58 @@ def test_log__retryable_failure_is_failed_until_dead_lettered(db) -> None:
         ).all()
     assert [tuple(r) for r in rows] == [("failed", "timeout", 7), ("dead_letter", "timeout", 7)]
     assert journal.written == 2
+
+
+# Characters COPY's text format gives a meaning to (tab, newline, carriage return, backslash,
+# and \N, \. as whole values), with quotes and text beyond ASCII.
+AWKWARD = 'a\tb\nc\r\nd \\ e "q" \u00e9 \U0001f642'
+
+
+def test_log__values_with_copy_format_characters_are_kept_exactly(airtable, db, cli) -> None:
+    """Entries are written as lines of COPY text: a value holding a tab, a newline or a
+    backslash must come back as it went in, in an insert's entry and in an update's."""
+    rid = airtable.create("Leads", {"First Name": "\\N", "Notes": AWKWARD})["id"]
+    assert cli().exit_code == 0
+    airtable.update("Leads", rid, {"Notes": AWKWARD[::-1], "Last Name": "\\."})
+    assert cli().exit_code == 0
+    updated, inserted = log(cli, "--remote-id", rid)
+    values = {c["field"]: c["new"] for c in inserted["changes"]}
+    assert (values["first_name"], values["notes"]) == ("\\N", AWKWARD)
+    changes = {c["field"]: (c["old"], c["new"]) for c in updated["changes"]}
+    assert changes["notes"] == (AWKWARD, AWKWARD[::-1])
+    assert changes["last_name"] == (None, "\\.")
+
+
+def test_log__a_failure_message_with_copy_format_characters_is_kept_exactly(db) -> None:
+    journal = ChangeLog("run\tdirect")
+    item = Failure("push", "leads:7", AWKWARD, local_id=7, remote_id="rec\\odd\tid")
+    with db.connect() as conn:
+        store = Store(conn)
+        ctx = MappingContext(LEADS, None, store, MappingResult("leads", "airtable"), [])  # type: ignore[arg-type]
+        ctx.journal = journal
+        with store.unit():
+            ctx.fail([item])
+    with db.connect() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT run_id, remote_id, message, local_id FROM {SCHEMA}.change_log")
+        ).one()
+    assert tuple(row) == ("run\tdirect", "rec\\odd\tid", AWKWARD, 7)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(blacklist_characters="\x00")), min_size=1, max_size=5))
+def test_copy_text__any_text_comes_back_from_a_copy_as_it_went_in(db, texts: list[str]) -> None:
+    probe = sa.Table(
+        "copy_probe", sa.MetaData(), sa.Column("n", sa.Integer), sa.Column("t", sa.Text)
+    )
+    lines = [f"{n}\t{copy_text(text)}\n" for n, text in enumerate(texts)]
+    lines.append(f"{len(texts)}\t{COPY_NULL}\n")
+    with db.connect() as conn:
+        conn.execute(sa.text("CREATE TEMP TABLE copy_probe (n integer, t text)"))
+        copy_lines(conn, probe, ["n", "t"], lines)
+        stored = conn.execute(sa.text("SELECT t FROM copy_probe ORDER BY n")).scalars().all()
+        conn.rollback()
+    assert stored == [*texts, None]
 
 
 def test_log__new_local_row_pushed_to_twenty_gets_its_new_id(twenty, db, cli) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -36,7 +36,7 @@ from reconciler.model import iso_ms, json_text
 from reconciler.records import FieldChange
 from reconciler.store.history import Failure
 from reconciler.store.schema import change_log
-from reconciler.store.sql import copy_rows
+from reconciler.store.sql import COPY_NULL, copy_lines, copy_text
 
 if TYPE_CHECKING:
     from reconciler.engine.context import MappingContext
@@ -178,11 +178,11 @@ class ChangeLog:
     def pulled(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> None:
         """Remote records applied locally, and conflicts decided; unchanged records are left out.
 
-        Written for every record a pull applies, so the entries are built inline (no call per
-        entry beyond its changes' text).
+        Written for every record a pull applies, so each entry goes straight to its line of
+        ``COPY`` text.
         """
-        head, table = self._head(ctx, "pull"), ctx.mapping.local_table
-        entries = []
+        head, table = self._head(ctx, "pull"), copy_text(ctx.mapping.local_table)
+        lines = []
         for plan in plans:
             outcome = plan.outcome
             if outcome is Outcome.INSERTED:
@@ -196,9 +196,9 @@ class ChangeLog:
                 kept = [c for c in plan.changes if c.column in writes or c.rule == _LOCAL_NEWER]
                 rule, changes = _pull_rule(plan, kept), _fields(kept)
             local_id = plan.local.local_id if plan.local else plan.inserted_id
-            entries.append(
-                _Entry(
-                    *head,
+            lines.append(
+                _line(
+                    head,
                     _PULL_ACTIONS[outcome],
                     rule,
                     plan.conflict,
@@ -209,7 +209,7 @@ class ChangeLog:
                     None,
                 )
             )
-        self._write(ctx, entries)
+        self._write(ctx, lines)
 
     def pushed(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
         """Local rows written to the remote: created or updated, with the fields sent."""
@@ -305,47 +305,69 @@ class ChangeLog:
         conflict: bool = False,
         changes: str = "[]",
         message: str | None = None,
-    ) -> _Entry:
+    ) -> str:
         """One entry of this run, for the record ``remote_id`` / ``local_id`` of the mapping."""
-        return _Entry(
-            *self._head(ctx, stage),
+        return _line(
+            self._head(ctx, stage),
             str(action),
             str(rule),
             conflict,
             remote_id,
-            ctx.mapping.local_table,
+            copy_text(ctx.mapping.local_table),
             local_id,
             changes,
             message,
         )
 
-    def _head(self, ctx: MappingContext, stage: str) -> tuple[str, str, str]:
-        """The first columns of each entry of this run, mapping and stage."""
-        return self.run_id, ctx.mapping.name, stage
+    def _head(self, ctx: MappingContext, stage: str) -> str:
+        """The first cells of each entry of this run, mapping and stage (with the tab after)."""
+        return "".join(f"{copy_text(cell)}\t" for cell in (self.run_id, ctx.mapping.name, stage))
 
-    def _write(self, ctx: MappingContext, entries: list[_Entry]) -> None:
+    def _write(self, ctx: MappingContext, lines: list[str]) -> None:
         """One ``COPY`` for the unit's entries, on its open transaction."""
-        if entries:
-            copy_rows(ctx.store.conn, change_log, _Entry._fields, entries)
+        if lines:
+            copy_lines(ctx.store.conn, change_log, _COLUMNS, lines)
             with self._lock:  # mappings in different lanes write side by side
-                self.written += len(entries)
+                self.written += len(lines)
 
 
-class _Entry(NamedTuple):
-    """One change-log row as written: its columns in order (``id`` and ``logged_at`` are the
-    table's own)."""
+# An entry's columns, in the order of its line (``id`` and ``logged_at`` are the table's own).
+_COLUMNS = (
+    "run_id",
+    "mapping",
+    "stage",
+    "action",
+    "rule",
+    "conflict",
+    "remote_id",
+    "local_table",
+    "local_id",
+    "changes",  # json text
+    "message",
+)
 
-    run_id: str
-    mapping: str
-    stage: str
-    action: str
-    rule: str
-    conflict: bool
-    remote_id: str | None
-    local_table: str
-    local_id: int | None
-    changes: str  # json text
-    message: str | None
+
+def _line(
+    head: str,
+    action: str,
+    rule: str,
+    conflict: bool,
+    remote_id: str | None,
+    table: str,
+    local_id: int | None,
+    changes: str,
+    message: str | None,
+) -> str:
+    """One entry as a line of ``COPY`` text, its cells in ``_COLUMNS`` order: ``head`` (run,
+    mapping, stage) and ``table`` already as cells, the rest made so here. A first pull writes
+    one for every record, so the line is put together directly, without psycopg adapting each
+    value of a row."""
+    remote = COPY_NULL if remote_id is None else copy_text(remote_id)
+    local = COPY_NULL if local_id is None else local_id
+    note = COPY_NULL if message is None else copy_text(message)
+    flag = "t" if conflict else "f"
+    cells = f"{remote}\t{table}\t{local}\t{copy_text(changes)}\t{note}"
+    return f"{head}{action}\t{rule}\t{flag}\t{cells}\n"
 
 
 def _local_ids(ctx: MappingContext, remote_ids: Sequence[str]) -> dict[str, int]:

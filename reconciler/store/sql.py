@@ -66,6 +66,24 @@ def copy_rows(
     Values are adapted by psycopg; json columns take their text as it is. A row the database
     refuses is raised as SQLAlchemy raises it (``IntegrityError``, ``DataError``…).
     """
+    with _copying(conn, table, columns) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def copy_lines(
+    conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[str]
+) -> None:
+    """:func:`copy_rows` for rows already written as lines of ``COPY``'s text format (cells
+    separated by tabs, text through :func:`copy_text`, NULL as ``COPY_NULL``, a newline after
+    each line): sent in one
+    piece, with nothing for psycopg to adapt value by value."""
+    with _copying(conn, table, columns) as copy:
+        copy.write("".join(lines))
+
+
+@contextmanager
+def _copying(conn: Connection, table: Table, columns: Sequence[str]) -> Iterator[psycopg.Copy]:
     prep = conn.dialect.identifier_preparer
     cols = ", ".join(prep.quote(c) for c in columns)
     try:
@@ -73,7 +91,19 @@ def copy_rows(
             _driver(conn).cursor() as cursor,
             cursor.copy(f"COPY {prep.format_table(table)} ({cols}) FROM STDIN") as copy,
         ):
-            for row in rows:
-                copy.write_row(row)
+            yield copy
     except psycopg.Error as exc:  # as SQLAlchemy raises it (IntegrityError, DataError…)
         raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+
+
+# COPY's text format: a cell's backslash, tab, newline and carriage return are escaped, and
+# NULL is written \N (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format").
+COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(text: str) -> str:
+    """Text as a cell of ``COPY``'s text format."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
