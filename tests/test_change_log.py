@@ -29,7 +29,7 @@ from reconciler.store.changelog import (
 )
 from reconciler.store.history import Failure
 from reconciler.store.schema import SCHEMA, metadata
-from reconciler.store.sql import COPY_NULL, copy_lines, copy_text
+from reconciler.store.sql import COPY_LINES, COPY_NULL, copy_lines, copy_text
 from reconciler.store.sync import Store
 from tests.helpers import ago, execute, explained, seed_leads, seed_progressions
 
@@ -241,6 +241,20 @@ def test_copy_text__any_text_comes_back_from_a_copy_as_it_went_in(db, texts: lis
         stored = conn.execute(sa.text("SELECT t FROM copy_probe ORDER BY n")).scalars().all()
         conn.rollback()
     assert stored == [*texts, None]
+
+
+def test_copy_lines__sends_lines_in_chunks_in_order_and_nothing_without_lines(db) -> None:
+    probe = sa.Table("copy_probe", sa.MetaData(), sa.Column("n", sa.Integer))
+    count = COPY_LINES * 2 + 7  # two whole chunks and a part
+    with db.connect() as conn:
+        # The serial numbers the rows in the order the server received them.
+        conn.execute(sa.text("CREATE TEMP TABLE copy_probe (received serial, n integer)"))
+        assert copy_lines(conn, probe, ["n"], (f"{n}\n" for n in range(count))) == count
+        assert copy_lines(conn, probe, ["n"], iter([])) == 0
+        query = "SELECT n FROM copy_probe ORDER BY received"
+        stored = conn.execute(sa.text(query)).scalars().all()
+        conn.rollback()
+    assert stored == list(range(count))
 
 
 def test_log__new_local_row_pushed_to_twenty_gets_its_new_id(twenty, db, cli) -> None:

@@ -22,7 +22,7 @@ that log to a fraction of the size. ``read_log`` gives it the same list form as 
 from __future__ import annotations
 
 import threading
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -179,10 +179,12 @@ class ChangeLog:
         """Remote records applied locally, and conflicts decided; unchanged records are left out.
 
         Written for every record a pull applies, so each entry goes straight to its line of
-        ``COPY`` text.
+        ``COPY`` text, sent while the next are made.
         """
+        self._write(ctx, self._pulled_lines(ctx, plans))
+
+    def _pulled_lines(self, ctx: MappingContext, plans: Sequence[PullPlan]) -> Iterator[str]:
         head, table = self._head(ctx, "pull"), copy_text(ctx.mapping.local_table)
-        lines = []
         for plan in plans:
             outcome = plan.outcome
             if outcome is Outcome.INSERTED:
@@ -196,20 +198,17 @@ class ChangeLog:
                 kept = [c for c in plan.changes if c.column in writes or c.rule == _LOCAL_NEWER]
                 rule, changes = _pull_rule(plan, kept), _fields(kept)
             local_id = plan.local.local_id if plan.local else plan.inserted_id
-            lines.append(
-                _line(
-                    head,
-                    _PULL_ACTIONS[outcome],
-                    rule,
-                    plan.conflict,
-                    plan.remote.id,
-                    table,
-                    local_id,
-                    changes,
-                    None,
-                )
+            yield _line(
+                head,
+                _PULL_ACTIONS[outcome],
+                rule,
+                plan.conflict,
+                plan.remote.id,
+                table,
+                local_id,
+                changes,
+                None,
             )
-        self._write(ctx, lines)
 
     def pushed(self, ctx: MappingContext, plans: Sequence[PushPlan]) -> None:
         """Local rows written to the remote: created or updated, with the fields sent."""
@@ -323,12 +322,11 @@ class ChangeLog:
         """The first cells of each entry of this run, mapping and stage (with the tab after)."""
         return "".join(f"{copy_text(cell)}\t" for cell in (self.run_id, ctx.mapping.name, stage))
 
-    def _write(self, ctx: MappingContext, lines: list[str]) -> None:
-        """One ``COPY`` for the unit's entries, on its open transaction."""
-        if lines:
-            copy_lines(ctx.store.conn, change_log, _COLUMNS, lines)
-            with self._lock:  # mappings in different lanes write side by side
-                self.written += len(lines)
+    def _write(self, ctx: MappingContext, lines: Iterable[str]) -> None:
+        """One ``COPY`` for the unit's entries, on its open transaction (none without any)."""
+        written = copy_lines(ctx.store.conn, change_log, _COLUMNS, lines)
+        with self._lock:  # mappings in different lanes write side by side
+            self.written += written
 
 
 # An entry's columns, in the order of its line (``id`` and ``logged_at`` are the table's own).

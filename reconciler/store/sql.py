@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -71,15 +72,24 @@ def copy_rows(
             copy.write_row(row)
 
 
-def copy_lines(
-    conn: Connection, table: Table, columns: Sequence[str], lines: Sequence[str]
-) -> None:
+def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: Iterable[str]) -> int:
     """:func:`copy_rows` for rows already written as lines of ``COPY``'s text format (cells
     separated by tabs, text through :func:`copy_text`, NULL as ``COPY_NULL``, a newline after
-    each line): sent in one
-    piece, with nothing for psycopg to adapt value by value."""
+    each line), with nothing for psycopg to adapt value by value. Sent ``COPY_LINES`` lines at
+    a time, so that the server stores some while the next are made; no ``COPY`` at all when
+    there is no line. Returns the number of lines."""
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        return 0
+    chunk, written = [first], 0
     with _copying(conn, table, columns) as copy:
-        copy.write("".join(lines))
+        while chunk:
+            chunk.extend(itertools.islice(lines, COPY_LINES - len(chunk)))
+            copy.write("".join(chunk))
+            written += len(chunk)
+            chunk = list(itertools.islice(lines, COPY_LINES))
+    return written
 
 
 @contextmanager
@@ -95,6 +105,8 @@ def _copying(conn: Connection, table: Table, columns: Sequence[str]) -> Iterator
     except psycopg.Error as exc:  # as SQLAlchemy raises it (IntegrityError, DataError…)
         raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
 
+
+COPY_LINES = 100  # lines of COPY text sent at a time (some 30 KB of change-log entries)
 
 # COPY's text format: a cell's backslash, tab, newline and carriage return are escaped, and
 # NULL is written \N (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format").
