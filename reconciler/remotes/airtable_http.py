@@ -10,6 +10,7 @@ Nothing else escapes, and every message is one line.
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -115,12 +116,17 @@ def send(
         Transient, AirtableRejected, AuthError, MappingError, RemoteUnavailable: see the module.
     """
     params = options_to_params(options or {})
-    if fallback and method == "GET" and url_length(session, url, params) >= MAX_URL_LENGTH:
-        body, params = options_to_json_and_params(options or {})
-        method, url, json = "POST", fallback, body
     try:
-        response = session.request(
-            method, url, params=params, json=json, timeout=timeout, allow_redirects=False
+        prepared = session.prepare_request(requests.Request(method, url, params=params, json=json))
+        if fallback and method == "GET" and len(str(prepared.url)) >= MAX_URL_LENGTH:
+            body, params = options_to_json_and_params(options or {})
+            post = requests.Request("POST", fallback, params=params, json=body)
+            prepared = session.prepare_request(post)
+        response = session.send(
+            prepared,
+            timeout=timeout,
+            allow_redirects=False,
+            **_environment(session, str(prepared.url)),
         )
     except (*_BAD_URL, _BAD_SCHEMA) as exc:
         raise RemoteUnavailable(
@@ -130,6 +136,24 @@ def send(
         # Timeouts, refused or reset connections, a body cut off mid-way (ChunkedEncodingError).
         raise Transient(f"connection problem: {type(exc).__name__}") from None
     return answer(response, token_env)
+
+
+# The settings the environment gives a session's requests to each origin (proxies, the CA
+# bundle), as ``Session.request`` merges them for every request: found once per origin, as
+# requests' documentation does for prepared requests, instead of reading every environment
+# variable again for each page (which took as long as preparing the request).
+_ENVIRONMENTS: weakref.WeakKeyDictionary[requests.Session, dict[str, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _environment(session: requests.Session, url: str) -> dict[str, Any]:
+    scheme, netloc, *_ = urlsplit(url)
+    known = _ENVIRONMENTS.setdefault(session, {})
+    origin = f"{scheme}://{netloc}"
+    if origin not in known:
+        known[origin] = dict(session.merge_environment_settings(origin, {}, None, None, None))
+    return known[origin]
 
 
 def url_length(session: requests.Session, url: str, params: dict[str, Any]) -> int:
