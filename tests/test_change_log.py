@@ -65,6 +65,18 @@ def add_old_entries(db: sa.Engine, days_ago: int, count: int) -> None:
     )
 
 
+def fail_in_units(db: sa.Engine, journal: ChangeLog, item: Failure, *, times: int) -> None:
+    """Record ``item`` as failed ``times`` times, each in a unit of its own, through a
+    ``leads`` mapping context that dead-letters at the second attempt."""
+    with db.connect() as conn:
+        store = Store(conn)
+        ctx = MappingContext(LEADS, None, store, MappingResult("leads", "airtable"), [])  # type: ignore[arg-type]
+        ctx.tuning, ctx.journal = Tuning(max_attempts=2), journal
+        for _ in range(times):
+            with store.unit():
+                ctx.fail([item])
+
+
 # -- what gets recorded -------------------------------------------------------------------------
 
 
@@ -176,13 +188,7 @@ def test_log__rejected_push_is_recorded_for_that_row(airtable, db, cli) -> None:
 def test_log__retryable_failure_is_failed_until_dead_lettered(db) -> None:
     journal = ChangeLog("run-direct")
     item = Failure("push", "leads:7", "timeout", local_id=7, remote_id="recAAAAAAAAAAAAAA")
-    with db.connect() as conn:
-        store = Store(conn)
-        ctx = MappingContext(LEADS, None, store, MappingResult("leads", "airtable"), [])  # type: ignore[arg-type]
-        ctx.tuning, ctx.journal = Tuning(max_attempts=2), journal
-        for _ in range(2):
-            with store.unit():
-                ctx.fail([item])
+    fail_in_units(db, journal, item, times=2)
     with db.connect() as conn:
         rows = conn.execute(
             sa.text(f"SELECT action, message, local_id FROM {SCHEMA}.change_log ORDER BY id")
@@ -214,12 +220,7 @@ def test_log__values_with_copy_format_characters_are_kept_exactly(airtable, db, 
 def test_log__a_failure_message_with_copy_format_characters_is_kept_exactly(db) -> None:
     journal = ChangeLog("run\tdirect")
     item = Failure("push", "leads:7", AWKWARD, local_id=7, remote_id="rec\\odd\tid")
-    with db.connect() as conn:
-        store = Store(conn)
-        ctx = MappingContext(LEADS, None, store, MappingResult("leads", "airtable"), [])  # type: ignore[arg-type]
-        ctx.journal = journal
-        with store.unit():
-            ctx.fail([item])
+    fail_in_units(db, journal, item, times=1)
     with db.connect() as conn:
         row = conn.execute(
             sa.text(f"SELECT run_id, remote_id, message, local_id FROM {SCHEMA}.change_log")
