@@ -12,6 +12,13 @@ from sqlalchemy import Connection, Table, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 
+COPY_LINES = 100  # lines of COPY text sent at a time (some 30 KB of change-log entries)
+
+# COPY's text format: a cell's backslash, tab, newline and carriage return are escaped, and
+# NULL is written \N (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format").
+COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
 
 def among(column: Any, values: Sequence[Any]) -> Any:
     """``column = ANY(:array)``: one bound array instead of an ``IN`` list of parameters, so the
@@ -82,10 +89,9 @@ def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: It
     first = next(lines, None)
     if first is None:
         return 0
-    chunk, written = [first], 0
+    chunk, written = [first, *itertools.islice(lines, COPY_LINES - 1)], 0
     with _copying(conn, table, columns) as copy:
         while chunk:
-            chunk.extend(itertools.islice(lines, COPY_LINES - len(chunk)))
             copy.write("".join(chunk))
             written += len(chunk)
             chunk = list(itertools.islice(lines, COPY_LINES))
@@ -104,14 +110,6 @@ def _copying(conn: Connection, table: Table, columns: Sequence[str]) -> Iterator
             yield copy
     except psycopg.Error as exc:  # as SQLAlchemy raises it (IntegrityError, DataError…)
         raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
-
-
-COPY_LINES = 100  # lines of COPY text sent at a time (some 30 KB of change-log entries)
-
-# COPY's text format: a cell's backslash, tab, newline and carriage return are escaped, and
-# NULL is written \N (https://www.postgresql.org/docs/current/sql-copy.html, "Text Format").
-COPY_NULL = "\\N"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def copy_text(text: str) -> str:
