@@ -84,7 +84,8 @@ def copy_lines(conn: Connection, table: Table, columns: Sequence[str], lines: It
     separated by tabs, text through :func:`copy_text`, NULL as ``COPY_NULL``, a newline after
     each line), with nothing for psycopg to adapt value by value. Sent ``COPY_LINES`` lines at
     a time, so that the server stores some while the next are made; no ``COPY`` at all when
-    there is no line. Returns the number of lines."""
+    there is no line. The lines are drawn while the ``COPY`` is open: an iterator that makes
+    them must not use the connection. Returns the number of lines."""
     lines = iter(lines)
     first = next(lines, None)
     if first is None:
