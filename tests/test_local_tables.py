@@ -1,6 +1,7 @@
 """The tables a pull reads and writes for every record: rows looked up by key through the key's
-index; the mapped tables' ``updated_at``, stamped by the database when a write does not say and
-the trigger function called only then; the sync state's shadow, kept as the text sent."""
+index, and a page's old sync states found the same way; the mapped tables' ``updated_at``,
+stamped by the database when a write does not say and the trigger function called only then;
+the sync state's shadow, kept as the text sent."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from reconciler.model import LEADS
+from reconciler.store.pages import StateRow
 from reconciler.store.sync import Store
 from tests.helpers import execute, explained, seed_leads
 
@@ -41,6 +43,52 @@ def test_lookup__finds_rows_by_key_through_its_index_in_a_table_without_statisti
     assert found == {"rec00000000000007": "n7", "rec00000000049999": "n49999"}
     assert "Index Scan using leads_airtable_record_id_key" in plan, plan
     assert "Seq Scan on leads" not in plan, plan
+
+
+def test_states__a_page_replaces_its_old_states_through_the_keys_indexes_without_statistics(
+    db,
+) -> None:
+    """A first pull writes states faster than statistics are gathered; deleting a page's old
+    states (by local id and by remote id) still looks each key up on its index, not every
+    state of the mapping written so far."""
+    execute(
+        db,
+        "INSERT INTO reconciler.sync_state (mapping, local_id, remote_id, shadow) "
+        "SELECT m, i, 'rec' || lpad(i::text, 14, '0'), '{}' "
+        "FROM generate_series(1, 50000) AS i, unnest(ARRAY['leads', 'other']) AS m",
+    )
+    page = [
+        StateRow(7, "recNEW0000000007", None, None, '{"n": 7}', False),  # old state by local id
+        StateRow(60001, "rec00000000049999", None, None, '{"n": 1}', False),  # by remote id
+        StateRow(60002, "recNEW0000060002", None, None, '{"n": 2}', True),  # none
+    ]
+
+    def save(conn: sa.Connection) -> None:
+        Store(conn)._save_states(LEADS, page)
+        conn.commit()
+
+    _, plan = explained(db, save)
+    with db.connect() as conn:
+        states = conn.execute(
+            sa.text(
+                "SELECT local_id, remote_id, shadow::text FROM reconciler.sync_state "
+                "WHERE mapping = 'leads' AND (local_id IN (7, 49999, 60001, 60002) "
+                "OR remote_id IN ('rec00000000000007', 'rec00000000049999')) ORDER BY local_id"
+            )
+        ).all()
+        others = conn.execute(
+            sa.text("SELECT count(*) FROM reconciler.sync_state WHERE mapping = 'other'")
+        ).scalar()
+    assert [tuple(r) for r in states] == [
+        (7, "recNEW0000000007", '{"n": 7}'),
+        (60001, "rec00000000049999", '{"n": 1}'),
+        (60002, "recNEW0000060002", '{"n": 2}'),
+    ]
+    assert others == 50000
+    conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert len(conditions) == 2, plan
+    assert all("local_id =" in c or "remote_id =" in c for c in conditions), plan
+    assert "Seq Scan on sync_state" not in plan, plan
 
 
 def _stamps(conn: sa.Connection, table: str) -> dict[str, datetime]:

@@ -43,23 +43,6 @@ def _array_escape(value: str) -> str:
     return value
 
 
-@contextmanager
-def pipelined(conn: Connection) -> Iterator[None]:
-    """Statements sent inside are answered together at the end (psycopg's pipeline mode): one
-    wait for the server instead of one per statement, for statements whose results are not
-    read. A statement the database refuses is raised at the end, as SQLAlchemy raises it
-    (``DataError``, ``IntegrityError``…); the ones after it were not run.
-    """
-    if not psycopg.Pipeline.is_supported():  # a libpq older than 14: one at a time
-        yield
-        return
-    try:
-        with _driver(conn).pipeline():
-            yield
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
-
-
 def _driver(conn: Connection) -> psycopg.Connection[Any]:
     return cast(psycopg.Connection[Any], conn.connection.driver_connection)
 

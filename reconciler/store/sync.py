@@ -38,8 +38,7 @@ from reconciler.errors import RecordError, UsageError
 from reconciler.model import Converter, Mapping, converter, json_text, to_db
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.pages import (
-    DELETE_STATES_BY_LOCAL_ID,
-    DELETE_STATES_BY_REMOTE_ID,
+    DELETE_STATES,
     LINK_TICK,
     STATE_COLUMNS,
     PageSql,
@@ -47,7 +46,7 @@ from reconciler.store.pages import (
     rows_json,
 )
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
-from reconciler.store.sql import among, copy_rows, int_array, pipelined, text_array
+from reconciler.store.sql import among, copy_rows, int_array, text_array
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),
@@ -440,21 +439,21 @@ class Store:
 
     def _save_states(self, mapping: Mapping, states: list[StateRow]) -> None:
         """Replace the states of these rows and records: the old ones are deleted (by local id
-        and by remote id, each on its own index; an OR of the two would scan the mapping's
-        rows), the new ones copied in (``COPY``: no statement to plan, no JSON to parse). A
-        new row's id may still have an old state: an application can insert ids of its own
-        ahead of the sequence, and a row it deleted leaves its state behind."""
+        and by remote id, each key looked up on its index: ``DELETE_STATES``), the new ones
+        copied in (``COPY``: no statement to plan, no JSON to parse). A new row's id may still
+        have an old state: an application can insert ids of its own ahead of the sequence, and
+        a row it deleted leaves its state behind."""
         if not states:
             return
         name = mapping.name
-        remote_ids = [s.remote_id for s in states if s.remote_id is not None]
-        ids = int_array(s.local_id for s in states)
-        with pipelined(self.conn):
-            self.conn.exec_driver_sql(DELETE_STATES_BY_LOCAL_ID, {"mapping": name, "ids": ids})
-            if remote_ids:
-                self.conn.exec_driver_sql(
-                    DELETE_STATES_BY_REMOTE_ID, {"mapping": name, "ids": text_array(remote_ids)}
-                )
+        self.conn.exec_driver_sql(
+            DELETE_STATES,
+            {
+                "mapping": name,
+                "local_ids": int_array(s.local_id for s in states),
+                "remote_ids": text_array(s.remote_id for s in states if s.remote_id is not None),
+            },
+        )
         copy_rows(self.conn, sync_state, STATE_COLUMNS, ((name, *s) for s in states))
 
     def record_push(self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]) -> None:
