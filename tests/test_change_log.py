@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -244,9 +245,19 @@ def test_copy_text__any_text_comes_back_from_a_copy_as_it_went_in(db, texts: lis
     assert stored == [*texts, None]
 
 
-def test_copy_lines__sends_lines_in_chunks_in_order_and_nothing_without_lines(db) -> None:
+def test_copy_lines__sends_lines_in_chunks_in_order_and_nothing_without_lines(
+    db, monkeypatch: pytest.MonkeyPatch
+) -> None:
     probe = sa.Table("copy_probe", sa.MetaData(), sa.Column("n", sa.Integer))
     count = COPY_LINES * 2 + 7  # two whole chunks and a part
+    sent: list[int] = []  # the lines in each write to the COPY
+    write = psycopg.Copy.write
+
+    def counted(copy: psycopg.Copy, data: Any) -> None:
+        sent.append(str(data).count("\n"))
+        write(copy, data)
+
+    monkeypatch.setattr(psycopg.Copy, "write", counted)
     with db.connect() as conn:
         # The serial numbers the rows in the order the server received them.
         conn.execute(sa.text("CREATE TEMP TABLE copy_probe (received serial, n integer)"))
@@ -256,6 +267,7 @@ def test_copy_lines__sends_lines_in_chunks_in_order_and_nothing_without_lines(db
         stored = conn.execute(sa.text(query)).scalars().all()
         conn.rollback()
     assert stored == list(range(count))
+    assert sent == [COPY_LINES, COPY_LINES, 7]
 
 
 def test_log__new_local_row_pushed_to_twenty_gets_its_new_id(twenty, db, cli) -> None:
