@@ -4,14 +4,16 @@ report records the offset, and an offset too large to trust stops the mapping wi
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from reconciler.engine.window import describe
+from reconciler.engine.window import describe, place
 from reconciler.model import parse_datetime
+from reconciler.remotes.base import RemoteClock
 from tests.helpers import execute
 from tests.sides import Side
 
@@ -112,3 +114,26 @@ def test_conflict__newer_side_is_judged_on_one_clock(side: Side, db: sa.Engine, 
 )
 def test_describe__says_which_way_and_how_far(seconds: float, text: str) -> None:
     assert describe(timedelta(seconds=seconds), "Airtable") == text
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 0.9, 0.999])
+def test_window__never_ends_after_the_start_when_the_clocks_agree(fraction: float) -> None:
+    """The Date header has whole seconds, so the learned offset is off by up to half a second
+    either way even when both clocks agree; the window still ends at or before the run's start
+    (the contract lets ``window.until`` trail ``started_at``, never lead it), by under a
+    second."""
+    started = datetime(2026, 11, 20, 10, 15, 0, tzinfo=UTC) + timedelta(seconds=fraction)
+    clock = RemoteClock(now=lambda: started)  # the answer arrives as the run starts
+    clock.observe(format_datetime(started.replace(microsecond=0), usegmt=True))
+    assert clock.offset is not None
+
+    span = place(
+        started,
+        clock.offset,
+        lookback=timedelta(minutes=20),
+        watermark=None,
+        overlap=timedelta(minutes=2),
+        full=False,
+    )
+
+    assert timedelta(0) <= started - span.until < timedelta(seconds=1)

@@ -176,6 +176,7 @@ def test_unreachable_remote__the_error_names_its_url_and_the_variable(
     monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
     result = cli("--mapping", "leads")
     assert result.exit_code == 3, result.output
+    assert result.report["window"] is None  # never computed: no answer showed the clock
     (error,) = result.report["errors"]
     assert error["record"] is None
     assert error["message"].endswith(

@@ -95,7 +95,6 @@ class Run:
         self.report = RunReport(new_run_id(started), started, options.lookback, options.dry_run)
         self.db_offset = timedelta(0)  # the database's clock minus this host's
         self.pacers = PacerPool()  # one budget per Airtable base and Twenty workspace
-        self.window_placed = False
         self._report_lock = threading.Lock()
         self.change_log = ChangeLog(self.report.run_id)
         self.history_started = False  # the run's row is in the history, marked running
@@ -219,7 +218,6 @@ class Run:
         """The run proper, once it is in the history: both stages of every mapping, then its
         end recorded (a dry run discards everything instead)."""
         report = self.report
-        report.window_until = window.truncate_ms(report.started_at)
         contexts = [
             self._context(store, mapping, install)
             for mapping, reason in self.mappings
@@ -435,9 +433,8 @@ class Run:
                 report.window_since is None or span.since < report.window_since
             ):
                 report.window_since = span.since
-            if not self.window_placed or (report.window_until and span.until > report.window_until):
+            if report.window_until is None or span.until > report.window_until:
                 report.window_until = span.until
-            self.window_placed = True
 
     def _dead_letters(self, ctx: MappingContext) -> None:
         with ctx.store.unit() as conn:

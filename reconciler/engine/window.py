@@ -15,6 +15,9 @@ from datetime import datetime, timedelta
 
 from reconciler.errors import MappingError
 
+# The offset comes from whole-second ``Date`` headers, centred (``RemoteClock``): it is known to
+# half a second either way.
+DATE_UNCERTAINTY = timedelta(milliseconds=500)
 MIN_TOLERANCE = timedelta(seconds=5)
 MAX_TOLERANCE = timedelta(seconds=60)
 
@@ -61,10 +64,13 @@ def place(
 ) -> Window:
     """The window of a run that started at ``started_at`` (this host's clock).
 
-    It ends at the start of the run on the remote's clock and starts ``lookback`` earlier, or
-    earlier still when the last complete window ended before that (catch-up after missed runs).
+    It ends at the start of the run on the remote's clock, at the earliest that clock can have
+    read then (the offset less its uncertainty): never past it, so ``until`` does not run ahead
+    of ``started_at`` when the two clocks agree, and what the half second leaves out the next
+    window's overlap reads. It starts ``lookback`` earlier, or earlier still when the last
+    complete window ended before that (catch-up after missed runs).
     """
-    until = truncate_ms(started_at + offset)
+    until = truncate_ms(started_at + offset - DATE_UNCERTAINTY)
     tolerance = min(MAX_TOLERANCE, max(MIN_TOLERANCE, overlap / 2))
     if full:
         return Window(None, until, offset, tolerance)
