@@ -48,6 +48,29 @@ def test_bad_option__exits_2_with_one_line_naming_it(
     assert result.report_path is not None and not result.report_path.exists()
 
 
+@pytest.mark.parametrize("command", [["runs", "--help"], ["log", "--help"], ["check", "--help"]])
+def test_bad_lookback_in_the_environment__other_commands_still_work(
+    cli, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """RECONCILER_LOOKBACK is a run option: a bad value stops a run, not the other commands."""
+    monkeypatch.setenv("RECONCILER_LOOKBACK", "abc")
+    result = cli(*command)
+    assert result.exit_code == 0, result.output
+    assert "Usage: reconcile" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--lookback", "abc", "run"], ["--lookback", "0", "run"]])
+def test_bad_lookback_before_run__exits_2_as_after_it(
+    cli, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setenv("AIRTABLE_TOKEN", "t")
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appX")
+    before = cli(*args)
+    after = cli("run", *args[:2])
+    assert before.exit_code == after.exit_code == 2, before.output
+    assert before.stderr == after.stderr and "--lookback" in before.stderr
+
+
 def test_a_defect_of_the_tool__one_line_exit_3_never_a_traceback(cli, monkeypatch) -> None:
     import reconciler.config
 

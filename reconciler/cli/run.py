@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -17,23 +17,37 @@ from reconciler.cli.app import JsonOut, app, stderr
 from reconciler.errors import EXIT_UNAVAILABLE, UsageError
 
 if TYPE_CHECKING:
+    from typer.core import TyperGroup
+
     from reconciler.config import Settings
 
 STAGES = ("pull", "push", "both")
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"  # set by GitHub Actions: a markdown file shown on the job
 LOOKBACK_MAX = 5_256_000  # minutes: ten years; a window reaching before year 1 cannot be read
 
+LOOKBACK_DEFAULT = 20  # minutes
+LOOKBACK_ENV = "RECONCILER_LOOKBACK"
+LOOKBACK_HELP = (
+    "How far back to look for remote changes, in minutes (1 to 5256000, ten years; "
+    "--full reads everything)."
+)
 Lookback = Annotated[
     int,
     typer.Option(
         "--lookback",
-        envvar="RECONCILER_LOOKBACK",
+        envvar=LOOKBACK_ENV,
         min=1,
         max=LOOKBACK_MAX,
         metavar="MINUTES",
-        help="How far back to look for remote changes, in minutes (1 to 5256000, ten years; "
-        "--full reads everything).",
+        help=LOOKBACK_HELP,
     ),
+]
+# Before a command, ``--lookback`` is taken as given and checked only when it starts a run
+# (:func:`_checked_lookback`): a RECONCILER_LOOKBACK that only runs use must not stop
+# `reconcile runs`, `reconcile log` or any command's --help.
+LookbackBefore = Annotated[
+    str | None,
+    typer.Option("--lookback", envvar=LOOKBACK_ENV, metavar="MINUTES", help=LOOKBACK_HELP),
 ]
 Stage = Annotated[
     str, typer.Option("--stage", metavar="pull|push|both", help="Run one stage or both.")
@@ -222,7 +236,7 @@ def append_step_summary(document: dict[str, Any]) -> None:
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    lookback: Lookback = 20,
+    lookback: LookbackBefore = None,
     stage: Stage = "both",
     mapping: MappingOpt = None,
     dry_run: DryRun = False,
@@ -237,7 +251,7 @@ def main_callback(
 ) -> None:
     """Two-way reconciliation of Airtable and Twenty CRM with Postgres."""
     if ctx.invoked_subcommand is None:  # `reconcile [OPTIONS]` is `reconcile run [OPTIONS]`
-        raise typer.Exit(_do_run(**ctx.params))
+        raise typer.Exit(_do_run(**{**ctx.params, "lookback": _checked_lookback(ctx, lookback)}))
     given = _given(ctx)
     if given and ctx.invoked_subcommand != "run":
         raise UsageError(
@@ -251,7 +265,7 @@ def main_callback(
 @app.command("run")
 def run_command(
     ctx: typer.Context,
-    lookback: Lookback = 20,
+    lookback: Lookback = LOOKBACK_DEFAULT,
     stage: Stage = "both",
     mapping: MappingOpt = None,
     dry_run: DryRun = False,
@@ -269,7 +283,19 @@ def run_command(
     twice = [name for name in _given(ctx) if name in before]
     if twice:
         raise UsageError(f"{_names(ctx, twice)} given both before and after `run`: give it once")
+    if "lookback" in before:
+        before = {**before, "lookback": _checked_lookback(ctx, before["lookback"])}
     raise typer.Exit(_do_run(**{**ctx.params, **before}))
+
+
+def _checked_lookback(ctx: typer.Context, given: str | None) -> int:
+    """``--lookback`` as given before any command (or by RECONCILER_LOOKBACK), checked and
+    converted by `run`'s own option, so that both say the same of a bad value."""
+    run = cast("TyperGroup", ctx.find_root().command).get_command(ctx, "run")
+    assert run is not None  # registered below
+    option = next(p for p in run.params if p.name == "lookback")
+    value = option.process_value(ctx, given)
+    return LOOKBACK_DEFAULT if value is None else int(value)
 
 
 def _given(ctx: typer.Context) -> list[str]:
