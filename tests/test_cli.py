@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import execute, seed_leads
+from tests.helpers import events_config, execute, rows, seed_leads
 
 
 @pytest.mark.parametrize(
@@ -242,3 +242,22 @@ def test_report_write_fails_after_the_run__summary_then_one_error_line(
         f"reconcile: error: could not write the report to {result.report_path} "
         "(No space left on device)"
     )
+
+
+def test_mapped_table_missing__that_mapping_fails_alone(airtable, db, cli, tmp_path) -> None:
+    """A configured local table found missing once the run reaches the database stops its
+    mapping, reported for it, and the other mappings go on (exit 3, as for any mapping that
+    cannot proceed)."""
+    config = tmp_path / "config.toml"
+    events = events_config('{ remote = "Day", column = "day" }')
+    config.write_text(events.replace('local_table = "events"', 'local_table = "nonexist"'))
+    seed_leads(airtable, 2)
+
+    result = cli("--config", str(config))
+
+    assert result.exit_code == 3, result.output
+    (error,) = result.report["errors"]
+    assert error["mapping"] == "events" and error["record"] is None
+    assert "table 'nonexist' does not exist" in error["message"]
+    assert "reconcile check" in error["message"]
+    assert result.mapping("leads")["pull"]["inserted"] == 2 and len(rows(db)) == 2

@@ -20,7 +20,13 @@ from reconciler.engine.deletes import sweep
 from reconciler.engine.lanes import lanes, side_by_side
 from reconciler.engine.pull import pull
 from reconciler.engine.push import push
-from reconciler.errors import AuthError, MappingError, ReconcilerError, RemoteUnavailable
+from reconciler.errors import (
+    AuthError,
+    MappingError,
+    ReconcilerError,
+    RemoteUnavailable,
+    UsageError,
+)
 from reconciler.model import Mapping, iso_ms
 from reconciler.remotes.base import PacerPool, Remote
 from reconciler.remotes.factory import budget_key
@@ -335,7 +341,10 @@ class Run:
         earlier runs kept of it, so that an unchanged remote costs no request)."""
         if ctx.kept is not None:
             return
-        ctx.store.table(ctx.mapping)
+        try:
+            ctx.store.table(ctx.mapping)
+        except UsageError as exc:  # its table or a column missing: this mapping alone stops
+            raise MappingError(f"{exc}; `reconcile check` lists what the mapping needs") from exc
         with ctx.store.unit() as conn:
             ctx.kept = history.remote_state_of(conn, ctx.mapping.name)
         ctx.remote.prepare(ctx.kept.schema)
