@@ -199,3 +199,18 @@ def test_check__a_key_that_cannot_read_the_data_model_is_a_warning(
     (line,) = [x for x in _lines(result.stdout) if "twenty fields of" in x]
     assert line.startswith("! twenty fields of rep_progressions")
     assert "cannot read the data model" in line and "refused" not in line
+    assert twenty.count("GET", "/rest/repProgressions") == 1  # the key reads records
+
+
+def test_check__a_key_refused_with_403_everywhere_is_refused(
+    airtable, twenty, database_url, cli
+) -> None:
+    """A bad key answers 401 or 403 depending on Twenty's version: a 403 from the data model
+    alone is the role's, but one from a record read too is the key's."""
+    twenty.metadata_forbidden = True
+    twenty.faults.fail(403, times=1, method="GET", path="/rest/repProgressions")
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = [x for x in _lines(result.stdout) if "twenty reachable" in x]
+    assert line.startswith("✗") and "API key refused (403)" in line, line
+    assert "TWENTY_API_KEY" in line

@@ -363,7 +363,10 @@ def test_filter__text_operators_and_quoted_strings(
     assert refused.status_code == 400, refused.text
     assert select("name[startsWith]:Car") == ["Carol"]
     assert select('name[endsWith]:"jr"') == ["alice, jr"]
-    assert select('name[in]:["alice, jr",Carol]') == ["alice, jr", "Carol"]
+    # An in list is split at every comma, quoted or not (format-field-values.util.ts): the
+    # quoted item becomes '"alice' and ' jr"', which name no record.
+    assert select('name[in]:["alice, jr",Carol]') == ["Carol"]
+    assert select('name[in]:["Carol",alice]') == ["Carol"]
 
 
 def test_filter__id_in_with_100_ids(em: TwentyEmulator, client: httpx.Client) -> None:

@@ -9,6 +9,7 @@ listing runs is either read or stamped past the window, so the next run reads it
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.model import REP_PROGRESSIONS, parse_datetime
 from reconciler.remotes.base import RetryPolicy
 from reconciler.remotes.twenty import PAGE_LIMIT, TwentyRemote
-from reconciler.remotes.twenty_ends import BACKWARD, Listing, Page
+from reconciler.remotes.twenty_ends import BACKWARD, FORWARD, Listing, Page
 from tests.helpers import progression_fields
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -94,6 +95,21 @@ def test_listing__reads_each_record_once_for_at_most_two_requests_more(
         assert requests == 1
     backward = [r for r in twenty.requests if r.query.get("order_by") == [BACKWARD]]
     assert bool(backward) == (count > 2 * PAGE_LIMIT)
+
+
+def test_listing__orders_each_field_with_its_direction(
+    twenty: TwentyEmulator, remote: TwentyRemote
+) -> None:
+    """Both readers name the direction of every field they order by, the form the API's
+    documentation gives (``order_by=updatedAt[AscNullsFirst]``), never a bare field."""
+    _seed(twenty, list(range(2 * PAGE_LIMIT + 50)))
+
+    _listed(remote)
+
+    orders = {value for r in twenty.requests for value in r.query.get("order_by", [])}
+    assert FORWARD in orders and BACKWARD in orders
+    item = re.compile(r"[A-Za-z]+\[(Asc|Desc)Nulls(First|Last)\]")
+    assert all(item.fullmatch(part) for order in orders for part in order.split(",")), orders
 
 
 def test_listing__all_records_sharing_one_stamp(

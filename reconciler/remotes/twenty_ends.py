@@ -45,7 +45,13 @@ from typing import Any
 from reconciler.model import iso_ms, parse_datetime
 
 FIELD = "updatedAt"
-FORWARD = FIELD  # the server appends id[AscNullsFirst]
+# Each field with its direction, the form the API's documentation gives. The server appends
+# ``id[AscNullsFirst]`` as the tie-breaker unless ``id`` is there already
+# (order-by-parser-utils/add-default-order-by-id.util.ts); the newest-first reader names it
+# descending, so that its order is exactly the reverse of the other's: a record both have read
+# proves they met only then. Several fields are the server's own example
+# (parse-order-by-rest-request-common.util.ts: ``field_1[AscNullsFirst],field_2[DescNullsLast]``).
+FORWARD = f"{FIELD}[AscNullsFirst]"
 BACKWARD = f"{FIELD}[DescNullsLast],id[DescNullsLast]"
 TICK = timedelta(milliseconds=1)
 

@@ -19,6 +19,7 @@ the server answers a superset, and a record is kept only when its key equals one
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ KEYS_PER_REQUEST = 200  # one page of answers when each key matches one record (
 LONGEST_VALUE = 200  # characters; a longer text is looked up by its start (a like prefix)
 _UNSAFE = frozenset("\"'[]()\\\n\r\u2028\u2029")
 _WILD = frozenset("%_")
+_WORD = re.compile(r"[A-Za-z0-9_.+@%-]+")  # a value readable without quotes
+_KEYWORDS = frozenset({"null", "true", "false"})  # words a reader may take for something else
 _KEY_KINDS = (Kind.TEXT, Kind.NUMBER, Kind.INTEGER, Kind.DATE, Kind.DATETIME)
 
 
@@ -123,9 +126,15 @@ def _condition(spec: FieldSpec, value: Any) -> str:
 
 
 def _literal(spec: FieldSpec, value: Any) -> str:
-    """A value as the filter writes it: numbers bare, text (dates too) quoted."""
+    """A value as the filter writes it: numbers bare; a text of one word bare too, the form the
+    API's documentation gives (``id[in]:[uuid1,uuid2]``); other texts, and dates and times
+    ("quote timestamps"), quoted. Twenty strips the quotes either way."""
     text = _text(spec, value)
-    return repr(value) if text is None else f'"{text}"'
+    if text is None:
+        return repr(value)
+    if spec.kind is Kind.TEXT and _WORD.fullmatch(text) and text.lower() not in _KEYWORDS:
+        return text
+    return f'"{text}"'
 
 
 def _text(spec: FieldSpec, value: Any) -> str | None:

@@ -89,12 +89,13 @@ def scope(target: TwentyTarget) -> str:
 
 
 def refused(name: str, answer: Answered, target: TwentyTarget) -> Finding:
-    """The finding for a server that answered the data-model request without the data model."""
+    """The finding for a server that answered without the data model, or refused the key."""
     scope_ = scope(target)
     hint = "check TWENTY_API_URL (or the mapping's api_url); try again later"
-    if answer.status == 401:
+    if answer.status in (401, 403):  # 403 from a record read; the data model's is a role's
         hint = f"check {target.api_key_env} (Settings > APIs & Webhooks in Twenty)"
-        return Finding(name, False, "API key refused (401)", hint, unavailable=True, scope=scope_)
+        detail = f"API key refused ({answer.status})"
+        return Finding(name, False, detail, hint, unavailable=True, scope=scope_)
     if 300 <= answer.status < 400:
         detail = f"Twenty answered {answer.status}, redirected to {answer.location or '?'}"
         hint = "set TWENTY_API_URL (or the mapping's api_url) to the server's own address"

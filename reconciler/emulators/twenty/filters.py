@@ -344,7 +344,7 @@ class _Parser:
             item = self._next()
             if item.kind not in ("STRING", "WORD"):
                 raise bad_request(f"Invalid filter: expected a list item at position {item.at}")
-            items.append(Literal(item.text, item.kind == "STRING"))
+            items.extend(_list_items(item))
             if self._expect_one_of(",", "]") == "]":
                 return items
 
@@ -353,6 +353,15 @@ class _Parser:
         if token.kind not in kinds:
             raise bad_request(f"Invalid filter: expected one of {kinds} at position {token.at}")
         return token.kind
+
+
+def _list_items(item: Token) -> list[Literal]:
+    """A list item as Twenty reads it: format-field-values.util.ts splits the list at every
+    comma, quotes or not, and strips one pair of quotes from an item only when it both starts
+    and ends with one. So ``"alice, jr"`` is two items, ``"alice`` and `` jr"``, quotes kept."""
+    if item.kind != "STRING" or "," not in item.text:
+        return [Literal(item.text, item.kind == "STRING")]
+    return [Literal(piece, False) for piece in f'"{item.text}"'.split(",")]
 
 
 def build_condition(spec: ObjectSpec, name: str, op: str, value: Literal | list[Literal]) -> Node:
