@@ -25,6 +25,7 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.engine.run import Run
 from reconciler.model import Mapping
+from reconciler.remotes import airtable_http
 from reconciler.remotes.factory import build_remote
 from reconciler.report import RunReport
 from reconciler.store.sync import Store
@@ -224,6 +225,9 @@ def hub_world(
     from tests.test_convergence import _one_ssl_context
 
     monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.0001")
+    # A 429 holds its base for Airtable's 30 s lockout; the emulator's injected ones lock out
+    # nothing, and the retries are what is tested.
+    monkeypatch.setattr(airtable_http, "LOCKOUT_SECONDS", 0.0)
     add_reps_table(airtable)
     add_airtable_key(db)
     settings = load_mappings(load_settings(), write_config(folder))

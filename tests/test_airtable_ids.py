@@ -103,7 +103,7 @@ def test_fields_by_id__reads_ask_for_ids_and_writes_send_ids(
     listings = [r for r in airtable.requests if r.method == "GET"]
     assert len(listings) == 2  # the pull's window; the push's look at records changed since
     for listing in listings:
-        assert listing.query["returnFieldsByFieldId"] == ["1"]
+        assert listing.query["returnFieldsByFieldId"] == ["true"]
         assert set(listing.query["fields[]"]) == set(airtable.table("Leads").columns)
         assert "{lastModifiedTime}" in listing.query["filterByFormula"][0]
     (patch,) = [r for r in airtable.requests if r.method == "PATCH"]

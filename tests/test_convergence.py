@@ -27,6 +27,7 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.engine.run import Run
 from reconciler.model import LEADS, REP_PROGRESSIONS, FieldSpec, Mapping, canonical, to_db, to_wire
+from reconciler.remotes import airtable_http
 from reconciler.remotes.factory import build_remote
 from reconciler.report import RunReport
 from reconciler.store.schema import BUSINESS_TABLES
@@ -119,6 +120,9 @@ def world(
 ) -> World:
     """Both emulators and one database; retries fast so outages cost little time."""
     monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.0001")
+    # A 429 holds its base for Airtable's 30 s lockout; the emulator's injected ones lock out
+    # nothing, and the retries are what is tested.
+    monkeypatch.setattr(airtable_http, "LOCKOUT_SECONDS", 0.0)
     _reflect_once(monkeypatch)
     _one_ssl_context(monkeypatch)
     return World(airtable, twenty, db, load_settings())

@@ -16,7 +16,6 @@ from functools import partial
 from typing import Any
 
 from pyairtable import Api
-from pyairtable.api.params import options_to_params
 
 from reconciler.config import AirtableTarget
 from reconciler.errors import MappingError, ReconcilerError, RecordError, RemoteUnavailable
@@ -33,6 +32,7 @@ from reconciler.remotes.airtable_http import (
     Stamping,
     listing_shape,
     meta_shape,
+    query_params,
     send,
     url_length,
     write_shape,
@@ -60,6 +60,7 @@ from reconciler.remotes.base import (
 )
 
 RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")
+FIELD_ID_RE = re.compile(r"^fld[A-Za-z0-9]{14}$")
 PAGE_SIZE = 100
 WRITE_BATCH = 10
 TIMEOUT = (5, 30)  # connect, read (seconds)
@@ -323,10 +324,31 @@ class AirtableRemote:
                     offset, restarts = None, restarts + 1
                     continue
                 raise RemoteUnavailable(f"Airtable refused the listing: {exc}") from None
+            self._check_keyed_by_id(body["records"])
             yield list(body["records"])
             offset = body.get("offset")
             if not offset:
                 return
+
+    def _check_keyed_by_id(self, page: list[dict[str, Any]]) -> None:
+        """Stop the mapping when a listing's fields come keyed by name, not by the field ids it
+        asked for (``returnFieldsByFieldId``, shared docs ``airtable-api.md`` "Reading"): read
+        by id, every field would look empty ("a missing key means empty"), and the pull would
+        put NULLs over the local values.
+
+        Raises:
+            MappingError: a record with fields, none of them keyed by a field id.
+        """
+        known = {info.id for info in self.schema.fields.values()}
+        for raw in page:
+            keys = list(raw.get("fields") or {})
+            if keys and not any(key in known or FIELD_ID_RE.fullmatch(key) for key in keys):
+                raise MappingError(
+                    f"Airtable answered the listing of {self.schema.table_name!r} with fields "
+                    "keyed by name, not by field id (returnFieldsByFieldId=true was not "
+                    "honoured): its records were not read, as every field would have read as "
+                    "empty"
+                )
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
         """A record read by field id, typed by configured name; a modified time that cannot
@@ -378,7 +400,7 @@ class AirtableRemote:
         named = [(spec, self._current_name(spec.remote)) for spec in specs]
         conditions = [formulas.key_equality(named, key) for key in keys]
         urls = self._api.table(self.target.base_id, self.schema.table_id).urls
-        params = options_to_params(self._list_options(None, None))
+        params = query_params(self._list_options(None, None))
         used = url_length(self._api.session, str(urls.records), params)
         budget = MAX_URL_LENGTH - URL_MARGIN - used - len("&filterByFormula=")
         for group in formulas.groups(conditions, budget):

@@ -83,6 +83,16 @@ class AirtableRejected(Rejected):
         return self.kind == "INVALID_FILTER_BY_FORMULA" and "Unknown field name" in str(self)
 
 
+class NotFound(RemoteUnavailable):
+    """404, with the API's error type when the body is the API's JSON error (empty when it is
+    not: a proxy's page). In answer to a batch PATCH it may mean a record of the batch is gone
+    ("404 record gone" among Airtable's error answers, shared docs ``airtable-api.md``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 class Forbidden(AuthError):
     """403: the token lacks access or a scope, or the base or table does not exist (Airtable
     answers the same to all of these, deliberately)."""
@@ -115,7 +125,7 @@ def send(
     Raises:
         Transient, AirtableRejected, AuthError, MappingError, RemoteUnavailable: see the module.
     """
-    params = options_to_params(options or {})
+    params = query_params(options or {})
     try:
         prepared = session.prepare_request(requests.Request(method, url, params=params, json=json))
         if fallback and method == "GET" and len(str(prepared.url)) >= MAX_URL_LENGTH:
@@ -136,6 +146,18 @@ def send(
         # Timeouts, refused or reset connections, a body cut off mid-way (ChunkedEncodingError).
         raise Transient(f"connection problem: {type(exc).__name__}") from None
     return answer(response, token_env)
+
+
+def query_params(options: dict[str, Any]) -> dict[str, Any]:
+    """pyairtable's query parameters for list ``options``, with ``returnFieldsByFieldId`` in the
+    form Airtable documents (``true``: https://airtable.com/developers/web/api/list-records,
+    shared docs ``airtable-api.md`` "Reading"). pyairtable renders it ``1`` (``api/params.py``),
+    which the service accepts too, but a server that holds to the documented form may ignore
+    it and key every field by name: a listing would then read as all empty."""
+    params = options_to_params(options)
+    if "returnFieldsByFieldId" in params:
+        params["returnFieldsByFieldId"] = "true" if params["returnFieldsByFieldId"] else "false"
+    return params
 
 
 # The settings the environment gives a session's requests to each origin (proxies, the CA
@@ -205,9 +227,10 @@ def classify(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> 
             "data.records:write"
         )
     if status == 404:
-        return RemoteUnavailable(
+        return NotFound(
+            kind,
             f"Airtable answered 404 {detail} for {urlsplit(response.url).path}: check "
-            "AIRTABLE_API_URL"
+            "AIRTABLE_API_URL",
         )
     if status == 429:
         return _too_many(response, kind, detail)
@@ -223,6 +246,11 @@ def classify(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> 
 
 
 def _too_many(response: requests.Response, kind: str, detail: str) -> Exception:
+    """A 429: the monthly plan limit stops the mapping; any other holds the base for the whole
+    lockout, or longer if ``Retry-After`` asks (contract "Rate limits": after a 429 from
+    Airtable nothing more goes to that base for 30 seconds). Whatever its body (Airtable's
+    ``RATE_LIMIT_REACHED``, another type, none, a proxy's page), a request sent sooner may fall
+    into the lockout and extend it (shared docs ``airtable-api.md``, "Limits and errors")."""
     if kind == BILLING_LIMIT:
         # Retrying cannot help before the month ends, and every retry would be refused too.
         return MappingError(
@@ -230,14 +258,10 @@ def _too_many(response: requests.Response, kind: str, detail: str) -> Exception:
             f"({BILLING_LIMIT}); nothing more can be read or written until the month ends or "
             "the plan is upgraded"
         )
+    hold = max(LOCKOUT_SECONDS, _retry_after(response))
     if kind == RATE_LIMIT_REACHED:
-        return Transient("rate limited (429)", throttled=True, hold=LOCKOUT_SECONDS)
-    # Not Airtable's own limiter (a proxy, say): honour its Retry-After, else back off.
-    return Transient(
-        f"rate limited (429 {detail})".replace(" )", ")"),
-        throttled=True,
-        hold=_retry_after(response),
-    )
+        return Transient("rate limited (429)", throttled=True, hold=hold)
+    return Transient(f"rate limited (429 {detail})".replace(" )", ")"), throttled=True, hold=hold)
 
 
 def _retry_after(response: requests.Response) -> float:

@@ -94,6 +94,9 @@ def flag(name: str, value: Any) -> bool:
     (https://airtable.com/developers/web/api/get-record#query-returnfieldsbyfieldid) and a body
     key of listRecords, create and update (pyairtable ``api/params.py`` sends ``int(...)`` in a
     query and ``bool(...)`` in a body; gtalarico/pyairtable#252: writes read it from the body).
+    ``true`` is the documented form (shared docs ``airtable-api.md``, "Reading"); the service
+    takes pyairtable's ``1`` as well. Any other value is refused, as other malformed parameters
+    are (422 ``INVALID_REQUEST_UNKNOWN``).
     """
     if value is None or isinstance(value, bool):
         return bool(value)
