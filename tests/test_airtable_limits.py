@@ -1,9 +1,10 @@
 """Airtable's limits: after a 429 nothing is sent to the base for 30 seconds (on a simulated
-clock against the emulator's real 5/s limit and 30 s lockout), and a spent monthly plan stops the
-mapping at once."""
+clock against the emulator's real 5/s limit and 30 s lockout, and after a 429 of any other
+shape), and a spent monthly plan stops the mapping at once."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,29 +53,75 @@ def test_rate_limit__after_a_429_nothing_is_sent_to_the_base_for_30_seconds(
     whole lockout instead of knocking with its backoff, and every page arrives."""
     em = strict_airtable
     seed_leads(em, 650)  # 7 pages, plus the schema request
-    time = SimulatedTime(em)
-    target = AirtableTarget(Secret(em.token), "AIRTABLE_TOKEN", em.base_id, em.url, 10.0)
-    remote = AirtableRemote(
-        LEADS,
-        target,
-        RetryPolicy(sleep=time.sleep),
-        pacer=Pacer.rate(10.0, clock=time.clock, sleep=time.sleep),
-    )
-    answers: list[tuple[float, int]] = []
-    remote._api.session.hooks["response"].append(
-        lambda response, *args, **kwargs: answers.append((time.now, response.status_code))
-    )
+    remote, answers = _paced_remote(em, 10.0)
 
     remote.prepare(None)
     records = [record for page in remote.list_changed(None) for record in page]
     remote.close()
 
     assert len({r.id for r in records}) == 650
+    _assert_held_once(em, remote, answers)
+    assert [status for _, status in answers].count(200) == 8
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "headers"),
+    [
+        ("", "text/plain", {}),
+        (
+            json.dumps({"errors": [{"error": "TOO_MANY_REQUESTS", "message": "Slow down"}]}),
+            "application/json",
+            {},
+        ),
+        ("<html><title>429 Too Many Requests</title></html>", "text/html", {"Retry-After": "5"}),
+    ],
+    ids=["empty", "another-type", "proxy-retry-after-5"],
+)
+def test_rate_limit__any_429_holds_the_base_for_30_seconds(
+    airtable: AirtableEmulator, body: str, content_type: str, headers: dict[str, str]
+) -> None:
+    """Not only Airtable's ``RATE_LIMIT_REACHED``: whatever a 429 carries (another type, no
+    body, a proxy's page asking for 5 s), the base is held for the lockout."""
+    seed_leads(airtable, 250)  # 3 pages
+    remote, answers = _paced_remote(airtable, 5.0)
+    remote.prepare(None)
+    listing = f"/v0/{airtable.base_id}/"
+    airtable.faults.raw(429, body, content_type=content_type, headers=headers, path=listing)
+
+    records = [record for page in remote.list_changed(None) for record in page]
+    remote.close()
+
+    assert len({r.id for r in records}) == 250
+    _assert_held_once(airtable, remote, answers)
+
+
+def _paced_remote(
+    em: AirtableEmulator, rate: float
+) -> tuple[AirtableRemote, list[tuple[float, int]]]:
+    """A remote paced at ``rate`` on a simulated clock, and the (time, status) of its answers."""
+    time = SimulatedTime(em)
+    target = AirtableTarget(Secret(em.token), "AIRTABLE_TOKEN", em.base_id, em.url, rate)
+    remote = AirtableRemote(
+        LEADS,
+        target,
+        RetryPolicy(sleep=time.sleep),
+        pacer=Pacer.rate(rate, clock=time.clock, sleep=time.sleep),
+    )
+    answers: list[tuple[float, int]] = []
+    remote._api.session.hooks["response"].append(
+        lambda response, *args, **kwargs: answers.append((time.now, response.status_code))
+    )
+    return remote, answers
+
+
+def _assert_held_once(
+    em: AirtableEmulator, remote: AirtableRemote, answers: list[tuple[float, int]]
+) -> None:
+    """One 429, and nothing sent to the base for 30 s after it."""
     assert em.count(status=429) == 1 and remote.stats.throttled == 1
     refused_at = next(at for at, status in answers if status == 429)
     after = [at for at, status in answers if at > refused_at]
     assert after and min(after) >= refused_at + 30.0
-    assert [status for _, status in answers].count(200) == 8
 
 
 def test_rate_limit__the_answer_is_read_in_its_real_errors_array_shape(
