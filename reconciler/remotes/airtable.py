@@ -334,21 +334,20 @@ class AirtableRemote:
         """Stop the mapping when a listing's fields come keyed by name, not by the field ids it
         asked for (``returnFieldsByFieldId``, shared docs ``airtable-api.md`` "Reading"): read
         by id, every field would look empty ("a missing key means empty"), and the pull would
-        put NULLs over the local values.
+        put NULLs over the local values. The parameter holds for a whole answer, so its first
+        record with fields shows it (a pull reads every page through here).
 
         Raises:
             MappingError: a record with fields, none of them keyed by a field id.
         """
+        keys = next((list(raw["fields"]) for raw in page if raw.get("fields")), [])
         known = {info.id for info in self.schema.fields.values()}
-        for raw in page:
-            keys = list(raw.get("fields") or {})
-            if keys and not any(key in known or FIELD_ID_RE.fullmatch(key) for key in keys):
-                raise MappingError(
-                    f"Airtable answered the listing of {self.schema.table_name!r} with fields "
-                    "keyed by name, not by field id (returnFieldsByFieldId=true was not "
-                    "honoured): its records were not read, as every field would have read as "
-                    "empty"
-                )
+        if keys and not any(key in known or FIELD_ID_RE.fullmatch(key) for key in keys):
+            raise MappingError(
+                f"Airtable answered the listing of {self.schema.table_name!r} with fields keyed "
+                "by name, not by field id (returnFieldsByFieldId=true was not honoured): its "
+                "records were not read, as every field would have read as empty"
+            )
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
         """A record read by field id, typed by configured name; a modified time that cannot
