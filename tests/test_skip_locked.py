@@ -86,25 +86,28 @@ def test_skip_locked__every_mapping_held_is_exit_4_and_nothing_done(
 
     assert result.exit_code == 4, result.output
     assert result.report["status"] == "locked"
-    assert result.report["message"].endswith(f"(leads, {M}); nothing was done")
+    assert result.report["message"] == (
+        f"another run holds the locks of every mapping of this run (leads, {M}); nothing was done"
+    )
     assert [m["skipped"] for m in result.report["mappings"]] == [LOCKED, LOCKED]
     assert rows(db) == [] and rows(db, M) == []
     assert scalar(db, "SELECT count(*) FROM reconciler.runs") == 0
 
 
 @pytest.mark.usefixtures("both")
+@pytest.mark.parametrize("busy", ["leads", M])
 def test_without_skip_locked__one_held_mapping_stops_the_run_with_exit_4(
-    db: sa.Engine, cli: Cli
+    db: sa.Engine, cli: Cli, busy: str
 ) -> None:
-    with held(db, "leads"):
+    with held(db, busy):
         result = cli()
 
     assert result.exit_code == 4, result.output
     report = result.report
     assert report["status"] == "locked"
     assert report["message"] == (
-        f"another run holds the lock of a mapping of this run (leads, {M}); nothing was done "
-        "(--skip-locked runs the mappings not held)"
+        f"another run holds the lock of mapping {busy}; nothing was done "
+        "(--skip-locked runs the others)"
     )
     assert all(m["skipped"] is None and m["api"]["requests"] == 0 for m in report["mappings"])
     assert rows(db) == [] and rows(db, M) == []

@@ -164,28 +164,24 @@ class Run:
         names = [m.name for m, reason in self.mappings if reason is None]
         own = run_lock_name(self.report.run_id)
         if not self.options.skip_locked:
-            with advisory_locks(conn, [*names, own]) as locked_all:
-                if not locked_all:
-                    self._locked()
-                yield locked_all
+            with advisory_locks(conn, [*names, own]) as busy:
+                if busy is not None:
+                    self._locked(f"the lock of mapping {busy}", " (--skip-locked runs the others)")
+                yield busy is None
             return
         with available_locks(conn, [*names, own]) as taken:
-            busy = {name for name in names if name not in taken}
-            self._skip_locked(busy)
-            if busy == set(names) or own not in taken:
-                self._locked()
+            held = {name for name in names if name not in taken}
+            self._skip_locked(held)
+            if held == set(names) or own not in taken:
+                self._locked(f"the locks of every mapping of this run ({', '.join(names)})")
                 yield False
             else:
                 yield True
 
-    def _locked(self) -> None:
-        held = (None, LOCKED_BY_ANOTHER_RUN)  # the mappings this run would have run
-        names = ", ".join(m.name for m, reason in self.mappings if reason in held)
-        hint = "" if self.options.skip_locked else " (--skip-locked runs the mappings not held)"
+    def _locked(self, what: str, hint: str = "") -> None:
+        """Say in the report that another run holds ``what``: nothing was done."""
         self.report.locked = True
-        self.report.fatal = (
-            f"another run holds the lock of a mapping of this run ({names}); nothing was done{hint}"
-        )
+        self.report.fatal = f"another run holds {what}; nothing was done{hint}"
 
     def _skip_locked(self, busy: set[str]) -> None:
         """Skip the mappings another run holds, and say so in their report entries."""

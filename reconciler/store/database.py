@@ -312,17 +312,20 @@ def _unlock(conn: Connection, keys: list[int]) -> None:
 
 
 @contextmanager
-def advisory_locks(conn: Connection, names: Sequence[str]) -> Iterator[bool]:
-    """Try to take one session-level advisory lock per name; yields whether all were taken."""
+def advisory_locks(conn: Connection, names: Sequence[str]) -> Iterator[str | None]:
+    """Try to take one session-level advisory lock per name, in order; yields None when all
+    were taken, else the first name another session holds (the rest are not tried)."""
     taken: list[int] = []
+    busy: str | None = None
     try:
         for name in names:
             key = lock_key(name)
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             conn.commit()
             if not got:
+                busy = name
                 break
             taken.append(key)
-        yield len(taken) == len(names)
+        yield busy
     finally:
         _unlock(conn, taken)
