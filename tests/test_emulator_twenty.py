@@ -158,6 +158,8 @@ def test_list__order_by_directions_and_nulls(em: TwentyEmulator, client: httpx.C
     em.create({"name": "none"})
     em.create({"name": "a", "totalXp": 1})
     assert names(client.get(PATH, params={"order_by": "totalXp"})) == ["none", "a", "b"]
+    explicit = client.get(PATH, params={"order_by": "totalXp[AscNullsFirst]"})
+    assert names(explicit) == ["none", "a", "b"]  # a bare field is AscNullsFirst
     desc_last = client.get(PATH, params={"order_by": "totalXp[DescNullsLast]"})
     assert names(desc_last) == ["b", "a", "none"]
     asc_last = client.get(PATH, params={"order_by": "totalXp[AscNullsLast],name"})

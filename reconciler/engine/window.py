@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 from reconciler.errors import MappingError
 
-# The offset comes from whole-second ``Date`` headers, centred (``RemoteClock``): it is known to
-# half a second either way.
+# The offset comes from ``Date`` headers, which carry whole seconds (RFC 9110 §5.6.7, IMF-fixdate),
+# centred (``RemoteClock``): it is known to half a second either way.
 DATE_UNCERTAINTY = timedelta(milliseconds=500)
 MIN_TOLERANCE = timedelta(seconds=5)
 MAX_TOLERANCE = timedelta(seconds=60)

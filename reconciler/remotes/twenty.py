@@ -281,8 +281,9 @@ class TwentyRemote:
 
     def _read_one(self) -> None:
         """One record read for ``check``, not paced or retried: the data model's answer does not
-        show that the key may read records (a 403 there may be the role's, or the key's, as a
-        bad key answers 401 or 403 depending on the version). Only a refusal counts here; an
+        show that the key may read records (a 403 there may be the role's, or the key's: "a
+        missing or bad key answers 401 or 403 depending on version", shared docs
+        ``twenty-api.md``). Only a refusal counts here; an
         object missing from the data model is the fields finding's to report."""
         response = self._client.get(self._path, params={**self._list_params(None), "limit": 1})
         self.clock.observe(response.headers.get("Date"))

@@ -60,7 +60,14 @@ def default_order() -> list[OrderKey]:
 
 
 def parse_order_by(spec: ObjectSpec, text: str | None) -> list[OrderKey]:
-    """Parse ``field[Direction],…`` (a bare field is AscNullsFirst) and append ``id``."""
+    """Parse ``field[Direction],…`` and append ``id``.
+
+    A bare field is ``AscNullsFirst``, and several fields may be given
+    (parse-order-by-rest-request-common.util.ts: ``DEFAULT_ORDER_DIRECTION``, and its own example
+    ``field_1[AscNullsFirst],field_2[DescNullsLast],field_3``); ``id`` ascending is appended
+    unless named (add-default-order-by-id.util.ts), both in
+    packages/twenty-server/src/engine/api/rest/input-request-parsers/order-by-parser-utils/.
+    """
     if not text:
         return default_order()
     keys: list[OrderKey] = []
