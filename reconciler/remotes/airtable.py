@@ -60,7 +60,6 @@ from reconciler.remotes.base import (
 )
 
 RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")
-FIELD_ID_RE = re.compile(r"^fld[A-Za-z0-9]{14}$")
 PAGE_SIZE = 100
 WRITE_BATCH = 10
 TIMEOUT = (5, 30)  # connect, read (seconds)
@@ -335,14 +334,15 @@ class AirtableRemote:
         asked for (``returnFieldsByFieldId``, shared docs ``airtable-api.md`` "Reading"): read
         by id, every field would look empty ("a missing key means empty"), and the pull would
         put NULLs over the local values. The parameter holds for a whole answer, so its first
-        record with fields shows it (a pull reads every page through here).
+        record with fields shows it (a pull reads every page through here). A listing asks for
+        the mapped fields by id (``fields[]``), so an answer keyed by id holds only those.
 
         Raises:
             MappingError: a record with fields, none of them keyed by a field id.
         """
         keys = next((list(raw["fields"]) for raw in page if raw.get("fields")), [])
         known = {info.id for info in self.schema.fields.values()}
-        if keys and not any(key in known or FIELD_ID_RE.fullmatch(key) for key in keys):
+        if keys and not any(key in known for key in keys):
             raise MappingError(
                 f"Airtable answered the listing of {self.schema.table_name!r} with fields keyed "
                 "by name, not by field id (returnFieldsByFieldId=true was not honoured): its "

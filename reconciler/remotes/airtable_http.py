@@ -258,10 +258,9 @@ def _too_many(response: requests.Response, kind: str, detail: str) -> Exception:
             f"({BILLING_LIMIT}); nothing more can be read or written until the month ends or "
             "the plan is upgraded"
         )
+    message = "429" if kind == RATE_LIMIT_REACHED else f"429 {detail}".rstrip()
     hold = max(LOCKOUT_SECONDS, _retry_after(response))
-    if kind == RATE_LIMIT_REACHED:
-        return Transient("rate limited (429)", throttled=True, hold=hold)
-    return Transient(f"rate limited (429 {detail})".replace(" )", ")"), throttled=True, hold=hold)
+    return Transient(f"rate limited ({message})", throttled=True, hold=hold)
 
 
 def _retry_after(response: requests.Response) -> float:

@@ -283,8 +283,8 @@ class TwentyRemote:
         """One record read for ``check``, not paced or retried: the data model's answer does not
         show that the key may read records (a 403 there may be the role's, or the key's: "a
         missing or bad key answers 401 or 403 depending on version", shared docs
-        ``twenty-api.md``). Only a refusal counts here; an
-        object missing from the data model is the fields finding's to report."""
+        ``twenty-api.md``). Only a refusal counts here; an object missing from the data model
+        is the fields finding's to report."""
         response = self._client.get(self._path, params={**self._list_params(None), "limit": 1})
         self.clock.observe(response.headers.get("Date"))
         if response.status_code in (401, 403):
