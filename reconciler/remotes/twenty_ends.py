@@ -26,7 +26,7 @@ Sources (packages/twenty-server/src/engine/):
   every record the filter matches (a hint here: read as None when it is not a number).
 
 Only the oldest-first reader runs while ``totalCount`` says one more page can finish the
-listing, and meeting is proven by the records themselves, never by the count. A listing costs
+listing, and meeting is proven by the records' times, never by the count. A listing costs
 one or two requests more than one cursor would (the page that shows the two met, and the
 records each newest-first page reads again), and a window that fits in one page costs one. A
 record changed while the listing runs gets an ``updatedAt`` past this run's window, so the next
@@ -45,17 +45,18 @@ from typing import Any
 from reconciler.model import iso_ms, parse_datetime
 
 FIELD = "updatedAt"
-# Each field with its direction, the form the API's documentation gives. The server appends
-# ``id[AscNullsFirst]`` as the tie-breaker unless ``id`` is there already
-# (order-by-parser-utils/add-default-order-by-id.util.ts); the newest-first reader names it
-# descending, so that its order is exactly the reverse of the other's: a record both have read
-# proves they met only then. Several fields are the server's own example
-# (parse-order-by-rest-request-common.util.ts: ``field_1[AscNullsFirst],field_2[DescNullsLast]``).
+# One field with its direction, the form the API's documentation gives
+# (``order_by=updatedAt[AscNullsFirst]``). The server appends ``id`` as the tie-breaker
+# (order-by-parser-utils/add-default-order-by-id.util.ts: ``id[AscNullsFirst]`` whatever the
+# other fields' direction), so records sharing a time come in the same order to both readers,
+# not in reverse: the meeting is proven by times alone (``Listing``), never by a record both
+# have read.
 FORWARD = f"{FIELD}[AscNullsFirst]"
-BACKWARD = f"{FIELD}[DescNullsLast],id[DescNullsLast]"
+BACKWARD = f"{FIELD}[DescNullsLast]"
 TICK = timedelta(milliseconds=1)
 
 Raw = dict[str, Any]
+_UNSEEN = object()
 
 
 @dataclass(frozen=True)
@@ -106,19 +107,19 @@ def stamp(raw: Raw) -> datetime | None:
 
 
 class Listing:
-    """What the two cursors have read, and whether together they have read everything.
+    """What the two readers have read, and whether together they have read everything.
 
-    They have once one of them read to its end, or once some record was read by both, unchanged
-    (the same ``updatedAt`` both times): each cursor read every record up to that one in its own
-    order. The answers carry ``updatedAt`` to the millisecond and the server orders by the
-    stored, finer value, so last records' times that differ by a millisecond or more prove the
-    meeting as well, and equal ones prove nothing.
+    They have once one of them read to its end, or once the oldest-first reader's last record
+    is a millisecond or more newer than the newest-first reader's: each has read every record
+    up to its last one in its own order, and the two orders then cover every time between
+    them. The answers carry ``updatedAt`` to the millisecond and the server orders by the
+    stored, finer value, so equal last times prove nothing; nor does a record both have read,
+    as the records sharing its time come in the server's tie order, the same for both readers.
     """
 
     def __init__(self) -> None:
         self.forward, self.backward = End(FORWARD), End(BACKWARD)
-        self._seen: dict[str, tuple[End, Any]] = {}
-        self._witnessed = False
+        self._seen: dict[str, Any] = {}
 
     def fresh(self, end: End, page: Page) -> list[Raw]:
         """Note a page ``end`` read; its records not read before, or read before with another
@@ -126,12 +127,9 @@ class Listing:
         end.took(page)
         fresh: list[Raw] = []
         for raw in page.records:
-            before = self._seen.get(raw["id"])
-            if before is None or before[1] != raw.get("updatedAt"):
-                self._seen[raw["id"]] = (end, raw.get("updatedAt"))
+            if self._seen.get(raw["id"], _UNSEEN) != raw.get("updatedAt"):
+                self._seen[raw["id"]] = raw.get("updatedAt")
                 fresh.append(raw)
-            elif before[0] is not end:
-                self._witnessed = True
         return fresh
 
     @property
@@ -142,7 +140,7 @@ class Listing:
     def complete(self) -> bool:
         """Every record is read."""
         forward, backward = self.forward, self.backward
-        if forward.finished or backward.finished or self._witnessed:
+        if forward.finished or backward.finished:
             return True
         return (
             forward.last is not None
@@ -187,8 +185,8 @@ def both_ends(read: Callable[[str, str | None, str | None], Page]) -> Iterator[l
 
 def _worth_both(total: int | None, read: int, size: int, backward: End) -> bool:
     """Whether the unread records, by the server's count, need more than the forward cursor's
-    next page: to show that the ends met, a page must also reach one record the backward cursor
-    read (or, before it read any, the listing's end)."""
+    next page: to show that the ends met, a page must also reach past the last record the
+    backward cursor read (or, before it read any, the listing's end)."""
     if total is None:
         return True
     unread = total - read
