@@ -4,14 +4,16 @@ data model is read once and kept a day; a key that may not read it syncs unverif
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from reconciler.emulators.twenty import TwentyEmulator
+from reconciler.emulators.twenty import TwentyEmulator, metadata
 from tests.helpers import (
+    TWENTY_MODEL,
     execute,
     rows,
     seed_progressions,
@@ -226,3 +228,27 @@ def test_data_model_unavailable__retried_like_any_request_then_a_mapping_error(
 
     assert "Twenty kept failing after retries" in _stopped(failed)
     assert twenty_reads(twenty) == []
+
+
+def test_data_model_without_system_fields__the_mapping_runs_and_checks(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Every record has ``updatedAt`` (and ``id``, ``createdAt`` …) whether or not the data model
+    lists them beside the object's own fields: a user could not add them."""
+    objects = [metadata.object_dto(spec) for spec in twenty.store.objects.values()]
+    for dto in objects:
+        dto["fields"] = [f for f in dto["fields"] if not f["isSystem"]]
+        assert "updatedAt" not in {f["name"] for f in dto["fields"]}
+    body = json.dumps({"data": objects, "pageInfo": {"hasNextPage": False}})
+    seed_progressions(twenty, 3)
+    for _ in range(2):
+        twenty.faults.raw(200, body, content_type="application/json", path=TWENTY_MODEL)
+
+    checked = cli("check")
+    result = cli("--mapping", M)
+
+    assert checked.exit_code == 0, checked.output
+    assert "✓ twenty fields of rep_progressions" in checked.stdout
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["pull"]["inserted"] == 3 and result.report["errors"] == []
+    assert twenty_model_reads(twenty) == 2

@@ -36,6 +36,17 @@ OBJECT_FIX = "create the custom object in Twenty's data model, or fix `table` in
 TYPE_FIX = "change the field's type in Twenty, or its kind in the config"
 CHECK_LISTS = "`reconcile check` lists what is wrong"
 SHOWN = 10  # custom objects named in a message
+# The fields every record has, with their types in the data model (shared docs twenty-api.md,
+# "System fields and timestamps"; the server lists them among the object's fields, flagged
+# ``isSystem``). A data model that leaves them out still has them: a user cannot add them.
+SYSTEM_FIELDS = {
+    "id": "UUID",
+    "createdAt": "DATE_TIME",
+    "updatedAt": "DATE_TIME",
+    "deletedAt": "DATE_TIME",
+    "createdBy": "ACTOR",
+    "position": "POSITION",
+}
 
 
 class Answered(Exception):
@@ -141,14 +152,15 @@ def fields_finding(mapping: Mapping, found: list[dict[str, Any]]) -> Finding:
 
 
 def object_types(mapping: Mapping, found: list[dict[str, Any]]) -> dict[str, str] | None:
-    """The fields of the mapping's object in the data model, name -> Twenty type; None when
-    the data model has no such object."""
+    """The fields of the mapping's object in the data model, name -> Twenty type, the system
+    fields included whether listed or not; None when the data model has no such object."""
     target = next((o for o in found if o.get("namePlural") == mapping.remote_table), None)
     if target is None:
         return None
     fields = target.get("fields")
     fields = fields if isinstance(fields, list) else []
-    return {str(f.get("name")): str(f.get("type")) for f in fields if isinstance(f, dict)}
+    listed = {str(f.get("name")): str(f.get("type")) for f in fields if isinstance(f, dict)}
+    return {**SYSTEM_FIELDS, **listed}
 
 
 def missing_fields(mapping: Mapping, types: dict[str, str]) -> list[str]:
