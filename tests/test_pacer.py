@@ -7,10 +7,10 @@ import itertools
 import threading
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from reconciler.emulators.base import TokenBucketLimiter
+from reconciler.emulators.base import SlidingWindowLimiter, TokenBucketLimiter
 from reconciler.remotes.base import BucketPacer, Pacer, PacerPool
 
 
@@ -197,14 +197,30 @@ def test_four_mappings_on_one_base__share_its_budget_and_draw_no_429(
 # -- Twenty's bucket -------------------------------------------------------------------------------
 
 
-def test_bucket__a_burst_of_the_bucket_then_one_per_token_time() -> None:
-    """100 a minute: 100 at once, then one each 0.6 s (plus the guard), not a second burst a
-    minute later (the server would have refilled only what the gaps earned whole)."""
+def test_bucket__a_burst_of_the_bucket_then_none_until_it_leaves_the_minute() -> None:
+    """100 a minute: 100 at once, then none until they leave the minute (no more than 100 in
+    any minute, as documented, where the bucket alone would let one go each 0.6 s); the bucket
+    has refilled by then, as the server counts it, so the next 100 go at once again."""
     time = FakeTime()
     pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep, guard=0.0)
-    starts = [s - 100.0 for s in _starts(pacer, time, 103)]
+    starts = [s - 100.0 for s in _starts(pacer, time, 203)]
     assert starts[:100] == [0.0] * 100
-    assert starts[100:] == pytest.approx([0.6, 1.2, 1.8])
+    assert starts[100:200] == pytest.approx([60.0] * 100)
+    assert starts[200:] == pytest.approx([120.0] * 3)
+
+
+@given(gaps=st.lists(st.floats(0, 2.0), min_size=1, max_size=250))
+@example(gaps=[0.0] * 250)  # callers that never pause
+def test_bucket__never_more_than_the_limit_in_any_minute(gaps: list[float]) -> None:
+    """``TWENTY_RATE_LIMIT`` is the requests a minute the tool allows itself: a server that
+    counts a sliding minute (the documented "100 requests per minute") refuses none either."""
+    time = FakeTime()
+    pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep, guard=0.0)
+    server = SlidingWindowLimiter(100, 60.0)
+    for gap in gaps:
+        time.now += gap
+        pacer.wait()
+        assert server.admit(time.now)
 
 
 @given(gaps=st.lists(st.floats(0, 2.0), min_size=1, max_size=250))

@@ -325,13 +325,18 @@ class Pacer:
 
 
 class BucketPacer(Pacer):
-    """Twenty's rule as its server applies it (``ThrottlerService.tokenBucketThrottleOrThrow``,
+    """Twenty's rule both ways it is stated: at most ``limit`` requests in any window (the
+    documented "about 100 requests per minute", and ``TWENTY_RATE_LIMIT``: requests a minute
+    the tool allows itself), and the bucket its server keeps
+    (``ThrottlerService.tokenBucketThrottleOrThrow``,
     ``packages/twenty-server/src/engine/core-modules/throttler/throttler.service.ts``): a bucket
     of ``limit`` tokens; each request refills the whole tokens earned since the previous one and
     restarts that clock, so a fraction of a token is lost. A rested pacer lets the bucket's
-    ``limit`` go at once; after that each request waits one token's time (0.6 s at 100 a
-    minute, plus the guard) after the previous one, where a window pacer would let a second
-    burst go a minute after the first and find the bucket short.
+    ``limit`` go at once; the next waits until the first of them leaves the window, and past
+    that, while requests keep coming, each waits one token's time (0.6 s at 100 a minute, plus
+    the guard) after the previous one: the window alone would let a second burst go a minute
+    after the first and find the bucket short, and the bucket alone would let 192 go in the
+    first minute.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -339,7 +344,9 @@ class BucketPacer(Pacer):
         self._tokens = self.limit  # the remote's count of tokens, as this pacer follows it
 
     def _earliest(self, start: float, recent: list[float]) -> float:
-        """When the bucket, as the server will count it, holds a token for the next request."""
+        """When the window, and the bucket as the server will count it, let the next request
+        go."""
+        start = super()._earliest(start, recent)
         tick = self.span / self.limit + self.guard
         if recent:
             earned = math.floor(max(0.0, start - max(recent)) / tick)
