@@ -133,8 +133,22 @@ def test_rename__a_renamed_field_keeps_syncing_both_ways_at_no_cost(
     assert remote == local
 
 
+# The refusal of a formula naming a field that is gone, in Airtable's words and in others (the
+# documented error type, INVALID_FILTER_BY_FORMULA, with a message no document fixes).
+REFUSED_FORMULA = [
+    None,
+    {
+        "error": {
+            "type": "INVALID_FILTER_BY_FORMULA",
+            "message": "Invalid formula: no field named 'lastModifiedTime'",
+        }
+    },
+]
+
+
+@pytest.mark.parametrize("refusal", REFUSED_FORMULA, ids=["airtable", "other-words"])
 def test_rename__the_modified_field_renamed_is_followed_with_one_schema_read(
-    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, refusal: dict[str, Any] | None
 ) -> None:
     """A formula cannot name a field by id: Airtable answers that the old name is unknown, the
     schema is read again once, and the listing starts over under the new name."""
@@ -143,6 +157,8 @@ def test_rename__the_modified_field_renamed_is_followed_with_one_schema_read(
     airtable.rename_field("Leads", "lastModifiedTime", "Modified")
     airtable.update("Leads", ids[0], {"Status": "Renamed"})
     airtable.reset_log()
+    if refusal is not None:
+        airtable.faults.fail(422, body=refusal, method="GET", path="/v0/app")
 
     result = cli()
 

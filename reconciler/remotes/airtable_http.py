@@ -77,10 +77,10 @@ class AirtableRejected(Rejected):
 
     @property
     def unknown_field(self) -> bool:
-        """Whether Airtable does not know a field the request names (deleted or renamed)."""
-        if self.kind == "UNKNOWN_FIELD_NAME":
-            return True
-        return self.kind == "INVALID_FILTER_BY_FORMULA" and "Unknown field name" in str(self)
+        """Whether Airtable may not know a field the request names (deleted or renamed): it
+        says so (``UNKNOWN_FIELD_NAME``), or it refused a formula, which names fields by name
+        (``INVALID_FILTER_BY_FORMULA``, whatever its message: no document fixes the wording)."""
+        return self.kind in ("UNKNOWN_FIELD_NAME", "INVALID_FILTER_BY_FORMULA")
 
 
 class NotFound(RemoteUnavailable):

@@ -73,15 +73,16 @@ class FieldIds:
 
     def refresh(self, exc: AirtableRejected) -> None:
         """Read the schema again, once a run, after Airtable answered that it does not know a
-        field (deleted, or renamed in a way the kept schema could not follow).
+        field, or refused a formula naming fields (deleted, or renamed in a way the kept schema
+        could not follow).
 
         Raises:
             MappingError: it was read again already, or the field is gone.
         """
         if self._refreshed:
             raise MappingError(
-                "Airtable does not know a field of the mapping even after reading the schema "
-                f"again: {exc}"
+                "Airtable refused a request naming the mapping's fields even after reading the "
+                f"schema again: {exc}"
             ) from None
         self._refreshed = True
         schema = self._read(self._schema)
