@@ -3,6 +3,7 @@ per-mapping error with a one-line message: never a traceback, nothing lost."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -90,6 +91,27 @@ def test_listing__an_odd_answer_that_persists_stops_the_mapping(
     assert "Airtable kept failing after retries" in message and said in message
     airtable.faults.clear()
     assert cli().exit_code == 0 and len(rows(db)) == 3  # nothing lost: the next run reads it
+
+
+def test_listing__an_offset_that_is_a_number_is_sent_back_as_text(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """The docs say only to send the ``offset`` back: Airtable's is a text, a server's may be a
+    number (0 included); either pages on."""
+    first, second = "rec" + "A" * 14, "rec" + "B" * 14
+    for record, offset in ((first, 0), (second, None)):
+        page = {
+            "records": [{"id": record, "createdTime": "2026-11-20T10:00:00.000Z", "fields": {}}]
+        }
+        body = json.dumps({**page, **({"offset": offset} if offset is not None else {})})
+        airtable.faults.raw(200, body, content_type="application/json", method="GET", path=TABLE)
+
+    result = cli("--stage", "pull")
+
+    assert result.exit_code == 0, result.output
+    assert {r["airtable_record_id"] for r in rows(db)} == {first, second}
+    listings = [r for r in airtable.requests if r.path.startswith(TABLE)]
+    assert [r.query.get("offset") for r in listings] == [None, ["0"]]
 
 
 def test_connection_cut_mid_body__retried_on_reads_and_writes(

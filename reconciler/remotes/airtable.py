@@ -31,6 +31,7 @@ from reconciler.remotes.airtable_http import (
     AirtableRejected,
     Stamping,
     listing_shape,
+    next_offset,
     meta_shape,
     query_params,
     send,
@@ -325,8 +326,8 @@ class AirtableRemote:
                 raise RemoteUnavailable(f"Airtable refused the listing: {exc}") from None
             self._check_keyed_by_id(body["records"])
             yield list(body["records"])
-            offset = body.get("offset")
-            if not offset:
+            offset = next_offset(body)
+            if offset is None:
                 return
 
     def _check_keyed_by_id(self, page: list[dict[str, Any]]) -> None:

@@ -332,10 +332,18 @@ def _records_shape(body: dict[str, Any], what: str) -> None:
 
 def listing_shape(body: dict[str, Any]) -> None:
     """A listing page: ``records`` (each an object with an ``id`` and ``fields``), and an
-    ``offset`` text while more pages remain."""
+    ``offset`` while more pages remain: Airtable's is a text, but the docs only say to send it
+    back, so a number is sent back as its text (``next_offset``)."""
     _records_shape(body, "a listing")
-    if body.get("offset") is not None and not isinstance(body["offset"], str):
+    offset = body.get("offset")
+    if offset is not None and (isinstance(offset, bool) or not isinstance(offset, str | int)):
         raise _wrong_shape("a listing")
+
+
+def next_offset(body: dict[str, Any]) -> str | None:
+    """The ``offset`` to send back for a listing's next page; None after the last page."""
+    offset = body.get("offset")
+    return None if offset is None or offset == "" else str(offset)
 
 
 def write_shape(body: dict[str, Any]) -> None:
