@@ -109,8 +109,17 @@ def test_fields_by_id__reads_ask_for_ids_and_writes_send_ids(
     (patch,) = [r for r in airtable.requests if r.method == "PATCH"]
     notes = airtable.field_id("Leads", "Notes")
     assert all(rec["fields"] == {notes: "by id"} for rec in patch.body["records"])
-    assert patch.body["returnFieldsByFieldId"] is True
+    assert set(patch.body) == {"records"}  # the documented keys: no returnFieldsByFieldId
     assert {r["fields"]["Notes"] for r in airtable.records("Leads")} == {"by id"}
+    # The answer, keyed by name, is read: the modified time kept is the write's, not createdTime.
+    kept = scalar(
+        db,
+        "SELECT json_object_agg(remote_id, to_char(remote_modified_at AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) FROM reconciler.sync_state WHERE mapping = 'leads'",
+    )
+    modified = {r["id"]: r["fields"]["lastModifiedTime"] for r in airtable.records("Leads")}
+    assert kept == modified
+    assert all(r["createdTime"] != modified[r["id"]] for r in airtable.records("Leads"))
 
 
 def test_rename__a_renamed_field_keeps_syncing_both_ways_at_no_cost(
