@@ -9,7 +9,6 @@ listing runs is either read or stamped past the window, so the next run reads it
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.model import REP_PROGRESSIONS, parse_datetime
 from reconciler.remotes.base import RetryPolicy
 from reconciler.remotes.twenty import PAGE_LIMIT, TwentyRemote
-from reconciler.remotes.twenty_ends import BACKWARD, FORWARD, Listing, Page
+from reconciler.remotes.twenty_ends import BACKWARD, Listing, Page
 from tests.helpers import progression_fields
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
