@@ -138,11 +138,14 @@ def test_twenty_push__costs_one_read_per_200_updates(twenty, db, cli) -> None:
     assert result.exit_code == 0, result.output
     assert result.mapping(M)["push"]["updated"] == len(ids)
     reads = [r for r in twenty.requests if r.method == "GET"]
+    by_id = [r for r in reads if "id[in]" in r.query["filter"][0]]
     writes = twenty_writes(twenty)
-    # The pull lists 450 records (3 pages of 200); the push reads the 450 ids 200 a request
-    # (3), then writes 60 a request (8).
+    # The push reads the 450 ids 200 a request (3), then writes 60 a request (8); the pull
+    # lists 450 records (3 pages of 200, and one more when its two readers meet among records
+    # of one millisecond, as records made in a loop are).
     assert len(writes) == 8
-    assert len(reads) == 3 + 3
+    assert len(by_id) == 3
+    assert 3 <= len(reads) - len(by_id) <= 4
 
 
 def test_twenty_push__keeps_each_records_position(twenty, db, cli) -> None:
