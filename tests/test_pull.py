@@ -5,12 +5,14 @@ applied and leaves no thread behind."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from tests.helpers import execute, lead_fields, rows, seed_leads, seed_progressions
+from tests.sides import Side
 
 M = "rep_progressions"
 SHORT_NAMES = "ALTER TABLE leads ADD CONSTRAINT short_first_name CHECK (length(first_name) < 40)"
@@ -105,3 +107,31 @@ def test_pull__a_listing_broken_after_its_first_page_keeps_that_page(
     airtable.faults.clear()
     assert cli("--stage", "pull").exit_code == 0
     assert len(rows(db)) == 250
+
+
+def test_pull__text_no_database_can_hold_fails_its_record_alone(
+    side: Side, db: sa.Engine, cli
+) -> None:
+    """A JSON string may escape a lone UTF-16 surrogate (JavaScript strings can hold one, and
+    JSON.stringify writes it as ``\\ud800``); no UTF-8 text can: that record fails alone,
+    named, and the others go in, on insert and on update."""
+    now = datetime.now(UTC)
+    ids = [side.create(i, now) for i in range(3)]
+    side.edit(ids[1], "cut emoji \ud83d")
+
+    first = cli("--mapping", side.name, "--stage", "pull")
+
+    assert first.exit_code == 1, first.output
+    (error,) = first.report["errors"]
+    assert error["record"] == ids[1]
+    assert "lone surrogate ('\\ud83d')" in error["message"]
+    assert side.local_ids(db) == {ids[0], ids[2]}
+    side.edit(ids[0], "also \udc00 cut")
+    side.edit(ids[1], "mended")
+
+    second = cli("--mapping", side.name, "--stage", "pull")
+
+    assert second.exit_code == 1, second.output
+    assert [e["record"] for e in second.report["errors"]] == [ids[0]]
+    assert side.local_ids(db) == set(ids)
+    assert side.local_text(db, ids[1]) == "mended"

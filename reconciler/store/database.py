@@ -20,9 +20,11 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from reconciler.config import DATABASE_SCHEMES, usable_folder
 from reconciler.errors import DatabaseError, SchemaNotMigrated
 from reconciler.store.schema import SCHEMA
+from reconciler.store.sql import unstorable_text
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import ExceptionContext
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -99,6 +101,7 @@ def connect(url: str) -> Engine:
         },
     )
     event.listen(engine, "connect", _register_loaders)
+    event.listen(engine, "handle_error", _unencodable_as_refused)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -106,6 +109,13 @@ def connect(url: str) -> Engine:
         engine.dispose()
         raise DatabaseError(f"database unreachable at {redact(url)}: {_reason(exc)}") from exc
     return engine
+
+
+def _unencodable_as_refused(context: ExceptionContext) -> None:
+    """A parameter the driver cannot encode fails its statement as a value the server refuses
+    would (``sql.unstorable_text``), not as an error of the tool."""
+    if isinstance(context.original_exception, UnicodeEncodeError):
+        raise unstorable_text(context.original_exception) from None
 
 
 def session_options(url: str) -> str:

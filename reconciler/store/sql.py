@@ -94,6 +94,20 @@ def _copying(conn: Connection, table: Table, columns: Sequence[str]) -> Iterator
             yield copy
     except psycopg.Error as exc:  # as SQLAlchemy raises it (IntegrityError, DataError…)
         raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+    except UnicodeEncodeError as exc:
+        raise unstorable_text(exc) from None
+
+
+def unstorable_text(exc: UnicodeEncodeError) -> DBAPIError:
+    """A text the driver could not encode, as the ``DataError`` the server gives a value it
+    refuses, so the row holding it fails alone. A remote's JSON may escape a lone UTF-16
+    surrogate (``"\\ud800"``: JavaScript strings can hold one, and ``JSON.stringify`` writes it
+    so, RFC 8259 section 8.2), which no UTF-8 text, and so no Postgres text, can hold."""
+    bad = exc.object[exc.start : exc.end]
+    refused = psycopg.DataError(
+        f"text holds a lone surrogate ({bad!r}), which UTF-8 and Postgres cannot store"
+    )
+    return cast(DBAPIError, DBAPIError.instance(None, None, refused, psycopg.Error))
 
 
 def copy_text(text: str) -> str:
