@@ -255,9 +255,9 @@ def test_copy_lines__a_lone_surrogate_is_refused_as_bad_data(db) -> None:
     probe = sa.Table("copy_probe", sa.MetaData(), sa.Column("t", sa.Text))
     with db.connect() as conn:
         conn.execute(sa.text("CREATE TEMP TABLE copy_probe (t text)"))
-        with pytest.raises(sa.exc.DataError, match=r"lone surrogate \('\\udc00'\)"):
-            with conn.begin_nested():
-                copy_lines(conn, probe, ["t"], [copy_text("a \udc00 b") + "\n"])
+        refused = pytest.raises(sa.exc.DataError, match=r"lone surrogate \('\\udc00'\)")
+        with refused, conn.begin_nested():
+            copy_lines(conn, probe, ["t"], [copy_text("a \udc00 b") + "\n"])
         copy_lines(conn, probe, ["t"], ["fine\n"])
         assert conn.execute(sa.text("SELECT t FROM copy_probe")).scalars().all() == ["fine"]
         conn.rollback()
