@@ -178,6 +178,27 @@ def test_push__skips_when_remote_is_newer(airtable, db, cli) -> None:
     assert len(reads) == 1  # one batched read of modified times, not one GET per record
 
 
+def test_push__a_record_whose_pull_failed_is_read_before_it_is_written(airtable, db, cli) -> None:
+    """A newer remote edit the pull could not apply (another field of the record holds a value
+    it cannot type) has not come in: the push reads the record, and the older local value is
+    held back instead of written over the edit, in this run and in later ones."""
+    (rid,) = seed_leads(airtable, 1, minutes_ago=10)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'older local', updated_at = now() - interval '3 min'")
+    edit = {"Notes": "newer remote", "ICP Score": "high"}
+    airtable.update("Leads", rid, edit, validate=False, modified_at=ago(1))
+
+    for _ in range(2):
+        result = cli()
+
+        assert result.exit_code == 1, result.output
+        assert [e["stage"] for e in result.report["errors"]] == ["pull"]
+        assert result.mapping("leads")["push"]["skipped_remote_newer"] == 1
+        remote = airtable.get("Leads", rid)
+        assert remote is not None and remote["fields"]["Notes"] == "newer remote"
+        assert _patches(airtable) == []
+
+
 def test_push__a_remote_edit_made_while_the_run_runs_is_not_overwritten(airtable, db, cli) -> None:
     """A person edits Airtable after the run's pull read its window and before its push: the
     push must not write the older local value over it (Airtable's writes are unconditional).

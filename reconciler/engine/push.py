@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
@@ -14,7 +14,7 @@ from reconciler.engine.pull import apply_records
 from reconciler.records import LocalRow, RemoteRecord, WriteResult
 from reconciler.remotes.base import PushItem, chunks
 from reconciler.report import now_utc
-from reconciler.store.history import Failure, clear_failures
+from reconciler.store.history import Failure, clear_failures, failing_pulls
 
 CANDIDATE_CHUNK = 600  # a multiple of both remotes' write batches (10 and 60)
 
@@ -23,15 +23,18 @@ def push(ctx: MappingContext, should_stop: Callable[[], bool]) -> None:
     """Find local changes from sync state (whatever their age) and push them in batches."""
     after = 0
     late: dict[str, RemoteRecord] | None = None
+    unpulled: set[str] = set()
     while not should_stop():
-        with ctx.store.unit():
+        with ctx.store.unit() as conn:
             rows = ctx.store.push_candidates(ctx.mapping, after, CANDIDATE_CHUNK)
+            if rows and late is None:
+                unpulled = failing_pulls(conn, ctx.mapping.name)
         if not rows:
             return
         if late is None:
             late = _changed_since_pull(ctx)
         after = rows[-1].local_id
-        _push_rows(ctx, rows, should_stop, late)
+        _push_rows(ctx, rows, should_stop, late, unpulled)
 
 
 def _changed_since_pull(ctx: MappingContext) -> dict[str, RemoteRecord]:
@@ -55,17 +58,18 @@ def _create_id(ctx: MappingContext, row: LocalRow) -> str:
     return ctx.create_id(row.local_id, row.remote_deleted_at)
 
 
-def _needs_read(ctx: MappingContext, row: LocalRow) -> bool:
-    """Whether a row's push needs the remote's current record first."""
+def _needs_read(ctx: MappingContext, row: LocalRow, unpulled: Container[str]) -> bool:
+    """Whether a row's push needs the remote's current record first (``unpulled``: remote ids
+    whose pull is failing)."""
     if ctx.remote.read_before_write:
         return row.remote_id is not None or ctx.mapping.create_remote
     if row.remote_id is None:
         return False
     if row.state is None:
         return True  # never synced: the remote's current values are the base
-    if ctx.pulled_until is not None:
+    if ctx.pulled_until is not None and row.remote_id not in unpulled:
         return False  # this run's complete pull brought every remote change in (and the later
-        # ones are listed once: _changed_since_pull)
+        # ones are listed once: _changed_since_pull), but for records it failed to apply
     return bool(local_changes(ctx.mapping, row, row.state.shadow))
 
 
@@ -74,6 +78,7 @@ def _push_rows(
     rows: list[LocalRow],
     should_stop: Callable[[], bool],
     late: dict[str, RemoteRecord],
+    unpulled: Container[str],
 ) -> None:
     # A row holding a value no remote can hold fails alone; it is tried again (a person may
     # mend it), and waits out its retry delay like any failed push.
@@ -92,7 +97,9 @@ def _push_rows(
         valid, found, unmatched = _link_by_natural_key(ctx, valid)
         failures += unmatched
     found.update({t: late[t] for r in valid if (t := _target_id(ctx, r)) in late})
-    check = [t for r in valid if _needs_read(ctx, r) and (t := _target_id(ctx, r)) not in found]
+    check = [
+        t for r in valid if _needs_read(ctx, r, unpulled) and (t := _target_id(ctx, r)) not in found
+    ]
     current = {**(ctx.remote.fetch(check) if check else {}), **found}
     plans: list[PushPlan] = []
     noop: list[LocalRow] = []

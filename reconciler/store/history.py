@@ -221,6 +221,17 @@ def has_failures(conn: Connection, mapping: str, stage: str) -> bool:
     return conn.execute(query.limit(1)).first() is not None
 
 
+def failing_pulls(conn: Connection, mapping: str) -> set[str]:
+    """Remote ids whose pull is recorded as failing (due or not, dead or not): their remote
+    changes have not come in."""
+    query = select(failures.c.remote_id).where(
+        failures.c.mapping == mapping,
+        failures.c.stage == "pull",
+        failures.c.remote_id.isnot(None),
+    )
+    return {str(r) for r in conn.execute(query).scalars()}
+
+
 def due_pull_retries(conn: Connection, mapping: str) -> list[str]:
     """Remote ids whose pull failed earlier and whose retry is due."""
     query = select(failures.c.remote_id).where(
