@@ -149,7 +149,15 @@ def _local_table(store: Any, mapping: Mapping) -> Check:
     except UsageError as exc:
         hint = "create the table or columns, or run `reconcile migrate` for the built-in tables"
         return Check(name, False, str(exc), hint)
-    return Check(name, True, f"{mapping.key_column} and {len(mapping.fields)} mapped columns")
+    detail = f"{mapping.key_column} and {len(mapping.fields)} mapped columns"
+    if not store.has_update_trigger(mapping.local_table):
+        detail += "; no trigger keeps updated_at"
+        hint = (
+            "an application's UPDATE that does not set updated_at is never pushed: add the "
+            'trigger (README, "Mapping configuration")'
+        )
+        return Check(name, True, detail, hint, warning=True)
+    return Check(name, True, detail)
 
 
 # -- the remotes -------------------------------------------------------------------------------

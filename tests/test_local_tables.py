@@ -167,3 +167,46 @@ def test_sync_state__keeps_each_shadow_as_the_text_sent(airtable, db, cli) -> No
     assert kind == "json"
     assert list(json.loads(text))[:2] == ["first_name", "last_name"]  # field order, not sorted
     assert text.startswith('{"first_name": ')  # the insert's own text, spaces as sent
+
+
+TRIGGERS = ("leads_touch_inserted", "leads_touch_updated")
+
+
+def test_updated_at_without_a_time_zone__that_mapping_stops_naming_the_fix(
+    airtable, twenty, db, cli
+) -> None:
+    """A zone-less ``updated_at`` (a common application default) cannot be compared with the
+    remotes' times: the mapping stops before anything is read, and the others go on."""
+    seed_leads(airtable, 2)
+    for trigger in TRIGGERS:  # a column a trigger's WHEN reads cannot change type
+        execute(db, f"DROP TRIGGER {trigger} ON leads")
+    execute(db, "ALTER TABLE leads ALTER COLUMN updated_at TYPE timestamp")
+
+    result = cli()
+    checked = cli("check")
+
+    assert result.exit_code == 3, result.output
+    (error,) = result.report["errors"]
+    assert error["mapping"] == "leads" and error["record"] is None
+    assert "leads.updated_at is timestamp without time zone" in error["message"]
+    assert "ALTER TABLE leads ALTER COLUMN updated_at TYPE timestamptz" in error["message"]
+    assert result.mapping("rep_progressions")["skipped"] is None
+    assert checked.exit_code == 2, checked.output
+    assert any("leads.updated_at is timestamp" in line for line in checked.stdout.splitlines())
+
+
+def test_check__a_mapped_table_without_an_update_trigger_is_a_warning(
+    airtable, twenty, db, cli
+) -> None:
+    """Without a trigger, an application's UPDATE that leaves ``updated_at`` alone is never
+    pushed: ``check`` says so (it passes: the application may set ``updated_at`` itself)."""
+    execute(db, "DROP TRIGGER leads_touch_updated ON leads")
+
+    result = cli("check")
+
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stdout.splitlines() if "local table leads" in x]
+    assert line.startswith("!") and "no trigger keeps updated_at" in line
+    assert [x for x in result.stdout.splitlines() if "local table rep_progressions" in x][0][
+        0
+    ] == "✓"

@@ -67,13 +67,24 @@ def _row_columns(mapping: Mapping) -> list[str]:
 # or partitioned table of the current schema; one row with no name for a relation without
 # columns, no row when there is no such relation.
 _LIVE_COLUMNS = text(
-    "SELECT a.attname FROM pg_catalog.pg_class c"
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " LEFT JOIN pg_catalog.pg_attribute a"
     " ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
     " WHERE n.nspname = current_schema() AND c.relname = :name"
     " AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
 )
+
+
+# pg_trigger.tgtype's bit for UPDATE (src/include/catalog/pg_trigger.h: TRIGGER_TYPE_UPDATE).
+_UPDATE_TRIGGER = text(
+    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t"
+    " JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = current_schema() AND c.relname = :name"
+    " AND NOT t.tgisinternal AND t.tgtype & 16 <> 0)"
+)
+STAMP_TYPE = "timestamp with time zone"  # what updated_at must be (the contract's timestamptz)
 
 
 class Store:
@@ -133,15 +144,23 @@ class Store:
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
                 + ", ".join(missing)
             )
+        if live["updated_at"] != STAMP_TYPE:
+            raise UsageError(
+                f"mapping {mapping.name!r}: {mapping.local_table}.updated_at is "
+                f"{live['updated_at']}, not {STAMP_TYPE}, so it cannot be compared with the "
+                f"remotes' times: ALTER TABLE {mapping.local_table} ALTER COLUMN updated_at "
+                "TYPE timestamptz USING updated_at AT TIME ZONE 'UTC' (if it holds UTC times)"
+            )
         table = BUSINESS_TABLES.get(mapping.local_table)
         if table is None or any(c not in table.c for c in needed):
             table = self._reflect(mapping)
         self._tables[mapping.name] = table
         return table
 
-    def _live_columns(self, name: str) -> set[str] | None:
-        """The column names of table ``name`` in the connection's current schema (where an
-        unqualified name is looked up), or None when there is no such table or view.
+    def _live_columns(self, name: str) -> dict[str, str] | None:
+        """The columns of table ``name`` in the connection's current schema (where an
+        unqualified name is looked up), name -> type, or None when there is no such table or
+        view.
 
         Read in the open unit of work if there is one, else in a unit of its own.
         """
@@ -152,7 +171,12 @@ class Store:
                 found = conn.execute(_LIVE_COLUMNS, {"name": name}).all()
         if not found:
             return None
-        return {column for (column,) in found if column is not None}
+        return {column: kind for column, kind in found if column is not None}
+
+    def has_update_trigger(self, name: str) -> bool:
+        """Whether table ``name`` (as ``_live_columns`` finds it) has a trigger of its own
+        that runs on UPDATE: what keeps ``updated_at`` moving when an application does not."""
+        return bool(self.conn.execute(_UPDATE_TRIGGER, {"name": name}).scalar())
 
     def _reflect(self, mapping: Mapping) -> Table:
         """The live table as SQLAlchemy reflects it (every column with its type)."""
