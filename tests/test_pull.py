@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
-from tests.helpers import execute, lead_fields, rows, seed_leads, seed_progressions
+from reconciler.model import parse_datetime
+from tests.helpers import ago, execute, lead_fields, rows, seed_leads, seed_progressions
 from tests.sides import Side
 
 M = "rep_progressions"
@@ -135,3 +136,29 @@ def test_pull__text_no_database_can_hold_fails_its_record_alone(
     assert [e["record"] for e in second.report["errors"]] == [ids[0]]
     assert side.local_ids(db) == set(ids)
     assert side.local_text(db, ids[1]) == "mended"
+
+
+def test_pull__a_failed_record_is_retried_after_it_leaves_the_window(
+    airtable: AirtableEmulator, db: sa.Engine, cli
+) -> None:
+    """A record whose pull failed (its local row held a value the tool cannot read) is read
+    again by its id once its retry is due, even when no later window holds its edit."""
+    (rid,) = seed_leads(airtable, 1, minutes_ago=60)
+    assert cli("--full").exit_code == 0
+    execute(db, "UPDATE leads SET icp_score = 'NaN'")
+    edited = ago(5)
+    airtable.update("Leads", rid, {"Notes": "remote edit"}, modified_at=edited)
+    failed = cli()
+    assert failed.exit_code == 1 and {e["stage"] for e in failed.report["errors"]} == {
+        "pull",
+        "push",
+    }
+    execute(db, "UPDATE leads SET icp_score = 1")
+    execute(db, "UPDATE reconciler.failures SET next_attempt_at = now()")
+
+    result = cli("--lookback", "1")
+
+    assert result.exit_code == 0, result.output
+    assert parse_datetime(result.report["window"]["since"]) > edited  # not in the window
+    assert result.mapping("leads")["pull"]["updated"] == 1
+    assert rows(db)[0]["notes"] == "remote edit"
