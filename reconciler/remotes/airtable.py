@@ -417,20 +417,16 @@ class AirtableRemote:
                 raise
             self._fields.refresh(exc)
             body = self._request("PATCH", write_shape, json=self._payload(batch))
-        by_id = {raw["id"]: self._typed(self._keyed_by_id(raw)) for raw in body["records"]}
+        # Airtable keys a write's answer by name unless the body asks otherwise, and the docs
+        # give ``returnFieldsByFieldId`` for listings only (``airtable-api.md``, "Reading"): a
+        # write does not send it, and its answer is read by the names the schema gave (a field
+        # keyed by id stays as it is).
+        ids = {info.name: info.id for info in self.schema.fields.values()}
+        by_id = {raw["id"]: self._typed(_keyed_by_id(raw, ids)) for raw in body["records"]}
         return results_by_id(batch, by_id, "Airtable")
 
-    def _keyed_by_id(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """A write's answer with its fields keyed by id. Airtable keys them by name unless the
-        body asks otherwise, and the docs give ``returnFieldsByFieldId`` for listings only
-        (``airtable-api.md``, "Reading"), so a write does not send it and its answer is read by
-        the names the schema gave (a field keyed by id already stays as it is)."""
-        ids = {info.name: info.id for info in self.schema.fields.values()}
-        fields = raw.get("fields") or {}
-        return {**raw, "fields": {ids.get(key, key): value for key, value in fields.items()}}
-
     def _payload(self, batch: Sequence[PushItem]) -> dict[str, Any]:
-        """The PATCH body: fields keyed by id (answered by name: ``_keyed_by_id``);
+        """The PATCH body: fields keyed by id (answered by name: see ``_patch``);
         ``typecast`` when a select is written, so a value that is not one of its options yet
         becomes one."""
         ids = {name: info.id for name, info in self.schema.fields.items()}
@@ -444,3 +440,9 @@ class AirtableRemote:
         if has_selects(self.schema, sorted({name for _, fields in wired for name in fields})):
             payload["typecast"] = True
         return payload
+
+
+def _keyed_by_id(raw: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """A record with the fields ``ids`` names (name -> field id) keyed by id."""
+    fields = raw.get("fields") or {}
+    return {**raw, "fields": {ids.get(key, key): value for key, value in fields.items()}}

@@ -84,7 +84,12 @@ _UPDATE_TRIGGER = text(
     " WHERE n.nspname = current_schema() AND c.relname = :name"
     " AND NOT t.tgisinternal AND t.tgtype & 16 <> 0)"
 )
-STAMP_TYPE = "timestamp with time zone"  # what updated_at must be (the contract's timestamptz)
+
+
+def _zoned_stamp(kind: str) -> bool:
+    """Whether a column type (as ``format_type`` writes it) is ``timestamptz``, whatever its
+    precision (``timestamp(3) with time zone``): what ``updated_at`` must be."""
+    return kind.startswith("timestamp") and kind.endswith(" with time zone")
 
 
 class Store:
@@ -144,11 +149,12 @@ class Store:
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
                 + ", ".join(missing)
             )
-        if live["updated_at"] != STAMP_TYPE:
+        if not _zoned_stamp(live["updated_at"]):
             raise UsageError(
                 f"mapping {mapping.name!r}: {mapping.local_table}.updated_at is "
-                f"{live['updated_at']}, not {STAMP_TYPE}, so it cannot be compared with the "
-                f"remotes' times: ALTER TABLE {mapping.local_table} ALTER COLUMN updated_at "
+                f"{live['updated_at']}, not timestamp with time zone, so it cannot be "
+                "compared with the remotes' times: ALTER TABLE "
+                f"{mapping.local_table} ALTER COLUMN updated_at "
                 "TYPE timestamptz USING updated_at AT TIME ZONE 'UTC' (if it holds UTC times)"
             )
         table = BUSINESS_TABLES.get(mapping.local_table)
