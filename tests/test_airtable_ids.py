@@ -15,6 +15,7 @@ from tests.processes import scalar
 
 Cli = Callable[..., Any]
 META = "/v0/meta/bases/"
+TABLE = "/v0/app"  # every data request of the base (not the meta API)
 
 
 def _kept_schema(db: sa.Engine) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def test_rename__the_modified_field_renamed_is_followed_with_one_schema_read(
     airtable.update("Leads", ids[0], {"Status": "Renamed"})
     airtable.reset_log()
     if refusal is not None:
-        airtable.faults.fail(422, body=refusal, method="GET", path="/v0/app")
+        airtable.faults.fail(422, body=refusal, method="GET", path=TABLE)
 
     result = cli()
 

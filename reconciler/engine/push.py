@@ -22,30 +22,35 @@ CANDIDATE_CHUNK = 600  # a multiple of both remotes' write batches (10 and 60)
 def push(ctx: MappingContext, should_stop: Callable[[], bool]) -> None:
     """Find local changes from sync state (whatever their age) and push them in batches."""
     after = 0
-    late: dict[str, RemoteRecord] | None = None
-    unpulled: set[str] = set()
+    left: tuple[dict[str, RemoteRecord], set[str]] | None = None
     while not should_stop():
-        with ctx.store.unit() as conn:
+        with ctx.store.unit():
             rows = ctx.store.push_candidates(ctx.mapping, after, CANDIDATE_CHUNK)
-            if rows and late is None:
-                unpulled = failing_pulls(conn, ctx.mapping.name)
         if not rows:
             return
-        if late is None:
-            late = _changed_since_pull(ctx)
+        if left is None:
+            left = _left_by_pull(ctx)
         after = rows[-1].local_id
-        _push_rows(ctx, rows, should_stop, late, unpulled)
+        _push_rows(ctx, rows, should_stop, *left)
 
 
-def _changed_since_pull(ctx: MappingContext) -> dict[str, RemoteRecord]:
-    """The records changed remotely after this run's pull read its window, by id: a person
-    editing while the run runs (its pull, or another mapping's). A push that does not read a
-    record before writing it (Airtable's, after a complete pull) would otherwise write an
-    older local value over the newer edit. One listing, an empty page when nobody edited; a
-    remote that reads before every write (Twenty's) needs none."""
+def _left_by_pull(ctx: MappingContext) -> tuple[dict[str, RemoteRecord], set[str]]:
+    """What this run's pull did not bring in, for a push that does not read a record before
+    writing it (Airtable's, after a complete pull), which would otherwise write an older local
+    value over a newer remote edit:
+
+    - the records changed remotely after the pull read its window, by id: a person editing
+      while the run runs (its pull, or another mapping's). One listing, an empty page when
+      nobody edited;
+    - the ids of the records whose pull is failing: their remote changes never came in.
+
+    A remote that reads before every write (Twenty's) needs neither."""
     if ctx.pulled_until is None or ctx.remote.read_before_write:
-        return {}
-    return {r.id: r for page in ctx.remote.list_changed(ctx.pulled_until) for r in page}
+        return {}, set()
+    with ctx.store.unit() as conn:
+        unpulled = failing_pulls(conn, ctx.mapping.name)
+    late = {r.id: r for page in ctx.remote.list_changed(ctx.pulled_until) for r in page}
+    return late, unpulled
 
 
 def _target_id(ctx: MappingContext, row: LocalRow) -> str:
@@ -69,7 +74,7 @@ def _needs_read(ctx: MappingContext, row: LocalRow, unpulled: Container[str]) ->
         return True  # never synced: the remote's current values are the base
     if ctx.pulled_until is not None and row.remote_id not in unpulled:
         return False  # this run's complete pull brought every remote change in (and the later
-        # ones are listed once: _changed_since_pull), but for records it failed to apply
+        # ones are listed once: _left_by_pull), but for records it failed to apply
     return bool(local_changes(ctx.mapping, row, row.state.shadow))
 
 

@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Interval, any_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Interval,
+    Select,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.types import NullType
 
@@ -224,24 +234,24 @@ def has_failures(conn: Connection, mapping: str, stage: str) -> bool:
 def failing_pulls(conn: Connection, mapping: str) -> set[str]:
     """Remote ids whose pull is recorded as failing (due or not, dead or not): their remote
     changes have not come in."""
-    query = select(failures.c.remote_id).where(
-        failures.c.mapping == mapping,
-        failures.c.stage == "pull",
-        failures.c.remote_id.isnot(None),
-    )
-    return {str(r) for r in conn.execute(query).scalars()}
+    return {str(r) for r in conn.execute(_pull_failures(mapping)).scalars()}
 
 
 def due_pull_retries(conn: Connection, mapping: str) -> list[str]:
     """Remote ids whose pull failed earlier and whose retry is due."""
-    query = select(failures.c.remote_id).where(
+    query = _pull_failures(mapping).where(
+        ~failures.c.dead, failures.c.next_attempt_at <= func.now()
+    )
+    return [str(r) for r in conn.execute(query).scalars()]
+
+
+def _pull_failures(mapping: str) -> Select[tuple[str]]:
+    """The remote ids of a mapping's recorded pull failures."""
+    return select(failures.c.remote_id).where(
         failures.c.mapping == mapping,
         failures.c.stage == "pull",
         failures.c.remote_id.isnot(None),
-        ~failures.c.dead,
-        failures.c.next_attempt_at <= func.now(),
     )
-    return [str(r) for r in conn.execute(query).scalars()]
 
 
 def dead_letters(conn: Connection, mapping: str) -> list[DeadLetter]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     MetaData,
     Table,
+    TextClause,
     and_,
     bindparam,
     cast,
@@ -166,15 +167,8 @@ class Store:
     def _live_columns(self, name: str) -> dict[str, str] | None:
         """The columns of table ``name`` in the connection's current schema (where an
         unqualified name is looked up), name -> type, or None when there is no such table or
-        view.
-
-        Read in the open unit of work if there is one, else in a unit of its own.
-        """
-        if self.conn.in_transaction():
-            found = self.conn.execute(_LIVE_COLUMNS, {"name": name}).all()
-        else:
-            with self.unit() as conn:
-                found = conn.execute(_LIVE_COLUMNS, {"name": name}).all()
+        view."""
+        found = self._catalog(_LIVE_COLUMNS, name)
         if not found:
             return None
         return {column: kind for column, kind in found if column is not None}
@@ -182,7 +176,15 @@ class Store:
     def has_update_trigger(self, name: str) -> bool:
         """Whether table ``name`` (as ``_live_columns`` finds it) has a trigger of its own
         that runs on UPDATE: what keeps ``updated_at`` moving when an application does not."""
-        return bool(self.conn.execute(_UPDATE_TRIGGER, {"name": name}).scalar())
+        return bool(self._catalog(_UPDATE_TRIGGER, name)[0][0])
+
+    def _catalog(self, query: TextClause, name: str) -> list[Any]:
+        """The rows of a catalog query about table ``name``, read in the open unit of work if
+        there is one, else in a unit of its own."""
+        if self.conn.in_transaction():
+            return list(self.conn.execute(query, {"name": name}).all())
+        with self.unit() as conn:
+            return list(conn.execute(query, {"name": name}).all())
 
     def _reflect(self, mapping: Mapping) -> Table:
         """The live table as SQLAlchemy reflects it (every column with its type)."""
