@@ -1,11 +1,15 @@
 """Stage 1 page by page: a row the database refuses fails alone, whether it is inserted or
 updated; values are stored as they always were; a listing that breaks mid-way keeps what was
-applied and leaves no thread behind."""
+applied and leaves no thread behind; records a listing reads again are applied once; an
+application's edit made while a page is applied waits for it and is kept."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,6 +28,37 @@ def _log(db: sa.Engine, action: str) -> int:
     with db.connect() as conn:
         query = sa.text("SELECT count(*) FROM reconciler.change_log WHERE action = :a")
         return int(conn.execute(query, {"a": action}).scalar_one())
+
+
+WAITING = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = :q"
+
+
+@contextmanager
+def _edit_while_writing(db: sa.Engine, statement: str, edit: str) -> Iterator[threading.Thread]:
+    """Run ``edit`` from an application's connection as soon as the run is about to send a
+    statement starting with ``statement``, and let the run go on once the edit either is done
+    or waits for a lock (seen in ``pg_stat_activity``)."""
+    editing = threading.Thread(target=execute, args=(db, edit), name="application")
+
+    def before(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if editing.ident is None and sql.startswith(statement):
+            editing.start()
+            for _ in range(3000):  # at most about 30 s, should the edit neither end nor wait
+                with db.connect() as watch:
+                    if watch.execute(sa.text(WAITING), {"q": edit}).scalar_one():
+                        return
+                editing.join(0.01)
+                if not editing.is_alive():
+                    return
+            raise AssertionError("the application's edit neither ended nor waited for a lock")
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    try:
+        yield editing
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
+        if editing.ident is not None:
+            editing.join()
 
 
 def _prefetching() -> list[threading.Thread]:
@@ -162,3 +197,59 @@ def test_pull__a_failed_record_is_retried_after_it_leaves_the_window(
     assert parse_datetime(result.report["window"]["since"]) > edited  # not in the window
     assert result.mapping("leads")["pull"]["updated"] == 1
     assert rows(db)[0]["notes"] == "remote edit"
+
+
+def test_pull__an_application_edit_made_while_a_page_is_applied_waits_and_is_kept(
+    airtable: AirtableEmulator, db: sa.Engine, cli
+) -> None:
+    """The rows a page updates are locked from their reading to the page's commit: an
+    application editing one of them in between waits, its edit lands after the pull's, and
+    the push sends it as the newer change. Unlocked, the pull wrote the remote's older value
+    over the edit and recorded the row as in sync: the edit was lost on both sides."""
+    (rid,) = seed_leads(airtable, 1, minutes_ago=60)
+    assert cli("--full").exit_code == 0
+    airtable.update("Leads", rid, {"Processing Status": "remote"}, modified_at=ago(5))
+    edit = "UPDATE leads SET processing_status = 'application'"
+
+    with _edit_while_writing(db, "UPDATE leads AS t SET", edit) as editing:
+        pulled = cli("--stage", "pull")
+
+    assert pulled.exit_code == 0, pulled.output
+    assert editing.ident is not None, "the pull wrote nothing to leads"
+    assert rows(db)[0]["processing_status"] == "application"
+    pushed = cli("--stage", "push")
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping("leads")["push"]["updated"] == 1
+    assert airtable.get("Leads", rid)["fields"]["Processing Status"] == "application"
+
+
+def test_pull__records_read_again_when_a_listing_starts_over_are_applied_once(
+    airtable: AirtableEmulator, db: sa.Engine, cli
+) -> None:
+    """Airtable's listing starts over when its offset expires (422
+    ``LIST_RECORDS_ITERATOR_NOT_AVAILABLE``), so the pages already applied come again: each
+    record is applied, counted and logged once, as the contract's window rule says of records
+    read twice."""
+    seed_leads(airtable, 250)
+    gone = {"type": "LIST_RECORDS_ITERATOR_NOT_AVAILABLE", "message": "expired"}
+
+    expired: list[str] = []
+
+    def expire(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if not expired and sql.startswith("INSERT INTO leads"):  # once the first page is in
+            expired.append(sql)
+            airtable.faults.fail(422, body={"error": gone}, method="GET", path="/v0/app")
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", expire)
+    try:
+        result = cli("--stage", "pull")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", expire)
+
+    assert result.exit_code == 0, result.output
+    listings = [r for r in airtable.requests if r.method == "GET" and "/v0/app" in r.path]
+    assert [r.status for r in listings].count(422) == 1  # the listing did start over
+    pull = result.mapping("leads")["pull"]
+    assert (pull["inserted"], pull["updated"], pull["unchanged"]) == (250, 0, 0)
+    assert len(rows(db)) == 250
+    assert _log(db, "inserted") == 250
