@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -83,6 +85,37 @@ def execute(db: sa.Engine, sql: str, **params: Any) -> None:
     """Run a statement in its own transaction (an application writing)."""
     with db.begin() as conn:
         conn.execute(sa.text(sql), params)
+
+
+WAITING = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = :q"
+
+
+@contextmanager
+def edit_while_writing(db: sa.Engine, statement: str, edit: str) -> Iterator[threading.Thread]:
+    """Run ``edit`` from an application's connection as soon as the run is about to send a
+    statement starting with ``statement``, and let the run go on once the edit either is done
+    or waits for a lock (seen in ``pg_stat_activity``)."""
+    editing = threading.Thread(target=execute, args=(db, edit), name="application")
+
+    def before(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if editing.ident is None and sql.startswith(statement):
+            editing.start()
+            for _ in range(3000):  # at most about 30 s, should the edit neither end nor wait
+                with db.connect() as watch:
+                    if watch.execute(sa.text(WAITING), {"q": edit}).scalar_one():
+                        return
+                editing.join(0.01)
+                if not editing.is_alive():
+                    return
+            raise AssertionError("the application's edit neither ended nor waited for a lock")
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    try:
+        yield editing
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
+        if editing.ident is not None:
+            editing.join()
 
 
 def list_requests(em: AirtableEmulator) -> int:

@@ -6,8 +6,6 @@ application's edit made while a page is applied waits for it and is kept."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +14,15 @@ import sqlalchemy as sa
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.model import parse_datetime
-from tests.helpers import ago, execute, lead_fields, rows, seed_leads, seed_progressions
+from tests.helpers import (
+    ago,
+    edit_while_writing,
+    execute,
+    lead_fields,
+    rows,
+    seed_leads,
+    seed_progressions,
+)
 from tests.sides import Side
 
 M = "rep_progressions"
@@ -28,37 +34,6 @@ def _log(db: sa.Engine, action: str) -> int:
     with db.connect() as conn:
         query = sa.text("SELECT count(*) FROM reconciler.change_log WHERE action = :a")
         return int(conn.execute(query, {"a": action}).scalar_one())
-
-
-WAITING = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query = :q"
-
-
-@contextmanager
-def _edit_while_writing(db: sa.Engine, statement: str, edit: str) -> Iterator[threading.Thread]:
-    """Run ``edit`` from an application's connection as soon as the run is about to send a
-    statement starting with ``statement``, and let the run go on once the edit either is done
-    or waits for a lock (seen in ``pg_stat_activity``)."""
-    editing = threading.Thread(target=execute, args=(db, edit), name="application")
-
-    def before(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
-        if editing.ident is None and sql.startswith(statement):
-            editing.start()
-            for _ in range(3000):  # at most about 30 s, should the edit neither end nor wait
-                with db.connect() as watch:
-                    if watch.execute(sa.text(WAITING), {"q": edit}).scalar_one():
-                        return
-                editing.join(0.01)
-                if not editing.is_alive():
-                    return
-            raise AssertionError("the application's edit neither ended nor waited for a lock")
-
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
-    try:
-        yield editing
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
-        if editing.ident is not None:
-            editing.join()
 
 
 def _prefetching() -> list[threading.Thread]:
@@ -211,7 +186,7 @@ def test_pull__an_application_edit_made_while_a_page_is_applied_waits_and_is_kep
     airtable.update("Leads", rid, {"Processing Status": "remote"}, modified_at=ago(5))
     edit = "UPDATE leads SET processing_status = 'application'"
 
-    with _edit_while_writing(db, "UPDATE leads AS t SET", edit) as editing:
+    with edit_while_writing(db, "UPDATE leads AS t SET", edit) as editing:
         pulled = cli("--stage", "pull")
 
     assert pulled.exit_code == 0, pulled.output
