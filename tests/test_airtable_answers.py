@@ -114,6 +114,27 @@ def test_listing__an_offset_that_is_a_number_is_sent_back_as_text(
     assert [r.query.get("offset") for r in listings] == [None, ["0"]]
 
 
+def test_listing__an_empty_offset_ends_it(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """An ``offset`` of "" names no next page: the listing ends, and does not start over."""
+    seed_leads(airtable, 2)
+    record = "rec" + "A" * 14
+    page = {
+        "records": [{"id": record, "createdTime": "2026-11-20T10:00:00.000Z", "fields": {}}],
+        "offset": "",
+    }
+    airtable.faults.raw(
+        200, json.dumps(page), content_type="application/json", method="GET", path=TABLE
+    )
+
+    result = cli("--stage", "pull")
+
+    assert result.exit_code == 0, result.output
+    assert [r["airtable_record_id"] for r in rows(db)] == [record]
+    assert len([r for r in airtable.requests if r.path.startswith(TABLE)]) == 1
+
+
 def test_connection_cut_mid_body__retried_on_reads_and_writes(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli
 ) -> None:
@@ -300,3 +321,23 @@ def test_expired_offset__the_listing_starts_over_and_reads_everything(
 
     assert len(first) == 100 and len(rest) == 250  # the first page again, then the rest
     assert {r.id for r in first + rest} == {r["id"] for r in airtable.records("Leads")}
+
+
+def test_expired_offset__a_listing_that_keeps_expiring_stops_after_three_restarts(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Every second page answers 422 LIST_RECORDS_ITERATOR_NOT_AVAILABLE: the listing starts
+    over three times, then the mapping stops instead of reading its first page forever."""
+    record = {"id": "rec" + "A" * 14, "createdTime": "2026-11-20T10:00:00.000Z", "fields": {}}
+    first = json.dumps({"records": [record], "offset": "itrEXPIRED0000000/" + record["id"]})
+    gone = {"error": {"type": "LIST_RECORDS_ITERATOR_NOT_AVAILABLE", "message": "expired"}}
+    for _ in range(10):  # more than the bound: an unbounded listing would read on past them
+        airtable.faults.raw(200, first, content_type="application/json", method="GET", path=TABLE)
+        airtable.faults.fail(422, body=gone, method="GET", path=TABLE)
+
+    result = cli("--stage", "pull")
+
+    assert result.exit_code == 3, result.output
+    assert "LIST_RECORDS_ITERATOR_NOT_AVAILABLE" in _one_error(result)
+    listings = [r for r in airtable.requests if r.path.startswith(TABLE)]
+    assert [r.query.get("offset") is None for r in listings] == [True, False] * 4

@@ -147,3 +147,35 @@ def test_a_link_to_a_deleted_record_is_not_taken_for_the_record_itself(
     assert sorted(e["record"] for e in result.report["errors"]) == sorted(ids)
     assert all("ROW_DOES_NOT_EXIST" in e["message"] for e in result.report["errors"])
     assert all(airtable.get("Leads", rid) is not None for rid in ids)
+
+
+def test_a_refusal_of_another_type_is_not_taken_for_a_deleted_record(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Only ROW_DOES_NOT_EXIST says a record is gone: another 422 (a value a field refuses)
+    fails its record alone, and no listing is spent looking for deleted records."""
+    refused, written = seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'call back ' || id")
+    airtable.reset_log()
+    body = {
+        "error": {
+            "type": "INVALID_VALUE_FOR_COLUMN",
+            "message": 'Field "Notes" cannot accept the provided value',
+        }
+    }
+    airtable.faults.fail(422, times=2, body=body, method="PATCH", containing=refused)
+
+    result = cli()
+
+    assert result.exit_code == 1, result.output
+    leads = result.mapping("leads")
+    assert leads["push"]["updated"] == 1 and leads["remote_deleted"] == 0
+    assert rows(db, where="remote_deleted_at IS NOT NULL") == []
+    (error,) = result.report["errors"]
+    assert error["record"] == refused and "INVALID_VALUE_FOR_COLUMN" in error["message"]
+    local = {r["airtable_record_id"]: r["notes"] for r in rows(db)}
+    assert _notes(airtable)[written] == local[written]
+    assert _notes(airtable)[refused] != local[refused]
+    assert [len(p.body["records"]) for p in _patches(airtable)] == [2, 1, 1]
+    assert list_requests(airtable) == 2  # the pull's window and the push's look: no more

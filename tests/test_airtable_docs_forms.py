@@ -1,5 +1,6 @@
 """Airtable's parameters in the forms its documentation gives (shared docs ``airtable-api.md``,
-"Reading"): listings ask for ``returnFieldsByFieldId=true``, and refuse an answer keyed by name.
+"Reading"): listings ask for ``returnFieldsByFieldId=true``, and refuse an answer keyed by name;
+a listing whose URL would reach 16,000 characters goes as ``POST …/listRecords``.
 (A 404 to a batch PATCH: ``test_airtable_deleted.py``; a 429 of any shape:
 ``test_airtable_limits.py``.)"""
 
@@ -13,7 +14,7 @@ import requests
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.remotes.airtable_http import MAX_URL_LENGTH, send
+from reconciler.remotes.airtable_http import MAX_URL_LENGTH, query_params, send, url_length
 from tests.helpers import rows, seed_leads
 
 Cli = Callable[..., Any]
@@ -72,3 +73,26 @@ def test_listing_keyed_by_field_names__stops_the_mapping_and_inserts_nothing(
     (error,) = result.report["errors"]
     assert "keyed by name" in error["message"] and "returnFieldsByFieldId" in error["message"]
     assert rows(db) == []
+
+
+# -- the URL limit -----------------------------------------------------------------------------
+
+
+def test_listing_url__of_16000_characters_goes_by_post_and_one_shorter_by_get(
+    airtable: AirtableEmulator,
+) -> None:
+    """URLs must stay under 16,000 characters: one of exactly 16,000 goes as POST listRecords."""
+    table = airtable.table("Leads").id
+    url = f"{airtable.url}/v0/{airtable.base_id}/{table}"
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {airtable.token}"
+    bare = url_length(session, url, query_params({"formula": "NOT(''='')"}))
+    airtable.reset_log()
+    for length in (15_999, 16_000):
+        options = {"formula": f"NOT('{'x' * (length - bare)}'='')"}
+        assert url_length(session, url, query_params(options)) == length
+        send(session, "GET", url, timeout=5, options=options, fallback=f"{url}/listRecords")
+    session.close()
+    get, post = airtable.requests
+    assert get.method == "GET" and get.status == 200
+    assert post.method == "POST" and post.path.endswith("/listRecords") and post.status == 200

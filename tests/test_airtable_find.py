@@ -75,6 +75,18 @@ def test_find__numbers_compare_as_numbers(
     assert found[(1e-7, 0)] == []  # its count is empty, not 0
 
 
+def test_find__a_number_is_sent_as_a_number_not_as_text(
+    airtable: AirtableEmulator, remote: AirtableRemote
+) -> None:
+    rid = _lead(airtable, **{"ICP Score": 50.5})
+
+    found = remote.find(["icp_score"], [(50.5,)])
+
+    assert [r.id for r in found[(50.5,)]] == [rid]
+    (listing,) = airtable.requests
+    assert listing.query["filterByFormula"] == ["{ICP Score}=50.5"]
+
+
 def test_find__keys_with_an_empty_part_never_match_and_cost_nothing(
     airtable: AirtableEmulator, remote: AirtableRemote
 ) -> None:

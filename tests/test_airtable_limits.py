@@ -1,6 +1,7 @@
 """Airtable's limits: after a 429 nothing is sent to the base for 30 seconds (on a simulated
 clock against the emulator's real 5/s limit and 30 s lockout, and after a 429 of any other
-shape), and a spent monthly plan stops the mapping at once."""
+shape; longer when ``Retry-After`` asks, up to 300 s), and a spent monthly plan stops the
+mapping at once."""
 
 from __future__ import annotations
 
@@ -93,6 +94,36 @@ def test_rate_limit__any_429_holds_the_base_for_30_seconds(
 
     assert len({r.id for r in records}) == 250
     _assert_held_once(airtable, remote, answers)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "held"), [("60", 60.0), ("1000", 300.0)], ids=["60", "1000-capped-at-300"]
+)
+def test_rate_limit__a_longer_retry_after_holds_the_base_that_long_up_to_300_seconds(
+    airtable: AirtableEmulator, retry_after: str, held: float
+) -> None:
+    """A 429 whose ``Retry-After`` asks for more than the 30 s lockout is honoured, up to five
+    minutes."""
+    seed_leads(airtable, 250)  # 3 pages
+    remote, answers = _paced_remote(airtable, 5.0)
+    remote.prepare(None)
+    body = json.dumps({"errors": [{"error": "RATE_LIMIT_REACHED", "message": "Slow down"}]})
+    airtable.faults.raw(
+        429,
+        body,
+        content_type="application/json",
+        headers={"Retry-After": retry_after},
+        path=f"/v0/{airtable.base_id}/",
+    )
+
+    records = [record for page in remote.list_changed(None) for record in page]
+    remote.close()
+
+    assert len({r.id for r in records}) == 250
+    assert airtable.count(status=429) == 1 and remote.stats.throttled == 1
+    refused_at = next(at for at, status in answers if status == 429)
+    after = [at for at, status in answers if at > refused_at]
+    assert min(after) - refused_at == pytest.approx(held)
 
 
 def _paced_remote(

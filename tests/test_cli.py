@@ -261,3 +261,24 @@ def test_mapped_table_missing__that_mapping_fails_alone(airtable, db, cli, tmp_p
     assert "table 'nonexist' does not exist" in error["message"]
     assert "reconcile check" in error["message"]
     assert result.mapping("leads")["pull"]["inserted"] == 2 and len(rows(db)) == 2
+
+
+def test_stage_push__a_linked_row_never_synced_that_equals_its_record_sends_nothing(
+    airtable, db, cli
+) -> None:
+    """A row an application inserted with its Airtable record id, never synced: a push run
+    alone reads the record as the row's base and, finding nothing different, writes nothing."""
+    (rid,) = seed_leads(airtable, 1)
+    execute(
+        db,
+        "INSERT INTO leads (airtable_record_id, first_name, processing_status) "
+        "VALUES (:r, 'Ann', 'queued')",
+        r=rid,
+    )
+    airtable.reset_log()
+
+    result = cli("--stage", "push")
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["push"]["unchanged"] == 1
+    assert [r for r in airtable.requests if r.method == "PATCH"] == []

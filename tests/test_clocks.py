@@ -64,8 +64,11 @@ def test_first_run__an_unknown_offset_is_learned_from_the_first_answer(
     assert again.mapping(side.name)["api"]["requests"] == 1  # the kept offset was right
 
 
-def test_offset_too_large__exit_3_naming_the_clock(side: Side, db: sa.Engine, cli: Cli) -> None:
-    side.em.clock.skew = timedelta(days=2)
+@pytest.mark.parametrize(("days", "way"), [(2, "behind"), (-2, "ahead of")])
+def test_offset_too_large__exit_3_naming_the_clock(
+    side: Side, db: sa.Engine, cli: Cli, days: int, way: str
+) -> None:
+    side.em.clock.skew = timedelta(days=days)
     side.create(1, side.em.clock.now())
 
     result = cli("--mapping", side.name)
@@ -73,7 +76,7 @@ def test_offset_too_large__exit_3_naming_the_clock(side: Side, db: sa.Engine, cl
     assert result.exit_code == 3, result.output
     (error,) = result.report["errors"]
     assert error["record"] is None
-    assert "this host is 48 h 0 min behind" in error["message"]
+    assert f"this host is 48 h 0 min {way} " in error["message"]
     assert "NTP" in error["message"]
     assert "\n" not in error["message"] and "Traceback" not in result.output
     assert side.local_ids(db) == set()  # nothing read across a clock it cannot trust

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import httpx
+import sqlalchemy as sa
+
 from tests.helpers import execute, rows, seed_leads, seed_progressions, twenty_writes
 
 M = "rep_progressions"
@@ -45,6 +48,33 @@ def test_full__brake_refuses_a_mass_delete(airtable, db, cli) -> None:
     assert allowed.mapping("leads")["remote_deleted"] == 5
 
 
+def test_full__brake_allows_exactly_its_share(airtable, db, cli) -> None:
+    ids = seed_leads(airtable, 20)
+    cli()
+    for rid in ids[:2]:
+        airtable.delete("Leads", rid)
+    result = cli("--full")  # 2 of 20: 10%, the most the brake lets through
+    assert result.exit_code == 0, result.output
+    leads = result.mapping("leads")
+    assert leads["remote_deleted"] == 2 and leads["remote_deleted_ids"] == sorted(ids[:2])
+    assert len(rows(db, where="remote_deleted_at IS NOT NULL")) == 2
+
+
+def test_full__brake_leaves_out_rows_marked_by_an_earlier_run(airtable, db, cli) -> None:
+    ids = seed_leads(airtable, 30)
+    cli()
+    for rid in ids[:2]:
+        airtable.delete("Leads", rid)
+    assert cli("--full").mapping("leads")["remote_deleted"] == 2
+    for rid in ids[2:4]:
+        airtable.delete("Leads", rid)
+    result = cli("--full")  # 2 of the 28 rows still linked (7%), not 4 of 30 (13%)
+    assert result.exit_code == 0, result.output
+    leads = result.mapping("leads")
+    assert leads["remote_deleted"] == 2 and leads["remote_deleted_ids"] == sorted(ids[2:4])
+    assert len(rows(db, where="remote_deleted_at IS NOT NULL")) == 4
+
+
 def test_marked_row__is_never_pushed(airtable, db, cli) -> None:
     ids = seed_leads(airtable, 12)
     cli()
@@ -73,6 +103,57 @@ def test_twenty_soft_delete__in_the_window_is_marked(twenty, db, cli) -> None:
     restored = twenty.get(ids[2])
     assert restored is not None and restored["deletedAt"] is not None  # not resurrected
     assert len(twenty_writes(twenty)) == 1
+
+
+def _deleted_entries(db) -> int:
+    with db.connect() as conn:
+        query = "SELECT count(*) FROM reconciler.change_log WHERE action = 'remote_deleted'"
+        return int(conn.execute(sa.text(query)).scalar_one())
+
+
+def test_twenty_soft_delete__read_again_changes_nothing(twenty, db, cli) -> None:
+    ids = seed_progressions(twenty, 3)
+    cli("--mapping", M)
+    twenty.soft_delete(ids[0])
+    assert cli("--mapping", M).mapping(M)["remote_deleted"] == 1
+    (marked,) = rows(db, M, "remote_deleted_at IS NOT NULL")
+
+    again = cli("--mapping", M)  # its window overlaps the last one's: the delete is read again
+
+    assert again.exit_code == 0, again.output
+    assert again.mapping(M)["remote_deleted"] == 0
+    assert again.mapping(M)["remote_deleted_ids"] == []
+    assert rows(db, M, "remote_deleted_at IS NOT NULL") == [marked]  # mark and updated_at kept
+    assert _deleted_entries(db) == 1
+
+
+def _restore(twenty, rid: str) -> None:
+    """Bring a soft-deleted record back (an upsert of its id restores it)."""
+    response = httpx.post(
+        f"{twenty.url}/rest/batch/repProgressions",
+        params={"upsert": "true"},
+        json=[{"id": rid}],
+        headers={"Authorization": f"Bearer {twenty.token}"},
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_twenty_restore__a_record_back_from_the_trash_unmarks_its_row(twenty, db, cli) -> None:
+    ids = seed_progressions(twenty, 3)
+    cli("--mapping", M)
+    twenty.soft_delete(ids[1])
+    assert cli("--mapping", M).mapping(M)["remote_deleted"] == 1
+    _restore(twenty, ids[1])
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert rows(db, M, "remote_deleted_at IS NOT NULL") == []
+    execute(db, "UPDATE rep_progressions SET streak_days = 9")
+    pushed = cli("--mapping", M)
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping(M)["push"]["updated"] == 3
+    assert twenty.get(ids[1])["streakDays"] == 9
 
 
 # -- deleted stays deleted: a push never recreates or restores a record ---------------------------

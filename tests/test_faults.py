@@ -330,6 +330,48 @@ def test_twenty_timeout_on_create__retried_create_makes_no_duplicate(
     assert twenty_writes(twenty) == []
 
 
+def test_twenty_create_answer_lost__the_next_run_links_the_record_without_a_duplicate(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create that reached Twenty but whose every answer was lost is found by the next run's
+    pull under the id the create chose, and linked to its row: not inserted as a new row."""
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    execute(db, "INSERT INTO rep_progressions (name) VALUES ('answer lost')")
+    twenty.faults.cut(times=1000, method="POST")
+    assert cli("--mapping", M).exit_code == 3
+    (created,) = twenty.records()
+    twenty.faults.clear()
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert [str(r["twenty_id"]) for r in rows(db, M)] == [created["id"]]
+    assert [r["id"] for r in twenty.records()] == [created["id"]]
+
+
+def test_twenty_create_answer_lost_then_deleted__the_record_stays_deleted(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create whose answer was lost, deleted in Twenty before the next run: the row is marked
+    deleted remotely and the record is not brought back by an upsert on its id."""
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    execute(db, "INSERT INTO rep_progressions (name) VALUES ('answer lost')")
+    twenty.faults.cut(times=1000, method="POST")
+    assert cli("--mapping", M).exit_code == 3
+    (created,) = twenty.records()
+    twenty.soft_delete(created["id"])
+    twenty.faults.clear()
+    twenty.reset_log()
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty_writes(twenty) == [] and twenty.records() == []
+    assert result.mapping(M)["remote_deleted_ids"] == [created["id"]]
+    (row,) = rows(db, M)
+    assert str(row["twenty_id"]) == created["id"] and row["remote_deleted_at"] is not None
+
+
 @pytest.mark.parametrize("method", ["GET", "PATCH"])
 def test_airtable_connection_reset__retried(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli, method: str
@@ -420,6 +462,30 @@ def test_retryable_failure__growing_delays_then_dead_letter_after_max_attempts(
     assert fresh.report["errors"] == [] and fresh.mapping("leads")["push"]["dead"] == 0
     assert _airtable_notes(airtable) == {rid: "unstuck", other: None}
     assert scalar(db, "SELECT count(*) FROM reconciler.failures") == 0
+
+
+def test_dead_letter__a_local_edit_starts_the_attempts_afresh(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row edited after its push was dead-lettered is tried again with a new count of
+    attempts: failing once more, it is retried, not dead-lettered again at once."""
+    monkeypatch.setenv("RECONCILER_MAX_ATTEMPTS", "2")
+    (rid,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'stuck'")
+    airtable.faults.fail(200, times=100, body={"records": []}, method="PATCH")
+    assert cli().exit_code == 1
+    _retry_is_due_now(db)
+    assert cli().exit_code == 1
+    assert (_failure(db)["attempts"], _failure(db)["dead"]) == (2, True)
+    execute(db, "UPDATE leads SET notes = 'edited again'")
+
+    result = cli()
+
+    assert result.exit_code == 1, result.output
+    assert [e["record"] for e in result.report["errors"]] == [rid]
+    assert "dead-lettered" not in result.report["errors"][0]["message"]
+    assert (_failure(db)["attempts"], _failure(db)["dead"]) == (1, False)
 
 
 def test_pull_dead_letter__the_run_that_dead_letters_a_record_says_so_as_later_ones_do(

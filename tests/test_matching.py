@@ -144,6 +144,22 @@ def test_ambiguous__two_remote_records_with_one_key_fail_the_row(twenty, db, cli
     assert len(twenty.records()) == 2 and rows(db, M)[0]["twenty_id"] is None
 
 
+def test_ambiguous__two_records_in_the_window_with_one_key_link_neither(twenty, db, cli) -> None:
+    first = _remote(twenty, "wm-2x", minutes_ago=3)
+    second = _remote(twenty, "wm-2x", minutes_ago=3)
+    _local(db, "wm-2x", name="Only", xp=1)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 1, result.output
+    assert result.mapping(M)["pull"]["matched"] == 0
+    pulled = [e["message"] for e in result.report["errors"] if e["stage"] == "pull"]
+    assert len(pulled) == 2 and all("2 Twenty records" in m for m in pulled)
+    assert all(first in m and second in m for m in pulled)
+    assert len(twenty.records()) == 2
+    assert [r["twenty_id"] for r in rows(db, M)] == [None]
+
+
 def test_null_and_empty_keys__never_match(twenty, db, cli) -> None:
     _remote(twenty, "", minutes_ago=300, name="Remote without key")
     _local(db, None, name="Local without key", xp=1)

@@ -3,6 +3,7 @@ per-field merge (no database, no server)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,6 +133,15 @@ PULL_CASES = [
         id="union_field_edited_on_both_sides_takes_union",
     ),
     pytest.param(
+        remote(tags=["l"], at=EARLIER),
+        local(tags=["a", "l"], at=T0),
+        Outcome.UNCHANGED,
+        {},
+        True,
+        True,
+        id="union_field_whose_union_is_the_local_value_is_unchanged",
+    ),
+    pytest.param(
         remote(note="r", at=LATER),
         local(score=5),
         Outcome.UPDATED,
@@ -210,6 +220,19 @@ def test_plan_pull__logs_the_rule_of_each_change() -> None:
     plan = plan_pull(MAP, remote(note="r", at=LATER), local(note="l", score=9))
     rules = {c.column: c.rule for c in plan.changes}
     assert rules == {"note": Rule.REMOTE_NEWER, "score": Rule.LOCAL_ONLY}
+
+
+def test_plan_pull__a_push_only_field_changed_remotely_keeps_the_local_value() -> None:
+    """The remote's edit of a field that only pushes is not written locally: the local value
+    stays, pending, to be sent over it."""
+    mapping = replace(
+        MAP, fields=(*MAP.fields, FieldSpec("owner", "owner", direction=Direction.PUSH))
+    )
+    values = {**BASE, "owner": "o0"}
+    plan = plan_pull(mapping, remote(values, at=LATER, owner="r"), local(values, shadow=values))
+    assert plan.outcome is Outcome.UNCHANGED
+    assert plan.writes == {}
+    assert plan.pending is True
 
 
 # -- plan_push: case table ------------------------------------------------------------------------

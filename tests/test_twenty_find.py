@@ -18,6 +18,7 @@ from reconciler.config import Secret, TwentyTarget
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.errors import MappingError
 from reconciler.model import REP_PROGRESSIONS
+from reconciler.remotes import twenty_find
 from reconciler.remotes.base import RetryPolicy
 from reconciler.remotes.twenty import URL_BUDGET, TwentyRemote
 from tests.helpers import CountingPacer, progression_fields
@@ -170,6 +171,66 @@ def test_find__pages_through_more_matches_than_a_page(
 
     assert {r.id for r in found[("shared",)]} == same
     assert len(twenty.requests) == 2
+
+
+def test_find__201_keys_in_2_filters_of_at_most_200(
+    twenty: TwentyEmulator, remote: TwentyRemote
+) -> None:
+    """A filter holds at most a page of keys: each key matching one record, its answers fit in
+    one page (``limit`` 200)."""
+    members = [f"wm-{n}" for n in range(201)]
+    ids = {m: _member(twenty, m) for m in members}
+
+    found = remote.find(MEMBER, [(m,) for m in members])
+
+    assert _found_ids(found) == {(m,): [ids[m]] for m in members}
+    sizes = [len(value) for sent in _filters(twenty) for _, _, value in _twenty_reads(sent)]
+    assert sizes == [200, 1]
+
+
+def test_find__a_key_longer_than_a_url_is_looked_up_by_its_start(
+    twenty: TwentyEmulator, remote: TwentyRemote
+) -> None:
+    """A like prefix of its first 200 characters keeps the request within the URL budget; only
+    the record whose key equals it whole is kept."""
+    key = "k" * 20_000
+    mine = _member(twenty, key)
+    _member(twenty, key[:-1] + "j")
+
+    found = remote.find(MEMBER, [(key,)])
+
+    assert _found_ids(found) == {(key,): [mine]}
+    assert _filters(twenty) == [f'workspaceMemberId[like]:"{"k" * 200}%"']
+    (request,) = twenty.requests
+    assert len(f"{request.path}?{urlencode(request.query, doseq=True)}") <= URL_BUDGET
+
+
+def test_find__keys_spelled_like_null_or_a_boolean_are_sent_quoted_and_match_their_text(
+    twenty: TwentyEmulator, remote: TwentyRemote
+) -> None:
+    """Twenty's parser keeps a bare word as text, but a reader may take ``null`` or ``true``
+    for the literal: such a key goes quoted."""
+    words = ["null", "true", "False"]
+    ids = {w: _member(twenty, w) for w in words}
+    _member(twenty, None)
+
+    found = remote.find(MEMBER, [(w,) for w in words])
+
+    assert _found_ids(found) == {(w,): [ids[w]] for w in words}
+    assert _filters(twenty) == ['workspaceMemberId[in]:["null","true","False"]']
+
+
+def test_find__a_record_selected_by_two_filters_is_found_once(
+    twenty: TwentyEmulator, remote: TwentyRemote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``a(b`` and ``a)b`` are both sent as the pattern ``a_b``, which selects both records."""
+    monkeypatch.setattr(twenty_find, "KEYS_PER_REQUEST", 1)
+    ids = {v: _member(twenty, v) for v in ["a(b", "a)b"]}
+
+    found = remote.find(MEMBER, [("a(b",), ("a)b",)])
+
+    assert _found_ids(found) == {("a(b",): [ids["a(b"]], ("a)b",): [ids["a)b"]]}
+    assert _filters(twenty) == ['workspaceMemberId[like]:"a_b"'] * 2
 
 
 def test_find__a_json_column_is_no_key(remote: TwentyRemote) -> None:

@@ -8,6 +8,7 @@ listing runs is either read or stamped past the window, so the next run reads it
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -237,6 +238,38 @@ def test_full_sweep__one_cursor_reads_even_records_edited_midway(
 
     assert set(listed) == created
     assert not any(r.query.get("order_by") == [BACKWARD] for r in twenty.requests)
+
+
+class _Unplaceable(httpx.HTTPTransport):
+    """Answers every newest-first page with its last record's ``updatedAt`` unreadable."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.params.get("order_by") != BACKWARD:
+            return response
+        body = json.loads(response.read())
+        body["data"]["repProgressions"][-1]["updatedAt"] = "soon"
+        return httpx.Response(
+            response.status_code, headers={"Date": response.headers["Date"]}, json=body
+        )
+
+
+def test_listing__a_record_it_cannot_place_stops_the_newest_first_reader(
+    twenty: TwentyEmulator,
+) -> None:
+    """The record fails alone (reported, read again by the other reader); the newest-first
+    reader, which cannot tell where its next page starts, sends nothing more."""
+    created = _seed(twenty, list(range(1000)))
+    remote = _remote(twenty, _Unplaceable())
+    try:
+        records = [record for page in remote.list_changed(T0) for record in page]
+    finally:
+        remote.close()
+
+    assert {r.id for r in records} == created
+    errors = [r.error for r in records if r.error is not None]
+    assert errors == ["updatedAt: expected a date-time, got 'soon'"]
+    assert [r.query.get("order_by") for r in twenty.requests].count([BACKWARD]) == 1
 
 
 def _page(*records: tuple[str, str]) -> Page:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
+from reconciler.model import parse_datetime
 from tests.helpers import (
     ago,
     execute,
@@ -159,6 +161,34 @@ def test_400__is_not_retried_and_fails_the_record(twenty, db, cli) -> None:
     assert result.exit_code == 1, result.output
     assert result.mapping(M)["push"]["failed"] == 1
     assert result.mapping(M)["api"]["retries"] == 0
+
+
+def test_pull_retry__a_record_soft_deleted_since_marks_its_row_remote_deleted(
+    twenty, db, cli
+) -> None:
+    """A record whose pull failed is read again by its id once its retry is due; soft-deleted
+    outside the window the listing reads, it is found in the trash."""
+    (rid,) = seed_progressions(twenty, 1, minutes_ago=60)
+    assert cli("--mapping", M, "--full").exit_code == 0
+    execute(db, "UPDATE rep_progressions SET total_xp = 'NaN'")
+    twenty.update(rid, {"streakDays": 3}, updated_at=ago(10))
+    failed = cli("--mapping", M)
+    assert failed.exit_code == 1, failed.output
+    assert "pull" in {e["stage"] for e in failed.report["errors"]}
+    execute(db, "UPDATE rep_progressions SET total_xp = 1")
+    twenty.clock.skew = -timedelta(minutes=4)
+    twenty.soft_delete(rid)
+    twenty.clock.skew = timedelta(0)
+    execute(db, "UPDATE reconciler.failures SET next_attempt_at = now()")
+
+    result = cli("--mapping", M, "--stage", "pull", "--lookback", "1")
+
+    assert result.exit_code == 0, result.output
+    deleted_at = (twenty.get(rid) or {})["deletedAt"]
+    assert parse_datetime(result.report["window"]["since"]) > parse_datetime(deleted_at)
+    assert result.mapping(M)["remote_deleted"] == 1
+    (row,) = rows(db, M)
+    assert row["remote_deleted_at"] is not None
 
 
 def test_one_run__reconciles_both_remotes(airtable, twenty, db, cli) -> None:

@@ -1,0 +1,114 @@
+"""Rows adopted by their natural key (``match_on``): only rows holding no remote id are
+candidates, they are locked while linked, and a link never overwrites a key the application
+set meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from tests.helpers import ago, edit_while_writing, execute, progression_fields, rows
+
+M = "rep_progressions"
+LINK = "UPDATE rep_progressions SET twenty_id="  # the statement that records a link
+
+
+def _local(db: sa.Engine, member: str, *, name: str, xp: int) -> None:
+    execute(
+        db,
+        "INSERT INTO rep_progressions (name, workspace_member_id, total_xp) VALUES (:n, :m, :x)",
+        n=name,
+        m=member,
+        x=xp,
+    )
+
+
+def _remote(twenty: Any, member: str, *, minutes_ago: float, **fields: Any) -> str:
+    values = {**progression_fields(0), "workspaceMemberId": member, **fields}
+    return str(twenty.create(values, updated_at=ago(minutes_ago))["id"])
+
+
+def _without_trigger(db: sa.Engine, sql: str) -> None:
+    """Write with the table's triggers off: ``updated_at`` is left as it was."""
+    execute(db, "ALTER TABLE rep_progressions DISABLE TRIGGER USER")
+    execute(db, sql)
+    execute(db, "ALTER TABLE rep_progressions ENABLE TRIGGER USER")
+
+
+def test_new_row__a_linked_row_with_the_same_key_is_no_candidate(twenty, db, cli) -> None:
+    """A row already linked is never matched again: a new row with its key is created, not
+    failed as ambiguous."""
+    linked = _remote(twenty, "wm-1", minutes_ago=300)
+    _local(db, "wm-1", name="Linked", xp=1)
+    assert cli("--mapping", M).mapping(M)["push"]["matched"] == 1
+    _local(db, "wm-1", name="New", xp=2)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.report["errors"] == []
+    reps = result.mapping(M)
+    assert reps["push"]["created"] == 1 and reps["push"]["matched"] == 0
+    by_name = {r["name"]: str(r["twenty_id"]) for r in rows(db, M)}
+    assert by_name["Linked"] == linked and by_name["New"] != linked
+    assert twenty.get(by_name["New"])["name"] == "New"
+
+
+def test_pull_link__an_application_edit_made_while_linking_waits_and_is_kept(
+    twenty, db, cli
+) -> None:
+    """The rows a page links are locked from their reading to the page's commit: an
+    application editing one in between waits, its edit lands after the merge and is pushed."""
+    rid = _remote(twenty, "wm-5", minutes_ago=3, totalXp=42)
+    _local(db, "wm-5", name="Rep 0", xp=1)
+    _without_trigger(db, f"UPDATE rep_progressions SET updated_at = '{ago(60).isoformat()}'")
+    edit = "UPDATE rep_progressions SET total_xp = 7"
+
+    with edit_while_writing(db, LINK, edit) as editing:
+        pulled = cli("--mapping", M, "--stage", "pull")
+
+    assert pulled.exit_code == 0, pulled.output
+    assert editing.ident is not None, "the pull linked nothing"
+    assert pulled.mapping(M)["pull"]["matched"] == 1
+    (row,) = rows(db, M)
+    assert str(row["twenty_id"]) == rid and row["total_xp"] == 7
+    pushed = cli("--mapping", M, "--stage", "push")
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping(M)["push"]["updated"] == 1
+    assert twenty.get(rid)["totalXp"] == 7
+
+
+def test_push_link__keeps_a_key_the_application_set_meanwhile(twenty, db, cli) -> None:
+    """The push finds a record by the row's natural key; the application links the row by
+    hand before the link is recorded: its key stays."""
+    _remote(twenty, "wm-1", minutes_ago=300)
+    chosen = _remote(twenty, "wm-other", minutes_ago=300)
+    _local(db, "wm-1", name="Local", xp=1)
+    edit = f"UPDATE rep_progressions SET twenty_id = '{chosen}'"
+
+    with edit_while_writing(db, LINK, edit) as editing:
+        result = cli("--mapping", M)
+
+    assert editing.ident is not None, "the push linked nothing"
+    assert result.exit_code == 0, result.output
+    (row,) = rows(db, M, "name = 'Local'")
+    assert str(row["twenty_id"]) == chosen
+
+
+def test_key_cleared__the_row_is_matched_again_by_its_natural_key(twenty, db, cli) -> None:
+    """A row whose key is cleared is a new row, even when ``updated_at`` stays as it was (the
+    triggers off): it is searched for by its natural key and linked to the record found."""
+    rid = _remote(twenty, "wm-1", minutes_ago=300)
+    _local(db, "wm-1", name="Rep 0", xp=1)
+    assert cli("--mapping", M).mapping(M)["push"]["matched"] == 1
+    _without_trigger(db, "UPDATE rep_progressions SET twenty_id = NULL")
+
+    result = cli("--mapping", M, "--stage", "push")
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["push"]["matched"] == 1
+    assert result.mapping(M)["push"]["created"] == 0
+    (row,) = rows(db, M)
+    assert str(row["twenty_id"]) == rid
+    assert len(twenty.records()) == 1
