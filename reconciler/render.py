@@ -36,7 +36,7 @@ TABLE_COLUMNS = (
     "failed",
     "requests",
 )
-NOT_RUN = "not run"  # a mapping of a run that stopped before any mapping started
+NOT_RUN = "not run"  # a mapping that got to no stage (the run stopped before it)
 
 TABLE_CAPTION = (
     "records: read (pull) or with a change to send (push) · new: inserted (pull) or created "
@@ -86,9 +86,12 @@ def detail_lines(m: dict[str, Any]) -> list[str]:
     ]
 
 
-def started(report: dict[str, Any]) -> bool:
-    """Whether the run got as far as its mappings (a run that could not reach the database, or
-    found it locked, computed no window and ran none)."""
+def ran(report: dict[str, Any], m: dict[str, Any]) -> bool:
+    """Whether the mapping got to a stage (a run that could not reach the database, or found it
+    locked, ran none). Reports written before mappings listed their ``stages`` tell it by the
+    run's window, which a run computes once it gets to its mappings' pulls."""
+    if "stages" in m:
+        return bool(m["stages"])
     return report.get("window") is not None
 
 
@@ -114,7 +117,7 @@ def summary_lines(report: dict[str, Any], *, verbose: bool = False) -> list[str]
             + f" in {report['duration_ms']} ms"
         )
     for m in report["mappings"]:
-        if not started(report) and not m["skipped"]:
+        if not m["skipped"] and not ran(report, m):
             lines.append(f"{m['name']}: {NOT_RUN}")
             continue
         lines.append(mapping_line(m))
@@ -134,7 +137,7 @@ def run_table(report: dict[str, Any], title: str | None = None) -> Table:
     for col in TABLE_COLUMNS:
         table.add_column(col, justify="left" if col in ("mapping", "stage") else "right")
     for m in report["mappings"]:
-        if m["skipped"] or not started(report):
+        if m["skipped"] or not ran(report, m):
             table.add_row(m["name"], "skipped" if m["skipped"] else NOT_RUN, *[""] * 8)
             continue
         p, q = m["pull"], m["push"]
@@ -184,8 +187,8 @@ def _fits(console: Console, table: Table) -> bool:
 def render_table(console: Console, report: dict[str, Any], *, verbose: bool = False) -> None:
     """The summary table of a run, then its errors (and details when verbose)."""
     print_run(console, report)
-    if verbose and started(report):
-        for m in report["mappings"]:
+    if verbose:
+        for m in (m for m in report["mappings"] if ran(report, m)):
             for line in detail_lines(m):
                 _plain(console, line)
     for e in report["errors"]:

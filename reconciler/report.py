@@ -66,6 +66,7 @@ class MappingResult:
     push: PushCounts = field(default_factory=PushCounts)
     api: ApiStats = field(default_factory=ApiStats)
     window: dict[str, str | None] | None = None
+    stages: list[str] = field(default_factory=list)  # the stages it got to, in order
     remote_deleted: int = 0
     remote_deleted_ids: list[str] = field(default_factory=list)
     failed: bool = False  # the mapping could not proceed (remote or database unavailable)
@@ -81,6 +82,7 @@ class MappingResult:
             "push": asdict(self.push),
             "api": asdict(self.api),
             "window": self.window,
+            "stages": self.stages,
             "remote_deleted": self.remote_deleted,
             "remote_deleted_ids": self.remote_deleted_ids,
             "clock_offset_seconds": (

@@ -70,6 +70,45 @@ def test_verbose__adds_window_api_counts_and_the_report_path(airtable, db, cli) 
     assert "pushed 3 of 3" in text
 
 
+def test_push_only_run__its_mappings_print_what_they_did(airtable, db, cli) -> None:
+    """A push-only run computes no window; its mappings still ran and print their counts."""
+    seed_leads(airtable, 3)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'x' WHERE id = 1")
+    result = cli("-v", "--stage", "push")
+    assert result.exit_code == 0, result.output
+    assert result.report["window"] is None
+    assert result.mapping("leads")["stages"] == ["push"]
+    assert result.mapping("rep_progressions")["stages"] == []  # skipped: not configured
+    lines = _lines(result.stderr)
+    assert any(line.startswith("leads: pulled 0 (") and "pushed 1 of 1" in line for line in lines)
+    assert "leads: no pull window" in "\n".join(lines)
+    assert not any("not run" in line for line in lines), lines
+    terminal, out = _terminal()
+    render_summary(terminal, result.report, quiet=False)
+    assert "not run" not in out.getvalue()
+
+
+def test_push_counts__a_row_whose_edits_only_pull_is_unchanged(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET company = 'local' WHERE id = 1")
+    result = cli("--stage", "push")
+    assert result.exit_code == 0, result.output
+    push = result.mapping("leads")["push"]
+    assert (push["pending"], push["updated"], push["unchanged"]) == (0, 0, 1)
+
+
+def test_push_counts__a_row_failing_before_it_is_sent_is_pending(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    assert cli().exit_code == 0
+    execute(db, "INSERT INTO leads (airtable_record_id, notes) VALUES ('not-an-id', 'x')")
+    execute(db, "UPDATE leads SET notes = 'y' WHERE id = 2")
+    result = cli()
+    assert result.exit_code == 1, result.output
+    assert "pushed 1 of 2 (+0 ~1, 0 skipped, 1 failed, 1 dead)" in _lines(result.stderr)[0]
+
+
 def test_failed_run__says_why_even_when_quiet(airtable, db, cli) -> None:
     airtable.faults.fail(401, times=100)
     result = cli("-q")

@@ -276,6 +276,7 @@ class Run:
 
             def step(ctx: MappingContext, stage: str = stage, run_stage: Any = run_stage) -> None:
                 if not ctx.result.failed and not self.should_stop():
+                    ctx.result.stages.append(stage)
                     self._guarded(ctx, stage, run_stage)
 
             side_by_side(groups, step)
