@@ -87,6 +87,10 @@ def test_listing__a_2xx_html_page_stops_the_mapping_in_one_line(
         ("[1, 2]", "no list of records"),
         ('{"data": {"repProgressions": [{"name": "x"}]}, "pageInfo": {}}', "without an id"),
         ('{"data": {"repProgressions": []}}', "no pageInfo.hasNextPage"),
+        (
+            '{"data": {"repProgressions": []}, "pageInfo": {"endCursor": "c"}}',
+            "no pageInfo.hasNextPage",
+        ),
         ('{"data": {"repProgressions": []}, "pageInfo": {"hasNextPage": true}}', "no endCursor"),
     ],
 )
@@ -148,6 +152,19 @@ def test_connection_cut_mid_body__retried(twenty: TwentyEmulator, db: sa.Engine,
     assert len(rows(db, M)) == 3
 
 
+def test_listing__a_408_is_retried(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any, fast_retries: None
+) -> None:
+    seed_progressions(twenty, 3)
+    twenty.faults.fail(408, times=1, method="GET", path="/rest/repProgressions")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["api"]["retries"] == 1
+    assert len(rows(db, M)) == 3
+
+
 def test_connection_cut_on_every_answer__exit_3_naming_it(
     twenty: TwentyEmulator, db: sa.Engine, cli: Any, fast_retries: None
 ) -> None:
@@ -178,6 +195,31 @@ def test_push__an_upsert_answer_cut_mid_body_is_sent_again_without_duplicates(
     assert len(twenty_writes(twenty)) == 2
     assert len(twenty.records()) == 4
     assert {r["totalXp"] for r in twenty.records() if r["name"] != "fresh"} == {77}
+
+
+def test_push__a_create_answered_already_exists_fails_for_a_retry_and_is_linked_next_run(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any
+) -> None:
+    """A server without batch upsert answers "Record already exists" to a create sent again
+    after its answer was cut: the first one landed. The row fails for a retry, not
+    dead-lettered, and the next run links it to that record, which ends the failure."""
+    twenty.supports_upsert = False
+    execute(db, "INSERT INTO rep_progressions (name) VALUES ('fresh')")
+    twenty.faults.cut(times=1, method="POST")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 1, result.output
+    assert "Record already exists" in _one_error(result)
+    assert _dead(db) == [False]
+    (created,) = twenty.records()
+    _retries_due_now(db)
+    again = cli("--mapping", M)
+    assert again.exit_code == 0, again.output
+    (row,) = rows(db, M)
+    assert str(row["twenty_id"]) == created["id"]
+    assert len(twenty.records()) == 1
+    assert _dead(db) == []  # no failure left for `reconcile status` to count
 
 
 @pytest.mark.parametrize(

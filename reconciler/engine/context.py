@@ -15,6 +15,7 @@ from reconciler.report import MappingResult, RecordErrorEntry
 from reconciler.store.history import (
     Failure,
     RemoteState,
+    clear_failures,
     dead_letter_message,
     record_failures,
 )
@@ -137,6 +138,7 @@ class MappingContext:
     ) -> None:
         """Mark the rows of records deleted remotely (inside the open unit of work): rows are
         kept, never deleted, and a marked row is never pushed, so the record is never recreated.
+        The records' failures are forgotten: neither stage retries them.
 
         Args:
             stage: the stage that found out.
@@ -145,6 +147,8 @@ class MappingContext:
         """
         if links:
             self.store.link(self.mapping, links)
+        for failing in ("pull", "push"):  # nothing of a deleted record is retried
+            clear_failures(self.store.conn, self.mapping.name, failing, list(remote_ids))
         marked = self.store.mark_remote_deleted(self.mapping, remote_ids) if remote_ids else []
         if not marked:
             return

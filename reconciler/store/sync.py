@@ -38,6 +38,7 @@ from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.errors import RecordError, UsageError
 from reconciler.model import Converter, Mapping, converter, json_text, to_db
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
+from reconciler.store.history import clear_failures
 from reconciler.store.pages import (
     DELETE_STATES,
     LINK_TICK,
@@ -590,6 +591,10 @@ class Store:
         when the row last changed (moved by one microsecond, so the trigger, which stamps any
         write that leaves it as it was, leaves it alone). In a table shared by several remotes
         the other mappings' conflicts are judged against it.
+
+        A push failure of a row was recorded under its ``table:id`` key, which a linked row no
+        longer goes by: it is forgotten (the row's pending change is still found by its
+        ``updated_at``, and a failure from now on is recorded under the remote id).
         """
         table = self.table(mapping)
         key = table.c[mapping.key_column]
@@ -599,6 +604,8 @@ class Store:
             "remote_deleted_at": None,
         }
         if pairs:
+            unlinked = [f"{mapping.local_table}:{i}" for i, _ in pairs]
+            clear_failures(self.conn, mapping.name, "push", unlinked)
             self.conn.execute(
                 update(table).where(table.c.id == bindparam("_id"), key.is_(None)).values(values),
                 [{"_id": i, "_rid": rid} for i, rid in pairs],
