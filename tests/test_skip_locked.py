@@ -4,6 +4,7 @@ Without the flag the contract holds: exit 4 at once, status ``locked``, nothing 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.processes import Proc, fault_taken, scalar, start_reconcile
 M = "rep_progressions"
 Cli = Callable[..., Any]
 LOCKED = "locked by another run"
-HOLD = 1.5  # seconds the first run's request is held: long enough for the second run
+HOLD = 60.0  # at most, seconds the first run's request is held: until the second run ends
 
 
 @contextmanager
@@ -121,13 +122,15 @@ def test_skip_locked__a_second_real_run_skips_what_the_first_holds(
     normally."""
     seed_leads(airtable, 5)
     seed_progressions(twenty, 2)
-    airtable.faults.delay(HOLD, times=1, method="GET")
+    second_ended = threading.Event()
+    airtable.faults.delay(HOLD, times=1, method="GET", until=second_ended)
     procs: list[Proc] = []
     try:
         procs.append(start_reconcile(tmp_path / "first.json", "--mapping", "leads"))
         procs[0].wait_for(fault_taken(airtable), what="the first run to hold the leads lock")
         procs.append(start_reconcile(tmp_path / "second.json", "--skip-locked"))
         code, _, err = procs[1].finish()
+        second_ended.set()
 
         assert code == 0, err
         second = procs[1].report
@@ -137,6 +140,7 @@ def test_skip_locked__a_second_real_run_skips_what_the_first_holds(
         assert code == 0, err
         assert len(rows(db)) == 5
     finally:
+        second_ended.set()
         for proc in procs:
             if proc.popen.poll() is None:
                 proc.popen.kill()

@@ -95,6 +95,7 @@ class _Fault:
     content_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     containing: str | None = None
+    until: threading.Event | None = None  # a delay's end, when a test sets it
 
     def matches(self, method: str, path: str, body: Any) -> bool:
         if self.method is not None and self.method != method:
@@ -137,10 +138,18 @@ class Faults:
         )
 
     def delay(
-        self, seconds: float, times: int = 1, *, method: str | None = None, path: str | None = None
+        self,
+        seconds: float,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        until: threading.Event | None = None,
     ) -> None:
-        """Hold the next ``times`` matching requests for ``seconds`` before handling them."""
-        self._add(_Fault("delay", times, seconds=seconds, method=method, path=path))
+        """Hold the next ``times`` matching requests for ``seconds`` before handling them; with
+        ``until``, until that event is set (``seconds`` then bounds the hold)."""
+        fault = _Fault("delay", times, seconds=seconds, method=method, path=path, until=until)
+        self._add(fault)
 
     def drop(self, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
         """Close the connection of the next ``times`` matching requests without answering."""
@@ -339,7 +348,10 @@ class EmulatorServer(ABC):
         """Faults, latency, auth, rate limit, then dispatch. None means: drop the connection."""
         fault = self.faults.take(request.method, request.path, request.body)
         if fault is not None and fault.kind == "delay":
-            time.sleep(fault.seconds)
+            if fault.until is None:
+                time.sleep(fault.seconds)
+            else:
+                fault.until.wait(fault.seconds)
         # A rate limit counts a request when it arrives (Airtable's 5 a second per base,
         # https://airtable.com/developers/web/api/rate-limits; Twenty's bucket at Date.now() as
         # the request is handled, packages/twenty-server/src/engine/core-modules/throttler/
