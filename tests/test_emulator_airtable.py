@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pyairtable
 import pytest
@@ -102,6 +103,14 @@ def test_list__page_size_out_of_range_is_422(em: AirtableEmulator, size: str) ->
     assert response.json()["error"]["type"] == "INVALID_REQUEST_UNKNOWN"
 
 
+@pytest.mark.parametrize("count", ["0", "-1", "five"])
+def test_list__max_records_below_one_is_422(em: AirtableEmulator, count: str) -> None:
+    em.create("Leads", {"Email": "a@example.com"})
+    response = call(em, "GET", records_path(em), params={"maxRecords": count})
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "INVALID_REQUEST_UNKNOWN"
+
+
 def test_list__page_size_101_via_pyairtable_raises(leads: pyairtable.Table) -> None:
     with pytest.raises(requests.HTTPError) as exc:
         leads.all(page_size=101)
@@ -127,6 +136,18 @@ def test_list__bad_parameters_are_422(
     assert (response.status_code, response.json()["error"]["type"]) == (422, expected)
 
 
+@pytest.mark.parametrize("params", [{"cellFormat": "string"}, {"pageSize": "10"}])
+def test_get_record__a_parameter_it_does_not_take_is_422(
+    em: AirtableEmulator, params: dict[str, str]
+) -> None:
+    record_id = em.create("Leads", {"Email": "a@example.com"})["id"]
+    response = call(em, "GET", records_path(em, f"/{record_id}"), params=params)
+    assert (response.status_code, response.json()["error"]["type"]) == (
+        422,
+        "INVALID_REQUEST_UNKNOWN",
+    )
+
+
 def test_list__url_of_16000_chars_is_414(em: AirtableEmulator) -> None:
     def formula(clauses: int) -> str:
         return "OR(" + ",".join(["RECORD_ID()='recAAAAAAAAAAAAAA'"] * clauses) + ")"
@@ -135,6 +156,21 @@ def test_list__url_of_16000_chars_is_414(em: AirtableEmulator) -> None:
     assert response.status_code == 414
     short = call(em, "GET", records_path(em), params={"filterByFormula": formula(100)})
     assert short.status_code == 200
+
+
+def test_list__url_of_exactly_16000_chars_is_414_and_one_shorter_is_answered(
+    em: AirtableEmulator,
+) -> None:
+    path = records_path(em)
+
+    def params(length: int) -> dict[str, str]:
+        """A formula making the path and query string ``length`` characters long."""
+        bare = len(path) + len("?") + len(urlencode({"filterByFormula": "NOT(''='')"}))
+        return {"filterByFormula": "NOT('" + "x" * (length - bare) + "'='')"}
+
+    assert len(path) + 1 + len(urlencode(params(16_000))) == 16_000
+    assert call(em, "GET", path, params=params(16_000)).status_code == 414
+    assert call(em, "GET", path, params=params(15_999)).status_code == 200
 
 
 def test_list__post_list_records_takes_options_in_the_body(em: AirtableEmulator) -> None:
@@ -152,6 +188,22 @@ def test_list__post_list_records_takes_options_in_the_body(em: AirtableEmulator)
     assert "offset" not in second.json()
     bad = call(em, "POST", records_path(em, "/listRecords"), json={"pageSize": 5, "where": 1})
     assert bad.status_code == 422
+
+
+def test_list__a_parameter_given_twice_is_422(em: AirtableEmulator) -> None:
+    response = call(em, "GET", records_path(em) + "?pageSize=2&pageSize=3")
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "INVALID_REQUEST_UNKNOWN"
+
+
+def test_list__post_list_records_takes_options_only_in_the_body(em: AirtableEmulator) -> None:
+    seed(em, 3)
+    path = records_path(em, "/listRecords")
+    response = call(em, "POST", path, params={"pageSize": 2}, json={})
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "INVALID_REQUEST_UNKNOWN"
+    passive = call(em, "POST", path, params={"timeZone": "utc", "userLocale": "en"}, json={})
+    assert passive.status_code == 200 and len(passive.json()["records"]) == 3
 
 
 def test_paging__edited_record_keeps_position_with_new_timestamp(
@@ -182,6 +234,33 @@ def test_paging__expired_iterator_is_422(em: AirtableEmulator, leads: pyairtable
     with pytest.raises(requests.HTTPError) as exc:
         next(pages)
     assert error_type(exc) == "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+
+
+def test_paging__an_iterator_expires_once_idle_longer_than_its_time_to_live(
+    em: AirtableEmulator,
+) -> None:
+    seed(em, 8)
+    em.iterator_ttl = 60.0
+    query: dict[str, Any] = {"pageSize": 2}
+    for _ in range(2):  # used every 40 s: alive 80 s after it started
+        page = call(em, "GET", records_path(em), params=query)
+        assert page.status_code == 200
+        query["offset"] = page.json()["offset"]
+        em.clock.advance(40.0)
+    assert call(em, "GET", records_path(em), params=query).status_code == 200
+    em.clock.advance(61.0)
+    expired = call(em, "GET", records_path(em), params=query)
+    assert expired.status_code == 422
+    assert expired.json()["error"]["type"] == "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+
+
+def test_paging__an_offset_of_another_table_is_422(em: AirtableEmulator) -> None:
+    seed(em, 5)
+    em.add_table("Other", {"Name": "singleLineText"})
+    offset = call(em, "GET", records_path(em), params={"pageSize": 2}).json()["offset"]
+    other = call(em, "GET", f"/v0/{em.base_id}/Other", params={"offset": offset})
+    assert other.status_code == 422
+    assert other.json()["error"]["type"] == "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
 
 
 def test_paging__live_iterator_and_unknown_offset(em: AirtableEmulator) -> None:
@@ -353,6 +432,19 @@ def test_filter__empty_cells_compare_as_blank(
         assert [r["id"] for r in leads.all(formula=formula)] == [empty], formula
 
 
+def test_filter__an_empty_cell_is_neither_after_nor_before(
+    em: AirtableEmulator, leads: pyairtable.Table
+) -> None:
+    em.create("Leads", {"First Name": "empty"})
+    em.create("Leads", {"First Name": "booked", "Booked At": "2026-01-01T00:00:00Z"})
+    for formula in [
+        "IS_BEFORE({Booked At}, DATETIME_PARSE('2030-01-01'))",
+        "IS_AFTER({Booked At}, DATETIME_PARSE('2000-01-01'))",
+        "IS_AFTER(DATETIME_PARSE('2030-01-01'), {Booked At})",
+    ]:
+        assert _names(leads.all(formula=formula)) == ["booked"], formula
+
+
 def test_filter__bad_data_does_not_crash(em: AirtableEmulator, leads: pyairtable.Table) -> None:
     em.create("Leads", {"First Name": "bad", "ICP Score": "high"}, validate=False)
     em.create("Leads", {"First Name": "good", "ICP Score": 9})
@@ -398,6 +490,60 @@ def test_write__batch_of_11_is_422_and_nothing_applied(em: AirtableEmulator) -> 
     assert ten.status_code == 200 and len(em.records("Leads")) == 10
     none = call(em, "POST", records_path(em), json={"records": []})
     assert none.status_code == 422
+
+
+def test_write__two_entries_for_one_record_are_422_and_nothing_applied(
+    em: AirtableEmulator,
+) -> None:
+    record_id = em.create("Leads", {"Email": "a@example.com"})["id"]
+    twice = [{"id": record_id, "fields": {"ICP Score": n}} for n in (1, 2)]
+    response = call(em, "PATCH", records_path(em), json={"records": twice})
+    assert (response.status_code, response.json()["error"]["type"]) == (422, "INVALID_RECORDS")
+    new_twice = {
+        "performUpsert": {"fieldsToMergeOn": ["Email"]},
+        "records": [{"fields": {"Email": "b@example.com", "ICP Score": n}} for n in (1, 2)],
+    }
+    response = call(em, "PATCH", records_path(em), json=new_twice)
+    assert (response.status_code, response.json()["error"]["type"]) == (422, "INVALID_RECORDS")
+    assert em.records("Leads") == [em.get("Leads", record_id)]
+    assert "ICP Score" not in (em.get("Leads", record_id) or {})["fields"]
+
+
+def test_upsert__fields_to_merge_on_takes_at_most_three_fields(em: AirtableEmulator) -> None:
+    fields = {"Email": "a@example.com", "Company": "Acme", "Title": "CEO", "Status": "new"}
+
+    def upsert(merge_on: list[str]) -> Any:
+        body = {"performUpsert": {"fieldsToMergeOn": merge_on}, "records": [{"fields": fields}]}
+        return call(em, "PATCH", records_path(em), json=body)
+
+    four = upsert(list(fields))
+    assert (four.status_code, four.json()["error"]["type"]) == (422, "INVALID_REQUEST_UNKNOWN")
+    assert em.records("Leads") == []
+    assert upsert(list(fields)[:3]).status_code == 200
+
+
+def test_write__a_body_key_it_does_not_take_is_422_and_nothing_created(
+    em: AirtableEmulator,
+) -> None:
+    body = {"fields": {"Email": "a@example.com"}, "upsert": True}
+    response = call(em, "POST", records_path(em), json=body)
+    assert (response.status_code, response.json()["error"]["type"]) == (
+        422,
+        "INVALID_REQUEST_UNKNOWN",
+    )
+    assert em.records("Leads") == []
+
+
+def test_write__typecast_that_is_not_a_boolean_is_422_and_nothing_created(
+    em: AirtableEmulator,
+) -> None:
+    body = {"fields": {"ICP Score": "5"}, "typecast": "true"}
+    response = call(em, "POST", records_path(em), json=body)
+    assert (response.status_code, response.json()["error"]["type"]) == (
+        422,
+        "INVALID_REQUEST_UNKNOWN",
+    )
+    assert em.records("Leads") == []
 
 
 def test_write__one_invalid_value_applies_nothing(
@@ -554,6 +700,13 @@ def test_delete__batch_and_single(em: AirtableEmulator, leads: pyairtable.Table)
     with pytest.raises(requests.HTTPError) as exc:
         leads.delete(ids[0])
     assert exc.value.response is not None and exc.value.response.status_code == 404
+
+
+def test_delete__the_same_id_twice_is_422_and_nothing_deleted(em: AirtableEmulator) -> None:
+    ids = seed(em, 2)
+    response = call(em, "DELETE", records_path(em), params={"records[]": [ids[0], ids[0]]})
+    assert (response.status_code, response.json()["error"]["type"]) == (422, "INVALID_RECORDS")
+    assert len(em.records("Leads")) == 2
 
 
 # -- auth, routing, limits, faults, log ------------------------------------------------------------

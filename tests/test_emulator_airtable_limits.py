@@ -6,7 +6,6 @@ Time is moved with the emulator's clock (``em.clock.advance``), never slept.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pyairtable
@@ -178,6 +177,16 @@ def test_billing__outlasts_a_rate_limit_lockout(em: AirtableEmulator) -> None:
     assert status(em) == 200
 
 
+def test_billing__every_data_request_is_the_billing_429_even_past_the_rate_limit(
+    em: AirtableEmulator,
+) -> None:
+    em.limiter = SlidingWindowLimiter(5, 1.0, 30.0)
+    em.billing_limit_exceeded = True
+    responses = [call(em, "GET", records_path(em)) for _ in range(7)]
+    assert [r.status_code for r in responses] == [429] * 7
+    assert {body_429(r)["error"] for r in responses} == {"PUBLIC_API_BILLING_LIMIT_EXCEEDED"}
+
+
 def test_billing__pyairtable_sees_an_http_error_it_can_classify(
     em: AirtableEmulator, leads: pyairtable.Table
 ) -> None:
@@ -205,11 +214,18 @@ def test_rate_limit__a_request_is_counted_when_it_arrives_not_after_the_latency(
     look as recent as the second)."""
     em.limiter = SlidingWindowLimiter(1, 1.0, 30.0)
     em.latency = 0.3
-    em.faults.delay(0.0)  # taken as the request arrives: shows when it has
+    stamped = threading.Event()  # the server has read its clock for the first request
+    read_clock = em.clock.monotonic
+
+    def monotonic() -> float:
+        now = read_clock()
+        stamped.set()
+        return now
+
+    em.clock.monotonic = monotonic  # type: ignore[method-assign]
     first = threading.Thread(target=status, args=(em,))
     first.start()
-    while em.faults.pending():
-        time.sleep(0.005)
+    assert stamped.wait(10)
     em.clock.advance(0.9)  # while the first request waits out its latency
     first.join()
     em.latency = 0.0

@@ -127,6 +127,19 @@ def test_lmt__watching_some_fields_moves_only_when_they_change(
     assert [r["id"] for r in found] == [record["id"]]
 
 
+def test_lmt__writing_a_watched_field_its_own_value_moves_nothing(
+    em: AirtableEmulator, api: pyairtable.Api
+) -> None:
+    watched_table(em)
+    table = api.table(em.base_id, "Watched")
+    em.clock.frozen = T0
+    record = table.create({"Name": "a", "Stage": "new"})
+    em.clock.frozen = T0 + timedelta(hours=1)
+    same = table.update(record["id"], {"Stage": "new"})
+    assert same["fields"]["Stage changed"] == "2026-11-20T10:00:00.000Z"
+    assert same["fields"]["Any change"] == "2026-11-20T10:00:00.000Z"
+
+
 def test_lmt__watching_an_unset_field_shows_the_creation_time(em: AirtableEmulator) -> None:
     watched_table(em)
     record = em.create("Watched", {"Name": "a"}, modified_at=T0)

@@ -64,6 +64,22 @@ def test_rate_limit__fourth_rapid_request_is_429_then_recovers() -> None:
         server.stop()
 
 
+def test_rate_limit__the_fraction_of_a_token_is_lost_when_a_request_is_admitted() -> None:
+    server = TwentyEmulator(rate_per_minute=60, burst=3)  # one token a second
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer test-key"}) as c:
+            assert [c.get(PATH).status_code for _ in range(3)] == [200, 200, 200]
+            server.clock.advance(1.5)  # one and a half tokens earned: one taken, the half lost
+            assert c.get(PATH).status_code == 200
+            server.clock.advance(0.7)  # the kept half would make this 1.2
+            assert c.get(PATH).status_code == 429
+            server.clock.advance(0.4)  # 1.1 s since the last admitted request
+            assert c.get(PATH).status_code == 200
+    finally:
+        server.stop()
+
+
 def test_rate_limit__data_model_requests_take_no_token() -> None:
     """The server takes its tokens in the record query runners; the data-model controller
     runs none (fidelity-twenty.md, Rate limit)."""

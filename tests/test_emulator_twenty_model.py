@@ -131,6 +131,15 @@ def test_metadata__default_page_holds_1000_objects(
     assert len(objects_of(client.get(METADATA, params={"limit": 5000}).json())) == 71
 
 
+def test_metadata__a_page_holds_at_most_1000_objects(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    add_objects(em, 1000)
+    body = client.get(METADATA, params={"limit": 1001}).json()
+    assert len(objects_of(body)) == 1000 and body["pageInfo"]["hasNextPage"] is True
+    assert body["totalCount"] == 1001
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

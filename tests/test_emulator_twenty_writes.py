@@ -108,6 +108,18 @@ def test_update__patch_changes_only_sent_keys(em: TwentyEmulator, client: httpx.
     assert (stored["name"], stored["totalXp"], stored["currentRank"]) == ("x", 2, None)
 
 
+def test_update__another_id_in_the_body_is_400_and_changes_nothing(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    (record,) = seed(em, 1)
+    other = str(uuid.uuid4())
+    moved = client.patch(f"{PATH}/{record['id']}", json={"id": other, "totalXp": 9})
+    assert_bad_request(moved)
+    assert em.get(record["id"]) == record
+    same = client.patch(f"{PATH}/{record['id']}", json={"id": record["id"], "totalXp": 9})
+    assert same.status_code == 200 and (em.get(record["id"]) or {})["totalXp"] == 9
+
+
 def test_update__patch_by_filter_updates_every_match(
     em: TwentyEmulator, client: httpx.Client
 ) -> None:
@@ -130,6 +142,18 @@ def test_delete__permanent_by_default_soft_on_request(
     kept = em.get(soft["id"])
     assert kept is not None and kept["deletedAt"] is not None
     assert client.delete(f"{PATH}/{hard['id']}").status_code == 404
+
+
+def test_write__a_flag_neither_true_nor_false_is_400_and_changes_nothing(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    (record,) = seed(em, 1)
+    deleted = client.delete(f"{PATH}/{record['id']}", params={"soft_delete": "yes"})
+    assert_bad_request(deleted)
+    assert em.get(record["id"]) == record
+    created = client.post(BATCH, params={"upsert": "1"}, json=[{"name": "new"}])
+    assert_bad_request(created)
+    assert names(client.get(PATH, params=BY_AGE)) == [record["name"]]
 
 
 # -- batches ---------------------------------------------------------------------------------------
