@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
+from reconciler.cli import main
 from tests.helpers import events_config, execute, rows, seed_leads
 
 
@@ -282,3 +284,90 @@ def test_stage_push__a_linked_row_never_synced_that_equals_its_record_sends_noth
     assert result.exit_code == 0, result.output
     assert result.mapping("leads")["push"]["unchanged"] == 1
     assert [r for r in airtable.requests if r.method == "PATCH"] == []
+
+
+def test_airtable_rate_limit_of_zero__exit_2_before_any_request(
+    airtable, db, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("AIRTABLE_RATE_LIMIT", "0")
+    seed_leads(airtable, 1)
+    airtable.reset_log()
+    result = cli()
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "AIRTABLE_RATE_LIMIT must be at least 0.1" in lines[0], lines
+    assert airtable.requests == [] and rows(db) == []
+
+
+def test_settings_at_their_documented_upper_bound__are_accepted(
+    airtable, db, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("RECONCILER_MASS_DELETE_SHARE", "1")
+    monkeypatch.setenv("RECONCILER_MAX_ATTEMPTS", "1000")
+    seed_leads(airtable, 2)
+    result = cli("--mapping", "leads")
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["pull"]["inserted"] == 2
+
+
+def test_reconciler_home_unset__reports_go_under_dot_reconciler(
+    airtable, database_url, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.delenv("RECONCILER_HOME")
+    monkeypatch.chdir(tmp_path)
+    seed_leads(airtable, 1)
+    with pytest.raises(SystemExit) as stop:
+        main(["-q", "--mapping", "leads"])
+    assert stop.value.code == 0
+    (report,) = (tmp_path / ".reconciler" / "reports").glob("*.json")
+    assert json.loads(report.read_text())["status"] == "ok"
+
+
+def test_mapping_given_twice__runs_it_once(airtable, db, cli) -> None:
+    seed_leads(airtable, 2)
+    result = cli("--mapping", "leads", "--mapping", "leads")
+    assert result.exit_code == 0, result.output
+    assert [m["name"] for m in result.report["mappings"]] == ["leads"]
+    assert result.mapping("leads")["pull"]["inserted"] == 2 and len(rows(db)) == 2
+
+
+def test_lookback__defaults_to_20_minutes_and_reads_reconciler_lookback(
+    airtable, db, cli, monkeypatch
+) -> None:
+    seed_leads(airtable, 1)
+    default = cli()
+    assert default.exit_code == 0, default.output
+    assert default.report["lookback_minutes"] == 20
+    monkeypatch.setenv("RECONCILER_LOOKBACK", "45")
+    from_env = cli("run")
+    assert from_env.exit_code == 0, from_env.output
+    assert from_env.report["lookback_minutes"] == 45
+
+
+def test_lookback_past_ten_years__exit_2_before_any_request(airtable, db, cli) -> None:
+    seed_leads(airtable, 1)
+    longest = cli("--lookback", "5256000")
+    assert longest.exit_code == 0, longest.output
+    assert longest.report["lookback_minutes"] == 5256000
+    airtable.reset_log()
+    result = cli("--lookback", "5256001")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--lookback" in lines[0], lines
+    assert airtable.requests == [] and not result.report_path.exists()
+
+
+def test_remote_clock_90_minutes_off__exit_3_unless_the_limit_allows_it(
+    airtable, db, cli, monkeypatch
+) -> None:
+    airtable.clock.skew = timedelta(minutes=90)
+    seed_leads(airtable, 1)
+    refused = cli("--mapping", "leads", "--full")
+    assert refused.exit_code == 3, refused.output
+    (error,) = refused.report["errors"]
+    assert error["record"] is None and "NTP" in error["message"]
+    assert rows(db) == []
+    monkeypatch.setenv("RECONCILER_MAX_CLOCK_OFFSET_MINUTES", "120")
+    allowed = cli("--mapping", "leads", "--full")
+    assert allowed.exit_code == 0, allowed.output
+    assert len(rows(db)) == 1

@@ -100,7 +100,12 @@ BAD_CONFIGS = [
         "config.toml: mappings.leads.fields[1].kind: must be text, number, integer, boolean, "
         "datetime, date or json (got 'time')",
     ),
-    ("[mappings.leads]\ncolour = 'red'", "config.toml: mappings.leads.colour: unknown key"),
+    (
+        "[mappings.leads]\ncolour = 'red'",
+        "config.toml: mappings.leads.colour: unknown key (allowed: remote, table, local_table, "
+        "key_column, modified_field, create_remote, rate_limit, fields, drop_fields, match_on, "
+        "base, token_env, api_url, api_key_env)",
+    ),
     ("[settings]\nx = 1", "config.toml: settings: unknown key"),
     (
         '[mappings.leads]\nfields = [{ column = "notes", merge = "union" }]',
@@ -156,6 +161,25 @@ BAD_CONFIGS = [
     (
         "[mappings.leads]\nfields = 'all'",
         "config.toml: mappings.leads.fields: must be an array (got 'all')",
+    ),
+    (
+        '[mappings.leads]\nfields = [{ column = "notes", json_as_text = true }]',
+        "config.toml: mappings.leads.fields[0].json_as_text: json_as_text = true needs "
+        "kind = 'json'",
+    ),
+    (
+        '[mappings.deals]\nremote = "twenty"\ntable = "x"\nlocal_table = "deals"\n'
+        'key_column = "twenty_id"\nfields = []',
+        "config.toml: mappings.deals.fields: a mapping needs at least one field",
+    ),
+    (
+        '[mappings.leads]\nfields = [{ remote = "Record", column = "airtable_record_id" }]',
+        "config.toml: mappings.leads.key_column: 'airtable_record_id' is also a mapped field's "
+        "column",
+    ),
+    (
+        '[mappings.rep_progressions]\napi_url = "https://"',
+        "config.toml: mappings.rep_progressions.api_url: must be an http(s) URL (got 'https://')",
     ),
 ]
 
