@@ -214,3 +214,83 @@ def test_check__a_key_refused_with_403_everywhere_is_refused(
     (line,) = [x for x in _lines(result.stdout) if "twenty reachable" in x]
     assert line.startswith("✗") and "API key refused (403)" in line, line
     assert "TWENTY_API_KEY" in line
+
+
+def test_check__an_unreachable_database_exits_3_and_the_remotes_are_still_checked(
+    airtable, twenty, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://reconciler@127.0.0.1:9/reconciler")
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = _failed(result.stdout)
+    assert line.startswith("✗ database reachable and migrated: ")
+    assert "hint: check DATABASE_URL" in line
+    assert "database reachable" not in result.stdout.replace(line, "")
+    assert "local table" not in result.stdout
+    assert "✓ airtable fields of leads (table Leads)" in result.stdout
+
+
+def test_check__an_unmigrated_database_still_checks_the_remotes(
+    airtable, twenty, unmigrated_url, cli
+) -> None:
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = _failed(result.stdout)
+    assert "database reachable" not in result.stdout.replace(line, "")
+    assert "✓ twenty fields of rep_progressions (object repProgressions)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_check__a_configuration_failure_outweighs_an_unavailable_database(
+    unmigrated_url, cli
+) -> None:
+    result = cli("check")
+    assert result.exit_code == 2, result.output
+    failed = _failed(result.stdout)
+    assert any("missing TWENTY_API_KEY" in x for x in failed)
+    assert any(x.startswith("✗ database reachable and migrated:") for x in failed)
+
+
+def test_check__a_clock_a_few_minutes_off_is_a_warning(airtable, twenty, database_url, cli) -> None:
+    airtable.clock.skew = timedelta(minutes=3)
+    result = cli("check")
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in _lines(result.stdout) if "airtable clock" in x]
+    assert line.startswith("! airtable clock: this host is 3 min behind Airtable")
+    assert "runs place their windows on Airtable's clock" in line
+
+
+def test_check__a_host_clock_far_ahead_fails_with_exit_3(
+    airtable, twenty, database_url, cli
+) -> None:
+    airtable.clock.skew = timedelta(days=-1)
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = _failed(result.stdout)
+    assert line.startswith("✗ airtable clock: this host is 24 h 0 min ahead of Airtable")
+
+
+def test_check__a_refused_token_says_nothing_of_the_clock(
+    airtable, twenty, database_url, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("AIRTABLE_TOKEN", "not-the-token")
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    assert "airtable clock" not in result.stdout
+    assert "twenty clock" in result.stdout
+
+
+def test_check__one_line_per_base_and_token_shared_by_mappings(
+    airtable, database_url, cli, tmp_path: Path
+) -> None:
+    airtable.add_table("Contacts", {"Name": "singleLineText"})
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[mappings.contacts]\nremote = 'airtable'\ntable = 'Contacts'\n"
+        "local_table = 'contacts'\nkey_column = 'airtable_record_id'\n"
+        "fields = [{ remote = 'Name', column = 'name' }]\n"
+    )
+    result = cli("check", "--config", str(config))
+    reached = [x for x in _lines(result.stdout) if "airtable reachable and token accepted" in x]
+    assert len(reached) == 1 and reached[0].startswith("✓ "), result.stdout
+    assert "airtable fields of contacts (table Contacts)" in result.stdout

@@ -328,3 +328,184 @@ def test_status__a_run_that_failed_mid_run_is_a_failed_run_not_an_interrupted_on
     doc = json.loads(cli("status", "--json").stdout)
     assert doc["runs"] == []
     assert [m["failed_runs_in_a_row"] for m in doc["mappings"]] == [4, 4]
+
+
+def _set_errors(db: sa.Engine, run_ids: list[str], errors: list[dict[str, Any]]) -> None:
+    """Replace the errors of stored runs' reports."""
+    execute(
+        db,
+        "UPDATE reconciler.runs SET report = jsonb_set(report, '{errors}', CAST(:e AS jsonb)) "
+        "WHERE run_id = ANY(:ids)",
+        e=json.dumps(errors),
+        ids=run_ids,
+    )
+
+
+def _add_failures(db: sa.Engine, rows: list[tuple[str, int, bool]]) -> None:
+    """Store failing pull records of leads: (record key, attempts, dead)."""
+    for key, attempts, dead in rows:
+        execute(
+            db,
+            "INSERT INTO reconciler.failures (mapping, stage, record_key, attempts, dead, message) "
+            "VALUES ('leads', 'pull', :k, :a, :d, 'bad value')",
+            k=key,
+            a=attempts,
+            d=dead,
+        )
+
+
+def test_status__no_success_within_the_runs_read(airtable, database_url, db, cli: Cli) -> None:
+    _store_runs(db, ["failed"] * 2001, per_second=1)
+
+    lines = _problems(cli("status", "--mapping", "leads"))
+
+    assert lines[0] == "leads: no success in the last 2000 runs it took part in"
+    assert lines[1].startswith("leads: failed in its last 2000 runs in a row: ")
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__lists_five_records_with_the_most_attempts_and_counts_the_rest(
+    db: sa.Engine, cli: Cli
+) -> None:
+    _add_failures(db, [(f"rec{i}", 8 - i, True) for i in range(5)])
+    (line,) = _problems(cli("status"))
+    shown = "pull rec0 (8x), pull rec1 (7x), pull rec2 (6x), pull rec3 (5x), pull rec4 (4x)"
+    assert line == f"leads: 5 dead-lettered record(s): {shown}"
+
+    _add_failures(db, [("rec5", 1, True)])
+
+    (line,) = _problems(cli("status"))
+
+    assert line == f"leads: 6 dead-lettered record(s): {shown} and 1 more"
+
+
+@pytest.mark.usefixtures("synced")
+def test_status_json__lists_twenty_records_dead_ones_first_and_counts_all(
+    db: sa.Engine, cli: Cli
+) -> None:
+    _add_failures(db, [(f"rec{i:02d}", 5, False) for i in range(25)] + [("gone", 1, True)])
+
+    result = cli("status", "--json")
+
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    leads = doc["mappings"][0]
+    assert (leads["dead_letters"], leads["failing_records"]) == (1, 25)
+    assert [r["record"] for r in leads["records"]] == ["gone"] + [f"rec{i:02d}" for i in range(19)]
+    assert doc["problems"][0] == "leads: 1 dead-lettered record(s): pull gone (1x)"
+
+
+@pytest.mark.usefixtures("synced")
+def test_status_json__a_record_failing_within_the_tolerance_is_not_listed(
+    db: sa.Engine, cli: Cli
+) -> None:
+    _add_failures(db, [("rec", 3, False), ("gone", 1, True)])
+
+    result = cli("status", "--json")
+
+    assert result.exit_code == 1, result.output
+    leads = json.loads(result.stdout)["mappings"][0]
+    assert (leads["dead_letters"], leads["failing_records"]) == (1, 0)
+    assert [r["record"] for r in leads["records"]] == ["gone"]
+
+
+@pytest.mark.usefixtures("synced")
+def test_status_json__says_which_runs_are_running_and_which_interrupted(
+    db: sa.Engine, cli: Cli
+) -> None:
+    _insert_running(db, "20260101T000000Z-busy00", minutes_ago=5)
+    _insert_running(db, "20260101T000000Z-dead00", minutes_ago=0)
+    with _alive(db, "20260101T000000Z-busy00"):
+        result = cli("status", "--json")
+
+    assert result.exit_code == 1, result.output
+    runs = json.loads(result.stdout)["runs"]
+    assert [(r["run_id"], r["state"]) for r in runs] == [
+        ("20260101T000000Z-busy00", "running"),
+        ("20260101T000000Z-dead00", "interrupted"),
+    ]
+
+
+def test_status_json__a_mapping_never_configured_is_not_watched(airtable, db, cli: Cli) -> None:
+    seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+
+    result = cli("status", "--json")
+
+    assert result.exit_code == 0, result.output
+    leads, progressions = json.loads(result.stdout)["mappings"]
+    assert (leads["watched"], leads["not_configured"]) == (True, None)
+    assert progressions["watched"] is False and progressions["not_configured"] == "TWENTY_API_KEY"
+    assert progressions["healthy"] is True
+
+
+def test_status__a_run_stopped_by_a_signal_is_not_a_failure(
+    airtable, database_url, db: sa.Engine, cli: Cli
+) -> None:
+    ids = _store_runs(db, ["ok", *["partial"] * 4])
+    stop = {"mapping": "*", "stage": "run", "record": None, "message": "stopped by a signal"}
+    _set_errors(db, ids[1:], [stop])
+
+    result = cli("status", "--json", "--mapping", "leads")
+
+    leads = json.loads(result.stdout)["mappings"][0]
+    assert (leads["last_success_run"], leads["failed_runs_in_a_row"]) == (ids[0], 0)
+
+
+def test_status__a_failed_mapping_is_explained_by_its_own_error_not_a_records(
+    airtable, database_url, db: sa.Engine, cli: Cli
+) -> None:
+    ids = _store_runs(db, ["ok", *["failed"] * 4])
+    record = {"mapping": "leads", "stage": "pull", "record": "rec1", "message": "bad value"}
+    stopped = {"mapping": "leads", "stage": "push", "record": None, "message": "Airtable is down"}
+    _set_errors(db, ids[1:], [record, stopped])
+
+    lines = _problems(cli("status", "--mapping", "leads"))
+
+    assert "leads: failed in its last 4 runs in a row: Airtable is down" in lines
+
+
+def test_status__an_interrupted_run_before_any_finished_run(
+    airtable, database_url, db: sa.Engine, cli: Cli
+) -> None:
+    _insert_running(db, "20260101T000000Z-dead00", minutes_ago=0)
+    execute(db, "UPDATE reconciler.runs SET status = 'interrupted'")
+
+    lines = _problems(cli("status"))
+
+    assert lines == [
+        "leads: never synced",
+        "run 20260101T000000Z-dead00: interrupted (0 min ago); no run has finished since",
+    ]
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__a_partial_run_ends_an_interruption(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    _insert_running(db, "20260101T000000Z-dead00", minutes_ago=0)
+    airtable.create("Leads", BAD, validate=False)
+    assert cli().exit_code == 1
+    execute(db, "UPDATE reconciler.failures SET dead = false")  # as a retryable failure
+
+    result = cli("status")
+
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.usefixtures("synced")
+def test_status__only_the_mappings_asked_for(db: sa.Engine, cli: Cli) -> None:
+    _age_history(db, 50)
+    assert cli("--mapping", "leads").exit_code == 0
+
+    result = cli("status", "--mapping", "leads")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "healthy: leads synced 0 min ago (max age 45 min)\n"
+
+
+@pytest.mark.parametrize("option", ["--max-age", "--max-failures"])
+def test_status__a_limit_below_one_is_a_usage_error(airtable, database_url, cli, option) -> None:
+    result = cli("status", option, "0")
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr
