@@ -147,6 +147,13 @@ def progression_fields(i: int) -> dict[str, Any]:
     }
 
 
+def remote_progression(twenty: Any, member: str, *, minutes_ago: float, **fields: Any) -> str:
+    """A Twenty rep progression with the natural key ``member``, last changed ``minutes_ago``;
+    returns its id."""
+    values = {**progression_fields(0), "workspaceMemberId": member, **fields}
+    return str(twenty.create(values, updated_at=ago(minutes_ago))["id"])
+
+
 def seed_progressions(em: Any, count: int, *, minutes_ago: float = 5) -> list[str]:
     """Create ``count`` rep progressions updated ``minutes_ago``; returns their ids."""
     stamp = ago(minutes_ago)

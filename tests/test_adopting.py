@@ -4,11 +4,15 @@ set meanwhile."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
-from tests.helpers import ago, edit_while_writing, execute, progression_fields, rows
+from tests.helpers import (
+    ago,
+    edit_while_writing,
+    execute,
+    remote_progression,
+    rows,
+)
 
 M = "rep_progressions"
 LINK = "UPDATE rep_progressions SET twenty_id="  # the statement that records a link
@@ -24,11 +28,6 @@ def _local(db: sa.Engine, member: str, *, name: str, xp: int) -> None:
     )
 
 
-def _remote(twenty: Any, member: str, *, minutes_ago: float, **fields: Any) -> str:
-    values = {**progression_fields(0), "workspaceMemberId": member, **fields}
-    return str(twenty.create(values, updated_at=ago(minutes_ago))["id"])
-
-
 def _without_trigger(db: sa.Engine, sql: str) -> None:
     """Write with the table's triggers off: ``updated_at`` is left as it was."""
     execute(db, "ALTER TABLE rep_progressions DISABLE TRIGGER USER")
@@ -39,7 +38,7 @@ def _without_trigger(db: sa.Engine, sql: str) -> None:
 def test_new_row__a_linked_row_with_the_same_key_is_no_candidate(twenty, db, cli) -> None:
     """A row already linked is never matched again: a new row with its key is created, not
     failed as ambiguous."""
-    linked = _remote(twenty, "wm-1", minutes_ago=300)
+    linked = remote_progression(twenty, "wm-1", minutes_ago=300)
     _local(db, "wm-1", name="Linked", xp=1)
     assert cli("--mapping", M).mapping(M)["push"]["matched"] == 1
     _local(db, "wm-1", name="New", xp=2)
@@ -60,7 +59,7 @@ def test_pull_link__an_application_edit_made_while_linking_waits_and_is_kept(
 ) -> None:
     """The rows a page links are locked from their reading to the page's commit: an
     application editing one in between waits, its edit lands after the merge and is pushed."""
-    rid = _remote(twenty, "wm-5", minutes_ago=3, totalXp=42)
+    rid = remote_progression(twenty, "wm-5", minutes_ago=3, totalXp=42)
     _local(db, "wm-5", name="Rep 0", xp=1)
     _without_trigger(db, f"UPDATE rep_progressions SET updated_at = '{ago(60).isoformat()}'")
     edit = "UPDATE rep_progressions SET total_xp = 7"
@@ -82,8 +81,8 @@ def test_pull_link__an_application_edit_made_while_linking_waits_and_is_kept(
 def test_push_link__keeps_a_key_the_application_set_meanwhile(twenty, db, cli) -> None:
     """The push finds a record by the row's natural key; the application links the row by
     hand before the link is recorded: its key stays."""
-    _remote(twenty, "wm-1", minutes_ago=300)
-    chosen = _remote(twenty, "wm-other", minutes_ago=300)
+    remote_progression(twenty, "wm-1", minutes_ago=300)
+    chosen = remote_progression(twenty, "wm-other", minutes_ago=300)
     _local(db, "wm-1", name="Local", xp=1)
     edit = f"UPDATE rep_progressions SET twenty_id = '{chosen}'"
 
@@ -99,7 +98,7 @@ def test_push_link__keeps_a_key_the_application_set_meanwhile(twenty, db, cli) -
 def test_key_cleared__the_row_is_matched_again_by_its_natural_key(twenty, db, cli) -> None:
     """A row whose key is cleared is a new row, even when ``updated_at`` stays as it was (the
     triggers off): it is searched for by its natural key and linked to the record found."""
-    rid = _remote(twenty, "wm-1", minutes_ago=300)
+    rid = remote_progression(twenty, "wm-1", minutes_ago=300)
     _local(db, "wm-1", name="Rep 0", xp=1)
     assert cli("--mapping", M).mapping(M)["push"]["matched"] == 1
     _without_trigger(db, "UPDATE rep_progressions SET twenty_id = NULL")

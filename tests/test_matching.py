@@ -8,7 +8,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.helpers import ago, execute, progression_fields, rows, twenty_reads, twenty_writes
+from tests.helpers import (
+    ago,
+    execute,
+    remote_progression,
+    rows,
+    twenty_reads,
+    twenty_writes,
+)
 
 M = "rep_progressions"
 
@@ -23,11 +30,6 @@ def _local(db: sa.Engine, member: str | None, *, name: str, xp: int, modules: st
         x=xp,
         c=modules,
     )
-
-
-def _remote(twenty: Any, member: str, *, minutes_ago: float, **fields: Any) -> str:
-    values = {**progression_fields(0), "workspaceMemberId": member, **fields}
-    return str(twenty.create(values, updated_at=ago(minutes_ago))["id"])
 
 
 def _by_member(db: sa.Engine) -> dict[str | None, dict[str, Any]]:
@@ -49,7 +51,8 @@ def _set_updated_at(db: sa.Engine, member: str, minutes_ago: float) -> None:
 def test_first_contact__existing_reps_are_linked_not_duplicated(twenty, db, cli) -> None:
     """The adopter's case: 3 reps in Twenty, the same 3 in Postgres without twenty_id."""
     ids = {
-        m: _remote(twenty, m, minutes_ago=300, name=f"Rep {m}") for m in ("wm-0", "wm-1", "wm-2")
+        m: remote_progression(twenty, m, minutes_ago=300, name=f"Rep {m}")
+        for m in ("wm-0", "wm-1", "wm-2")
     }
     for member in ids:
         _local(db, member, name=f"Rep {member}", xp=1000)
@@ -69,10 +72,12 @@ def test_first_contact__existing_reps_are_linked_not_duplicated(twenty, db, cli)
 def test_first_contact__newer_side_wins_per_field_and_arrays_take_the_union(
     twenty, db, cli
 ) -> None:
-    newer_remote = _remote(
+    newer_remote = remote_progression(
         twenty, "wm-r", minutes_ago=10, totalXp=900, completedModules='["m1","m2"]'
     )
-    newer_local = _remote(twenty, "wm-l", minutes_ago=300, totalXp=100, completedModules='["m1"]')
+    newer_local = remote_progression(
+        twenty, "wm-l", minutes_ago=300, totalXp=100, completedModules='["m1"]'
+    )
     _local(db, "wm-r", name="Rep 0", xp=500, modules='["m3"]')
     _local(db, "wm-l", name="Rep 0", xp=700, modules='["m4"]')
     _set_updated_at(db, "wm-r", 200)
@@ -93,7 +98,7 @@ def test_first_contact__newer_side_wins_per_field_and_arrays_take_the_union(
 
 
 def test_first_contact__in_the_window_the_pull_links_and_counts_it(twenty, db, cli) -> None:
-    rid = _remote(twenty, "wm-5", minutes_ago=3, totalXp=42)
+    rid = remote_progression(twenty, "wm-5", minutes_ago=3, totalXp=42)
     _local(db, "wm-5", name="Local name", xp=1)
     _set_updated_at(db, "wm-5", 60)
 
@@ -109,8 +114,8 @@ def test_first_contact__in_the_window_the_pull_links_and_counts_it(twenty, db, c
 
 
 def test_ambiguous__two_local_rows_with_one_key_fail_alone(twenty, db, cli) -> None:
-    rid = _remote(twenty, "wm-dup", minutes_ago=300)
-    _remote(twenty, "wm-ok", minutes_ago=300)
+    rid = remote_progression(twenty, "wm-dup", minutes_ago=300)
+    remote_progression(twenty, "wm-ok", minutes_ago=300)
     _local(db, "wm-dup", name="A", xp=1)
     _local(db, "wm-dup", name="B", xp=2)
     _local(db, "wm-ok", name="C", xp=3)
@@ -130,8 +135,8 @@ def test_ambiguous__two_local_rows_with_one_key_fail_alone(twenty, db, cli) -> N
 
 
 def test_ambiguous__two_remote_records_with_one_key_fail_the_row(twenty, db, cli) -> None:
-    first = _remote(twenty, "wm-2x", minutes_ago=300)
-    second = _remote(twenty, "wm-2x", minutes_ago=300)
+    first = remote_progression(twenty, "wm-2x", minutes_ago=300)
+    second = remote_progression(twenty, "wm-2x", minutes_ago=300)
     _local(db, "wm-2x", name="Only", xp=1)
 
     result = cli("--mapping", M)
@@ -145,8 +150,8 @@ def test_ambiguous__two_remote_records_with_one_key_fail_the_row(twenty, db, cli
 
 
 def test_ambiguous__two_records_in_the_window_with_one_key_link_neither(twenty, db, cli) -> None:
-    first = _remote(twenty, "wm-2x", minutes_ago=3)
-    second = _remote(twenty, "wm-2x", minutes_ago=3)
+    first = remote_progression(twenty, "wm-2x", minutes_ago=3)
+    second = remote_progression(twenty, "wm-2x", minutes_ago=3)
     _local(db, "wm-2x", name="Only", xp=1)
 
     result = cli("--mapping", M)
@@ -161,7 +166,7 @@ def test_ambiguous__two_records_in_the_window_with_one_key_link_neither(twenty, 
 
 
 def test_null_and_empty_keys__never_match(twenty, db, cli) -> None:
-    _remote(twenty, "", minutes_ago=300, name="Remote without key")
+    remote_progression(twenty, "", minutes_ago=300, name="Remote without key")
     _local(db, None, name="Local without key", xp=1)
     _local(db, "", name="Local with empty key", xp=2)
 
@@ -174,8 +179,8 @@ def test_null_and_empty_keys__never_match(twenty, db, cli) -> None:
 
 
 def test_key_edited_after_linking__does_not_relink(twenty, db, cli) -> None:
-    a = _remote(twenty, "wm-a", minutes_ago=300)
-    b = _remote(twenty, "wm-b", minutes_ago=300)
+    a = remote_progression(twenty, "wm-a", minutes_ago=300)
+    b = remote_progression(twenty, "wm-b", minutes_ago=300)
     _local(db, "wm-a", name="A", xp=1)
     cli("--mapping", M)
     execute(db, "UPDATE rep_progressions SET workspace_member_id = 'wm-b'")
@@ -192,7 +197,7 @@ def test_key_edited_after_linking__does_not_relink(twenty, db, cli) -> None:
 
 def test_dry_run__reports_the_same_matches_and_writes_nothing(twenty, db, cli) -> None:
     for m in ("wm-0", "wm-1"):
-        _remote(twenty, m, minutes_ago=300)
+        remote_progression(twenty, m, minutes_ago=300)
         _local(db, m, name=m, xp=1)
     twenty.reset_log()
 
@@ -209,7 +214,7 @@ def test_lookups__are_batched_never_one_request_per_row(twenty, db, cli) -> None
     for i in range(450):
         _local(db, f"wm-{i}", name=f"Rep {i}", xp=i)
     for i in range(0, 450, 3):
-        _remote(twenty, f"wm-{i}", minutes_ago=300, totalXp=i)
+        remote_progression(twenty, f"wm-{i}", minutes_ago=300, totalXp=i)
     twenty.reset_log()
 
     result = cli("--mapping", M)
