@@ -247,3 +247,17 @@ def test_check__a_rename_no_run_has_seen_is_a_missing_field(
 
     assert result.exit_code == 2, result.output
     assert "missing field(s) 'Notes'" in result.stdout
+
+
+def test_check__an_unreachable_airtable_names_the_address_and_the_network(
+    airtable: AirtableEmulator, database_url: str, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRTABLE_API_URL", "http://127.0.0.1:9")
+
+    result = cli("check")
+
+    assert result.exit_code == 3, result.output
+    (line,) = [x for x in result.stdout.splitlines() if "airtable reachable" in x]
+    assert line.startswith("✗ airtable reachable and token accepted: cannot reach "), line
+    assert "http://127.0.0.1:9" in line
+    assert "hint: check AIRTABLE_API_URL and the network" in line

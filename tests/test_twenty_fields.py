@@ -142,6 +142,42 @@ def test_missing_object__stops_the_mapping_naming_the_object(
     assert rows(db, M) == before
 
 
+def test_missing_object__the_message_names_custom_objects_only(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    """Twenty's standard objects (people, companies …) are no candidates for a misspelled
+    custom object's name."""
+    objects = [metadata.object_dto(spec) for spec in twenty.store.objects.values()]
+    standard = {**metadata.object_dto(next(iter(twenty.store.objects.values()))), "id": "p1"}
+    standard.update(nameSingular="person", namePlural="people", isCustom=False)
+    body = json.dumps({"data": [standard, *objects], "pageInfo": {"hasNextPage": False}})
+    twenty.faults.raw(200, body, content_type="application/json", path=TWENTY_MODEL)
+    config = tmp_path / "object.toml"
+    config.write_text(f'[mappings.{M}]\ntable = "repProgression"\n')
+
+    result = cli("--config", str(config), "--mapping", M)
+
+    message = _stopped(result)
+    assert "Twenty has no object 'repProgression' (custom objects: 'repProgressions'):" in message
+    assert "'people'" not in message
+
+
+def test_missing_object__many_custom_objects_are_named_ten_and_counted(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    for i in range(11):
+        twenty.add_object(f"extra{i:02}", f"extras{i:02}", {"title": "TEXT"})
+    config = tmp_path / "object.toml"
+    config.write_text(f'[mappings.{M}]\ntable = "repProgression"\n')
+
+    result = cli("--config", str(config), "--mapping", M)
+
+    message = _stopped(result)
+    (listed,) = [part for part in message.split("(") if part.startswith("custom objects: ")]
+    assert listed.count("'") == 20  # ten names of twelve
+    assert " and 2 more): fix `table` in the mapping config" in message
+
+
 def test_kept_schema__a_second_run_within_a_day_reads_no_data_model(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli
 ) -> None:
@@ -177,6 +213,19 @@ def test_kept_schema__older_than_a_day_is_read_again_and_kept_anew(
     assert cli("--mapping", M).exit_code == 0 and twenty_model_reads(twenty) == 0
 
 
+def test_kept_schema__stamped_in_the_future_is_read_again(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A schema kept before this host's clock was set back is of unknown age."""
+    _synced(twenty, db, cli, 2)
+    _age_kept_schema(db, hours=-2)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty_model_reads(twenty) == 1
+
+
 def test_kept_schema__a_field_it_lacks_is_looked_up_at_once(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
 ) -> None:
@@ -190,6 +239,45 @@ def test_kept_schema__a_field_it_lacks_is_looked_up_at_once(
     assert result.exit_code == 0, result.output
     assert twenty_model_reads(twenty) == 1
     assert _kept_schema(db)["fields"]["rankTitle"] == "TEXT"
+
+
+def test_kept_schema__a_kind_it_does_not_fit_is_looked_up_and_stops_the_mapping(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    """A config changed the same day to a kind the kept field's type cannot hold: the data
+    model is read again (it may have been changed to fit) before the mapping is stopped."""
+    before = _synced(twenty, db, cli, 2)
+    config = _config(
+        tmp_path, '{ remote = "currentRank", column = "current_rank", kind = "number" }'
+    )
+
+    result = cli("--config", config, "--mapping", M)
+
+    message = _stopped(result)
+    assert "'currentRank' is TEXT, mapped as number (needs NUMBER)" in message
+    assert twenty_model_reads(twenty) == 1
+    assert rows(db, M) == before
+    assert twenty_reads(twenty) == [] and twenty_writes(twenty) == []
+
+
+def test_kept_schema__of_another_server_is_not_used(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """After TWENTY_API_URL points elsewhere, the schema kept of the former server does not
+    stand for the new one's data model."""
+    _synced(twenty, db, cli, 2)
+    execute(
+        db,
+        "UPDATE reconciler.remote_state SET schema = jsonb_set(schema, '{api_url}', "
+        "'\"https://twenty.example.com\"') WHERE mapping = :m",
+        m=M,
+    )
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty_model_reads(twenty) == 1
+    assert _kept_schema(db)["api_url"] != "https://twenty.example.com"
 
 
 def test_data_model_forbidden__the_run_goes_on_unverified_and_asks_once_a_day(

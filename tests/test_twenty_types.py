@@ -87,6 +87,20 @@ def test_check__names_each_field_whose_type_cannot_hold_its_kind(
     assert "hint: change the field's type in Twenty, or its kind in the config" in line
 
 
+def test_check__an_integer_kind_needs_a_number_field(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    config = _deadlines(
+        twenty, db, tmp_path, "{ remote = 'title', column = 'title', kind = 'integer' }"
+    )
+
+    result = cli("check", "--config", str(config))
+
+    assert result.exit_code == 2, result.output
+    line = _twenty_line(result.stdout, "deadlines")
+    assert "'title' is TEXT, mapped as integer (needs NUMBER)" in line
+
+
 def test_check__a_json_field_held_as_text_needs_a_text_field(
     twenty: TwentyEmulator, db: sa.Engine, cli: Any, tmp_path: Path
 ) -> None:
@@ -125,6 +139,23 @@ def test_check__a_pushed_select_field_passes_with_a_warning(
     line = _twenty_line(result.stdout, "deadlines")
     assert line.startswith("! twenty fields of deadlines"), line
     assert "'stage': pushed values must be among the field's options" in line
+
+
+def test_check__a_pushed_rating_field_passes_with_a_warning(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """A RATING takes one of RATING_1 .. RATING_5, as a SELECT takes one of its options."""
+    config = _deadlines(
+        twenty, db, tmp_path, "{ remote = 'grade', column = 'stage', direction = 'both' }"
+    )
+    twenty.add_field("grade", "RATING", object="deadlines")
+
+    result = cli("check", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    line = _twenty_line(result.stdout, "deadlines")
+    assert line.startswith("! twenty fields of deadlines"), line
+    assert "'grade': pushed values must be among the field's options" in line
 
 
 def test_check__the_modified_field_must_be_a_date_time(
