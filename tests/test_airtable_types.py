@@ -1,5 +1,7 @@
 """Each mapped Airtable field's real type against the mapping's kind: `reconcile check` fails
-naming every mismatch, a run refuses the mapping; select fields take new options (typecast)."""
+naming every mismatch, a run refuses the mapping; select fields take new options (typecast).
+The table and fields a run resolves: followed by id through renames, read again when the kept
+schema is old, of another base or missing a mapped field."""
 
 from __future__ import annotations
 
@@ -87,6 +89,15 @@ def _deals(
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.replace("SCORE_DIRECTION", score_direction), encoding="utf-8")
     return config
+
+
+def _age_kept_schema(db: sa.Engine) -> None:
+    """Pretend the schema the last run kept for leads was read long ago."""
+    execute(
+        db,
+        "UPDATE reconciler.remote_state SET schema = jsonb_set(schema, '{fetched_at}', "
+        "'\"2000-01-01T00:00:00.000Z\"') WHERE mapping = 'leads'",
+    )
 
 
 EXPECTED_MISMATCHES = (
@@ -208,3 +219,133 @@ def test_types__kind_against_airtable_type(
     spec = FieldSpec("F", "f", kind, direction)
     mismatch = _mismatch(spec, FieldInfo("fldF00000000000001", "F", field_type, options))
     assert (mismatch is None) is fits, mismatch
+
+
+def test_types__json_kept_as_text_needs_a_text_field() -> None:
+    spec = FieldSpec("F", "f", Kind.JSON, Direction.BOTH, json_as_text=True)
+    assert _mismatch(spec, FieldInfo("fldF00000000000001", "F", "multilineText")) is None
+    mismatch = _mismatch(spec, FieldInfo("fldF00000000000001", "F", "multipleSelects"))
+    assert mismatch == "'F' is a multipleSelects field but its kind is json"
+
+
+def test_check__a_modified_field_airtable_marks_invalid_fails_naming_the_fix(
+    airtable: AirtableEmulator, twenty: Any, db: sa.Engine, cli: Cli
+) -> None:
+    seed_leads(airtable, 1)
+    with airtable.lock:  # as Airtable marks a field whose formula refers to a deleted field
+        airtable.table("Leads").field("lastModifiedTime").options["isValid"] = False
+
+    result = cli("check")
+
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in result.stdout.splitlines() if "Airtable marks" in x]
+    assert line.startswith("✗ airtable modified field of leads")
+    assert "Airtable marks 'lastModifiedTime' invalid" in line
+    assert "open the field's settings in Airtable and save them again" in line
+
+
+def test_rename__a_new_field_taking_a_renamed_fields_name_is_not_written(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A kept schema older than a day is read again: the configured name still stands for the
+    field it was resolved to, now renamed, not for a new field that took its name."""
+    (lead,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    airtable.rename_field("Leads", "Notes", "Portal Notes")
+    airtable.add_field("Leads", "Notes", "singleLineText")
+    _age_kept_schema(db)
+    execute(db, "UPDATE leads SET notes = 'Called.'")
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    fields = (airtable.get("Leads", lead) or {})["fields"]
+    assert fields.get("Portal Notes") == "Called."
+    assert "Notes" not in fields
+
+
+def test_check__a_field_configured_by_its_id_is_no_rename(
+    airtable: AirtableEmulator, twenty: Any, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    config = _deals(airtable, db, tmp_path, FITTING)
+    code = airtable.field_id("Deals", "Code")
+    text = config.read_text(encoding="utf-8").replace('remote = "Code"', f'remote = "{code}"')
+    config.write_text(text, encoding="utf-8")
+
+    result = cli("check", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    assert "airtable fields of deals (table Deals): 9 mapped fields" in result.stdout
+    assert "now named" not in result.stdout
+
+
+def test_config__a_field_mapped_since_the_last_run_is_resolved_and_pulled(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    """The schema kept by the last run does not know the new field: it is read again."""
+    config = _deals(airtable, db, tmp_path, FITTING)
+    full = config.read_text(encoding="utf-8")
+    owner = '    { remote = "Owner", column = "owner" },\n'
+    config.write_text(full.replace(owner, ""), encoding="utf-8")
+    assert cli("--config", str(config), "--mapping", "deals").exit_code == 0
+    config.write_text(full, encoding="utf-8")
+    airtable.create("Deals", {"Title": "Big", "Owner": "ann@example.com"}, modified_at=ago(1))
+
+    result = cli("--config", str(config), "--mapping", "deals")
+
+    assert result.exit_code == 0, result.output
+    assert [(r["title"], r["owner"]) for r in rows(db, "deals")] == [("Big", "ann@example.com")]
+
+
+def test_match_on__a_decimal_currency_links_the_existing_row(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    config = _deals(airtable, db, tmp_path, FITTING)
+    key = 'key_column = "airtable_record_id"\n'
+    text = config.read_text(encoding="utf-8").replace(key, key + 'match_on = ["amount"]\n')
+    config.write_text(text, encoding="utf-8")
+    execute(db, "INSERT INTO deals (title, amount) VALUES ('Big', 12.3)")
+    rid = airtable.create("Deals", {"Title": "Big", "Amount": 12.3}, modified_at=ago(5))["id"]
+
+    result = cli("--config", str(config), "--mapping", "deals")
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("deals")["pull"]["matched"] == 1
+    assert [r["airtable_record_id"] for r in rows(db, "deals")] == [rid]
+
+
+def test_rename__a_renamed_table_is_followed_by_its_id(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Read again once the kept schema is older than a day, the table is found by its id."""
+    (lead,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    with airtable.lock:  # as a person renames a table in Airtable
+        airtable.table("Leads").name = "Inbound Leads"
+    _age_kept_schema(db)
+    execute(db, "UPDATE leads SET notes = 'Called.'")
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    assert (airtable.get("Inbound Leads", lead) or {})["fields"]["Notes"] == "Called."
+
+
+def test_kept_schema__of_another_base_is_read_again(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    (lead,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    execute(
+        db,
+        "UPDATE reconciler.remote_state SET schema = jsonb_set(jsonb_set(schema, '{base}', "
+        "'\"appOTHERBASE00001\"'), '{table,id}', '\"tblOTHERTABLE0001\"') WHERE mapping = 'leads'",
+    )
+    execute(db, "UPDATE leads SET notes = 'Called.'")
+    airtable.reset_log()
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    assert not any("tblOTHERTABLE0001" in r.path for r in airtable.requests)
+    assert (airtable.get("Leads", lead) or {})["fields"]["Notes"] == "Called."

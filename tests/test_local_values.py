@@ -1,7 +1,7 @@
 """Local values at the edges of what Postgres holds: a number that is not finite or a time at
 infinity fails its own record alone (in either stage) and every other record goes through; the
 session's time zone is UTC whatever the database's is; years before 1000 are sent in four
-digits."""
+digits. Empty text from Twenty is NULL locally; a NULL sent to Twenty clears the field."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tests.helpers import (
     rows,
     seed_leads,
     seed_progressions,
+    twenty_writes,
 )
 
 M = "rep_progressions"
@@ -182,3 +183,32 @@ def test_date_column__early_years_are_sent_in_four_digits_and_infinity_fails_alo
     ]
     assert (airtable.get("Events", early["id"]) or {})["fields"]["Day"] == "0001-01-01"
     assert [r["day"] for r in rows(db, "events", "title = 'Early'")] == [date(1, 1, 1)]
+
+
+def test_pull__empty_text_from_twenty_is_null_locally(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any
+) -> None:
+    """Twenty spells an empty text field ``""``; Postgres holds NULL, as for Airtable."""
+    (rid,) = seed_progressions(twenty, 1)
+    twenty.update(rid, {"currentRank": ""}, updated_at=ago(4))
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert [r["current_rank"] for r in rows(db, M)] == [None]
+
+
+def test_push__a_json_column_set_to_null_clears_the_twenty_field(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any
+) -> None:
+    (rid,) = seed_progressions(twenty, 1)
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, f"UPDATE {M} SET badges = NULL")
+    twenty.reset_log()
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    ((sent,),) = [r.body for r in twenty_writes(twenty)]
+    assert "badges" in sent and sent["badges"] is None  # null, not the text "null"
+    assert (twenty.get(rid) or {})["badges"] is None

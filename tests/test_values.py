@@ -5,6 +5,8 @@ it is given; ``iso_ms`` spells every moment as it always did; ``json_text`` writ
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -106,6 +108,11 @@ def test_converter__timestamps(value: str, expected: str) -> None:
     assert converter(FieldSpec("At", "at", Kind.DATETIME), from_remote=True)(value) == expected
 
 
+def test_converter__a_timestamp_in_microseconds_is_cut_to_milliseconds() -> None:
+    convert = converter(FieldSpec("At", "at", Kind.DATETIME), from_remote=True)
+    assert convert("2024-01-31T08:30:00.250999Z") == "2024-01-31T08:30:00.250Z"
+
+
 def test_converter__a_canonical_shape_that_is_no_moment_fails_the_record() -> None:
     convert = converter(FieldSpec("At", "at", Kind.DATETIME), from_remote=True)
     with pytest.raises(RecordError, match="At: expected a date-time"):
@@ -116,6 +123,29 @@ def test_converter__a_database_number_as_canonical() -> None:
     convert = converter(FieldSpec("Score", "score", Kind.NUMBER), from_remote=False)
     assert convert(Decimal("45.50")) == 45.5 and type(convert(Decimal("45.50"))) is float
     assert convert(Decimal("45.00")) == 45 and type(convert(Decimal("45.00"))) is int
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process in a host time zone other than UTC."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()  # back to the zone the session had
+    time.tzset()
+
+
+def test_iso_ms__a_naive_moment_is_utc_whatever_the_host_zone(tokyo: None) -> None:
+    """A ``timestamp`` column (no zone) is read as UTC, as the session's zone is."""
+    assert iso_ms(datetime(2024, 1, 31, 8, 30, 0, 250000)) == "2024-01-31T08:30:00.250Z"
+
+
+def test_converter__a_remote_timestamp_without_a_zone_fails_the_record() -> None:
+    convert = converter(FieldSpec("At", "at", Kind.DATETIME), from_remote=True)
+    with pytest.raises(RecordError, match=r"^At: expected a date-time") as failed:
+        convert("2024-01-31T08:30:00.250")
+    assert not failed.value.retryable
 
 
 def test_iso_ms__writes_the_year_in_four_digits() -> None:
