@@ -12,6 +12,9 @@ from reconciler.emulators.airtable import AirtableEmulator
 from tests.helpers import (
     ago,
     dated_events,
+    events,
+    events_config,
+    events_table,
     execute,
     list_requests,
     rows,
@@ -448,3 +451,39 @@ def test_pull__a_new_row_whose_id_an_old_state_still_holds_gets_that_state_repla
             sa.text("SELECT local_id, remote_id FROM reconciler.sync_state WHERE mapping = 'leads'")
         ).all()
     assert [tuple(s) for s in states] == [(1, fresh)]
+
+
+def test_field_added_to_a_mapping__a_full_run_fills_it_in_for_rows_already_synced(
+    airtable, db, cli, tmp_path
+) -> None:
+    """A column newly mapped has no base in the sync state: an empty local value is no local
+    change, so the record's value comes in (and a local value goes out) without a conflict,
+    even on rows whose last change was the record's own."""
+    remote = {"Note": "singleLineText", "Owner": "singleLineText"}
+    remote |= {"lastModifiedTime": "lastModifiedTime"}
+    before = events_config('{ remote = "Note", column = "note" }')
+    config = events(airtable, db, tmp_path, remote, events_table("note text, owner text"), before)
+    kept = airtable.create(
+        "Events", {"Title": "A", "Note": "n", "Owner": "Ann"}, modified_at=ago(5)
+    )
+    empty = airtable.create("Events", {"Title": "B", "Note": "m"}, modified_at=ago(5))
+    assert cli("--config", str(config), "--mapping", "events").exit_code == 0
+    execute(db, "UPDATE events SET owner = 'Bob', updated_at = :at WHERE title = 'B'", at=ago(10))
+    config.write_text(
+        events_config(
+            '{ remote = "Note", column = "note" },\n'
+            '    { remote = "Owner", column = "owner", direction = "both" }'
+        ),
+        encoding="utf-8",
+    )
+    airtable.reset_log()
+
+    result = cli("--config", str(config), "--mapping", "events", "--full")
+
+    assert result.exit_code == 0, result.output
+    counts = result.mapping("events")
+    assert counts["pull"]["conflicts"] == 0 and counts["pull"]["updated"] == 1, counts
+    assert counts["push"]["updated"] == 1, counts
+    assert {r["title"]: r["owner"] for r in rows(db, "events")} == {"A": "Ann", "B": "Bob"}
+    stored = {r["id"]: r["fields"].get("Owner") for r in airtable.records("Events")}
+    assert stored == {kept["id"]: "Ann", empty["id"]: "Bob"}

@@ -178,6 +178,33 @@ PULL_CASES = [
         id="never_synced_row_differing_field_is_contested",
     ),
     pytest.param(
+        remote(note="r", at=EARLIER),
+        local(note=None, synced=False),
+        Outcome.UPDATED,
+        {"note": "r"},
+        False,
+        False,
+        id="never_synced_row_empty_field_takes_the_remote_value",
+    ),
+    pytest.param(
+        remote(note=None, at=LATER),
+        local(note="l", synced=False),
+        Outcome.UNCHANGED,
+        {},
+        False,
+        True,
+        id="never_synced_row_value_stays_over_an_empty_remote_cell",
+    ),
+    pytest.param(
+        remote(note="r", at=EARLIER),
+        local(note=None, shadow={c: v for c, v in BASE.items() if c != "note"}),
+        Outcome.UPDATED,
+        {"note": "r"},
+        False,
+        False,
+        id="column_newly_mapped_empty_locally_takes_the_remote_value",
+    ),
+    pytest.param(
         remote(note=None, at=LATER),
         local(),
         Outcome.UPDATED,
@@ -321,6 +348,13 @@ PUSH_CASES = [
         Outcome.SKIPPED_REMOTE_NEWER,
         {},
         id="linked_row_never_synced_with_newer_remote_is_skipped",
+    ),
+    pytest.param(
+        local(note=None, synced=False, at=LATER),
+        remote(note="r", at=EARLIER),
+        Outcome.UNCHANGED,
+        {},
+        id="linked_row_never_synced_sends_no_empty_value",
     ),
 ]
 

@@ -4,8 +4,9 @@ No I/O here, so every rule can be tested exhaustively. The shadow (``SyncState.s
 remote's value of each field as last seen or written; against it:
 
 * remote changed  = remote value != shadow value
-* local changed   = local value  != shadow value (a row never synced has no shadow: every field
-  that differs between the sides counts as changed on both)
+* local changed   = local value  != shadow value (a row never synced, or a column newly mapped,
+  has no shadow value: a field's value counts as changed on its side, an empty one does not, so
+  an empty cell never overrides the other side's value)
 * changed on one side only: that side's value wins;
 * changed on both (contested): equal values agree; UNION fields take the union; otherwise the side
   with the newer modification time wins (remote modified time against local ``updated_at``).
@@ -87,6 +88,13 @@ def remote_is_newer(remote: RemoteRecord, local: LocalRow, skew: timedelta = NO_
     return remote.modified_at - skew > local.updated_at
 
 
+def _changed(value: Any, base: Any, has_base: bool) -> bool:
+    """Whether one side's value is a change: against the base when there is one; without one (a
+    row never synced, or a column newly mapped) any value is, and an empty one is not, so an
+    empty cell never wins over the other side's value for want of history."""
+    return value != base if has_base else value is not None
+
+
 def _decide_field(
     spec: FieldSpec,
     remote_value: Any,
@@ -96,8 +104,8 @@ def _decide_field(
     remote_newer: bool,
 ) -> tuple[Any, Rule | None, bool]:
     """The value a field ends with locally, the rule that chose it, and whether it was contested."""
-    remote_changed = not has_base or remote_value != base
-    local_changed = not has_base or local_value != base
+    remote_changed = _changed(remote_value, base, has_base)
+    local_changed = _changed(local_value, base, has_base)
     if remote_value == local_value:
         return local_value, None, False
     if remote_changed and not local_changed:
@@ -216,6 +224,9 @@ def plan_push(
     else:
         base = state.shadow if state is not None and local.remote_id else None
     send = local_changes(mapping, local, base)
+    if state is None and remote is not None:
+        # No history: an empty local value is no data, not a clearing (as in ``_changed``).
+        send = {c: v for c, v in send.items() if v is not None}
     if not send:
         return PushPlan(local, Outcome.UNCHANGED)
     old = base or {}
