@@ -509,3 +509,19 @@ def test_status__a_limit_below_one_is_a_usage_error(airtable, database_url, cli,
     result = cli("status", option, "0")
     assert result.exit_code == 2, result.output
     assert option in result.stderr
+
+
+def test_status__counts_at_most_the_runs_it_scans(
+    airtable, database_url, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs are read by whole pages, each extended to the end of its last second: the count of
+    failed runs still stops at the scan's limit, the number its line names."""
+    import reconciler.health
+
+    monkeypatch.setattr(reconciler.health, "SCAN_LIMIT", 100)
+    _store_runs(db, ["failed"] * 130)
+
+    doc = json.loads(cli("status", "--json", "--mapping", "leads").stdout)
+
+    assert doc["mappings"][0]["failed_runs_in_a_row"] == 100
+    assert "leads: no success in the last 100 runs it took part in" in doc["problems"]
