@@ -1,6 +1,7 @@
 """Rows adopted by their natural key (``match_on``): only rows holding no remote id are
 candidates, they are locked while linked, and a link never overwrites a key the application
-set meanwhile."""
+set meanwhile. Rows an application linked by remote id themselves never clear a record's
+values with their empty cells."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.helpers import (
     execute,
     remote_progression,
     rows,
+    seed_leads,
 )
 
 M = "rep_progressions"
@@ -111,3 +113,30 @@ def test_key_cleared__the_row_is_matched_again_by_its_natural_key(twenty, db, cl
     (row,) = rows(db, M)
     assert str(row["twenty_id"]) == rid
     assert len(twenty.records()) == 1
+
+
+def test_linked_row_never_synced__its_empty_cells_never_clear_the_record(airtable, db, cli) -> None:
+    """An application's row holding an Airtable record id, never synced, its record outside the
+    window: the push reads the record as the row's base and sends what the row holds, never
+    its empty cells; the record's values come in instead, and later runs keep them on both
+    sides (nothing is cleared a run later either)."""
+    (rid,) = seed_leads(airtable, 1, minutes_ago=300)
+    airtable.update("Leads", rid, {"Notes": "Call back Tuesday"}, modified_at=ago(300))
+    execute(
+        db,
+        "INSERT INTO leads (airtable_record_id, first_name, claimed_by) VALUES (:r, 'Ann', 'bot')",
+        r=rid,
+    )
+
+    first = cli()
+    second = cli("--full")
+
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert first.mapping("leads")["push"]["updated"] == 1
+    (record,) = airtable.records("Leads")
+    assert record["fields"]["Notes"] == "Call back Tuesday"
+    assert record["fields"]["Processing Status"] == "queued"
+    assert record["fields"]["Claimed By"] == "bot"
+    (row,) = rows(db)
+    assert (row["notes"], row["processing_status"]) == ("Call back Tuesday", "queued")
+    assert cli().mapping("leads")["push"]["updated"] == 0

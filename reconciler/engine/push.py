@@ -106,6 +106,7 @@ def _push_rows(
         t for r in valid if _needs_read(ctx, r, unpulled) and (t := _target_id(ctx, r)) not in found
     ]
     current = {**(ctx.remote.fetch(check) if check else {}), **found}
+    valid = _merge_first_contact(ctx, valid, current)
     plans: list[PushPlan] = []
     noop: list[LocalRow] = []
     gone: list[LocalRow] = []
@@ -204,6 +205,33 @@ def _link_by_natural_key(
         dropped |= {r.local_id for r in matches.unmatched}
     kept = [linked.get(r.local_id, r) for r in rows if r.local_id not in dropped]
     return kept, matches.records, matches.failures
+
+
+def _merge_first_contact(
+    ctx: MappingContext, rows: list[LocalRow], current: dict[str, RemoteRecord]
+) -> list[LocalRow]:
+    """Rows linked to a record by an application (a remote id, no sync state) whose record the
+    pull did not bring in (outside its window) meet it here: each is merged with it as a pull
+    merges a first contact (a cell empty on one side takes the other side's value; the newer
+    side wins the rest), so that the push then sends what the local side won, never its empty
+    cells, which would clear the record's values then or a run later.
+
+    Returns the rows, the merged ones re-read with their new state.
+    """
+    first = {
+        r.local_id: record
+        for r in rows
+        if r.state is None
+        and r.remote_id is not None
+        and (record := current.get(r.remote_id)) is not None
+        and not record.deleted
+    }
+    if not first:
+        return rows
+    apply_records(ctx, list(first.values()), counted=False)
+    with ctx.store.unit():
+        merged = ctx.store.rows_by_ids(ctx.mapping, list(first), lock=False)
+    return [merged.get(r.local_id, r) for r in rows]
 
 
 def _deleted_remotely(row: LocalRow, was_read: bool, record: RemoteRecord | None) -> bool:
