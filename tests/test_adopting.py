@@ -14,6 +14,7 @@ from tests.helpers import (
     remote_progression,
     rows,
     seed_leads,
+    twenty_writes,
 )
 
 M = "rep_progressions"
@@ -140,3 +141,34 @@ def test_linked_row_never_synced__its_empty_cells_never_clear_the_record(airtabl
     (row,) = rows(db)
     assert (row["notes"], row["processing_status"]) == ("Call back Tuesday", "queued")
     assert cli().mapping("leads")["push"]["updated"] == 0
+
+
+def test_linked_row_never_synced__twenty_keeps_the_record_values_the_row_lacks(
+    twenty, db, cli
+) -> None:
+    """The same on Twenty, which reads every record before writing it: the row's value newer
+    than the record's is sent, its empty cells take the record's values, and the next run
+    sends nothing."""
+    rid = remote_progression(twenty, "wm-9", minutes_ago=300, name="Ann", currentRank="Gold")
+    execute(
+        db,
+        "INSERT INTO rep_progressions (twenty_id, workspace_member_id, name, total_xp) "
+        "VALUES (:r, 'wm-9', 'Ann', 5)",
+        r=rid,
+    )
+
+    first = cli("--mapping", M)
+    twenty.reset_log()
+    second = cli("--mapping", M)
+
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert first.mapping(M)["push"]["updated"] == 1
+    record = twenty.get(rid)
+    assert (record["totalXp"], record["currentRank"], record["badges"]) == (
+        5,
+        "Gold",
+        '["starter"]',
+    )
+    (row,) = rows(db, M)
+    assert (row["total_xp"], row["current_rank"]) == (5, "Gold")
+    assert twenty_writes(twenty) == []
