@@ -172,3 +172,28 @@ def test_linked_row_never_synced__twenty_keeps_the_record_values_the_row_lacks(
     (row,) = rows(db, M)
     assert (row["total_xp"], row["current_rank"]) == (5, "Gold")
     assert twenty_writes(twenty) == []
+
+
+def test_linked_row_never_synced__a_record_deleted_since_gives_the_row_nothing(
+    twenty, db, cli
+) -> None:
+    """A record found soft-deleted is not merged into the row that names it: the row is marked
+    deleted remotely, keeps its own values, and nothing restores the record."""
+    rid = remote_progression(twenty, "wm-9", minutes_ago=300, name="Ann", currentRank="Gold")
+    twenty.soft_delete(rid)
+    execute(
+        db,
+        "INSERT INTO rep_progressions (twenty_id, workspace_member_id, name, total_xp) "
+        "VALUES (:r, 'wm-9', 'Ann', 5)",
+        r=rid,
+    )
+    twenty.reset_log()
+
+    result = cli("--mapping", M, "--stage", "push")  # the pull would find the delete first
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["remote_deleted"] == 1
+    (row,) = rows(db, M)
+    assert row["remote_deleted_at"] is not None
+    assert (row["total_xp"], row["current_rank"], row["badges"]) == (5, None, None)
+    assert twenty_writes(twenty) == []
