@@ -242,6 +242,32 @@ def test_plan_pull__new_record_inserts_every_pulled_field() -> None:
     assert plan.changes == []  # the change log records an insert's writes as its values
 
 
+FLAGGED = replace(
+    MAP, fields=(*MAP.fields, FieldSpec("done", "done", Kind.BOOLEAN, Direction.BOTH))
+)
+
+
+@pytest.mark.parametrize(
+    ("remote_done", "local_done", "pulled", "sent"),
+    [
+        pytest.param(True, False, {"done": True}, {}, id="a_ticked_record_ticks_the_row"),
+        pytest.param(False, True, {}, {"done": True}, id="a_ticked_row_ticks_the_record"),
+        pytest.param(None, False, {}, {}, id="both_empty_is_no_conflict"),
+    ],
+)
+def test_plans__with_no_base_false_is_an_empty_cell(
+    remote_done: bool | None, local_done: bool, pulled: Values, sent: Values
+) -> None:
+    """An unticked checkbox is Airtable's empty cell: with no history it never overrides the
+    other side's tick, even from the newer side (the local row, in the pull and the push)."""
+    values = {**BASE, "done": local_done}
+    rem = remote({**BASE, "done": remote_done}, at=EARLIER)
+    pull = plan_pull(FLAGGED, rem, local(values, synced=False))
+    assert (pull.writes, pull.conflict) == (pulled, False)
+    push = plan_push(FLAGGED, local(values, synced=False, at=LATER), rem)
+    assert push.send == sent
+
+
 def test_plan_pull__logs_the_rule_of_each_change() -> None:
     """The change log names why each field took its value."""
     plan = plan_pull(MAP, remote(note="r", at=LATER), local(note="l", score=9))

@@ -88,11 +88,17 @@ def remote_is_newer(remote: RemoteRecord, local: LocalRow, skew: timedelta = NO_
     return remote.modified_at - skew > local.updated_at
 
 
+def empty(value: Any) -> bool:
+    """Whether a value is an empty cell: None, or False (an unticked Airtable checkbox is no
+    value at all). Identity, not equality: 0 == False, and a zero is a value."""
+    return value is None or value is False
+
+
 def _changed(value: Any, base: Any, has_base: bool) -> bool:
     """Whether one side's value is a change: against the base when there is one; without one (a
     row never synced, or a column newly mapped) any value is, and an empty one is not, so an
     empty cell never wins over the other side's value for want of history."""
-    return value != base if has_base else value is not None
+    return value != base if has_base else not empty(value)
 
 
 def _decide_field(
@@ -106,8 +112,8 @@ def _decide_field(
     """The value a field ends with locally, the rule that chose it, and whether it was contested."""
     remote_changed = _changed(remote_value, base, has_base)
     local_changed = _changed(local_value, base, has_base)
-    if remote_value == local_value:
-        return local_value, None, False
+    if remote_value == local_value or not (remote_changed or local_changed):
+        return local_value, None, False  # agreeing, or both empty (None and False) with no base
     if remote_changed and not local_changed:
         return remote_value, Rule.REMOTE_ONLY, False
     if local_changed and not remote_changed:
@@ -187,8 +193,7 @@ def local_changes(mapping: Mapping, local: LocalRow, base: Values | None) -> Val
         return {
             f.column: local.values.get(f.column)
             for f in mapping.push_fields
-            # identity, not equality: 0 == False, and a zero is a value worth creating with
-            if local.values.get(f.column) is not None and local.values.get(f.column) is not False
+            if not empty(local.values.get(f.column))
         }
     return {
         f.column: local.values.get(f.column)
@@ -226,7 +231,7 @@ def plan_push(
     send = local_changes(mapping, local, base)
     if state is None and remote is not None:
         # No history: an empty local value is no data, not a clearing (as in ``_changed``).
-        send = {c: v for c, v in send.items() if v is not None}
+        send = {c: v for c, v in send.items() if not empty(v)}
     if not send:
         return PushPlan(local, Outcome.UNCHANGED)
     old = base or {}
