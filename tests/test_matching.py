@@ -97,6 +97,28 @@ def test_first_contact__newer_side_wins_per_field_and_arrays_take_the_union(
     assert quiet.mapping(M)["push"]["updated"] == 0 and quiet.mapping(M)["pull"]["updated"] == 0
 
 
+def test_first_contact__the_newer_side_wins_an_empty_field_too(twenty, db, cli) -> None:
+    """The contract merges a pair linked by natural key "as a conflict with no shadow": each
+    differing field goes to the newer side, an empty one too (unlike a row an application
+    linked itself, whose empty cells take the record's values: ``test_adopting.py``)."""
+    older = remote_progression(twenty, "wm-o", minutes_ago=300, currentRank="Gold")
+    newer = remote_progression(twenty, "wm-n", minutes_ago=10, currentRank="Silver")
+    _local(db, "wm-o", name="Rep 0", xp=1000)
+    _local(db, "wm-n", name="Rep 0", xp=1000)
+    _set_updated_at(db, "wm-o", 5)
+    _set_updated_at(db, "wm-n", 200)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    reps = result.mapping(M)
+    assert reps["pull"]["matched"] == 1 and reps["push"]["matched"] == 1  # wm-n is in the window
+    local = _by_member(db)
+    assert (local["wm-o"]["current_rank"], local["wm-n"]["current_rank"]) == (None, "Silver")
+    assert twenty.get(older)["currentRank"] in (None, "")
+    assert twenty.get(newer)["currentRank"] == "Silver"
+
+
 def test_first_contact__in_the_window_the_pull_links_and_counts_it(twenty, db, cli) -> None:
     rid = remote_progression(twenty, "wm-5", minutes_ago=3, totalXp=42)
     _local(db, "wm-5", name="Local name", xp=1)

@@ -234,6 +234,25 @@ def test_plan_pull__case_table(
     assert plan.shadow == rem.values
 
 
+def test_plan_pull__a_pair_linked_by_natural_key_contests_every_differing_field() -> None:
+    """The contract's first contact: "a conflict with no shadow", the newer side winning each
+    differing field, an empty one too (a pair an application linked itself keeps the record's
+    value instead: ``never_synced_row_empty_field_takes_the_remote_value``)."""
+    rem, row = remote(note="r", at=EARLIER), local(note=None, synced=False)
+    plan = plan_pull(MAP, rem, row, matched=True)
+    assert (plan.outcome, plan.writes, plan.conflict, plan.pending) == (
+        Outcome.SKIPPED_LOCAL_NEWER,
+        {},
+        True,
+        True,
+    )
+    assert plan.matched
+    older = plan_pull(
+        MAP, rem, local(note=None, synced=False, at=EARLIER - timedelta(1)), matched=True
+    )
+    assert (older.writes, older.conflict) == ({"note": "r"}, True)
+
+
 def test_plan_pull__new_record_inserts_every_pulled_field() -> None:
     """A remote record with no local row is inserted with every pull-capable field."""
     plan = plan_pull(MAP, remote(), None)

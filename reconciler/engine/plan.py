@@ -6,7 +6,8 @@ remote's value of each field as last seen or written; against it:
 * remote changed  = remote value != shadow value
 * local changed   = local value  != shadow value (a row never synced, or a column newly mapped,
   has no shadow value: a field's value counts as changed on its side, an empty one does not, so
-  an empty cell never overrides the other side's value)
+  an empty cell never overrides the other side's value; but a pair linked by natural key just
+  now is merged as the contract's first contact says, every differing field contested)
 * changed on one side only: that side's value wins;
 * changed on both (contested): equal values agree; UNION fields take the union; otherwise the side
   with the newer modification time wins (remote modified time against local ``updated_at``).
@@ -94,11 +95,15 @@ def empty(value: Any) -> bool:
     return value is None or value is False
 
 
-def _changed(value: Any, base: Any, has_base: bool) -> bool:
-    """Whether one side's value is a change: against the base when there is one; without one (a
-    row never synced, or a column newly mapped) any value is, and an empty one is not, so an
-    empty cell never wins over the other side's value for want of history."""
-    return value != base if has_base else not empty(value)
+def _changed(value: Any, base: Any, has_base: bool, matched: bool) -> bool:
+    """Whether one side's value is a change: against the base when there is one. Without one (a
+    row an application linked itself, never synced; a column newly mapped) a value is and an
+    empty cell is not, so an empty cell never wins over the other side's value for want of
+    history. A pair linked by natural key just now is merged as the contract's first contact
+    says, "a conflict with no shadow": every value is a change, an empty one too."""
+    if has_base:
+        return bool(value != base)
+    return matched or not empty(value)
 
 
 def _decide_field(
@@ -108,10 +113,11 @@ def _decide_field(
     base: Any,
     has_base: bool,
     remote_newer: bool,
+    matched: bool,
 ) -> tuple[Any, Rule | None, bool]:
     """The value a field ends with locally, the rule that chose it, and whether it was contested."""
-    remote_changed = _changed(remote_value, base, has_base)
-    local_changed = _changed(local_value, base, has_base)
+    remote_changed = _changed(remote_value, base, has_base, matched)
+    local_changed = _changed(local_value, base, has_base, matched)
     if remote_value == local_value or not (remote_changed or local_changed):
         return local_value, None, False  # agreeing, or both empty (None and False) with no base
     if remote_changed and not local_changed:
@@ -126,10 +132,16 @@ def _decide_field(
 
 
 def plan_pull(
-    mapping: Mapping, remote: RemoteRecord, local: LocalRow | None, skew: timedelta = NO_SKEW
+    mapping: Mapping,
+    remote: RemoteRecord,
+    local: LocalRow | None,
+    skew: timedelta = NO_SKEW,
+    *,
+    matched: bool = False,
 ) -> PullPlan:
     """Decide how one remote record is applied locally, field by field (``skew``: the remote's
-    clock minus the database's)."""
+    clock minus the database's; ``matched``: the row was linked to the record by natural key
+    just now)."""
     if local is None:
         values = remote.values
         writes = {c: values.get(c) for c in mapping.pull_columns}
@@ -143,6 +155,7 @@ def plan_pull(
         Outcome.UNCHANGED,
         shadow=dict(remote.values),
         changed_at=remote.modified_at - skew,
+        matched=matched,
     )
     local_won_all, contested_any = True, False
     for spec in mapping.fields:
@@ -152,7 +165,7 @@ def plan_pull(
             continue  # both sides agree: nothing to decide, write or send
         has_base = state is not None and col in shadow
         value, rule, contested = _decide_field(
-            spec, remote_value, local_value, shadow.get(col), has_base, remote_newer
+            spec, remote_value, local_value, shadow.get(col), has_base, remote_newer, matched
         )
         contested_any |= contested
         if contested and rule is not Rule.LOCAL_NEWER:

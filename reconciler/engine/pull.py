@@ -177,9 +177,11 @@ def _apply_page(
         unreadable = _unreadable(good, rows)
         failed += unreadable.failures
         left = {f.record_key for f in failed} | unreadable.applied
-        plans = [plan_pull(ctx.mapping, r, rows.get(r.id), skew) for r in good if r.id not in left]
-        for plan in plans:
-            plan.matched = plan.remote.id in matches.records
+        plans = [
+            plan_pull(ctx.mapping, r, rows.get(r.id), skew, matched=r.id in matches.records)
+            for r in good
+            if r.id not in left
+        ]
         if isolate:
             failed += _apply_isolating(ctx, plans)
         else:
