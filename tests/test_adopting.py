@@ -118,9 +118,9 @@ def test_key_cleared__the_row_is_matched_again_by_its_natural_key(twenty, db, cl
 
 def test_linked_row_never_synced__its_empty_cells_never_clear_the_record(airtable, db, cli) -> None:
     """An application's row holding an Airtable record id, never synced, its record outside the
-    window: the push reads the record as the row's base and sends what the row holds, never
-    its empty cells; the record's values come in instead, and later runs keep them on both
-    sides (nothing is cleared a run later either)."""
+    window: the push reads the record and merges it with the row as a pull would, so the row's
+    value is sent, never its empty cells; the record's values come in instead, and later runs
+    keep them on both sides (nothing is cleared a run later either)."""
     (rid,) = seed_leads(airtable, 1, minutes_ago=300)
     airtable.update("Leads", rid, {"Notes": "Call back Tuesday"}, modified_at=ago(300))
     execute(
