@@ -269,7 +269,8 @@ def test_stage_push__a_linked_row_never_synced_that_equals_its_record_sends_noth
     airtable, db, cli
 ) -> None:
     """A row an application inserted with its Airtable record id, never synced: a push run
-    alone reads the record as the row's base and, finding nothing different, writes nothing."""
+    alone reads the record, merges it with the row as a pull would and, finding nothing of the
+    row's to send, writes nothing."""
     (rid,) = seed_leads(airtable, 1)
     execute(
         db,
