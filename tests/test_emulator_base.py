@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import gc
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -77,6 +78,31 @@ def test_cut_fault__httpx_sees_a_protocol_error_and_the_write_stands(em: Airtabl
         httpx.patch(_leads_url(em), headers=HEADERS, json=body)
     stored = em.get("Leads", record["id"])
     assert stored is not None and stored["fields"]["Notes"] == "kept"
+
+
+def test_delay_fault__until_an_event_holds_the_request_then_handles_it(
+    em: AirtableEmulator,
+) -> None:
+    """A delay with ``until`` holds the request it takes until the test sets the event (its
+    seconds only bound the hold), then handles it as a late answer: no clock read."""
+    released = threading.Event()
+    em.faults.delay(60, method="GET", until=released)
+    answers: list[int] = []
+    request = threading.Thread(
+        target=lambda: answers.append(
+            requests.get(_leads_url(em), headers=HEADERS, timeout=90).status_code
+        )
+    )
+    request.start()
+    while em.faults.pending():  # the server has taken the fault: the request is being held
+        request.join(0.01)
+    assert request.is_alive() and answers == [] and em.requests == []
+
+    released.set()
+    request.join(30)
+
+    assert not request.is_alive() and answers == [200]
+    assert [(r.method, r.status) for r in em.requests] == [("GET", 200)]
 
 
 def test_token_bucket__whole_tokens_only_and_the_fraction_is_lost() -> None:

@@ -147,7 +147,14 @@ class Faults:
         until: threading.Event | None = None,
     ) -> None:
         """Hold the next ``times`` matching requests for ``seconds`` before handling them; with
-        ``until``, until that event is set (``seconds`` then bounds the hold)."""
+        ``until``, until that event is set (``seconds`` then bounds the hold).
+
+        What it stands for: a server or network that answers late, so that a client's read
+        timeout ends its wait while the request is still applied afterwards (RFC 9110 §9.2.2: a
+        request may have been applied when no answer came; shared docs ``airtable-api.md``:
+        pyairtable's ``Api(timeout=(connect, read))``). ``until`` is a test's control of the
+        hold, modelling nothing more: a test releases a request once it has seen what it waits
+        for, instead of guessing a duration (docs/fidelity.md, "Late and lost answers")."""
         fault = _Fault("delay", times, seconds=seconds, method=method, path=path, until=until)
         self._add(fault)
 
@@ -348,10 +355,7 @@ class EmulatorServer(ABC):
         """Faults, latency, auth, rate limit, then dispatch. None means: drop the connection."""
         fault = self.faults.take(request.method, request.path, request.body)
         if fault is not None and fault.kind == "delay":
-            if fault.until is None:
-                time.sleep(fault.seconds)
-            else:
-                fault.until.wait(fault.seconds)
+            (fault.until or threading.Event()).wait(fault.seconds)  # a fresh event: all of it
         # A rate limit counts a request when it arrives (Airtable's 5 a second per base,
         # https://airtable.com/developers/web/api/rate-limits; Twenty's bucket at Date.now() as
         # the request is handled, packages/twenty-server/src/engine/core-modules/throttler/
