@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection
@@ -203,8 +202,7 @@ def _read_history(conn: Connection, m: MappingHealth) -> None:
     """Walk the mapping's runs newest first: count its failures in a row until its last
     success. Runs it did not finish (stopped by a signal) neither count nor break the count."""
     read = 0
-    # ``runs_of`` reads whole pages (a few runs past its limit): the count stops at the limit.
-    for run in islice(store.runs_of(conn, m.mapping.name, limit=SCAN_LIMIT), SCAN_LIMIT):
+    for run in store.runs_of(conn, m.mapping.name, limit=SCAN_LIMIT):
         read += 1
         entry = next(e for e in run.report["mappings"] if e["name"] == m.mapping.name)
         outcome = mapping_outcome(run.report, entry)

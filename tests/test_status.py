@@ -280,6 +280,12 @@ def test_runs_of__newest_first_across_pages_and_within_a_second(db: sa.Engine) -
     with db.connect() as conn:
         found = list(runs_of(conn, "leads", limit=10_000))
         assert [r.run_id for r in runs_of(conn, "rep_progressions", limit=10)] == []
+        # pages extended to the end of their last second still give no more than the limit
+        assert [len(list(runs_of(conn, "leads", limit=n))) for n in (1, PAGE, PAGE + 1)] == [
+            1,
+            PAGE,
+            PAGE + 1,
+        ]
 
     starts = [r.started_at for r in found]
     assert len(found) == 2 * PAGE + 7 and starts == sorted(starts, reverse=True)

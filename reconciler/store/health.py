@@ -67,8 +67,8 @@ def database_now(conn: Connection) -> datetime:
 
 
 def runs_of(conn: Connection, mapping: str, *, limit: int) -> Iterator[StoredRun]:
-    """The finished runs in which ``mapping`` took part (not skipped), newest first, about
-    ``limit`` of them at most; read a page at a time, so a caller that stops early reads little.
+    """The finished runs in which ``mapping`` took part (not skipped), newest first, ``limit``
+    of them at most; read a page at a time, so a caller that stops early reads little.
 
     A run id starts with its start time to the second (``20261121T002722Z-…``): pages follow the
     primary key index, so Postgres stops at the first page instead of sorting every stored
@@ -78,8 +78,8 @@ def runs_of(conn: Connection, mapping: str, *, limit: int) -> Iterator[StoredRun
     took_part = runs.c.report["mappings"].contains([{"name": mapping, "skipped": None}])
     columns = (runs.c.run_id, runs.c.started_at, runs.c.finished_at, runs.c.report)
     before: str | None = None
-    read = 0
-    while read < limit:
+    left = limit
+    while left > 0:
         query = select(*columns).where(took_part).order_by(runs.c.run_id.desc()).limit(PAGE)
         if before is not None:
             query = query.where(runs.c.run_id < before)
@@ -90,10 +90,11 @@ def runs_of(conn: Connection, mapping: str, *, limit: int) -> Iterator[StoredRun
             page += [
                 StoredRun(*r) for r in conn.execute(select(*columns).where(took_part, *same_second))
             ]
-        yield from sorted(page, key=lambda run: run.started_at, reverse=True)
+        # A page extended to the end of its last second may hold more than are left to give.
+        yield from sorted(page, key=lambda run: run.started_at, reverse=True)[:left]
         if len(page) < PAGE:
             return
-        read += len(page)
+        left -= len(page)
 
 
 def failures_by_mapping(conn: Connection, max_failures: int) -> dict[str, Failures]:
