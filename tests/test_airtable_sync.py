@@ -69,6 +69,26 @@ def test_second_run__writes_nothing_anywhere(airtable, db, cli) -> None:
     assert result.mapping("leads")["push"]["updated"] == 0
 
 
+def test_second_run__a_record_stamped_again_with_its_own_values_changes_nothing(
+    airtable, db, cli
+) -> None:
+    """Whether Airtable moves a last modified time when a cell is written its own value is not
+    documented (the emulator moves nothing); the tool does not depend on it: a record in the
+    window whose values are those of the last sync is unchanged, and nothing is written."""
+    (rid,) = seed_leads(airtable, 1)
+    assert cli().exit_code == 0
+    before = rows(db)
+    airtable.update("Leads", rid, {"Status": "New"}, modified_at=ago(0))  # stamped, same value
+    airtable.reset_log()
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    pull = result.mapping("leads")["pull"]
+    assert (pull["fetched"], pull["unchanged"], pull["conflicts"]) == (1, 1, 0)
+    assert _patches(airtable) == [] and rows(db) == before
+
+
 def test_pull__updates_a_remote_edit(airtable, db, cli) -> None:
     ids = seed_leads(airtable, 3)
     cli()

@@ -186,7 +186,9 @@ class Table:
     ) -> bool:
         """Write coerced values (merge, or replace every writable field); returns whether
         anything changed. Modified times move to ``at`` only for what changed (or, when forced,
-        for every field written).
+        for every field written). That a cell written its own value moves nothing is
+        **unconfirmed** (no source says whether Airtable counts it as an edit; the tool holds
+        either way: docs/fidelity-airtable.md, "Field types and values").
         """
         updated = {} if replace else dict(record.values)
         for key, value in values.items():
