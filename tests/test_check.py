@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,14 @@ def _lines(output: str) -> list[str]:
 
 def _failed(output: str) -> list[str]:
     return [line for line in _lines(output) if line.startswith("✗")]
+
+
+def _one_failure(cli: Any) -> tuple[Any, str]:
+    """Run ``check``, which must exit 3 with exactly one failed line: the result and that line."""
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = _failed(result.stdout)
+    return result, line
 
 
 def test_check__passes_against_both_emulators(airtable, twenty, database_url, cli) -> None:
@@ -57,9 +66,7 @@ def test_check__a_wrong_airtable_token_names_airtable_token(
     airtable, twenty, database_url, cli, monkeypatch
 ) -> None:
     monkeypatch.setenv("AIRTABLE_TOKEN", "not-the-token")
-    result = cli("check")
-    assert result.exit_code == 3, result.output
-    (line,) = _failed(result.stdout)
+    result, line = _one_failure(cli)
     assert line.startswith("✗ airtable reachable and token accepted: token refused (401)")
     assert "hint: check AIRTABLE_TOKEN" in line
     assert "not-the-token" not in result.output
@@ -118,9 +125,7 @@ def test_check__a_missing_twenty_field_is_named(twenty, database_url, cli, tmp_p
 def test_check__an_unmigrated_database_names_reconcile_migrate(
     airtable, twenty, unmigrated_url, cli
 ) -> None:
-    result = cli("check")
-    assert result.exit_code == 3, result.output
-    (line,) = _failed(result.stdout)
+    result, line = _one_failure(cli)
     assert line.startswith("✗ database reachable and migrated:")
     assert "reconcile migrate" in line
     assert "local table" not in result.stdout
@@ -139,9 +144,7 @@ def test_check__an_unreachable_remote_exits_3(
     airtable, twenty, database_url, cli, monkeypatch
 ) -> None:
     monkeypatch.setenv("TWENTY_API_URL", "http://127.0.0.1:9")
-    result = cli("check")
-    assert result.exit_code == 3, result.output
-    (line,) = _failed(result.stdout)
+    _, line = _one_failure(cli)
     assert line.startswith("✗ twenty reachable and API key accepted: cannot reach")
     assert "hint: check TWENTY_API_URL" in line
 
@@ -179,9 +182,7 @@ def test_check__a_clock_too_far_off_fails_with_exit_3(
     airtable, twenty, database_url, cli, remote: str, days: int, says: str
 ) -> None:
     {"airtable": airtable, "twenty": twenty}[remote].clock.skew = timedelta(days=days)
-    result = cli("check")
-    assert result.exit_code == 3, result.output
-    (line,) = _failed(result.stdout)
+    _, line = _one_failure(cli)
     assert line.startswith(f"✗ {remote} clock: this host is {says}") and "NTP" in line
 
 
@@ -230,9 +231,7 @@ def test_check__an_unreachable_database_exits_3_and_the_remotes_are_still_checke
     airtable, twenty, cli, monkeypatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://reconciler@127.0.0.1:9/reconciler")
-    result = cli("check")
-    assert result.exit_code == 3, result.output
-    (line,) = _failed(result.stdout)
+    result, line = _one_failure(cli)
     assert line.startswith("✗ database reachable and migrated: ")
     assert "hint: check DATABASE_URL" in line
     assert "database reachable" not in result.stdout.replace(line, "")
@@ -243,9 +242,7 @@ def test_check__an_unreachable_database_exits_3_and_the_remotes_are_still_checke
 def test_check__an_unmigrated_database_still_checks_the_remotes(
     airtable, twenty, unmigrated_url, cli
 ) -> None:
-    result = cli("check")
-    assert result.exit_code == 3, result.output
-    (line,) = _failed(result.stdout)
+    result, line = _one_failure(cli)
     assert "database reachable" not in result.stdout.replace(line, "")
     assert "✓ twenty fields of rep_progressions (object repProgressions)" in result.stdout
     assert result.stderr == ""
