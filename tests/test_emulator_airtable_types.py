@@ -109,14 +109,23 @@ def watched_table(em: AirtableEmulator, result: str = "dateTime") -> str:
     )
 
 
-def test_lmt__watching_some_fields_moves_only_when_they_change(
+def _watched_record(
     em: AirtableEmulator, api: pyairtable.Api
-) -> None:
+) -> tuple[pyairtable.Table, dict[str, Any]]:
+    """The ``Watched`` table and a record created at ``T0`` at stage ``new``; the clock then
+    stands an hour later."""
     watched_table(em)
     table = api.table(em.base_id, "Watched")
     em.clock.frozen = T0
     record = table.create({"Name": "a", "Stage": "new"})
     em.clock.frozen = T0 + timedelta(hours=1)
+    return table, dict(record)
+
+
+def test_lmt__watching_some_fields_moves_only_when_they_change(
+    em: AirtableEmulator, api: pyairtable.Api
+) -> None:
+    table, record = _watched_record(em, api)
     notes = table.update(record["id"], {"Notes": "called"})
     assert notes["fields"]["Stage changed"] == "2026-11-20T10:00:00.000Z"
     assert notes["fields"]["Any change"] == "2026-11-20T11:00:00.000Z"
@@ -130,11 +139,7 @@ def test_lmt__watching_some_fields_moves_only_when_they_change(
 def test_lmt__writing_a_watched_field_its_own_value_moves_nothing(
     em: AirtableEmulator, api: pyairtable.Api
 ) -> None:
-    watched_table(em)
-    table = api.table(em.base_id, "Watched")
-    em.clock.frozen = T0
-    record = table.create({"Name": "a", "Stage": "new"})
-    em.clock.frozen = T0 + timedelta(hours=1)
+    table, record = _watched_record(em, api)
     same = table.update(record["id"], {"Stage": "new"})
     assert same["fields"]["Stage changed"] == "2026-11-20T10:00:00.000Z"
     assert same["fields"]["Any change"] == "2026-11-20T10:00:00.000Z"
