@@ -17,6 +17,18 @@ def _failed(output: str) -> list[str]:
     return [line for line in _lines(output) if line.startswith("✗")]
 
 
+def _contacts_config(folder: Path) -> Path:
+    """A config file (written in ``folder``) adding a mapping of Airtable's ``Contacts`` table,
+    its ``Name`` field only."""
+    config = folder / "config.toml"
+    config.write_text(
+        "[mappings.contacts]\nremote = 'airtable'\ntable = 'Contacts'\n"
+        "local_table = 'contacts'\nkey_column = 'airtable_record_id'\n"
+        "fields = [{ remote = 'Name', column = 'name' }]\n"
+    )
+    return config
+
+
 def _one_failure(cli: Any) -> tuple[Any, str]:
     """Run ``check``, which must exit 3 with exactly one failed line: the result and that line."""
     result = cli("check")
@@ -91,12 +103,7 @@ def test_check__a_modified_time_field_of_another_type_fails(
     airtable, database_url, cli, tmp_path: Path
 ) -> None:
     airtable.add_table("Contacts", {"Name": "singleLineText", "lastModifiedTime": "singleLineText"})
-    config = tmp_path / "config.toml"
-    config.write_text(
-        "[mappings.contacts]\nremote = 'airtable'\ntable = 'Contacts'\n"
-        "local_table = 'contacts'\nkey_column = 'airtable_record_id'\n"
-        "fields = [{ remote = 'Name', column = 'name' }]\n"
-    )
+    config = _contacts_config(tmp_path)
     result = cli("check", "--config", str(config))
     assert result.exit_code == 2, result.output
     (line,) = [x for x in _failed(result.stdout) if "airtable modified field of contacts" in x]
@@ -272,12 +279,7 @@ def test_check__one_line_per_base_and_token_shared_by_mappings(
     airtable, database_url, cli, tmp_path: Path
 ) -> None:
     airtable.add_table("Contacts", {"Name": "singleLineText"})
-    config = tmp_path / "config.toml"
-    config.write_text(
-        "[mappings.contacts]\nremote = 'airtable'\ntable = 'Contacts'\n"
-        "local_table = 'contacts'\nkey_column = 'airtable_record_id'\n"
-        "fields = [{ remote = 'Name', column = 'name' }]\n"
-    )
+    config = _contacts_config(tmp_path)
     result = cli("check", "--config", str(config))
     reached = [x for x in _lines(result.stdout) if "airtable reachable and token accepted" in x]
     assert len(reached) == 1 and reached[0].startswith("✓ "), result.stdout
