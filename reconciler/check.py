@@ -136,13 +136,16 @@ def database(settings: Settings, kept: dict[str, Any]) -> Iterator[Check]:
         with engine.connect() as conn:
             store = Store(conn)
             for mapping in settings.mappings:
-                yield _local_table(store, mapping)
-                kept[mapping.name] = remote_state_of(conn, mapping.name).schema
+                state = remote_state_of(conn, mapping.name)
+                yield _local_table(store, mapping, state.unfilled(mapping))
+                kept[mapping.name] = state.schema
     finally:
         engine.dispose()
 
 
-def _local_table(store: Any, mapping: Mapping) -> Check:
+def _local_table(store: Any, mapping: Mapping, unfilled: list[str]) -> Check:
+    """The mapping's table has its columns, a trigger keeps ``updated_at``, and every mapped
+    column holds values for the rows synced so far (``unfilled``: those that do not yet)."""
     name = f"local table {mapping.local_table} ({mapping.name})"
     try:
         store.table(mapping)
@@ -155,6 +158,13 @@ def _local_table(store: Any, mapping: Mapping) -> Check:
         hint = (
             "an application's UPDATE that does not set updated_at is never pushed: add the "
             'trigger (README, "Mapping configuration")'
+        )
+        return Check(name, True, detail, hint, warning=True)
+    if unfilled:
+        detail += f"; {', '.join(unfilled)} mapped since the last full read"
+        hint = (
+            "rows synced before fill in as their records change; "
+            f"`reconcile --full --mapping {mapping.name}` fills them in now"
         )
         return Check(name, True, detail, hint, warning=True)
     return Check(name, True, detail)

@@ -107,6 +107,21 @@ def trouble_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def note_lines(report: dict[str, Any]) -> list[str]:
+    """What a person may want to do after the run: fields mapped since a mapping's last full
+    read, which rows synced before hold no value for until their records change."""
+    lines = []
+    for m in report["mappings"]:
+        unfilled = m.get("unfilled_fields")
+        if unfilled:
+            lines.append(
+                f"note: {m['name']}: {', '.join(unfilled)} mapped since the last full read: "
+                "rows synced before fill in as their records change; "
+                f"`reconcile --full --mapping {m['name']}` fills them in now"
+            )
+    return lines
+
+
 def summary_lines(report: dict[str, Any], *, verbose: bool = False) -> list[str]:
     """One concise line per mapping (plus details when verbose), for cron mail and logs."""
     lines = []
@@ -228,6 +243,8 @@ def render_summary(
             _plain(console, line)
         for line in trouble_lines({**report, "message": None}):
             _plain(console, line)
+    for line in note_lines(report):
+        _plain(console, line)
     if report_path and (console.is_terminal or verbose):
         _plain(console, f"report: {report_path}")
 

@@ -71,6 +71,8 @@ class MappingResult:
     remote_deleted_ids: list[str] = field(default_factory=list)
     failed: bool = False  # the mapping could not proceed (remote or database unavailable)
     clock_offset: timedelta | None = None  # the remote's clock minus this host's
+    # Mapped columns rows synced before they were mapped hold no value for yet (``--full``).
+    unfilled: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The report's entry for this mapping."""
@@ -88,6 +90,7 @@ class MappingResult:
             "clock_offset_seconds": (
                 None if self.clock_offset is None else round(self.clock_offset.total_seconds(), 1)
             ),
+            "unfilled_fields": self.unfilled,
         }
 
 

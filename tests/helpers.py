@@ -268,6 +268,24 @@ fields = [
 """
 
 
+def notes_config(*, owner: bool) -> str:
+    """The Events mapping of :func:`notes_events`: Note, and with ``owner`` also Owner (both
+    ways)."""
+    fields = '{ remote = "Note", column = "note" }'
+    if owner:
+        fields += ',\n    { remote = "Owner", column = "owner", direction = "both" }'
+    return events_config(fields)
+
+
+def notes_events(airtable: AirtableEmulator, db: sa.Engine, folder: Path) -> Path:
+    """Airtable's Events with Note and Owner, the local table with both columns, and the config
+    file mapping Note only (returned): :func:`notes_config` maps Owner too."""
+    remote = {"Note": "singleLineText", "Owner": "singleLineText"}
+    remote |= {"lastModifiedTime": "lastModifiedTime"}
+    table = events_table("note text, owner text")
+    return events(airtable, db, folder, remote, table, notes_config(owner=False))
+
+
 DATED_EVENTS_TABLE = events_table("day date")
 DATED_EVENTS_CONFIG = events_config(
     '{ remote = "Day", column = "day", kind = "date", direction = "both" }'

@@ -12,11 +12,10 @@ from reconciler.emulators.airtable import AirtableEmulator
 from tests.helpers import (
     ago,
     dated_events,
-    events,
-    events_config,
-    events_table,
     execute,
     list_requests,
+    notes_config,
+    notes_events,
     rows,
     seed_leads,
 )
@@ -479,23 +478,14 @@ def test_field_added_to_a_mapping__a_full_run_fills_it_in_for_rows_already_synce
     """A column newly mapped has no base in the sync state: an empty local value is no local
     change, so the record's value comes in (and a local value goes out) without a conflict,
     even on rows whose last change was the record's own."""
-    remote = {"Note": "singleLineText", "Owner": "singleLineText"}
-    remote |= {"lastModifiedTime": "lastModifiedTime"}
-    before = events_config('{ remote = "Note", column = "note" }')
-    config = events(airtable, db, tmp_path, remote, events_table("note text, owner text"), before)
+    config = notes_events(airtable, db, tmp_path)
     kept = airtable.create(
         "Events", {"Title": "A", "Note": "n", "Owner": "Ann"}, modified_at=ago(5)
     )
     empty = airtable.create("Events", {"Title": "B", "Note": "m"}, modified_at=ago(5))
     assert cli("--config", str(config), "--mapping", "events").exit_code == 0
     execute(db, "UPDATE events SET owner = 'Bob', updated_at = :at WHERE title = 'B'", at=ago(10))
-    config.write_text(
-        events_config(
-            '{ remote = "Note", column = "note" },\n'
-            '    { remote = "Owner", column = "owner", direction = "both" }'
-        ),
-        encoding="utf-8",
-    )
+    config.write_text(notes_config(owner=True), encoding="utf-8")
     airtable.reset_log()
 
     result = cli("--config", str(config), "--mapping", "events", "--full")
@@ -507,3 +497,50 @@ def test_field_added_to_a_mapping__a_full_run_fills_it_in_for_rows_already_synce
     assert {r["title"]: r["owner"] for r in rows(db, "events")} == {"A": "Ann", "B": "Bob"}
     stored = {r["id"]: r["fields"].get("Owner") for r in airtable.records("Events")}
     assert stored == {kept["id"]: "Ann", empty["id"]: "Bob"}
+
+
+def test_field_added_to_a_mapping__runs_name_it_until_a_full_run_fills_it_in(
+    airtable, db, cli, tmp_path
+) -> None:
+    """Rows synced before a field was mapped hold no value for it until their records are read
+    again: each run names the field (report and output) and the command that reads them all,
+    until a full run has; a dry run's full read fills nothing in, so the note stays."""
+    config = notes_events(airtable, db, tmp_path)
+    airtable.create("Events", {"Title": "A", "Note": "n", "Owner": "Ann"}, modified_at=ago(5))
+
+    def run(*args: str) -> Any:
+        result = cli("--config", str(config), "--mapping", "events", *args)
+        assert result.exit_code == 0, result.output
+        return result
+
+    assert run().mapping("events")["unfilled_fields"] == []  # a mapping's first run
+    config.write_text(notes_config(owner=True), encoding="utf-8")
+
+    named = run()
+    assert named.mapping("events")["unfilled_fields"] == ["owner"]
+    assert "note: events: owner mapped since the last full read" in named.stderr
+    assert "`reconcile --full --mapping events` fills them in now" in named.stderr
+    assert run("--full", "--dry-run").mapping("events")["unfilled_fields"] == []
+    assert run().mapping("events")["unfilled_fields"] == ["owner"]
+
+    filled = run("--full")
+    assert filled.mapping("events")["unfilled_fields"] == [], filled.output
+    assert "note:" not in filled.stderr
+    assert run().mapping("events")["unfilled_fields"] == []
+    assert {r["title"]: r["owner"] for r in rows(db, "events")} == {"A": "Ann"}
+
+
+def test_field_mapped_again__runs_name_it_as_unfilled(airtable, db, cli, tmp_path) -> None:
+    """A field no longer mapped is left out of the rows' next syncs; mapped again, it is named
+    like a new one."""
+    config = notes_events(airtable, db, tmp_path)
+    config.write_text(notes_config(owner=True), encoding="utf-8")
+    airtable.create("Events", {"Title": "A", "Note": "n", "Owner": "Ann"}, modified_at=ago(5))
+    args = ("--config", str(config), "--mapping", "events")
+    assert cli(*args).mapping("events")["unfilled_fields"] == []
+    config.write_text(notes_config(owner=False), encoding="utf-8")
+    assert cli(*args).mapping("events")["unfilled_fields"] == []
+
+    config.write_text(notes_config(owner=True), encoding="utf-8")
+
+    assert cli(*args).mapping("events")["unfilled_fields"] == ["owner"]

@@ -284,3 +284,24 @@ def test_check__one_line_per_base_and_token_shared_by_mappings(
     reached = [x for x in _lines(result.stdout) if "airtable reachable and token accepted" in x]
     assert len(reached) == 1 and reached[0].startswith("✓ "), result.stdout
     assert "airtable fields of contacts (table Contacts)" in result.stdout
+
+
+def test_check__a_field_mapped_since_the_last_full_read_is_a_warning(
+    airtable, db, cli, tmp_path: Path
+) -> None:
+    """Rows synced before a field was mapped hold no value for it yet: the mapping's table line
+    says so and names the command that fills them in; nothing fails."""
+    from tests.helpers import ago, notes_config, notes_events
+
+    config = notes_events(airtable, db, tmp_path)
+    airtable.create("Events", {"Title": "A", "Note": "n", "Owner": "Ann"}, modified_at=ago(5))
+    assert cli("--config", str(config), "--mapping", "events").exit_code == 0
+    config.write_text(notes_config(owner=True), encoding="utf-8")
+
+    result = cli("check", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in _lines(result.stdout) if "local table events" in x]
+    assert line.startswith("! local table events (events): "), line
+    assert "owner mapped since the last full read" in line
+    assert "`reconcile --full --mapping events` fills them in now" in line

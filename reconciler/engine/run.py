@@ -344,6 +344,7 @@ class Run:
             raise MappingError(f"{exc}; `reconcile check` lists what the mapping needs") from exc
         with ctx.store.unit() as conn:
             ctx.kept = history.remote_state_of(conn, ctx.mapping.name)
+        ctx.result.unfilled = ctx.kept.unfilled(ctx.mapping)
         ctx.remote.prepare(ctx.kept.schema)
 
     def _pull(self, ctx: MappingContext) -> None:
@@ -398,29 +399,33 @@ class Run:
         push(ctx, self.should_stop)
 
     def _finish_mapping(self, ctx: MappingContext) -> None:
-        """Report dead letters; keep what this run learned of the remote for the next one; then
-        let the remote say whether what it found stops the mapping."""
+        """Report dead letters; keep what this run learned of the remote, and which mapped
+        columns the synced rows hold a base for, for the next one; then let the remote say
+        whether what it found stops the mapping."""
         self._dead_letters(ctx)
         ctx.result.clock_offset = ctx.clock_offset
-        if not ctx.store.dry_run:
+        if not ctx.store.dry_run and ctx.kept is not None:
             with ctx.store.unit() as conn:
                 history.keep_remote_state(
                     conn,
                     ctx.mapping.name,
                     schema=ctx.remote.cache_update(),
                     clock_offset=ctx.remote.clock.offset,
+                    filled=ctx.kept.filled_after(ctx.mapping, swept=ctx.swept),
                 )
         ctx.remote.verdict()
 
     def _after_complete_pull(
         self, ctx: MappingContext, span: window.Window, live: set[str]
     ) -> None:
-        """Move the watermark; let push trust the state; look for deletions after a sweep."""
+        """Move the watermark; let push trust the state; after a sweep, look for deletions and
+        count every mapped column as filled."""
         ctx.pulled_until = span.until  # every remote change up to it is now in the state
         if not ctx.store.dry_run:
             with ctx.store.unit() as conn:
                 history.set_watermark(conn, ctx.mapping.name, span.until)
         if self.options.full:
+            ctx.swept, ctx.result.unfilled = True, []
             sweep(
                 ctx,
                 live,

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.types import NullType
 
+from reconciler.model import Mapping
 from reconciler.store.database import lock_held, run_lock_name
 from reconciler.store.schema import failures, meta, remote_state, runs, watermarks
 from reconciler.store.sql import among, text_array
@@ -74,30 +75,55 @@ def set_watermark(conn: Connection, mapping: str, until: datetime) -> None:
 
 @dataclass(frozen=True)
 class RemoteState:
-    """What earlier runs kept of a mapping's remote: its schema (for the remote adapter) and
-    its clock offset (the remote's clock minus this host's)."""
+    """What earlier runs kept of a mapping's remote: its schema (for the remote adapter), its
+    clock offset (the remote's clock minus this host's), and the mapped columns every synced
+    row holds a base for (None: not counted yet, as for a mapping that never ran)."""
 
     schema: Any | None = None
     clock_offset: timedelta | None = None
+    filled: frozenset[str] | None = None
+
+    def unfilled(self, mapping: Mapping) -> list[str]:
+        """The mapping's columns that rows synced before they were mapped hold no base for:
+        they fill in as those rows' records are read again (``--full`` reads them all)."""
+        if self.filled is None:
+            return []
+        return [f.column for f in mapping.fields if f.column not in self.filled]
+
+    def filled_after(self, mapping: Mapping, *, swept: bool) -> list[str]:
+        """What to keep as filled at the end of a run of the mapping: every column after a
+        complete full read (``swept``) or the mapping's first count, else the columns still
+        mapped that were filled before (a column no longer mapped leaves the list, so one mapped
+        again is named as unfilled)."""
+        columns = [f.column for f in mapping.fields]
+        if swept or self.filled is None:
+            return columns
+        return [c for c in columns if c in self.filled]
 
 
 def remote_state_of(conn: Connection, mapping: str) -> RemoteState:
     """The kept state of a mapping's remote (empty when nothing was kept yet)."""
     row = conn.execute(
-        select(remote_state.c.schema, remote_state.c.clock_offset_ms).where(
-            remote_state.c.mapping == mapping
-        )
+        select(
+            remote_state.c.schema, remote_state.c.clock_offset_ms, remote_state.c.filled_fields
+        ).where(remote_state.c.mapping == mapping)
     ).first()
     if row is None:
         return RemoteState()
     offset = None if row[1] is None else timedelta(milliseconds=row[1])
-    return RemoteState(row[0], offset)
+    return RemoteState(row[0], offset, None if row[2] is None else frozenset(row[2]))
 
 
 def keep_remote_state(
-    conn: Connection, mapping: str, *, schema: Any | None, clock_offset: timedelta | None
+    conn: Connection,
+    mapping: str,
+    *,
+    schema: Any | None,
+    clock_offset: timedelta | None,
+    filled: list[str] | None = None,
 ) -> None:
-    """Keep a mapping's remote schema (when given) and clock offset (when known)."""
+    """Keep a mapping's remote schema (when given), clock offset (when known) and filled
+    columns (when given)."""
     values: dict[str, Any] = {}
     if schema is not None:
         values |= {"schema": schema, "schema_saved_at": func.now()}
@@ -106,6 +132,8 @@ def keep_remote_state(
             "clock_offset_ms": clock_offset.total_seconds() * 1000,
             "clock_seen_at": func.now(),
         }
+    if filled is not None:
+        values["filled_fields"] = filled
     if not values:
         return
     stmt = insert(remote_state).values(mapping=mapping, **values)

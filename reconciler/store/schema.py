@@ -141,6 +141,8 @@ remote_state = Table(
     Column("schema_saved_at", _TS),
     Column("clock_offset_ms", Float),
     Column("clock_seen_at", _TS),
+    # The mapped columns every synced row holds a base for (None: not counted yet).
+    Column("filled_fields", JSONB),
     schema=SCHEMA,
 )
 
