@@ -114,6 +114,26 @@ def test_without_skip_locked__one_held_mapping_stops_the_run_with_exit_4(
     assert rows(db) == [] and rows(db, M) == []
 
 
+@pytest.mark.usefixtures("both")
+@pytest.mark.parametrize(
+    ("busy", "args", "says"),
+    [
+        (("leads", M), (), f"the locks of every mapping of this run (leads, {M})"),
+        (("leads",), ("--mapping", "leads"), "the lock of mapping leads"),
+    ],
+)
+def test_without_skip_locked__the_message_names_every_held_mapping_and_no_idle_hint(
+    db: sa.Engine, cli: Cli, busy: tuple[str, ...], args: tuple[str, ...], says: str
+) -> None:
+    """Every held mapping is named at once, and --skip-locked is suggested only when it would
+    run something."""
+    with held(db, *busy):
+        result = cli(*args)
+
+    assert result.exit_code == 4, result.output
+    assert result.report["message"] == f"another run holds {says}; nothing was done"
+
+
 def test_skip_locked__a_second_real_run_skips_what_the_first_holds(
     airtable: AirtableEmulator, twenty: TwentyEmulator, db: sa.Engine, tmp_path: Path
 ) -> None:

@@ -34,7 +34,7 @@ from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_ut
 from reconciler.store import database as store_database
 from reconciler.store import history
 from reconciler.store.changelog import ChangeLog, purge_expired
-from reconciler.store.database import advisory_locks, available_locks, run_lock_name
+from reconciler.store.database import available_locks, run_lock_name
 from reconciler.store.sync import Store
 
 
@@ -158,28 +158,36 @@ class Run:
         """Hold the lock of every mapping that runs, and this run's own lock (which marks it
         alive while it lasts); yields whether the run may go on.
 
-        A mapping another run holds stops the whole run (exit 4), or with ``--skip-locked`` is
-        skipped alone; the run stops only when every mapping is held elsewhere.
+        A mapping another run holds stops the whole run (exit 4, naming every mapping held), or
+        with ``--skip-locked`` is skipped alone; the run stops only when every mapping is held
+        elsewhere.
         """
         names = [m.name for m, reason in self.mappings if reason is None]
         own = run_lock_name(self.report.run_id)
-        if not self.options.skip_locked:
-            with advisory_locks(conn, [*names, own]) as busy:
-                if busy is not None:
-                    self._locked(f"the lock of mapping {busy}", " (--skip-locked runs the others)")
-                yield busy is None
-            return
         with available_locks(conn, [*names, own]) as taken:
-            held = {name for name in names if name not in taken}
-            self._skip_locked(held)
-            if held == set(names) or own not in taken:
-                self._locked(f"the locks of every mapping of this run ({', '.join(names)})")
+            held = [name for name in names if name not in taken]
+            if self.options.skip_locked:
+                self._skip_locked(set(held))
+                if len(held) < len(names):
+                    held = []  # the others run
+            if held or own not in taken:
+                self._locked(held, names)
                 yield False
             else:
                 yield True
 
-    def _locked(self, what: str, hint: str = "") -> None:
-        """Say in the report that another run holds ``what``: nothing was done."""
+    def _locked(self, held: list[str], names: list[str]) -> None:
+        """Say in the report that another run holds the locks of ``held`` (of this run's
+        mappings ``names``): nothing was done."""
+        if len(held) == 1:
+            what = f"the lock of mapping {held[0]}"
+        elif held and len(held) == len(names):
+            what = f"the locks of every mapping of this run ({', '.join(held)})"
+        elif held:
+            what = f"the locks of mappings {', '.join(held)}"
+        else:
+            what = "this run's own lock"
+        hint = " (--skip-locked runs the others)" if 0 < len(held) < len(names) else ""
         self.report.locked = True
         self.report.fatal = f"another run holds {what}; nothing was done{hint}"
 

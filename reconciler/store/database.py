@@ -299,7 +299,7 @@ def lock_held(conn: Connection, name: str) -> bool:
 @contextmanager
 def available_locks(conn: Connection, names: Sequence[str]) -> Iterator[set[str]]:
     """Take every session-level advisory lock of ``names`` that no other session holds;
-    yields the names taken, and releases them at the end (``--skip-locked``)."""
+    yields the names taken, and releases them at the end."""
     taken: dict[str, int] = {}
     try:
         for name in names:
@@ -319,23 +319,3 @@ def _unlock(conn: Connection, keys: list[int]) -> None:
             conn.commit()
         except SQLAlchemyError:
             pass  # the session is gone, and its locks with it
-
-
-@contextmanager
-def advisory_locks(conn: Connection, names: Sequence[str]) -> Iterator[str | None]:
-    """Try to take one session-level advisory lock per name, in order; yields None when all
-    were taken, else the first name another session holds (the rest are not tried)."""
-    taken: list[int] = []
-    busy: str | None = None
-    try:
-        for name in names:
-            key = lock_key(name)
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-            conn.commit()
-            if not got:
-                busy = name
-                break
-            taken.append(key)
-        yield busy
-    finally:
-        _unlock(conn, taken)
