@@ -499,34 +499,51 @@ def test_field_added_to_a_mapping__a_full_run_fills_it_in_for_rows_already_synce
     assert stored == {kept["id"]: "Ann", empty["id"]: "Bob"}
 
 
+def _without_base(db: sa.Engine, mapping: str, columns: list[str]) -> set[str]:
+    """The ``columns`` some synced row of ``mapping`` holds no base for (its shadow lacks them)."""
+    with db.connect() as conn:
+        shadows = conn.execute(
+            sa.text("SELECT shadow FROM reconciler.sync_state WHERE mapping = :m"), {"m": mapping}
+        ).scalars()
+        return {c for shadow in shadows for c in columns if c not in shadow}
+
+
 def test_field_added_to_a_mapping__runs_name_it_until_a_full_run_fills_it_in(
     airtable, db, cli, tmp_path
 ) -> None:
     """Rows synced before a field was mapped hold no value for it until their records are read
     again: each run names the field (report and output) and the command that reads them all,
-    until a full run has; a dry run's full read fills nothing in, so the note stays."""
+    until a full run has; a dry run's full read fills nothing in, so the note stays. Whatever a
+    run names, no field it leaves out lacks a base in the sync state."""
     config = notes_events(airtable, db, tmp_path)
-    airtable.create("Events", {"Title": "A", "Note": "n", "Owner": "Ann"}, modified_at=ago(5))
+    airtable.create("Events", {"Title": "A", "Note": "n", "Owner": "Ann"}, modified_at=ago(90))
+    mapped = ["title", "note"]
 
-    def run(*args: str) -> Any:
+    def run(*args: str) -> list[str]:
         result = cli("--config", str(config), "--mapping", "events", *args)
         assert result.exit_code == 0, result.output
-        return result
+        named: list[str] = result.mapping("events")["unfilled_fields"]
+        if "--dry-run" not in args:
+            assert _without_base(db, "events", mapped) <= set(named)
+        if named:
+            assert f"note: events: {', '.join(named)} mapped since the last full read" in (
+                result.stderr
+            )
+            assert "`reconcile --full --mapping events` fills them in now" in result.stderr
+        else:
+            assert "note:" not in result.stderr
+        return named
 
-    assert run().mapping("events")["unfilled_fields"] == []  # a mapping's first run
+    assert run("--full") == []  # a mapping's first run
     config.write_text(notes_config(owner=True), encoding="utf-8")
+    mapped.append("owner")
 
-    named = run()
-    assert named.mapping("events")["unfilled_fields"] == ["owner"]
-    assert "note: events: owner mapped since the last full read" in named.stderr
-    assert "`reconcile --full --mapping events` fills them in now" in named.stderr
-    assert run("--full", "--dry-run").mapping("events")["unfilled_fields"] == []
-    assert run().mapping("events")["unfilled_fields"] == ["owner"]
-
-    filled = run("--full")
-    assert filled.mapping("events")["unfilled_fields"] == [], filled.output
-    assert "note:" not in filled.stderr
-    assert run().mapping("events")["unfilled_fields"] == []
+    assert run() == ["owner"]  # the record is outside the window: its row keeps no owner
+    assert rows(db, "events")[0]["owner"] is None
+    assert run("--full", "--dry-run") == []
+    assert run() == ["owner"]
+    assert run("--full") == []
+    assert run() == []
     assert {r["title"]: r["owner"] for r in rows(db, "events")} == {"A": "Ann"}
 
 
