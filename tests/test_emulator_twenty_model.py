@@ -312,3 +312,34 @@ def test_unknown_types__rating_links_currency_are_served(
     [obj] = objects_of(client.get(METADATA).json())
     types = {field["name"]: field["type"] for field in obj["fields"]}
     assert (types["stars"], types["site"], types["quota"]) == ("RATING", "LINKS", "CURRENCY")
+
+
+def test_records__a_field_the_key_may_not_read_is_left_out_of_every_answer(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    """Field permissions: a REST read selects every field but those the role may not read; the
+    data model still lists them, and a null field the key may read is sent as null."""
+    em.unreadable_fields = frozenset({"currentRank"})
+    created = client.post(PATH, json={"name": "x", "currentRank": "E-3"}).json()
+    record_id = created["data"]["createRepProgression"]["id"]
+    upserted = client.post(
+        f"/rest/batch{PATH.removeprefix('/rest')}",
+        params={"upsert": "true"},
+        json=[{"id": record_id, "currentRank": "E-4"}],
+    ).json()
+    answers = [
+        created["data"]["createRepProgression"],
+        upserted["data"]["createRepProgressions"][0],
+        client.get(f"{PATH}/{record_id}").json()["data"]["repProgression"],
+        client.get(PATH).json()["data"]["repProgressions"][0],
+    ]
+
+    for record in answers:
+        assert "currentRank" not in record
+        assert "badges" in record and record["badges"] is None
+    assert em.records()[0]["currentRank"] == "E-4"  # written all the same
+    [obj] = objects_of(client.get(METADATA).json())
+    assert "currentRank" in {field["name"] for field in obj["fields"]}
+    em.reset()  # the switch goes back to every field readable
+    client.post(PATH, json={"name": "y", "currentRank": "E-1"})
+    assert client.get(PATH).json()["data"]["repProgressions"][0]["currentRank"] == "E-1"

@@ -339,8 +339,10 @@ def sizing_remote() -> Iterator[tuple[TwentyRemote, list[int]]]:
         if any(len(r.get("name") or "") > 1000 for r in batch):
             return httpx.Response(413, text="Payload Too Large")
         stamp = {"createdAt": "2026-11-20T10:00:00.000Z", "updatedAt": "2026-11-20T10:00:00.000Z"}
+        unsent = {f.remote: None for f in REP_PROGRESSIONS.fields}  # every field is answered
         return httpx.Response(
-            201, json={"data": {"createRepProgressions": [{**r, **stamp} for r in batch]}}
+            201,
+            json={"data": {"createRepProgressions": [{**unsent, **r, **stamp} for r in batch]}},
         )
 
     target = TwentyTarget(Secret("k"), "TWENTY_API_KEY", "http://twenty.test", 1e9)

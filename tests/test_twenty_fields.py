@@ -178,6 +178,40 @@ def test_missing_object__many_custom_objects_are_named_ten_and_counted(
     assert " and 2 more): fix `table` in the mapping config" in message
 
 
+def test_unreadable_field__stops_the_mapping_before_any_row_changes(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A field the key's role may not read is left out of every record Twenty sends while the
+    data model still lists it: read as empty, it would clear the column on every row edited in
+    Twenty. The mapping stops on the first such record, naming the field and the fix."""
+    before = _synced(twenty, db, cli)
+    edited = twenty.records()[0]
+    twenty.update(edited["id"], {"name": "Renamed in Twenty"})
+    twenty.unreadable_fields = frozenset({"currentRank"})
+
+    result = cli("--mapping", M)
+
+    message = _stopped(result)
+    assert "Twenty sends repProgressions records without currentRank" in message
+    assert "this API key's role may not read them, or they were renamed or deleted" in message
+    assert rows(db, M) == before  # current_rank and the edited name alike
+    assert twenty_writes(twenty) == []
+
+
+def test_unreadable_field__a_push_only_run_stops_before_writing(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A push reads the records it writes first: it finds the field missing there."""
+    _synced(twenty, db, cli)
+    execute(db, "UPDATE rep_progressions SET streak_days = 99 WHERE id = 1")
+    twenty.unreadable_fields = frozenset({"currentRank", "badges"})
+
+    result = cli("--mapping", M, "--stage", "push")
+
+    assert "without currentRank, badges:" in _stopped(result)
+    assert twenty_writes(twenty) == []
+
+
 def test_kept_schema__a_second_run_within_a_day_reads_no_data_model(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli
 ) -> None:

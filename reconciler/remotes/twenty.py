@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from reconciler.config import TwentyTarget
-from reconciler.errors import RemoteUnavailable
+from reconciler.errors import MappingError, RemoteUnavailable
 from reconciler.model import Mapping, iso_ms, parse_datetime
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes import twenty_ends, twenty_find, twenty_http, twenty_schema
@@ -367,6 +367,19 @@ class TwentyRemote:
         return results_by_id(batch, records, "Twenty")
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
+        """A record as the engine sees it.
+
+        Raises:
+            MappingError: the record lacks a mapped field. Twenty selects every field of the
+                object for a REST read but those the key's role may not read
+                (``getAllSelectableFields``,
+                ``api/rest/core/rest-to-common-args-handlers/utils/get-all-selectable-fields.util.ts``),
+                and sends a null value as null: a field left out is unreadable, or no longer
+                has that name. Taken as empty, it would clear the local values.
+        """
+        lacking = [f.remote for f in self.mapping.fields if f.remote not in raw]
+        if lacking:
+            raise MappingError(_lacking(self.mapping, lacking))
         deleted = bool(raw.get("deletedAt"))
         stamp = raw.get(self.mapping.modified_field) or raw.get("createdAt")
         try:
@@ -378,6 +391,17 @@ class TwentyRemote:
         if raw.get("position") is not None:
             record.keep["position"] = raw["position"]
         return record
+
+
+def _lacking(mapping: Mapping, fields: list[str]) -> str:
+    """Why a mapping stops when Twenty's records come without some of its fields."""
+    names = ", ".join(fields)
+    return (
+        f"Twenty sends {mapping.remote_table} records without {names}: this API key's role may not "
+        "read them, or they were renamed or deleted. Give the role read access to them in "
+        "Twenty (Settings, Roles) or fix the mapping; `reconcile check` lists the object's "
+        "fields"
+    )
 
 
 def _kept(item: PushItem) -> dict[str, Any]:

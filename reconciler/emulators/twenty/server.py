@@ -78,10 +78,18 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             a real server (a descending cursor skips the older records of its row's
             millisecond). Off by default: whether every stamp a real server writes is that
             fine is not confirmed.
+        unreadable_fields: names of fields the key's role may not read (field permissions):
+            left out of every record the server answers with, null or not, while the data
+            model still lists them. ``getAllSelectableFields``
+            (``api/rest/core/rest-to-common-args-handlers/utils/get-all-selectable-fields.util.ts``)
+            builds every REST read's selection from the object's fields and skips those whose
+            ``restrictedFields[id].canRead`` is false; every other field is selected, so a null
+            value is sent as null. Reads only: whether such a field may be filtered on or
+            written is not modelled.
 
     The switches are also attributes a test may set on a running server (``supports_upsert``,
     ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``,
-    ``microsecond_stamps``, and the metadata page
+    ``microsecond_stamps``, ``unreadable_fields``, and the metadata page
     sizes ``metadata_default_limit`` / ``metadata_max_limit``, 1000 each); :meth:`reset` puts
     them back to the constructor's values.
     """
@@ -105,6 +113,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         metadata_shape: str = "list",
         metadata_forbidden: bool = False,
         microsecond_stamps: bool = False,
+        unreadable_fields: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(token, latency=latency)
         self.max_limit = max_limit
@@ -116,6 +125,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             "metadata_shape": metadata_shape,
             "metadata_forbidden": metadata_forbidden,
             "microsecond_stamps": microsecond_stamps,
+            "unreadable_fields": frozenset(unreadable_fields),
             "metadata_default_limit": metadata.DEFAULT_PAGE_SIZE,
             "metadata_max_limit": metadata.MAX_PAGE_SIZE,
         }
@@ -134,6 +144,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         self.metadata_default_limit: int = self._switches["metadata_default_limit"]
         self.metadata_max_limit: int = self._switches["metadata_max_limit"]
         self.microsecond_stamps: bool = self._switches["microsecond_stamps"]
+        self.unreadable_fields: frozenset[str] = self._switches["unreadable_fields"]
         self.store.stamp = lambda moment: (iso_us if self.microsecond_stamps else iso_ms)(moment)
 
     def _now(self) -> datetime:
@@ -221,7 +232,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             return self._list(spec, request)
         if request.method == "POST":
             row = self.store.create(spec, request.body)
-            return _data(201, spec.op_name("create", many=False), row)
+            return self._data(201, spec.op_name("create", many=False), row)
         if request.method == "PATCH":
             return self._update_many(spec, request)
         raise TwentyError(404, f"Cannot {request.method} {request.path}")
@@ -229,17 +240,17 @@ class TwentyEmulator(DirectApi, EmulatorServer):
     def _member(self, spec: ObjectSpec, record_id: str, request: Request) -> Response:
         if request.method == "GET":
             row = self.store.find(spec, record_id, include_deleted=False)
-            return _data(200, spec.singular, row)
+            return self._data(200, spec.singular, row)
         if request.method == "PATCH":
             row = self.store.find(spec, record_id, include_deleted=False)
             row = self.store.update(spec, row, request.body)
-            return _data(200, spec.op_name("update", many=False), row)
+            return self._data(200, spec.op_name("update", many=False), row)
         if request.method == "DELETE":
             if _flag(request, "soft_delete"):
                 row = self.store.soft_delete(spec, record_id)
             else:
                 row = self.store.hard_delete(spec, record_id)
-            return _data(200, spec.op_name("delete", many=False), {"id": row["id"]})
+            return self._data(200, spec.op_name("delete", many=False), {"id": row["id"]})
         raise TwentyError(404, f"Cannot {request.method} {request.path}")
 
     # -- handlers ----------------------------------------------------------------------------------
@@ -261,7 +272,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         )
         first, last = (page.rows[0], page.rows[-1]) if page.rows else (None, None)
         body = {
-            "data": {spec.plural: copy.deepcopy(page.rows)},
+            "data": {spec.plural: self._readable(page.rows)},
             "totalCount": len(rows),
             "pageInfo": {
                 "hasNextPage": page.has_next,
@@ -312,14 +323,14 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             raise bad_request("Input must not be empty")
         if not self.supports_upsert:
             rows = self.store.create_many_legacy(spec, items)
-            return _data(201, spec.op_name("create", many=True), rows)
+            return self._data(201, spec.op_name("create", many=True), rows)
         if len(items) > self.max_batch:
             raise bad_request(f"Maximum number of records to upsert is {self.max_batch}.")
         upsert = _flag(request, "upsert")
         rows = self.store.create_many(
             spec, items, upsert=upsert, backfill_updates=self.upsert_moves_position
         )
-        return _data(201, spec.op_name("create", many=True), rows)
+        return self._data(201, spec.op_name("create", many=True), rows)
 
     def _update_many(self, spec: ObjectSpec, request: Request) -> Response:
         where = _filter(spec, request)
@@ -327,7 +338,22 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             raise bad_request("PATCH on a collection needs a filter")
         rows = sort_rows(self.store.select(spec, where), parse_order_by(spec, None))
         updated = self.store.update_many(spec, rows, request.body)
-        return _data(200, spec.op_name("update", many=True), updated)
+        return self._data(200, spec.op_name("update", many=True), updated)
+
+    def _readable(self, payload: Any) -> Any:
+        """A copy of a record or records (an answer is serialized unlocked) without the fields
+        the key may not read (``unreadable_fields``)."""
+        if isinstance(payload, list):
+            return [self._readable(item) for item in payload]
+        record = copy.deepcopy(payload)
+        if isinstance(record, dict):
+            for name in self.unreadable_fields:
+                record.pop(name, None)
+        return record
+
+    def _data(self, status: int, key: str, payload: Any) -> Response:
+        """``{"data": {key: payload}}``, the payload as the key may read it."""
+        return Response(status, {"data": {key: self._readable(payload)}})
 
     def _metadata(self, request: Request) -> Response:
         # The permission guard runs before the handler parses anything.
@@ -341,11 +367,6 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             max_limit=self.metadata_max_limit,
         )
         return Response(200, body)
-
-
-def _data(status: int, key: str, payload: Any) -> Response:
-    """``{"data": {key: payload}}`` with a copy of the payload (it is serialized unlocked)."""
-    return Response(status, {"data": {key: copy.deepcopy(payload)}})
 
 
 def _filter(spec: ObjectSpec, request: Request) -> Node | None:
