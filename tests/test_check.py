@@ -305,3 +305,32 @@ def test_check__a_field_mapped_since_the_last_full_read_is_a_warning(
     assert line.startswith("! local table events (events): "), line
     assert "owner mapped since the last full read" in line
     assert "`reconcile --full --mapping events` fills them in now" in line
+
+
+@pytest.mark.parametrize(
+    ("model_forbidden", "why"),
+    [
+        (False, "this API key's role may not read them (field permissions)"),
+        (True, "missing from the object, or this API key's role may not read them"),
+    ],
+)
+def test_check__a_twenty_field_the_key_may_not_read_is_named(
+    twenty, database_url, cli, model_forbidden: bool, why: str
+) -> None:
+    """The data model lists a field the key's role may not read; its records come without it
+    (runs stop the mapping): the record check reads shows it."""
+    from tests.helpers import seed_progressions
+
+    seed_progressions(twenty, 1)
+    twenty.unreadable_fields = frozenset({"currentRank", "badges"})
+    twenty.metadata_forbidden = model_forbidden
+
+    result = cli("check")
+
+    assert result.exit_code == 2, result.output
+    (line,) = _failed(result.stdout)
+    assert line.startswith(
+        "✗ twenty fields of rep_progressions (object repProgressions): records come without "
+        f"'currentRank', 'badges': {why}; runs stop this mapping"
+    ), line
+    assert "give the key's role read access to them in Twenty (Settings > Roles)" in line

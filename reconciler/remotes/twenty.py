@@ -264,7 +264,7 @@ class TwentyRemote:
                 if answer.status != 403:
                     raise
                 found = None  # the key's role may not read the data model: records tell
-            self._read_one()
+            record = self._read_one()
         except httpx.HTTPError as exc:
             detail = f"cannot reach {self.target.api_url}: {type(exc).__name__}"
             hint = "check TWENTY_API_URL (or the mapping's api_url) and the network"
@@ -275,20 +275,32 @@ class TwentyRemote:
             return
         yield Finding(name, True, self.target.api_url, scope=scope)
         if found is None:
-            yield twenty_schema.unreadable(self.mapping)
+            finding = twenty_schema.unreadable(self.mapping)
         else:
-            yield twenty_schema.fields_finding(self.mapping, found)
+            finding = twenty_schema.fields_finding(self.mapping, found)
+        if finding.ok and record is not None:
+            lacking = [f.remote for f in self.mapping.fields if f.remote not in record]
+            if lacking:  # see _typed: the key's role may not read them
+                finding = twenty_schema.lacking_finding(self.mapping, lacking, found is None)
+        yield finding
 
-    def _read_one(self) -> None:
+    def _read_one(self) -> dict[str, Any] | None:
         """One record read for ``check``, not paced or retried: the data model's answer does not
         show that the key may read records (a 403 there may be the role's, or the key's: "a
         missing or bad key answers 401 or 403 depending on version", shared docs
-        ``twenty-api.md``). Only a refusal counts here; an object missing from the data model
-        is the fields finding's to report."""
+        ``twenty-api.md``), nor which fields the key's role may read. A refusal raises; the
+        record is returned when there is one, to see which fields it comes with. An object
+        missing from the data model is the fields finding's to report."""
         response = self._client.get(self._path, params={**self._list_params(None), "limit": 1})
         self.clock.observe(response.headers.get("Date"))
         if response.status_code in (401, 403):
             raise twenty_schema.Answered(response)
+        try:
+            records = response.json()["data"][self.mapping.remote_table]
+        except (ValueError, KeyError, TypeError):
+            return None
+        first = records[0] if isinstance(records, list) and records else None
+        return first if isinstance(first, dict) else None
 
     def _metadata_page(self, params: dict[str, str]) -> Any:
         """One page of the data model for ``check``: one request, not paced or retried."""

@@ -129,6 +129,22 @@ def unreadable(mapping: Mapping) -> Finding:
     )
 
 
+def lacking_finding(mapping: Mapping, fields: list[str], unverified: bool) -> Finding:
+    """The finding for records that come without mapped fields the data model has (or that it
+    could not be asked about, ``unverified``): runs stop the mapping rather than read them as
+    empty."""
+    names = _names(fields)
+    why = "missing from the object, or this API key's role may not read them"
+    if not unverified:
+        why = "this API key's role may not read them (field permissions)"
+    return Finding(
+        f"twenty fields of {mapping.name} (object {mapping.remote_table})",
+        False,
+        f"records come without {names}: {why}; runs stop this mapping",
+        "give the key's role read access to them in Twenty (Settings > Roles), or fix the mapping",
+    )
+
+
 def fields_finding(mapping: Mapping, found: list[dict[str, Any]]) -> Finding:
     """Whether the mapping's object has every mapped field, each of a type holding its kind."""
     name = f"twenty fields of {mapping.name} (object {mapping.remote_table})"
