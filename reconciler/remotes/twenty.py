@@ -279,7 +279,7 @@ class TwentyRemote:
         else:
             finding = twenty_schema.fields_finding(self.mapping, found)
         if finding.ok and record is not None:
-            lacking = [f.remote for f in self.mapping.fields if f.remote not in record]
+            lacking = _lacking_fields(self.mapping, record)
             if lacking:  # see _typed: the key's role may not read them
                 finding = twenty_schema.lacking_finding(self.mapping, lacking, found is None)
         yield finding
@@ -389,7 +389,7 @@ class TwentyRemote:
                 and sends a null value as null: a field left out is unreadable, or no longer
                 has that name. Taken as empty, it would clear the local values.
         """
-        lacking = [f.remote for f in self.mapping.fields if f.remote not in raw]
+        lacking = _lacking_fields(self.mapping, raw)
         if lacking:
             raise MappingError(_lacking(self.mapping, lacking))
         deleted = bool(raw.get("deletedAt"))
@@ -403,6 +403,11 @@ class TwentyRemote:
         if raw.get("position") is not None:
             record.keep["position"] = raw["position"]
         return record
+
+
+def _lacking_fields(mapping: Mapping, raw: dict[str, Any]) -> list[str]:
+    """The mapped fields a record Twenty sent comes without (a null one is sent as null)."""
+    return [f.remote for f in mapping.fields if f.remote not in raw]
 
 
 def _lacking(mapping: Mapping, fields: list[str]) -> str:
