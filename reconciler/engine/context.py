@@ -94,7 +94,6 @@ class MappingContext:
     # The end of this run's complete pull window (on the remote's clock): every remote change up
     # to it is in the state. None when no complete pull ran.
     pulled_until: datetime | None = None
-    swept: bool = False  # a complete full read (--full) ran: every record's values came in
     kept: RemoteState | None = None  # what earlier runs kept of the remote, once prepared
     db_offset: timedelta = timedelta(0)  # the database's clock minus this host's
 

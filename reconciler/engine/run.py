@@ -419,7 +419,9 @@ class Run:
                     ctx.mapping.name,
                     schema=ctx.remote.cache_update(),
                     clock_offset=ctx.remote.clock.offset,
-                    filled=ctx.kept.filled_after(ctx.mapping, swept=ctx.swept),
+                    filled=ctx.kept.filled_after(
+                        ctx.mapping, swept=self.options.full and ctx.pulled_until is not None
+                    ),
                 )
         ctx.remote.verdict()
 
@@ -433,7 +435,7 @@ class Run:
             with ctx.store.unit() as conn:
                 history.set_watermark(conn, ctx.mapping.name, span.until)
         if self.options.full:
-            ctx.swept, ctx.result.unfilled = True, []
+            ctx.result.unfilled = []  # every record's values came in
             sweep(
                 ctx,
                 live,
