@@ -296,11 +296,10 @@ class TwentyRemote:
         if response.status_code in (401, 403):
             raise twenty_schema.Answered(response)
         try:
-            records = response.json()["data"][self.mapping.remote_table]
-        except (ValueError, KeyError, TypeError):
+            records = twenty_http.listed_records(response.json(), self.mapping.remote_table)
+        except (ValueError, Unreadable):
             return None
-        first = records[0] if isinstance(records, list) and records else None
-        return first if isinstance(first, dict) else None
+        return records[0] if records else None
 
     def _metadata_page(self, params: dict[str, str]) -> Any:
         """One page of the data model for ``check``: one request, not paced or retried."""
