@@ -144,30 +144,39 @@ def database(settings: Settings, kept: dict[str, Any]) -> Iterator[Check]:
 
 
 def _local_table(store: Any, mapping: Mapping, unfilled: list[str]) -> Check:
-    """The mapping's table has its columns, a trigger keeps ``updated_at``, and every mapped
-    column holds values for the rows synced so far (``unfilled``: those that do not yet)."""
+    """The mapping's table has its columns, a trigger keeps ``updated_at``, every pulled
+    column can hold an empty value, and every mapped column holds values for the rows synced
+    so far (``unfilled``: those that do not yet)."""
     name = f"local table {mapping.local_table} ({mapping.name})"
     try:
         store.table(mapping)
     except UsageError as exc:
         hint = "create the table or columns, or run `reconcile migrate` for the built-in tables"
         return Check(name, False, str(exc), hint)
-    detail = f"{mapping.key_column} and {len(mapping.fields)} mapped columns"
+    details = [f"{mapping.key_column} and {len(mapping.fields)} mapped columns"]
+    hints = []
     if not store.has_update_trigger(mapping.local_table):
-        detail += "; no trigger keeps updated_at"
-        hint = (
+        details.append("no trigger keeps updated_at")
+        hints.append(
             "an application's UPDATE that does not set updated_at is never pushed: add the "
             'trigger (README, "Mapping configuration")'
         )
-        return Check(name, True, detail, hint, warning=True)
+    required = store.unfillable_fields(mapping)
+    if required:
+        columns = ", ".join(f.column for f in required)
+        fields = " or ".join(f.remote for f in required)
+        details.append(f"NOT NULL {columns}: a record with {fields} empty fails to pull")
+        hints.append(
+            f"allow NULL: ALTER TABLE {mapping.local_table} "
+            + ", ".join(f"ALTER COLUMN {f.column} DROP NOT NULL" for f in required)
+        )
     if unfilled:
-        detail += f"; {', '.join(unfilled)} mapped since the last full read"
-        hint = (
+        details.append(f"{', '.join(unfilled)} mapped since the last full read")
+        hints.append(
             "rows synced before fill in as their records change; "
             f"`reconcile --full --mapping {mapping.name}` fills them in now"
         )
-        return Check(name, True, detail, hint, warning=True)
-    return Check(name, True, detail)
+    return Check(name, True, "; ".join(details), "; ".join(hints), warning=bool(hints))
 
 
 # -- the remotes -------------------------------------------------------------------------------

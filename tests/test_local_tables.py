@@ -1,11 +1,13 @@
 """The tables a pull reads and writes for every record: rows looked up by key through the key's
 index, and a page's old sync states found the same way; the mapped tables' ``updated_at``,
 stamped by the database when a write does not say and the trigger function called only then;
-the sync state's shadow, kept as the text sent."""
+the sync state's shadow, kept as the text sent; an application's NOT NULL columns, which take
+the empty value of their kind or name the fix."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +16,16 @@ import sqlalchemy as sa
 from reconciler.model import LEADS
 from reconciler.store.pages import StateRow
 from reconciler.store.sync import Store
-from tests.helpers import execute, explained, seed_leads
+from tests.helpers import (
+    ago,
+    execute,
+    explained,
+    rows,
+    seed_leads,
+    seed_progressions,
+    twenty_writes,
+)
+from tests.hubs import airtable_writes
 
 SET = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 MAPPED_TABLES = [("leads", "notes"), ("rep_progressions", "name")]  # each with a text column
@@ -212,3 +223,143 @@ def test_check__a_mapped_table_without_an_update_trigger_is_a_warning(
     (other,) = [x for x in lines if "local table rep_progressions" in x]
     assert line.startswith("!") and "no trigger keeps updated_at" in line
     assert other.startswith("✓")
+
+
+# -- NOT NULL columns -----------------------------------------------------------------------------
+
+BLANK_TEXT = ("phone", "title", "notes", "claimed_by")  # empty in every seeded lead
+
+
+def _not_null(db: sa.Engine, table: str, columns: Sequence[str], default: str | None) -> None:
+    """Columns made NOT NULL, as an application's own schema has them (Django and Rails keep
+    empty text as '')."""
+    for column in columns:
+        if default is not None:
+            execute(db, f"UPDATE {table} SET {column} = {default} WHERE {column} IS NULL")
+            execute(db, f"ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT {default}")
+        execute(db, f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
+
+
+def test_not_null_text_columns__take_empty_text_for_an_empty_value_and_stay_still(
+    airtable, db, cli
+) -> None:
+    """An empty remote value goes into a NOT NULL text column as '' (NULL there failed every
+    record), and '' reads back as the same empty value: the next run writes nothing either
+    way, and a local edit from '' and back to '' reaches Airtable."""
+    _not_null(db, "leads", [*BLANK_TEXT, "company"], "''")
+    kept, cleared = seed_leads(airtable, 2)
+    airtable.update("Leads", cleared, {"Company": None}, modified_at=ago(4))
+
+    first = cli("--mapping", "leads")
+
+    assert first.exit_code == 0, first.output
+    assert first.mapping("leads")["pull"]["inserted"] == 2
+    by_id = {r["airtable_record_id"]: r for r in rows(db)}
+    assert [by_id[cleared][c] for c in (*BLANK_TEXT, "company")] == ["", "", "", "", ""]
+    assert by_id[kept]["company"] == "Acme 0"
+    airtable.update("Leads", kept, {"Company": None}, modified_at=ago(1))  # cleared later
+    airtable.reset_log()
+
+    second = cli("--mapping", "leads")
+
+    assert second.exit_code == 0, second.output
+    assert second.mapping("leads")["pull"]["updated"] == 1
+    assert [r["company"] for r in rows(db)] == ["", ""]
+    assert airtable_writes(airtable) == 0
+    assert cli("--mapping", "leads").mapping("leads")["pull"]["updated"] == 0
+    execute(db, "UPDATE leads SET notes = 'Called.' WHERE airtable_record_id = :id", id=kept)
+    assert cli("--mapping", "leads").exit_code == 0
+    assert airtable.get("Leads", kept)["fields"]["Notes"] == "Called."
+    execute(db, "UPDATE leads SET notes = '' WHERE airtable_record_id = :id", id=kept)
+
+    cleared_locally = cli("--mapping", "leads")
+
+    assert cleared_locally.mapping("leads")["push"]["updated"] == 1
+    assert "Notes" not in airtable.get("Leads", kept)["fields"]
+    assert [r["notes"] for r in rows(db)] == ["", ""]
+
+
+def test_not_null_json_and_text_columns__take_json_null_and_empty_text_from_twenty(
+    twenty, db, cli
+) -> None:
+    """Twenty's empty values go into NOT NULL columns as JSON's null (a JSON column) and ''
+    (text), inserted or updated, and read back as the same empty values: nothing is sent."""
+    _not_null(db, "rep_progressions", ["badges", "current_rank"], None)
+    inserted, updated = seed_progressions(twenty, 2)
+    twenty.update(inserted, {"badges": None, "currentRank": None}, updated_at=ago(4))
+    assert cli("--mapping", "rep_progressions").exit_code == 0
+    twenty.update(updated, {"badges": None, "currentRank": ""}, updated_at=ago(1))
+    twenty.reset_log()
+
+    result = cli("--mapping", "rep_progressions")
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("rep_progressions")["pull"]["updated"] == 1
+    with db.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT badges::text, current_rank FROM rep_progressions ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in stored] == [("null", ""), ("null", "")]
+    assert cli("--mapping", "rep_progressions").exit_code == 0
+    assert twenty_writes(twenty) == []
+
+
+def test_not_null_number_column__a_record_without_the_value_fails_alone_and_is_retried(
+    airtable, db, cli
+) -> None:
+    """A NOT NULL column with no empty value of its kind (a number) cannot take a record
+    whose field is empty: that record fails alone with the fix named, the others go in, and
+    once the column allows NULL the record's retry takes it (the table was at fault, not the
+    record: it is not dead-lettered)."""
+    _not_null(db, "leads", ["icp_score"], None)
+    empty, *others = seed_leads(airtable, 3)
+    airtable.update("Leads", empty, {"ICP Score": None}, modified_at=ago(4))
+
+    failed = cli("--mapping", "leads")
+
+    assert failed.exit_code == 1, failed.output
+    ((stage, record, message),) = [
+        (e["stage"], e["record"], e["message"]) for e in failed.report["errors"]
+    ]
+    assert (stage, record) == ("pull", empty)
+    assert message == (
+        "database refused the record: ICP Score is empty, and leads.icp_score is NOT NULL: "
+        "allow NULL in it (ALTER TABLE leads ALTER COLUMN icp_score DROP NOT NULL) and a "
+        "later run takes the record"
+    )
+    assert sorted(r["airtable_record_id"] for r in rows(db)) == sorted(others)
+    execute(db, "ALTER TABLE leads ALTER COLUMN icp_score DROP NOT NULL")
+    execute(db, "UPDATE reconciler.failures SET next_attempt_at = now()")
+
+    retried = cli("--mapping", "leads", "--lookback", "1")  # the edit is out of the window
+
+    assert retried.exit_code == 0, retried.output
+    assert retried.mapping("leads")["pull"]["inserted"] == 1
+    assert [r["icp_score"] for r in rows(db, where=f"airtable_record_id = '{empty}'")] == [None]
+
+
+def test_check__a_pulled_not_null_column_without_an_empty_value_is_a_warning(
+    airtable, twenty, db, cli
+) -> None:
+    """``check`` names the pulled columns a record with an empty field cannot go into, with
+    the statement that fixes them; NOT NULL text, JSON and boolean columns take an empty value
+    and are not named."""
+    _not_null(db, "leads", ["icp_score", "booked_at"], None)
+    _not_null(db, "leads", ["notes", "booked"], None)  # '' and false: empty values
+    _not_null(db, "rep_progressions", ["badges"], None)  # JSON's null
+
+    result = cli("check")
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    (line,) = [x for x in lines if "local table leads" in x]
+    assert line.startswith("!")
+    found, hint = line.split(" — hint: ")
+    assert found.endswith(
+        "; NOT NULL icp_score, booked_at: a record with ICP Score or Booked At empty fails to pull"
+    )
+    assert hint == (
+        "allow NULL: ALTER TABLE leads ALTER COLUMN icp_score DROP NOT NULL, "
+        "ALTER COLUMN booked_at DROP NOT NULL"
+    )
+    assert next(x for x in lines if "local table rep_progressions" in x).startswith("✓")

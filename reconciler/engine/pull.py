@@ -270,18 +270,36 @@ def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure
         return []
     except (DataError, IntegrityError) as exc:
         if len(plans) == 1:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            return [
-                Failure(
-                    "pull",
-                    plans[0].remote.id,
-                    f"database refused the record: {reason}",
-                    remote_id=plans[0].remote.id,
-                    retryable=False,
-                )
-            ]
+            return [_refused(ctx, plans[0].remote.id, exc)]
     middle = len(plans) // 2
     return _apply_isolating(ctx, plans[:middle]) + _apply_isolating(ctx, plans[middle:])
+
+
+NOT_NULL_VIOLATION = "23502"  # Postgres' SQLSTATE for a NULL written into a NOT NULL column
+
+
+def _refused(ctx: MappingContext, remote_id: str, exc: DataError | IntegrityError) -> Failure:
+    """The failure of a record the database refused. A value the table cannot take fails for
+    good (until the record changes); a NULL in a ``NOT NULL`` column is the table's to change,
+    so it names the fix and the record is tried again on later runs."""
+    orig = getattr(exc, "orig", exc)
+    reason = str(orig).strip().splitlines()[0]
+    not_null = getattr(orig, "sqlstate", None) == NOT_NULL_VIOLATION
+    column = getattr(getattr(orig, "diag", None), "column_name", None)
+    if not_null and column in ctx.mapping.columns:
+        table = ctx.mapping.local_table
+        reason = (
+            f"{ctx.mapping.field(column).remote} is empty, and {table}.{column} is NOT NULL: "
+            f"allow NULL in it (ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL) and a "
+            "later run takes the record"
+        )
+    return Failure(
+        "pull",
+        remote_id,
+        f"database refused the record: {reason}",
+        remote_id=remote_id,
+        retryable=not_null,
+    )
 
 
 def _count(ctx: MappingContext, plan: PullPlan) -> None:

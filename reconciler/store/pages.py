@@ -48,7 +48,13 @@ class PageSql:
     (an array); each returns what the page needs back (new ids, new ``updated_at``).
     """
 
-    def __init__(self, conn: Connection, mapping: Mapping, table: Table) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        mapping: Mapping,
+        table: Table,
+        not_null: frozenset[str],
+    ) -> None:
         dialect = conn.dialect
         prep = dialect.identifier_preparer
         self.mapping = mapping
@@ -65,6 +71,11 @@ class PageSql:
             if isinstance(c.type, JSON) and not c.type.none_as_null
         }
         self.booleans = frozenset(f.column for f in mapping.fields if f.kind is Kind.BOOLEAN)
+        # What a NOT NULL column with an empty value (``Store.empty_columns``) takes for one,
+        # where NULL would be refused: '' in text, JSON's null in JSON. An update writes JSON's
+        # null into any JSON column; an insert leaves SQL NULL where it is allowed.
+        self.required = {c: self.json_null.get(c, "''") for c in not_null}
+        self.empty = {**self.json_null, **self.required}
         self._null_entries = {f.column: f"{json_text(f.column)}:null" for f in mapping.fields}
         self._inserts: dict[tuple[str, ...], str] = {}
         self._updates: dict[tuple[str, ...], str] = {}
@@ -81,8 +92,9 @@ class PageSql:
         cached = self._inserts.get(tuple(columns))
         if cached is None:
             cols = ", ".join(self.quote[c] for c in columns)
+            values = ", ".join(_or_empty(self.quote[c], self.required.get(c)) for c in columns)
             cached = self._inserts[tuple(columns)] = (
-                f"INSERT INTO {self.name} ({cols}) SELECT {cols} "
+                f"INSERT INTO {self.name} ({cols}) SELECT {values} "
                 f"FROM jsonb_populate_recordset(NULL::{self.name}, CAST(%(rows)s AS jsonb)) "
                 f"ON CONFLICT ({self.key}) DO NOTHING RETURNING id, {self.key}, updated_at"
             )
@@ -95,12 +107,7 @@ class PageSql:
         cached = self._updates.get(columns)
         if cached is None:
             sets = [
-                f"{self.quote[c]} = "
-                + (
-                    f"coalesce(r.{self.quote[c]}, {self.json_null[c]})"
-                    if c in self.json_null
-                    else f"r.{self.quote[c]}"
-                )
+                f"{self.quote[c]} = {_or_empty(f'r.{self.quote[c]}', self.empty.get(c))}"
                 for c in columns
             ]
             sets.append(f"updated_at = greatest(t.updated_at + {_TICK}, r.updated_at)")
@@ -139,6 +146,11 @@ class PageSql:
         return json_text(
             {"id": local_id, "updated_at": changed_at and changed_at.isoformat(), **db}
         )
+
+
+def _or_empty(source: str, empty: str | None) -> str:
+    """A value to write: ``source``, or ``empty`` in place of its NULL when there is one."""
+    return source if empty is None else f"coalesce({source}, {empty})"
 
 
 STATES = sync_state.fullname

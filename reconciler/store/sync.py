@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -36,7 +36,7 @@ from sqlalchemy.types import NullType
 
 from reconciler.engine.plan import PullPlan, PushPlan
 from reconciler.errors import RecordError, UsageError
-from reconciler.model import Converter, Mapping, converter, json_text, to_db
+from reconciler.model import Converter, FieldSpec, Kind, Mapping, converter, json_text, to_db
 from reconciler.records import LocalRow, SyncState, Values, WriteResult
 from reconciler.store.history import clear_failures
 from reconciler.store.pages import (
@@ -69,7 +69,8 @@ def _row_columns(mapping: Mapping) -> list[str]:
 # or partitioned table of the current schema; one row with no name for a relation without
 # columns, no row when there is no such relation.
 _LIVE_COLUMNS = text(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_class c"
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
+    " FROM pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " LEFT JOIN pg_catalog.pg_attribute a"
     " ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
@@ -86,6 +87,25 @@ _UPDATE_TRIGGER = text(
     " WHERE n.nspname = current_schema() AND c.relname = :name"
     " AND NOT t.tgisinternal AND t.tgtype & 16 <> 0)"
 )
+
+
+class LiveColumn(NamedTuple):
+    """A column of a live table: its type as ``format_type`` writes it, and whether it is
+    ``NOT NULL``."""
+
+    type: str
+    not_null: bool
+
+
+def _has_empty_value(spec: FieldSpec, kind: str) -> bool:
+    """Whether a column of type ``kind`` (as ``format_type`` writes it) holds an empty value
+    of the field's kind that reads back as that empty value: ``''`` in ``text``, ``varchar``
+    or ``citext`` (not ``character(n)``, which pads it with spaces), JSON's ``null`` in
+    ``json`` or ``jsonb``."""
+    name = kind.rsplit(".", 1)[-1]
+    if spec.kind is Kind.TEXT:
+        return name in ("text", "citext") or name.startswith("character varying")
+    return spec.kind is Kind.JSON and name in ("json", "jsonb")
 
 
 def _zoned_stamp(kind: str) -> bool:
@@ -105,6 +125,7 @@ class Store:
         self.conn = conn
         self.dry_run = dry_run
         self._tables: dict[str, Table] = {}
+        self._not_null: dict[str, dict[str, str]] = {}  # mapping -> NOT NULL column -> type
         self._reflected = MetaData()
         self._queries: dict[tuple[str, bool, bool], Any] = {}
         self._page_sql: dict[str, PageSql] = {}
@@ -151,10 +172,10 @@ class Store:
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
                 + ", ".join(missing)
             )
-        if not _zoned_stamp(live["updated_at"]):
+        if not _zoned_stamp(live["updated_at"].type):
             raise UsageError(
                 f"mapping {mapping.name!r}: {mapping.local_table}.updated_at is "
-                f"{live['updated_at']}, not timestamp with time zone, so it cannot be "
+                f"{live['updated_at'].type}, not timestamp with time zone, so it cannot be "
                 "compared with the remotes' times: ALTER TABLE "
                 f"{mapping.local_table} ALTER COLUMN updated_at "
                 "TYPE timestamptz USING updated_at AT TIME ZONE 'UTC' (if it holds UTC times)"
@@ -163,16 +184,49 @@ class Store:
         if table is None or any(c not in table.c for c in needed):
             table = self._reflect(mapping)
         self._tables[mapping.name] = table
+        self._not_null[mapping.name] = {
+            c: live[c].type for c in mapping.columns if live[c].not_null
+        }
         return table
 
-    def _live_columns(self, name: str) -> dict[str, str] | None:
+    def empty_columns(self, mapping: Mapping) -> frozenset[str]:
+        """The mapping's ``NOT NULL`` columns that hold an empty value of their kind (an
+        application's habit: Django and Rails keep empty text as ``''``): an empty remote
+        value is written there as ``''`` (text) or JSON's ``null``, which read back as the
+        same empty value."""
+        self.table(mapping)
+        required = self._not_null[mapping.name]
+        return frozenset(
+            f.column
+            for f in mapping.fields
+            if f.column in required and _has_empty_value(f, required[f.column])
+        )
+
+    def unfillable_fields(self, mapping: Mapping) -> list[FieldSpec]:
+        """The pulled fields whose column is ``NOT NULL`` and holds no empty value of their
+        kind (a number, a date…): a record with the field empty cannot be applied."""
+        empty = self.empty_columns(mapping)
+        required = self._not_null[mapping.name]
+        return [
+            f
+            for f in mapping.fields
+            if f.pulls
+            and f.column in required
+            and f.column not in empty
+            and f.kind is not Kind.BOOLEAN  # never empty: an unticked checkbox is false
+        ]
+
+    def _live_columns(self, name: str) -> dict[str, LiveColumn] | None:
         """The columns of table ``name`` in the connection's current schema (where an
-        unqualified name is looked up), name -> type, or None when there is no such table or
-        view."""
+        unqualified name is looked up), or None when there is no such table or view."""
         found = self._catalog(_LIVE_COLUMNS, name)
         if not found:
             return None
-        return {column: kind for column, kind in found if column is not None}
+        return {
+            column: LiveColumn(kind, bool(not_null))
+            for column, kind, not_null in found
+            if column is not None
+        }
 
     def has_update_trigger(self, name: str) -> bool:
         """Whether table ``name`` (as ``_live_columns`` finds it) has a trigger of its own
@@ -394,7 +448,9 @@ class Store:
         """The statements of this mapping's page writes (built on first use)."""
         pages = self._page_sql.get(mapping.name)
         if pages is None:
-            pages = self._page_sql[mapping.name] = PageSql(self.conn, mapping, self.table(mapping))
+            pages = self._page_sql[mapping.name] = PageSql(
+                self.conn, mapping, self.table(mapping), self.empty_columns(mapping)
+            )
         return pages
 
     def apply_pull(self, mapping: Mapping, plans: Sequence[PullPlan]) -> None:
