@@ -151,7 +151,13 @@ def _local_table(store: Any, mapping: Mapping, unfilled: list[str]) -> Check:
     try:
         store.table(mapping)
     except UsageError as exc:
-        hint = "create the table or columns, or run `reconcile migrate` for the built-in tables"
+        from reconciler.store.sync import TableMissing  # loaded with the store already
+
+        hint = (
+            "create the table or columns, or run `reconcile migrate` for the built-in tables"
+            if isinstance(exc, TableMissing)
+            else ""  # the message names its fix
+        )
         return Check(name, False, str(exc), hint)
     details = [f"{mapping.key_column} and {len(mapping.fields)} mapped columns"]
     hints = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -363,3 +364,105 @@ def test_check__a_pulled_not_null_column_without_an_empty_value_is_a_warning(
         "ALTER COLUMN booked_at DROP NOT NULL"
     )
     assert next(x for x in lines if "local table rep_progressions" in x).startswith("✓")
+
+
+# -- tables keyed by something other than an integer ----------------------------------------------
+
+PEOPLE = """
+CREATE TABLE people (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    airtable_id text UNIQUE,
+    first_name text,
+    notes text,
+    remote_deleted_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TRIGGER people_touch_inserted BEFORE INSERT ON people FOR EACH ROW
+    WHEN (NEW.updated_at IS NULL) EXECUTE FUNCTION reconciler.touch_updated_at();
+CREATE TRIGGER people_touch_updated BEFORE UPDATE ON people FOR EACH ROW
+    WHEN (NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at)
+    EXECUTE FUNCTION reconciler.touch_updated_at()
+"""
+
+# README, "Mapping configuration": the view that gives such a table an integer id.
+PEOPLE_VIEW = """
+ALTER TABLE people ADD COLUMN sync_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE;
+CREATE VIEW people_sync AS
+    SELECT sync_id AS id, airtable_id, first_name, notes, remote_deleted_at, created_at,
+           updated_at
+    FROM people
+"""
+
+
+def _people(db: sa.Engine, tmp_path: Path, local_table: str, *ddl: str) -> str:
+    """The table ``people`` (keyed by a uuid) and a config mapping Airtable's leads to
+    ``local_table``; returns the config's path."""
+    with db.begin() as conn:
+        for script in (PEOPLE, *ddl):
+            for statement in script.split(";"):
+                conn.exec_driver_sql(statement)
+    config = tmp_path / "people.toml"
+    config.write_text(
+        f"[mappings.people]\nremote = 'airtable'\ntable = 'Leads'\nlocal_table = '{local_table}'\n"
+        "key_column = 'airtable_id'\nfields = [{ remote = 'First Name', column = 'first_name' },\n"
+        "  { remote = 'Notes', column = 'notes', direction = 'both' }]\n"
+    )
+    return str(config)
+
+
+def test_table_keyed_by_a_uuid__its_mapping_stops_naming_the_view_that_maps_it(
+    airtable, db, cli, tmp_path
+) -> None:
+    """The sync state keeps rows by an integer id: a table keyed by a uuid stopped the whole
+    run with Postgres' "operator does not exist: bigint = uuid". Now that mapping stops before
+    anything is read, naming the fix, and the others go on; ``check`` fails on it."""
+    config = _people(db, tmp_path, "people")
+    seed_leads(airtable, 2)
+
+    result = cli("--config", config)
+    checked = cli("check", "--config", config)
+
+    assert result.exit_code == 3, result.output
+    (error,) = result.report["errors"]
+    assert (error["mapping"], error["record"]) == ("people", None)
+    assert error["message"].startswith(
+        "mapping 'people': people.id is uuid, not an integer: the sync state keeps each row "
+        "by an integer id. Give the table one (ALTER TABLE people ADD COLUMN sync_id bigint "
+        'GENERATED ALWAYS AS IDENTITY UNIQUE) and map a view that names it id (README, "Mapping'
+    )
+    assert result.mapping("leads")["pull"]["inserted"] == 2
+    assert rows(db, "people") == []
+    assert checked.exit_code == 2, checked.output
+    (line,) = [x for x in checked.stdout.splitlines() if "local table people" in x]
+    assert line.startswith("✗") and "people.id is uuid" in line and "migrate" not in line
+
+
+def test_view_over_a_uuid_keyed_table__syncs_through_it_as_the_readme_shows(
+    airtable, db, cli, tmp_path
+) -> None:
+    """The README's recipe: an integer column and a view naming it ``id``. Pulls insert
+    through the view, an application's edit of the table is pushed, and ``check`` finds the
+    table's ``updated_at`` triggers behind the view."""
+    config = _people(db, tmp_path, "people_sync", PEOPLE_VIEW)
+    first, _ = seed_leads(airtable, 2)
+
+    checked = cli("check", "--config", config)
+    pulled = cli("--config", config, "--mapping", "people")
+
+    assert checked.exit_code == 0, checked.output
+    (line,) = [x for x in checked.stdout.splitlines() if "local table people_sync" in x]
+    assert line.startswith("✓"), line
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.mapping("people")["pull"]["inserted"] == 2
+    assert all(r["id"] is not None for r in rows(db, "people"))
+    execute(db, "UPDATE people SET notes = 'Called.' WHERE airtable_id = :id", id=first)
+
+    pushed = cli("--config", config, "--mapping", "people")
+
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping("people")["push"]["updated"] == 1
+    assert airtable.get("Leads", first)["fields"]["Notes"] == "Called."
+    airtable.reset_log()
+    assert cli("--config", config, "--mapping", "people").exit_code == 0
+    assert airtable_writes(airtable) == 0

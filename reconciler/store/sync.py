@@ -79,14 +79,29 @@ _LIVE_COLUMNS = text(
 )
 
 
-# pg_trigger.tgtype's bit for UPDATE (src/include/catalog/pg_trigger.h: TRIGGER_TYPE_UPDATE).
+# Whether the relation, or for a view the relations it reads (its rewrite rule's dependencies),
+# has a trigger of its own on UPDATE: pg_trigger.tgtype's bit 16 (src/include/catalog/
+# pg_trigger.h: TRIGGER_TYPE_UPDATE).
 _UPDATE_TRIGGER = text(
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t"
-    " JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid"
+    "WITH rel AS (SELECT c.oid FROM pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE n.nspname = current_schema() AND c.relname = :name"
-    " AND NOT t.tgisinternal AND t.tgtype & 16 <> 0)"
+    " WHERE n.nspname = current_schema() AND c.relname = :name)"
+    " SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t"
+    " WHERE NOT t.tgisinternal AND t.tgtype & 16 <> 0 AND t.tgrelid IN ("
+    " SELECT oid FROM rel UNION"
+    " SELECT d.refobjid FROM pg_catalog.pg_rewrite r"
+    " JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass"
+    " AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass"
+    " WHERE r.ev_class IN (SELECT oid FROM rel) AND d.refobjid <> r.ev_class))"
 )
+
+# The column types (as ``format_type`` writes them) an ``id`` may have: the sync state, the
+# change log and the failures keep rows by a bigint.
+_INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
+
+
+class TableMissing(UsageError):
+    """A mapping's table, or columns it needs, do not exist (the others name their fix)."""
 
 
 class LiveColumn(NamedTuple):
@@ -162,13 +177,13 @@ class Store:
             return self._tables[mapping.name]
         live = self._live_columns(mapping.local_table)
         if live is None:
-            raise UsageError(
+            raise TableMissing(
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} does not exist"
             )
         needed = [mapping.key_column, *mapping.columns, "id", "updated_at", "remote_deleted_at"]
         missing = [c for c in needed if c not in live]
         if missing:
-            raise UsageError(
+            raise TableMissing(
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} lacks column(s) "
                 + ", ".join(missing)
             )
@@ -179,6 +194,14 @@ class Store:
                 "compared with the remotes' times: ALTER TABLE "
                 f"{mapping.local_table} ALTER COLUMN updated_at "
                 "TYPE timestamptz USING updated_at AT TIME ZONE 'UTC' (if it holds UTC times)"
+            )
+        if live["id"].type not in _INTEGER_TYPES:
+            name = mapping.local_table
+            raise UsageError(
+                f"mapping {mapping.name!r}: {name}.id is {live['id'].type}, not an integer: "
+                "the sync state keeps each row by an integer id. Give the table one (ALTER "
+                f"TABLE {name} ADD COLUMN sync_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE) "
+                'and map a view that names it id (README, "Mapping configuration")'
             )
         table = BUSINESS_TABLES.get(mapping.local_table)
         if table is None or any(c not in table.c for c in needed):
@@ -229,8 +252,9 @@ class Store:
         }
 
     def has_update_trigger(self, name: str) -> bool:
-        """Whether table ``name`` (as ``_live_columns`` finds it) has a trigger of its own
-        that runs on UPDATE: what keeps ``updated_at`` moving when an application does not."""
+        """Whether table ``name`` (as ``_live_columns`` finds it), or the table a view of that
+        name reads, has a trigger of its own that runs on UPDATE: what keeps ``updated_at``
+        moving when an application does not."""
         return bool(self._catalog(_UPDATE_TRIGGER, name)[0][0])
 
     def _catalog(self, query: TextClause, name: str) -> list[Any]:
