@@ -207,18 +207,24 @@ class Store:
         if table is None or any(c not in table.c for c in needed):
             table = self._reflect(mapping)
         self._tables[mapping.name] = table
-        self._not_null[mapping.name] = {
-            c: live[c].type for c in mapping.columns if live[c].not_null
-        }
         return table
+
+    def _required(self, mapping: Mapping) -> dict[str, str]:
+        """The mapping's ``NOT NULL`` columns in the live table, each with its type."""
+        found = self._not_null.get(mapping.name)
+        if found is None:
+            live = self._live_columns(mapping.local_table) or {}
+            found = self._not_null[mapping.name] = {
+                c: live[c].type for c in mapping.columns if c in live and live[c].not_null
+            }
+        return found
 
     def empty_columns(self, mapping: Mapping) -> frozenset[str]:
         """The mapping's ``NOT NULL`` columns that hold an empty value of their kind (an
         application's habit: Django and Rails keep empty text as ``''``): an empty remote
         value is written there as ``''`` (text) or JSON's ``null``, which read back as the
         same empty value."""
-        self.table(mapping)
-        required = self._not_null[mapping.name]
+        required = self._required(mapping)
         return frozenset(
             f.column
             for f in mapping.fields
@@ -229,7 +235,7 @@ class Store:
         """The pulled fields whose column is ``NOT NULL`` and holds no empty value of their
         kind (a number, a date…): a record with the field empty cannot be applied."""
         empty = self.empty_columns(mapping)
-        required = self._not_null[mapping.name]
+        required = self._required(mapping)
         return [
             f
             for f in mapping.fields
