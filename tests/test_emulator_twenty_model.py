@@ -270,11 +270,36 @@ def test_select__invalid_option_is_the_servers_400(
 def test_multi_select__lists_of_options(em: TwentyEmulator, client: httpx.Client) -> None:
     em.add_field("skills", "MULTI_SELECT", options=("COLD_CALL", "DEMO", "CLOSE"))
     em.create({"name": "a", "skills": ["DEMO", "CLOSE"]})
-    em.create({"name": "b", "skills": []})
+    em.create({"name": "b", "skills": ["COLD_CALL"]})
     assert list_names(client, "skills[containsAny]:[CLOSE]") == ["a"]
     response = client.post(PATH, json={"skills": ["DEMO", "NAP"]})
-    assert response.json()["messages"] == ["Invalid value 'NAP' for field \"skills\""]
-    assert_bad_request(client.post(PATH, json={"skills": "DEMO"}))
+    assert response.json()["messages"] == [
+        "Invalid value [ 'DEMO', 'NAP' ] for multi select field \"skills\""
+    ]
+    response = client.post(PATH, json={"skills": ["DEMO", 7]})
+    assert response.json()["messages"] == [
+        "Invalid value [ 'DEMO', 7 ] for field \"skills - Array values need to be string\""
+    ]
+
+
+@pytest.mark.parametrize("ftype", ["ARRAY", "MULTI_SELECT"])
+def test_array_fields__a_string_is_a_list_of_one_and_an_empty_list_is_stored_as_null(
+    em: TwentyEmulator, client: httpx.Client, ftype: str
+) -> None:
+    """``transformArrayField`` (``data-arg-processor/transformer-utils/``): a string becomes a
+    list of one, and an empty list (lodash ``isEmpty``) is stored as null, on create and on
+    update alike."""
+    em.add_field("tags", ftype, options=("DEMO",) if ftype == "MULTI_SELECT" else None)
+    created = client.post(PATH, json={"name": "a", "tags": "DEMO"}).json()
+    record = created["data"]["createRepProgression"]
+    assert record["tags"] == ["DEMO"]
+
+    updated = client.patch(f"{PATH}/{record['id']}", json={"tags": []}).json()
+
+    assert updated["data"]["updateRepProgression"]["tags"] is None
+    assert em.get(record["id"])["tags"] is None
+    batch = client.post("/rest/batch/repProgressions", json=[{"name": "b", "tags": []}]).json()
+    assert batch["data"]["createRepProgressions"][0]["tags"] is None
 
 
 def test_add_field__refuses_what_twenty_would_refuse(em: TwentyEmulator) -> None:

@@ -1,7 +1,8 @@
 """Local values at the edges of what Postgres holds: a number that is not finite or a time at
 infinity fails its own record alone (in either stage) and every other record goes through; the
 session's time zone is UTC whatever the database's is; years before 1000 are sent in four
-digits. Empty text from Twenty is NULL locally; a NULL sent to Twenty clears the field."""
+digits. Empty text from Twenty is NULL locally; a NULL sent to Twenty clears the field; an empty
+list is the empty value of a JSON field on either remote."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.helpers import (
     seed_progressions,
     twenty_writes,
 )
+from tests.hubs import airtable_writes
 
 M = "rep_progressions"
 
@@ -212,3 +214,76 @@ def test_push__a_json_column_set_to_null_clears_the_twenty_field(
     ((sent,),) = [r.body for r in twenty_writes(twenty)]
     assert "badges" in sent and sent["badges"] is None  # null, not the text "null"
     assert (twenty.get(rid) or {})["badges"] is None
+
+
+# -- an empty list ------------------------------------------------------------------------------
+
+
+def _tags(db: sa.Engine, table: str) -> list[str]:
+    """Each row's ``tags`` as Postgres prints it (SQL NULL as None, JSON's null as 'null')."""
+    with db.connect() as conn:
+        found = conn.execute(sa.text(f"SELECT tags::text FROM {table} ORDER BY id"))
+        return [r[0] for r in found]
+
+
+def test_json_empty_list__airtable_leaves_it_out_and_it_is_the_empty_value(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """Airtable leaves an empty list out of a record, as it does "" and false: an
+    application's '[]' is the empty value. Set on a tagged record's row, it clears the field;
+    on an untagged one, nothing is sent; and the run after brings nothing back (it used to
+    report both records updated remotely and rewrite '[]' as null)."""
+    airtable.add_field("Leads", "Tags", "multipleSelects", {"choices": [{"name": "A"}]})
+    execute(db, "ALTER TABLE leads ADD COLUMN tags jsonb")
+    config = tmp_path / "tags.toml"
+    config.write_text(
+        "[mappings.leads]\nfields = [{ remote = 'First Name', column = 'first_name' },\n"
+        "  { remote = 'Tags', column = 'tags', kind = 'json', direction = 'both' }]\n"
+    )
+    run = ("--config", str(config), "--mapping", "leads")
+    tagged, _ = seed_leads(airtable, 2)
+    airtable.update("Leads", tagged, {"Tags": ["A"]}, modified_at=ago(4))
+    assert cli(*run).exit_code == 0
+    execute(db, "UPDATE leads SET tags = '[]'")
+
+    pushed = cli(*run)
+
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping("leads")["push"]["updated"] == 1
+    assert "Tags" not in (airtable.get("Leads", tagged) or {})["fields"]
+    airtable.reset_log()
+    after = cli(*run)
+    assert after.mapping("leads")["pull"]["updated"] == 0
+    assert airtable_writes(airtable) == 0
+    assert _tags(db, "leads") == ["[]", "[]"]
+
+
+def test_json_empty_list__twenty_stores_it_as_null_and_it_is_the_empty_value(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """Twenty stores an empty ARRAY (or MULTI_SELECT) as null (``transformArrayField``): the
+    pushed '[]' comes back as null, which is the same empty value, so the next run neither
+    reports a remote update nor rewrites the row."""
+    twenty.add_field("tags", "ARRAY")
+    execute(db, f"ALTER TABLE {M} ADD COLUMN tags jsonb")
+    config = tmp_path / "tags.toml"
+    config.write_text(
+        f"[mappings.{M}]\nfields = [{{ remote = 'name', column = 'name' }},\n"
+        "  { remote = 'tags', column = 'tags', kind = 'json', direction = 'both' }]\n"
+    )
+    run = ("--config", str(config), "--mapping", M)
+    (rid,) = seed_progressions(twenty, 1)
+    twenty.update(rid, {"tags": ["vip"]}, updated_at=ago(4))
+    assert cli(*run).exit_code == 0
+    execute(db, f"UPDATE {M} SET tags = '[]'")
+
+    pushed = cli(*run)
+
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping(M)["push"]["updated"] == 1
+    assert (twenty.get(rid) or {})["tags"] is None
+    twenty.reset_log()
+    after = cli(*run)
+    assert after.mapping(M)["pull"]["updated"] == 0
+    assert twenty_writes(twenty) == []
+    assert _tags(db, M) == ["[]"]

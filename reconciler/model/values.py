@@ -11,7 +11,9 @@ shadow copy in the sync state is plain JSON:
     BOOLEAN   ``bool`` (absent means False)
     DATETIME  ISO-8601 UTC with milliseconds and ``Z``; or None
     DATE      ``"YYYY-MM-DD"``; or None (a day has no time zone, so none is applied)
-    JSON      any JSON value; or None
+    JSON      any JSON value but an empty list; or None ([] is None: Airtable leaves an empty
+              list out as it does "", and Twenty stores an empty ARRAY or MULTI_SELECT as null;
+              JSON held as text keeps "[]", a text like any other)
 """
 
 from __future__ import annotations
@@ -168,6 +170,8 @@ def _date(value: Any, spec: FieldSpec, *, from_remote: bool = True) -> str | Non
 
 def _json(value: Any, spec: FieldSpec, *, from_text: bool) -> Any:
     if value is None or value == "":
+        return None
+    if value == [] and not spec.json_as_text:  # ``[]`` is a value only in a text field
         return None
     if from_text:
         if not isinstance(value, str):

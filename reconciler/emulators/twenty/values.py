@@ -72,8 +72,8 @@ def validate_value(name: str, ftype: str, value: Any, options: tuple[str, ...] =
         return None
     if ftype in (SELECT, RATING):
         return _option(name, value, options)
-    if ftype == MULTI_SELECT and isinstance(value, list):
-        return [_option(name, item, options) for item in value]
+    if ftype in (ARRAY, MULTI_SELECT):
+        return _array(name, ftype, value, options)
     if ftype in COMPOSITE_SUBFIELDS:
         return _composite(name, ftype, value)
     converted = _scalar(ftype, value)
@@ -94,8 +94,6 @@ def _scalar(ftype: str, value: Any) -> Any:
         return value
     if ftype == UUID and is_uuid(value):
         return str(value).lower()
-    if ftype == ARRAY and isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
     if ftype == DATE and isinstance(value, str) and _as_date(value) is not None:
         return value
     if ftype == DATE_TIME and isinstance(value, str):
@@ -127,6 +125,24 @@ def _option(name: str, value: Any, options: tuple[str, ...]) -> str:
     if value not in options:
         raise bad_request(f'Invalid value {node_inspect(value)} for field "{name}"')
     return value
+
+
+def _array(name: str, ftype: str, value: Any, options: tuple[str, ...]) -> list[str] | None:
+    """An ARRAY or MULTI_SELECT value as stored. The source (``DataArgProcessorService``,
+    ``packages/twenty-server/src/engine/api/common/common-args-processors/data-arg-processor/``):
+    ``validateArrayFieldOrThrow`` takes a string or a list of strings; a MULTI_SELECT's items
+    must be options (``validateMultiSelectFieldOrThrow``, quoting the whole value); then
+    ``transformArrayField`` makes a string a list of one and stores an empty list as null
+    (``isNullEquivalentArrayFieldValue``: lodash ``isEmpty``)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise bad_request(
+            f'Invalid value {node_inspect(value)} for field "{name} - Array values need to '
+            'be string"'
+        )
+    if ftype == MULTI_SELECT and any(item not in options for item in items):
+        raise bad_request(f'Invalid value {node_inspect(value)} for multi select field "{name}"')
+    return list(items) or None
 
 
 def _composite(name: str, ftype: str, value: Any) -> dict[str, Any]:
