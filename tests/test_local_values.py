@@ -226,13 +226,9 @@ def _tags(db: sa.Engine, table: str) -> list[str]:
         return [r[0] for r in found]
 
 
-def test_json_empty_list__airtable_leaves_it_out_and_it_is_the_empty_value(
-    airtable: AirtableEmulator, db: sa.Engine, cli: Any, tmp_path: Path
-) -> None:
-    """Airtable leaves an empty list out of a record, as it does "" and false: an
-    application's '[]' is the empty value. Set on a tagged record's row, it clears the field;
-    on an untagged one, nothing is sent; and the run after brings nothing back (it used to
-    report both records updated remotely and rewrite '[]' as null)."""
+def _tags_mapping(airtable: AirtableEmulator, db: sa.Engine, tmp_path: Path) -> tuple[str, ...]:
+    """A multiple select ``Tags`` in Airtable's leads, mapped to a ``tags jsonb`` column; the
+    arguments of a run of that mapping."""
     airtable.add_field("Leads", "Tags", "multipleSelects", {"choices": [{"name": "A"}]})
     execute(db, "ALTER TABLE leads ADD COLUMN tags jsonb")
     config = tmp_path / "tags.toml"
@@ -240,7 +236,17 @@ def test_json_empty_list__airtable_leaves_it_out_and_it_is_the_empty_value(
         "[mappings.leads]\nfields = [{ remote = 'First Name', column = 'first_name' },\n"
         "  { remote = 'Tags', column = 'tags', kind = 'json', direction = 'both' }]\n"
     )
-    run = ("--config", str(config), "--mapping", "leads")
+    return ("--config", str(config), "--mapping", "leads")
+
+
+def test_json_empty_list__airtable_leaves_it_out_and_it_is_the_empty_value(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """Airtable leaves an empty list out of a record, as it does "" and false: an
+    application's '[]' is the empty value. Set on a tagged record's row, it clears the field;
+    on an untagged one, nothing is sent; and the run after brings nothing back (it used to
+    report both records updated remotely and rewrite '[]' as null)."""
+    run = _tags_mapping(airtable, db, tmp_path)
     tagged, _ = seed_leads(airtable, 2)
     airtable.update("Leads", tagged, {"Tags": ["A"]}, modified_at=ago(4))
     assert cli(*run).exit_code == 0
@@ -256,6 +262,30 @@ def test_json_empty_list__airtable_leaves_it_out_and_it_is_the_empty_value(
     assert after.mapping("leads")["pull"]["updated"] == 0
     assert airtable_writes(airtable) == 0
     assert _tags(db, "leads") == ["[]", "[]"]
+
+
+def test_json_empty_list__a_sync_state_that_kept_one_before_sees_no_change(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """A sync state written when an empty list was still a value keeps ``[]`` in its shadow.
+    The row's '[]' and the record's missing tags (edited since) both moved from it to the same
+    empty value: neither side is written, and the row keeps its '[]'."""
+    run = _tags_mapping(airtable, db, tmp_path)
+    (tagged,) = seed_leads(airtable, 1)
+    airtable.update("Leads", tagged, {"Tags": ["A"]}, modified_at=ago(4))
+    assert cli(*run).exit_code == 0
+    execute(db, "UPDATE leads SET tags = '[]'")
+    execute(db, "UPDATE reconciler.sync_state SET shadow = '{\"tags\": []}'")
+    execute(db, "UPDATE reconciler.sync_state s SET local_updated_at = l.updated_at FROM leads l")
+    airtable.update("Leads", tagged, {"Tags": None, "First Name": "Ann"}, modified_at=ago(1))
+    airtable.reset_log()
+
+    result = cli(*run)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["push"]["updated"] == 0
+    assert airtable_writes(airtable) == 0
+    assert _tags(db, "leads") == ["[]"]
 
 
 def test_json_empty_list__twenty_stores_it_as_null_and_it_is_the_empty_value(
