@@ -466,3 +466,56 @@ def test_view_over_a_uuid_keyed_table__syncs_through_it_as_the_readme_shows(
     airtable.reset_log()
     assert cli("--config", config, "--mapping", "people").exit_code == 0
     assert airtable_writes(airtable) == 0
+
+
+# -- column types -------------------------------------------------------------------------------
+
+
+def test_pushed_json_in_a_text_column__the_mapping_stops_before_it_rewrites_the_record(
+    twenty, db, cli
+) -> None:
+    """JSON kept in a text column reads back as a string: the second run pushed
+    '"[\\"starter\\"]"' over the record's '["starter"]', with no edit on either side. A pushed
+    field whose column's type cannot hold its kind now stops its mapping before anything is
+    read, naming the statement that converts the column; once converted, the runs are quiet."""
+    execute(db, "ALTER TABLE rep_progressions ALTER COLUMN badges TYPE text USING badges::text")
+    (rid,) = seed_progressions(twenty, 1)
+
+    stopped = cli("--mapping", "rep_progressions")
+    checked = cli("check")
+
+    assert stopped.exit_code == 3, stopped.output
+    (error,) = stopped.report["errors"]
+    assert error["record"] is None
+    assert (
+        "badges is text, which cannot hold json (ALTER TABLE rep_progressions ALTER COLUMN "
+        "badges TYPE jsonb USING badges::jsonb); or change the field's `kind`" in error["message"]
+    )
+    assert rows(db, "rep_progressions") == [] and twenty_writes(twenty) == []
+    assert checked.exit_code == 2
+    (line,) = [x for x in checked.stdout.splitlines() if "local table rep_progressions" in x]
+    assert line.startswith("✗") and "badges is text, which cannot hold json" in line
+    execute(db, "ALTER TABLE rep_progressions ALTER COLUMN badges TYPE jsonb USING badges::jsonb")
+
+    for _ in range(2):
+        assert cli("--mapping", "rep_progressions").exit_code == 0
+    assert twenty_writes(twenty) == []
+    assert (twenty.get(rid) or {})["badges"] == '["starter"]'
+
+
+def test_pulled_only_json_in_a_text_column__is_kept_as_its_text(twenty, db, cli, tmp_path) -> None:
+    """A field that is only pulled is never read back to be sent: JSON in a text column is
+    its text, and the mapping runs."""
+    execute(db, "ALTER TABLE rep_progressions ALTER COLUMN badges TYPE text USING badges::text")
+    config = tmp_path / "pulled.toml"
+    config.write_text(
+        "[mappings.rep_progressions]\nfields = [{ remote = 'name', column = 'name' },\n"
+        "  { remote = 'badges', column = 'badges', kind = 'json', json_as_text = true, "
+        "direction = 'pull' }]\n"
+    )
+    seed_progressions(twenty, 1)
+
+    result = cli("--config", str(config), "--mapping", "rep_progressions")
+
+    assert result.exit_code == 0, result.output
+    assert [r["badges"] for r in rows(db, "rep_progressions")] == ['["starter"]']

@@ -100,6 +100,66 @@ _UPDATE_TRIGGER = text(
 _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 
 
+# What a pushed field's column may be, by kind, as the families ``_family`` sorts column types
+# into: a value read back from any other family is not the one that was pulled (JSON in a text
+# column reads back as a string, and was pushed as one) or cannot be read as the kind at all.
+# A type of no known family (an enum, a domain) is taken on trust.
+_HOLDS: dict[Kind, tuple[str, ...]] = {
+    Kind.TEXT: ("text", "integer", "decimal"),  # numbers read back as their text
+    Kind.NUMBER: ("decimal", "integer"),
+    Kind.INTEGER: ("integer", "decimal"),
+    Kind.BOOLEAN: ("boolean",),
+    Kind.DATETIME: ("timestamp",),
+    Kind.DATE: ("date",),
+    Kind.JSON: ("jsonb",),
+}
+# The column type each kind is best kept in (what a fix converts a column to).
+_BEST_TYPE = {
+    Kind.TEXT: "text",
+    Kind.NUMBER: "numeric",
+    Kind.INTEGER: "bigint",
+    Kind.BOOLEAN: "boolean",
+    Kind.DATETIME: "timestamptz",
+    Kind.DATE: "date",
+    Kind.JSON: "jsonb",
+}
+
+
+def _family(kind: str) -> str | None:
+    """The family of a column type as ``format_type`` writes it; None for a type of none."""
+    name = kind.rsplit(".", 1)[-1]
+    if name in ("text", "citext", "name") or name.startswith("character"):
+        return None if name.endswith("[]") else "text"
+    if name in _INTEGER_TYPES:
+        return "integer"
+    if name.startswith("numeric") or name in ("real", "double precision"):
+        return "decimal"
+    if name == "boolean":
+        return "boolean"
+    if name.startswith("timestamp") and not name.endswith("[]"):
+        return "timestamp"
+    if name in ("date", "json", "jsonb"):
+        return "jsonb" if name.startswith("json") else name
+    return None
+
+
+def _unfit_columns(mapping: Mapping, live: dict[str, LiveColumn]) -> list[str]:
+    """Each pushed field whose column's type cannot hold its kind, with the statement that
+    converts the column."""
+    found = []
+    table = mapping.local_table
+    for spec in mapping.push_fields:
+        column, kind = spec.column, live[spec.column].type
+        family = _family(kind)
+        if family is not None and family not in _HOLDS[spec.kind]:
+            best = _BEST_TYPE[spec.kind]
+            found.append(
+                f"{column} is {kind}, which cannot hold {spec.kind.value} (ALTER TABLE {table} "
+                f"ALTER COLUMN {column} TYPE {best} USING {column}::{best})"
+            )
+    return found
+
+
 class TableMissing(UsageError):
     """A mapping's table, or columns it needs, do not exist (the others name their fix)."""
 
@@ -202,6 +262,13 @@ class Store:
                 "the sync state keeps each row by an integer id. Give the table one (ALTER "
                 f"TABLE {name} ADD COLUMN sync_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE) "
                 'and map a view that names it id (README, "Mapping configuration")'
+            )
+        unfit = _unfit_columns(mapping, live)
+        if unfit:
+            raise UsageError(
+                f"mapping {mapping.name!r}: a value read back from a pushed column of the wrong "
+                "type is not the one pulled, and would be pushed in its place: "
+                f"{'; '.join(unfit)}; or change the field's `kind`"
             )
         table = BUSINESS_TABLES.get(mapping.local_table)
         if table is None or any(c not in table.c for c in needed):
