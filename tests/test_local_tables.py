@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from reconciler.model import LEADS
+from reconciler.model import LEADS, Direction, FieldSpec, Kind
 from reconciler.store.pages import StateRow
-from reconciler.store.sync import Store
+from reconciler.store.sync import LiveColumn, Store, _unfit_columns
 from tests.helpers import (
     ago,
     execute,
@@ -519,3 +520,41 @@ def test_pulled_only_json_in_a_text_column__is_kept_as_its_text(twenty, db, cli,
 
     assert result.exit_code == 0, result.output
     assert [r["badges"] for r in rows(db, "rep_progressions")] == ['["starter"]']
+
+
+@pytest.mark.parametrize(
+    ("kind", "column_type", "fits"),
+    [
+        (Kind.TEXT, "text", True),
+        (Kind.TEXT, "character varying(40)", True),
+        (Kind.TEXT, "public.citext", True),
+        (Kind.TEXT, "integer", True),  # a number reads back as its text
+        (Kind.TEXT, "character(10)", False),  # padded with spaces
+        (Kind.TEXT, "lead_status", True),  # an enum: taken on trust
+        (Kind.TEXT, "jsonb", False),
+        (Kind.NUMBER, "numeric(12,2)", True),
+        (Kind.NUMBER, "double precision", True),
+        (Kind.NUMBER, "text", False),
+        (Kind.INTEGER, "bigint", True),
+        (Kind.BOOLEAN, "boolean", True),
+        (Kind.BOOLEAN, "text", False),
+        (Kind.DATETIME, "timestamp(3) with time zone", True),
+        (Kind.DATETIME, "timestamp without time zone", True),
+        (Kind.DATETIME, "date", False),
+        (Kind.DATE, "date", True),
+        (Kind.DATE, "timestamp with time zone", False),
+        (Kind.JSON, "jsonb", True),
+        (Kind.JSON, "json", True),
+        (Kind.JSON, "text", False),
+        (Kind.JSON, "text[]", True),  # an array type: taken on trust
+    ],
+)
+def test_column_types__a_pushed_kind_and_the_types_that_hold_it(
+    kind: Kind, column_type: str, fits: bool
+) -> None:
+    pushed = FieldSpec("f", "f", kind, Direction.BOTH)
+    pulled = FieldSpec("f", "f", kind, Direction.PULL)
+    live = {"f": LiveColumn(column_type, not_null=False)}
+
+    assert (_unfit_columns(replace(LEADS, fields=(pushed,)), live) == []) is fits
+    assert _unfit_columns(replace(LEADS, fields=(pulled,)), live) == []

@@ -128,15 +128,19 @@ _BEST_TYPE = {
 def _family(kind: str) -> str | None:
     """The family of a column type as ``format_type`` writes it; None for a type of none."""
     name = kind.rsplit(".", 1)[-1]
-    if name in ("text", "citext", "name") or name.startswith("character"):
-        return None if name.endswith("[]") else "text"
+    if name.endswith("[]"):
+        return None
+    if name in ("text", "citext", "name") or name.startswith("character varying"):
+        return "text"
+    if name.startswith("character"):
+        return "padded"  # character(n): reads back with the spaces that fill it
     if name in _INTEGER_TYPES:
         return "integer"
     if name.startswith("numeric") or name in ("real", "double precision"):
         return "decimal"
     if name == "boolean":
         return "boolean"
-    if name.startswith("timestamp") and not name.endswith("[]"):
+    if name.startswith("timestamp"):
         return "timestamp"
     if name in ("date", "json", "jsonb"):
         return "jsonb" if name.startswith("json") else name
