@@ -558,3 +558,40 @@ def test_column_types__a_pushed_kind_and_the_types_that_hold_it(
 
     assert (_unfit_columns(replace(LEADS, fields=(pushed,)), live) == []) is fits
     assert _unfit_columns(replace(LEADS, fields=(pulled,)), live) == []
+
+
+def test_generated_column__may_be_pushed_but_not_pulled(airtable, db, cli, tmp_path) -> None:
+    """Only the database writes a generated column: mapped as pulled, every record failed on
+    it ('cannot insert a non-DEFAULT value'); the mapping now stops, naming the fix. Pushed, it
+    is the application's value sent out."""
+    execute(
+        db,
+        "ALTER TABLE leads ADD COLUMN full_name text "
+        "GENERATED ALWAYS AS (first_name || ' ' || last_name) STORED",
+    )
+    airtable.add_field("Leads", "Full Name", "singleLineText")
+    (lead,) = seed_leads(airtable, 1)
+    config = tmp_path / "generated.toml"
+
+    def mapped(direction: str) -> str:
+        config.write_text(
+            "[mappings.leads]\nfields = [{ remote = 'Full Name', column = 'full_name', "
+            f"direction = '{direction}' }}]\n"
+        )
+        return str(config)
+
+    stopped = cli("--config", mapped("both"), "--mapping", "leads")
+
+    assert stopped.exit_code == 3, stopped.output
+    (error,) = stopped.report["errors"]
+    assert error["message"].startswith(
+        "mapping 'leads': full_name in leads only the database writes (GENERATED ALWAYS), so a "
+        'pull cannot: give that field direction = "push"'
+    )
+    assert rows(db) == []
+    assert cli("--mapping", "leads").exit_code == 0  # the built-in fields bring the lead in
+
+    pushed = cli("--config", mapped("push"), "--mapping", "leads")
+
+    assert pushed.exit_code == 0, pushed.output
+    assert (airtable.get("Leads", lead) or {})["fields"]["Full Name"] == "Ann0 Lee0"

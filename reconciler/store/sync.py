@@ -69,7 +69,8 @@ def _row_columns(mapping: Mapping) -> list[str]:
 # or partitioned table of the current schema; one row with no name for a relation without
 # columns, no row when there is no such relation.
 _LIVE_COLUMNS = text(
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+    " a.attgenerated <> '' OR a.attidentity = 'a'"
     " FROM pg_catalog.pg_class c"
     " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " LEFT JOIN pg_catalog.pg_attribute a"
@@ -169,11 +170,12 @@ class TableMissing(UsageError):
 
 
 class LiveColumn(NamedTuple):
-    """A column of a live table: its type as ``format_type`` writes it, and whether it is
-    ``NOT NULL``."""
+    """A column of a live table: its type as ``format_type`` writes it, whether it is
+    ``NOT NULL``, and whether only the database writes it (a generated or identity column)."""
 
     type: str
     not_null: bool
+    generated: bool = False  # written by the database alone (GENERATED ALWAYS)
 
 
 def _has_empty_value(spec: FieldSpec, kind: str) -> bool:
@@ -267,6 +269,14 @@ class Store:
                 f"TABLE {name} ADD COLUMN sync_id bigint GENERATED ALWAYS AS IDENTITY UNIQUE) "
                 'and map a view that names it id (README, "Mapping configuration")'
             )
+        generated = [f.column for f in mapping.fields if f.pulls and live[f.column].generated]
+        if generated:
+            raise UsageError(
+                f"mapping {mapping.name!r}: {', '.join(generated)} in {mapping.local_table} "
+                "only the database writes (GENERATED ALWAYS), so a pull cannot: give "
+                f"{'that field' if len(generated) == 1 else 'those fields'} "
+                'direction = "push", or map another column'
+            )
         unfit = _unfit_columns(mapping, live)
         if unfit:
             raise UsageError(
@@ -323,8 +333,8 @@ class Store:
         if not found:
             return None
         return {
-            column: LiveColumn(kind, bool(not_null))
-            for column, kind, not_null in found
+            column: LiveColumn(kind, bool(not_null), bool(generated))
+            for column, kind, not_null, generated in found
             if column is not None
         }
 
