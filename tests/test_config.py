@@ -138,6 +138,12 @@ BAD_CONFIGS = [
     ),
     ("[mappings.leads]\nrate_limit = 0", "config.toml: mappings.leads.rate_limit: must be a"),
     (
+        '[mappings.leads]\nlocal_table = "crm.leads"',
+        "config.toml: mappings.leads.local_table: must be a table name without its schema (got "
+        "'crm.leads'): put crm in the connection's search path instead "
+        "(DATABASE_URL=…?options=-csearch_path%3Dcrm,public)",
+    ),
+    (
         '[mappings.leads]\nlocal_table = "leads; drop table x"',
         "config.toml: mappings.leads.local_table: must be a plain SQL identifier",
     ),

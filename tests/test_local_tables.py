@@ -7,6 +7,7 @@ the empty value of their kind or name the fix."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -595,3 +596,37 @@ def test_generated_column__may_be_pushed_but_not_pulled(airtable, db, cli, tmp_p
 
     assert pushed.exit_code == 0, pushed.output
     assert (airtable.get("Leads", lead) or {})["fields"]["Full Name"] == "Ann0 Lee0"
+
+
+def test_search_path__a_table_of_another_schema_syncs_beside_the_built_in_ones(
+    airtable, db, cli, tmp_path, monkeypatch
+) -> None:
+    """A table in another schema is reached through the connection's search path, as the
+    config's error for ``crm.people`` says. Tables were looked up in the first schema of the
+    path alone: the built-in ``leads`` in public was then "missing". They are found as an
+    unqualified name is, and the view's triggers behind it too."""
+    with db.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA crm")
+        conn.exec_driver_sql("SET search_path = crm, public")
+        for script in (PEOPLE, PEOPLE_VIEW):
+            for statement in script.split(";"):
+                conn.exec_driver_sql(statement)
+    url = os.environ["DATABASE_URL"]
+    joiner = "&" if "?" in url else "?"
+    monkeypatch.setenv("DATABASE_URL", f"{url}{joiner}options=-csearch_path%3Dcrm,public")
+    config = tmp_path / "people.toml"
+    config.write_text(
+        "[mappings.people]\nremote = 'airtable'\ntable = 'Leads'\nlocal_table = 'people_sync'\n"
+        "key_column = 'airtable_id'\nfields = [{ remote = 'First Name', column = 'first_name' }]\n"
+    )
+    seed_leads(airtable, 2)
+
+    checked = cli("check", "--config", str(config))
+    result = cli("--config", str(config), "--mapping", "leads", "--mapping", "people")
+
+    assert checked.exit_code == 0, checked.output
+    assert [x[0] for x in checked.stdout.splitlines() if "local table" in x] == ["✓"] * 3
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["pull"]["inserted"] == 2
+    assert result.mapping("people")["pull"]["inserted"] == 2
+    assert len(rows(db, "crm.people")) == 2 and len(rows(db, "public.leads")) == 2

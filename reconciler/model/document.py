@@ -84,6 +84,21 @@ def _identifier(value: object) -> str:
     return text
 
 
+def _table_name(value: object) -> str:
+    text = _text(value)
+    schema, dot, name = text.partition(".")
+    if dot and IDENTIFIER_RE.match(schema) and IDENTIFIER_RE.match(name):
+        raise _fail(
+            f"must be a table name without its schema (got {text!r}): put {schema} in the "
+            f"connection's search path instead (DATABASE_URL=…?options=-csearch_path%3D{schema},"
+            "public)"
+        )
+    return _identifier(text)
+
+
+TableName = Annotated[str, PlainValidator(_table_name)]
+
+
 def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise _fail(f"must be true or false (got {show(value)})")
@@ -185,7 +200,7 @@ class MappingTable(_Table):
 
     remote: Annotated[str | None, PlainValidator(_remote)] = None
     table: Text | None = None
-    local_table: Identifier | None = None
+    local_table: TableName | None = None
     key_column: Identifier | None = None
     modified_field: Text | None = None
     create_remote: Flag | None = None

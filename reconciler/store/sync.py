@@ -66,16 +66,15 @@ def _row_columns(mapping: Mapping) -> list[str]:
 
 
 # A relation's columns, as reflection would find them: a table, view, materialized view, foreign
-# or partitioned table of the current schema; one row with no name for a relation without
-# columns, no row when there is no such relation.
+# or partitioned table, found as an unqualified name is, through the search path; one row with
+# no name for a relation without columns, no row when there is no such relation.
 _LIVE_COLUMNS = text(
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
     " a.attgenerated <> '' OR a.attidentity = 'a'"
     " FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
     " LEFT JOIN pg_catalog.pg_attribute a"
     " ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-    " WHERE n.nspname = current_schema() AND c.relname = :name"
+    " WHERE c.oid = to_regclass(quote_ident(:name))"
     " AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
 )
 
@@ -84,9 +83,7 @@ _LIVE_COLUMNS = text(
 # has a trigger of its own on UPDATE: pg_trigger.tgtype's bit 16 (src/include/catalog/
 # pg_trigger.h: TRIGGER_TYPE_UPDATE).
 _UPDATE_TRIGGER = text(
-    "WITH rel AS (SELECT c.oid FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE n.nspname = current_schema() AND c.relname = :name)"
+    "WITH rel AS (SELECT to_regclass(quote_ident(:name)) AS oid)"
     " SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t"
     " WHERE NOT t.tgisinternal AND t.tgtype & 16 <> 0 AND t.tgrelid IN ("
     " SELECT oid FROM rel UNION"
@@ -327,8 +324,8 @@ class Store:
         ]
 
     def _live_columns(self, name: str) -> dict[str, LiveColumn] | None:
-        """The columns of table ``name`` in the connection's current schema (where an
-        unqualified name is looked up), or None when there is no such table or view."""
+        """The columns of table ``name`` as an unqualified name finds it (the first schema of
+        the search path that has it), or None when there is no such table or view."""
         found = self._catalog(_LIVE_COLUMNS, name)
         if not found:
             return None
