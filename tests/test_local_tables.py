@@ -341,6 +341,35 @@ def test_not_null_number_column__a_record_without_the_value_fails_alone_and_is_r
     assert [r["icp_score"] for r in rows(db, where=f"airtable_record_id = '{empty}'")] == [None]
 
 
+def test_foreign_key__a_record_whose_row_is_not_there_yet_is_retried_not_dead_lettered(
+    airtable, db, cli
+) -> None:
+    """A value a foreign key finds no row for may find one later (an application or another
+    mapping brings it): the record fails alone, saying it will be tried again, and its retry
+    goes in once the row exists. It was dead-lettered at once, and lost until a full run."""
+    execute(db, "CREATE TABLE statuses (name text PRIMARY KEY)")
+    execute(db, "ALTER TABLE leads ADD FOREIGN KEY (status) REFERENCES statuses (name)")
+    execute(db, "INSERT INTO statuses VALUES ('New')")
+    won, *others = seed_leads(airtable, 3)
+    airtable.update("Leads", won, {"Status": "Won"}, modified_at=ago(4))
+
+    failed = cli("--mapping", "leads")
+
+    assert failed.exit_code == 1, failed.output
+    ((record, message),) = [(e["record"], e["message"]) for e in failed.report["errors"]]
+    assert record == won
+    assert message.startswith("database refused the record: insert or update on table")
+    assert message.endswith("; tried again on later runs, once the row it refers to exists")
+    assert sorted(r["airtable_record_id"] for r in rows(db)) == sorted(others)
+    execute(db, "INSERT INTO statuses VALUES ('Won')")
+    execute(db, "UPDATE reconciler.failures SET next_attempt_at = now()")
+
+    retried = cli("--mapping", "leads", "--lookback", "1")  # the edit is out of the window
+
+    assert retried.exit_code == 0, retried.output
+    assert [r["status"] for r in rows(db, where=f"airtable_record_id = '{won}'")] == ["Won"]
+
+
 def test_check__a_pulled_not_null_column_without_an_empty_value_is_a_warning(
     airtable, twenty, db, cli
 ) -> None:

@@ -275,17 +275,25 @@ def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure
     return _apply_isolating(ctx, plans[:middle]) + _apply_isolating(ctx, plans[middle:])
 
 
-NOT_NULL_VIOLATION = "23502"  # Postgres' SQLSTATE for a NULL written into a NOT NULL column
+# Postgres' SQLSTATEs for a NULL written into a NOT NULL column, and for a value a foreign key
+# finds no row for.
+NOT_NULL_VIOLATION = "23502"
+FOREIGN_KEY_VIOLATION = "23503"
 
 
 def _refused(ctx: MappingContext, remote_id: str, exc: DataError | IntegrityError) -> Failure:
     """The failure of a record the database refused. A value the table cannot take fails for
-    good (until the record changes); a NULL in a ``NOT NULL`` column is the table's to change,
-    so it names the fix and the record is tried again on later runs."""
+    good (until the record changes). Two refusals are the table's, not the record's, and the
+    record is tried again on later runs: a NULL in a ``NOT NULL`` column (the message names the
+    fix), and a value whose row a foreign key does not find yet (an application or another
+    mapping may bring it)."""
     orig = getattr(exc, "orig", exc)
     reason = str(orig).strip().splitlines()[0]
-    not_null = getattr(orig, "sqlstate", None) == NOT_NULL_VIOLATION
+    state = getattr(orig, "sqlstate", None)
+    not_null = state == NOT_NULL_VIOLATION
     column = getattr(getattr(orig, "diag", None), "column_name", None)
+    if state == FOREIGN_KEY_VIOLATION:
+        reason += "; tried again on later runs, once the row it refers to exists"
     if not_null and column in ctx.mapping.columns:
         table = ctx.mapping.local_table
         reason = (
@@ -298,7 +306,7 @@ def _refused(ctx: MappingContext, remote_id: str, exc: DataError | IntegrityErro
         remote_id,
         f"database refused the record: {reason}",
         remote_id=remote_id,
-        retryable=not_null,
+        retryable=state in (NOT_NULL_VIOLATION, FOREIGN_KEY_VIOLATION),
     )
 
 
