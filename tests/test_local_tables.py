@@ -562,6 +562,7 @@ def test_pulled_only_json_in_a_text_column__is_kept_as_its_text(twenty, db, cli,
         (Kind.TEXT, "character(10)", False),  # padded with spaces
         (Kind.TEXT, "lead_status", True),  # an enum: taken on trust
         (Kind.TEXT, "jsonb", False),
+        (Kind.TEXT, "uuid", True),  # read back as its text
         (Kind.NUMBER, "numeric(12,2)", True),
         (Kind.NUMBER, "double precision", True),
         (Kind.NUMBER, "text", False),
@@ -584,7 +585,7 @@ def test_column_types__a_pushed_kind_and_the_types_that_hold_it(
 ) -> None:
     pushed = FieldSpec("f", "f", kind, Direction.BOTH)
     pulled = FieldSpec("f", "f", kind, Direction.PULL)
-    live = {"f": LiveColumn(column_type, not_null=False)}
+    live = {"f": LiveColumn(column_type, False), LEADS.key_column: LiveColumn("text", False)}
 
     assert (_unfit_columns(replace(LEADS, fields=(pushed,)), live) == []) is fits
     assert _unfit_columns(replace(LEADS, fields=(pulled,)), live) == []
@@ -659,3 +660,63 @@ def test_search_path__a_table_of_another_schema_syncs_beside_the_built_in_ones(
     assert result.mapping("leads")["pull"]["inserted"] == 2
     assert result.mapping("people")["pull"]["inserted"] == 2
     assert len(rows(db, "crm.people")) == 2 and len(rows(db, "public.leads")) == 2
+
+
+@pytest.mark.parametrize(
+    ("remote", "key_type", "fits"),
+    [
+        ("airtable", "text", True),
+        ("airtable", "character varying(17)", True),
+        ("airtable", "uuid", False),
+        ("airtable", "bigint", False),
+        ("twenty", "uuid", True),
+        ("twenty", "text", True),
+        ("twenty", "integer", False),
+    ],
+)
+def test_column_types__the_key_column_must_hold_the_remotes_ids(
+    remote: str, key_type: str, fits: bool
+) -> None:
+    mapping = replace(LEADS, remote=remote, fields=())
+    live = {LEADS.key_column: LiveColumn(key_type, not_null=False)}
+
+    unfit = _unfit_columns(mapping, live)
+
+    assert (unfit == []) is fits
+    if not fits:
+        (found,) = unfit
+        assert found.startswith(f"airtable_record_id is {key_type}, which cannot hold ")
+        assert found.endswith(
+            "(ALTER TABLE leads ALTER COLUMN airtable_record_id TYPE text USING "
+            "airtable_record_id::text)"
+        )
+
+
+def test_uuid_column__holds_a_text_field_that_goes_both_ways(airtable, db, cli, tmp_path) -> None:
+    """A text field kept in a ``uuid`` column reads back as a UUID object: each row failed to
+    be read ("expected text, got UUID") on every run. It is its text now: pulled, quiet on the
+    next run, and a local change is pushed."""
+    execute(db, "ALTER TABLE leads ADD COLUMN owner uuid")
+    airtable.add_field("Leads", "Owner", "singleLineText")
+    (lead,) = seed_leads(airtable, 1)
+    first, second = "0b6f8d7e-4c1a-4f2e-9a51-3c2d1e0f9a8b", "5e0c7a44-1b2d-4e3f-8a9b-0c1d2e3f4a5b"
+    airtable.update("Leads", lead, {"Owner": first}, modified_at=ago(4))
+    config = tmp_path / "owner.toml"
+    config.write_text(
+        "[mappings.leads]\nfields = [{ remote = 'Owner', column = 'owner', direction = 'both' }]\n"
+    )
+    run = ("--config", str(config), "--mapping", "leads")
+    assert cli(*run).exit_code == 0
+    airtable.reset_log()
+
+    quiet = cli(*run)
+
+    assert quiet.exit_code == 0, quiet.output
+    assert airtable_writes(airtable) == 0
+    assert [str(r["owner"]) for r in rows(db)] == [first]
+    execute(db, "UPDATE leads SET owner = :o", o=second)
+
+    pushed = cli(*run)
+
+    assert pushed.exit_code == 0, pushed.output
+    assert (airtable.get("Leads", lead) or {})["fields"]["Owner"] == second

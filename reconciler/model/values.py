@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from reconciler.errors import RecordError
 from reconciler.model.mapping import FieldSpec, Kind
@@ -132,8 +133,8 @@ def _text(value: Any, spec: FieldSpec) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        return str(value)
+    if isinstance(value, int | float | Decimal | UUID) and not isinstance(value, bool):
+        return str(value)  # a number, or a uuid column's value, as its text
     raise RecordError(f"{spec.remote}: expected text, got {type(value).__name__}", retryable=False)
 
 

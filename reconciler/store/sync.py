@@ -103,7 +103,7 @@ _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
 # column reads back as a string, and was pushed as one) or cannot be read as the kind at all.
 # A type of no known family (an enum, a domain) is taken on trust.
 _HOLDS: dict[Kind, tuple[str, ...]] = {
-    Kind.TEXT: ("text", "integer", "decimal"),  # numbers read back as their text
+    Kind.TEXT: ("text", "integer", "decimal", "uuid"),  # read back as their text
     Kind.NUMBER: ("decimal", "integer"),
     Kind.INTEGER: ("integer", "decimal"),
     Kind.BOOLEAN: ("boolean",),
@@ -140,14 +140,14 @@ def _family(kind: str) -> str | None:
         return "boolean"
     if name.startswith("timestamp"):
         return "timestamp"
-    if name in ("date", "json", "jsonb"):
+    if name in ("date", "json", "jsonb", "uuid"):
         return "jsonb" if name.startswith("json") else name
     return None
 
 
 def _unfit_columns(mapping: Mapping, live: dict[str, LiveColumn]) -> list[str]:
-    """Each pushed field whose column's type cannot hold its kind, with the statement that
-    converts the column."""
+    """Each pushed field whose column's type cannot hold its kind, and a key column that
+    cannot hold the remote's record ids, with the statement that converts the column."""
     found = []
     table = mapping.local_table
     for spec in mapping.push_fields:
@@ -159,6 +159,15 @@ def _unfit_columns(mapping: Mapping, live: dict[str, LiveColumn]) -> list[str]:
                 f"{column} is {kind}, which cannot hold {spec.kind.value} (ALTER TABLE {table} "
                 f"ALTER COLUMN {column} TYPE {best} USING {column}::{best})"
             )
+    key, kind = mapping.key_column, live[mapping.key_column].type
+    holds = ("text", "uuid") if mapping.remote == "twenty" else ("text",)
+    family = _family(kind)
+    if family is not None and family not in holds:
+        ids = "Twenty's record ids" if mapping.remote == "twenty" else "Airtable's record ids"
+        found.append(
+            f"{key} is {kind}, which cannot hold {ids} (ALTER TABLE {table} ALTER COLUMN {key} "
+            f"TYPE text USING {key}::text)"
+        )
     return found
 
 
