@@ -67,13 +67,14 @@ def add_old_entries(db: sa.Engine, days_ago: int, count: int) -> None:
 
 
 def fail_in_units(db: sa.Engine, journal: ChangeLog, item: Failure, *, times: int) -> None:
-    """Record ``item`` as failed ``times`` times, each in a unit of its own, through a
-    ``leads`` mapping context that dead-letters at the second attempt."""
+    """Record ``item`` as failed ``times`` times, each in a unit of its own, through the
+    ``leads`` mapping context of a run of its own (a record fails once a run), which
+    dead-letters at the second attempt."""
     with db.connect() as conn:
         store = Store(conn)
-        ctx = MappingContext(LEADS, None, store, MappingResult("leads", "airtable"), [])  # type: ignore[arg-type]
-        ctx.tuning, ctx.journal = Tuning(max_attempts=2), journal
         for _ in range(times):
+            ctx = MappingContext(LEADS, None, store, MappingResult("leads", "airtable"), [])  # type: ignore[arg-type]
+            ctx.tuning, ctx.journal = Tuning(max_attempts=2), journal
             with store.unit():
                 ctx.fail([item])
 

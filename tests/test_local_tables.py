@@ -720,3 +720,99 @@ def test_uuid_column__holds_a_text_field_that_goes_both_ways(airtable, db, cli, 
 
     assert pushed.exit_code == 0, pushed.output
     assert (airtable.get("Leads", lead) or {})["fields"]["Owner"] == second
+
+
+# -- an application's triggers that refuse rows ---------------------------------------------------
+
+REFUSE_LOST = """
+CREATE FUNCTION refuse_lost() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'Lost' THEN RAISE EXCEPTION 'lost leads are not kept'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_lost BEFORE INSERT OR UPDATE ON leads FOR EACH ROW
+    EXECUTE FUNCTION refuse_lost()
+"""
+
+FREEZE_BAD = """
+CREATE FUNCTION freeze_bad() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.name = 'Bad' THEN RAISE EXCEPTION 'bad reps are frozen'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER freeze_bad BEFORE UPDATE ON rep_progressions FOR EACH ROW
+    EXECUTE FUNCTION freeze_bad()
+"""
+
+
+def _run_sql(db: sa.Engine, script: str) -> None:
+    with db.begin() as conn:
+        conn.exec_driver_sql(script)
+
+
+def test_trigger_raising_for_a_pulled_record__that_record_fails_alone(airtable, db, cli) -> None:
+    """An application's trigger that raises for some rows (``RAISE EXCEPTION``) stopped the
+    whole run (exit 3, nothing applied, the same again every run). The record it refuses now
+    fails alone with the trigger's message; the others go in."""
+    _run_sql(db, REFUSE_LOST)
+    lost, *others = seed_leads(airtable, 3)
+    airtable.update("Leads", lost, {"Status": "Lost"}, modified_at=ago(4))
+
+    result = cli("--mapping", "leads")
+
+    assert result.exit_code == 1, result.output
+    ((record, message),) = [(e["record"], e["message"]) for e in result.report["errors"]]
+    assert record == lost
+    assert message.endswith("database refused the record: lost leads are not kept")
+    assert sorted(r["airtable_record_id"] for r in rows(db)) == sorted(others)
+
+
+def test_trigger_refusing_a_link__the_row_fails_alone_and_nothing_is_made_twice(
+    twenty, db, cli
+) -> None:
+    """A trigger that refuses every update of a row also refuses recording the remote id of
+    the record created for it: that stopped every run (exit 3), so no other row was linked
+    either. Now that row fails alone, once a run: the record created for it is neither
+    created again nor brought in as a second row, and once the trigger is gone a run links
+    them."""
+    execute(
+        db,
+        "INSERT INTO rep_progressions (name, workspace_member_id) "
+        "VALUES ('Bad', 'wm-bad'), ('Good', 'wm-good')",
+    )
+    _run_sql(db, FREEZE_BAD)
+
+    first = cli("--mapping", "rep_progressions")
+
+    assert first.exit_code == 1, first.output
+    ((stage, key, message),) = [
+        (e["stage"], e["record"], e["message"]) for e in first.report["errors"]
+    ]
+    (created,) = [r["id"] for r in twenty.records() if r["name"] == "Bad"]
+    assert (stage, key) == ("push", "rep_progressions:1")
+    assert message == (
+        f"created as {created}, but the database refused to record its id in the row: bad reps "
+        "are frozen; a later run links them"
+    )
+    assert [(r["name"], r["twenty_id"] is None) for r in rows(db, "rep_progressions")] == [
+        ("Bad", True),
+        ("Good", False),
+    ]
+    twenty.reset_log()
+
+    second = cli("--mapping", "rep_progressions")
+
+    assert second.exit_code == 1, second.output
+    assert [(e["stage"], e["record"], e["message"]) for e in second.report["errors"]] == [
+        ("pull", created, "the database refused to link row 1 to it: bad reps are frozen")
+    ]
+    assert twenty_writes(twenty) == [] and len(twenty.records()) == 2
+    assert len(rows(db, "rep_progressions")) == 2
+    execute(db, "DROP TRIGGER freeze_bad ON rep_progressions")
+    execute(db, "UPDATE reconciler.failures SET next_attempt_at = now()")
+
+    third = cli("--mapping", "rep_progressions")
+
+    assert third.exit_code == 0, third.output
+    assert [str(r["twenty_id"]) for r in rows(db, "rep_progressions", "name = 'Bad'")] == [created]
+    assert len(twenty.records()) == 2

@@ -96,6 +96,7 @@ class MappingContext:
     pulled_until: datetime | None = None
     kept: RemoteState | None = None  # what earlier runs kept of the remote, once prepared
     db_offset: timedelta = timedelta(0)  # the database's clock minus this host's
+    failed_keys: set[tuple[str, str]] = field(default_factory=set)  # (stage, key) this run
 
     @property
     def clock_offset(self) -> timedelta | None:
@@ -158,7 +159,13 @@ class MappingContext:
         self.journal.deleted(self, stage, marked)
 
     def fail(self, items: Sequence[Failure]) -> None:
-        """Report failed records and schedule their retries (inside the open unit of work)."""
+        """Report failed records and schedule their retries (inside the open unit of work).
+
+        A record fails once a run and stage: met again in the same run (the push stage reads
+        records the pull stage failed), it is neither reported again nor counted as another
+        attempt (``RECONCILER_MAX_ATTEMPTS`` counts runs)."""
+        items = [i for i in items if (i.stage, i.record_key) not in self.failed_keys]
+        self.failed_keys.update((i.stage, i.record_key) for i in items)
         if not items:
             return
         dead = record_failures(

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import NamedTuple
 
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from reconciler.engine.context import MappingContext
 from reconciler.engine.matching import Matches, match_records
@@ -16,6 +16,7 @@ from reconciler.engine.prefetch import Prefetch
 from reconciler.engine.window import Window, WindowMoved
 from reconciler.records import LocalRow, RemoteRecord
 from reconciler.store.history import Failure, clear_failures, due_pull_retries, has_failures
+from reconciler.store.sql import refusal, refused_row
 
 # Pages read ahead of the one being applied, at the most; as many are applied together when
 # the reading is that far ahead (1,000 records of Airtable's pages, 2,000 of Twenty's).
@@ -172,8 +173,8 @@ def _apply_page(
         if r.error is not None
     ]
     with ctx.store.unit() as conn:
-        rows, matches = _rows_for(ctx, good, matches)
-        failed += matches.failures
+        rows, matches, unlinked = _rows_for(ctx, good, matches)
+        failed += matches.failures + unlinked
         unreadable = _unreadable(good, rows)
         failed += unreadable.failures
         left = {f.record_key for f in failed} | unreadable.applied
@@ -187,7 +188,9 @@ def _apply_page(
         else:
             try:
                 ctx.store.apply_pull(ctx.mapping, plans)
-            except (DataError, IntegrityError) as exc:
+            except DBAPIError as exc:
+                if not refused_row(exc):
+                    raise
                 raise _Refused from exc
         failed_ids = {f.record_key for f in failed}
         if clear:
@@ -229,35 +232,48 @@ def _unreadable(records: Sequence[RemoteRecord], rows: dict[str, LocalRow]) -> _
 
 def _rows_for(
     ctx: MappingContext, records: Sequence[RemoteRecord], matches: Matches | None
-) -> tuple[dict[str, LocalRow], Matches]:
+) -> tuple[dict[str, LocalRow], Matches, list[Failure]]:
     """The local rows of these records (locked), after linking the rows of unrecorded creates
-    and, by natural key, rows that hold the same entity (``matches``, when already decided)."""
+    and, by natural key, rows that hold the same entity (``matches``, when already decided).
+
+    A row the database refuses to link (a trigger of the application) makes its record fail
+    alone, tried again later: inserted as a new row instead, it would hold the entity twice.
+    """
     ids = [r.id for r in records]
     rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
-    linked = _adopt_unrecorded_creates(ctx, [i for i in ids if i not in rows])
+    pairs = _unrecorded_creates(ctx, [i for i in ids if i not in rows])
     if matches is None:
         unknown = [r for r in records if r.id not in rows]
         matches = match_records(ctx, unknown) if ctx.mapping.match_on and unknown else Matches()
-    if matches.links:
-        ctx.store.link(ctx.mapping, matches.links)
-    if linked or matches.links:
+    links = list(dict.fromkeys(pairs + matches.links))  # a create's row may match it too
+    refused = ctx.store.link(ctx.mapping, links)
+    if links:
         rows = ctx.store.rows_by_remote_ids(ctx.mapping, ids)
     for rid, before in matches.rows.items():
         if rid in rows:  # judged by when the row last changed, not by its linking
             rows[rid] = replace(rows[rid], updated_at=before.updated_at)
-    return rows, matches
+    unlinked = [
+        Failure(
+            "pull",
+            rid,
+            f"the database refused to link row {local_id} to it: {refused[local_id]}",
+            local_id=local_id,
+            remote_id=rid,
+        )
+        for local_id, rid in links
+        if local_id in refused
+    ]
+    return rows, matches, unlinked
 
 
-def _adopt_unrecorded_creates(ctx: MappingContext, unknown: Sequence[str]) -> bool:
-    """Link local rows to the records this tool created for them but never recorded (a crash
-    between the remote write and its transaction), instead of inserting those records as new
-    rows: a create's id is derived from the local row. Returns whether any row was linked."""
+def _unrecorded_creates(ctx: MappingContext, unknown: Sequence[str]) -> list[tuple[int, str]]:
+    """The local rows of the records this tool created for them but never recorded (a crash
+    between the remote write and its transaction), as ``(local_id, remote_id)`` pairs to link
+    instead of inserting those records as new rows: a create's id is derived from the row."""
     if not unknown or not ctx.mapping.create_remote:
-        return False
+        return []
     ours = {ctx.create_id(i, deleted): i for i, deleted in ctx.store.unlinked_ids(ctx.mapping)}
-    pairs = [(ours[rid], rid) for rid in unknown if rid in ours]
-    ctx.store.link(ctx.mapping, pairs)
-    return bool(pairs)
+    return [(ours[rid], rid) for rid in unknown if rid in ours]
 
 
 def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure]:
@@ -268,7 +284,9 @@ def _apply_isolating(ctx: MappingContext, plans: list[PullPlan]) -> list[Failure
         with ctx.store.conn.begin_nested():
             ctx.store.apply_pull(ctx.mapping, plans)
         return []
-    except (DataError, IntegrityError) as exc:
+    except DBAPIError as exc:
+        if not refused_row(exc):
+            raise
         if len(plans) == 1:
             return [_refused(ctx, plans[0].remote.id, exc)]
     middle = len(plans) // 2
@@ -281,14 +299,14 @@ NOT_NULL_VIOLATION = "23502"
 FOREIGN_KEY_VIOLATION = "23503"
 
 
-def _refused(ctx: MappingContext, remote_id: str, exc: DataError | IntegrityError) -> Failure:
+def _refused(ctx: MappingContext, remote_id: str, exc: DBAPIError) -> Failure:
     """The failure of a record the database refused. A value the table cannot take fails for
     good (until the record changes). Two refusals are the table's, not the record's, and the
     record is tried again on later runs: a NULL in a ``NOT NULL`` column (the message names the
     fix), and a value whose row a foreign key does not find yet (an application or another
     mapping may bring it)."""
     orig = getattr(exc, "orig", exc)
-    reason = str(orig).strip().splitlines()[0]
+    reason = refusal(exc)
     state = getattr(orig, "sqlstate", None)
     not_null = state == NOT_NULL_VIOLATION
     column = getattr(getattr(orig, "diag", None), "column_name", None)

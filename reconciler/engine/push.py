@@ -192,13 +192,16 @@ def _link_by_natural_key(
         return rows, {}, []
     matches = match_rows(ctx, unlinked)
     linked: dict[int, LocalRow] = {}
+    dropped = {f.local_id for f in matches.failures}
     if matches.links:
         links = replace(matches, failures=[], unmatched=[])  # those are this stage's to report
         apply_records(ctx, list(matches.records.values()), matches=links, counted=False)
-        ctx.result.push.matched += len(matches.links)
         with ctx.store.unit():
             linked = ctx.store.rows_by_ids(ctx.mapping, [i for i, _ in matches.links], lock=False)
-    dropped = {f.local_id for f in matches.failures}
+        # A row the database would not link failed with its record; it is not created either.
+        refused = {i for i, _ in matches.links if i in linked and linked[i].remote_id is None}
+        ctx.result.push.matched += len(matches.links) - len(refused)
+        dropped |= refused
     if not ctx.mapping.create_remote and matches.unmatched:
         with ctx.store.unit():
             ctx.store.mark_examined(ctx.mapping, matches.unmatched)
@@ -286,8 +289,14 @@ def _record(ctx: MappingContext, batch: Sequence[PushPlan], results: list[WriteR
         if by_id[p.local.local_id].error is not None
     ]
     with ctx.store.unit() as conn:
-        if not ctx.store.dry_run:
-            ctx.store.record_push(ctx.mapping, done)
+        refused = {} if ctx.store.dry_run else ctx.store.record_push(ctx.mapping, done)
+        if refused:  # created remotely, but the row would not take the record's id
+            failed += [
+                _failure(ctx, p.local, _unlinked(ctx, r, refused[p.local.local_id]), True)
+                for p, r in done
+                if p.local.local_id in refused
+            ]
+            done = [(p, r) for p, r in done if p.local.local_id not in refused]
         clear_failures(conn, ctx.mapping.name, "push", [_key(ctx, p.local) for p, _ in done])
         ctx.fail(failed)
         ctx.journal.pushed(ctx, [p for p, _ in done])
@@ -297,6 +306,15 @@ def _record(ctx: MappingContext, batch: Sequence[PushPlan], results: list[WriteR
             ctx.result.push.created += 1
         else:
             ctx.result.push.updated += 1
+
+
+def _unlinked(ctx: MappingContext, result: WriteResult, reason: str) -> str:
+    """Why a row created remotely holds no remote id: the database refused to write it."""
+    assert result.record is not None
+    return (
+        f"created as {result.record.id}, but the database refused to record its id in the row: "
+        f"{reason}; a later run links them"
+    )
 
 
 def _assumed(item: PushItem) -> RemoteRecord:

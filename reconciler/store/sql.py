@@ -10,7 +10,7 @@ from typing import Any, cast
 import psycopg
 from sqlalchemy import Connection, Table, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 COPY_LINES = 100  # lines of COPY text sent at a time (some 30 KB of change-log entries)
 
@@ -115,3 +115,18 @@ def copy_text(text: str) -> str:
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         return text.translate(_COPY_ESCAPES)
     return text
+
+
+def refused_row(exc: DBAPIError) -> bool:
+    """Whether the database refused a row for the row's own sake, so that the rest of a batch
+    can go in without it: a value the column cannot hold (SQLSTATE class 22), a constraint
+    (class 23), or an exception a trigger of the application raised (PL/pgSQL's class P0,
+    ``RAISE EXCEPTION``)."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    return str(getattr(exc.orig, "sqlstate", None) or "").startswith("P0")
+
+
+def refusal(exc: DBAPIError) -> str:
+    """The first line of the database's message for a refused row."""
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]

@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from sqlalchemy.types import NullType
 
 from reconciler.engine.plan import PullPlan, PushPlan
@@ -48,7 +48,7 @@ from reconciler.store.pages import (
     rows_json,
 )
 from reconciler.store.schema import BUSINESS_TABLES, failures, sync_state
-from reconciler.store.sql import among, copy_rows, int_array, text_array
+from reconciler.store.sql import among, copy_rows, int_array, refusal, refused_row, text_array
 
 _STATE_COLUMNS = [
     sync_state.c.remote_id.label("_s_remote_id"),
@@ -662,8 +662,12 @@ class Store:
         )
         copy_rows(self.conn, sync_state, STATE_COLUMNS, ((name, *s) for s in states))
 
-    def record_push(self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]) -> None:
-        """Record successful pushes: new shadow, remote id (written back for creates), state."""
+    def record_push(
+        self, mapping: Mapping, done: Sequence[tuple[PushPlan, WriteResult]]
+    ) -> dict[int, str]:
+        """Record successful pushes: new shadow, remote id (written back for creates), state.
+        Returns the rows of creates whose remote id the database refused to write (see
+        ``link``), each with the reason: those have no state, and a later run links them."""
         table = self.table(mapping)
         current = self.rows_by_ids(mapping, [p.local.local_id for p, _ in done])
         created = [
@@ -671,12 +675,12 @@ class Store:
             for p, r in done
             if r.record is not None and p.local.remote_id is None
         ]
-        self.link(mapping, created)
+        refused = self.link(mapping, created)
         stamps = self._updated_at(table, [i for i, _ in created])
         states = []
         for plan, result in done:
             row = current.get(plan.local.local_id)
-            if row is None or result.record is None:
+            if row is None or result.record is None or row.local_id in refused:
                 continue
             unchanged = row.updated_at == plan.local.updated_at
             base = plan.local.state.shadow if plan.local.state else result.record.values
@@ -701,6 +705,7 @@ class Store:
                 )
             )
         self._save_states(mapping, states)
+        return refused
 
     def refresh_states(self, mapping: Mapping, rows: Sequence[LocalRow]) -> None:
         """Mark rows whose local write changed nothing to push as examined."""
@@ -753,8 +758,10 @@ class Store:
         )
         return [(int(i), deleted) for i, deleted in self.conn.execute(query)]
 
-    def link(self, mapping: Mapping, pairs: Sequence[tuple[int, str]]) -> None:
-        """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs.
+    def link(self, mapping: Mapping, pairs: Sequence[tuple[int, str]]) -> dict[int, str]:
+        """Write remote ids into rows that have none, as ``(local_id, remote_id)`` pairs;
+        returns the rows the database refused to write (a trigger of the application may
+        refuse some), each with the reason, the others linked.
 
         A row holding no id may still be marked ``remote_deleted_at``: its record was deleted
         and a person cleared its key to have it created again. The mark was the old record's
@@ -776,13 +783,34 @@ class Store:
             "updated_at": table.c.updated_at + LINK_TICK,
             "remote_deleted_at": None,
         }
-        if pairs:
-            unlinked = [f"{mapping.local_table}:{i}" for i, _ in pairs]
-            clear_failures(self.conn, mapping.name, "push", unlinked)
-            self.conn.execute(
-                update(table).where(table.c.id == bindparam("_id"), key.is_(None)).values(values),
-                [{"_id": i, "_rid": rid} for i, rid in pairs],
-            )
+        if not pairs:
+            return {}
+        unlinked = [f"{mapping.local_table}:{i}" for i, _ in pairs]
+        clear_failures(self.conn, mapping.name, "push", unlinked)
+        statement = update(table).where(table.c.id == bindparam("_id"), key.is_(None))
+        return self._each_alone(statement.values(values), [{"_id": i, "_rid": r} for i, r in pairs])
+
+    def _each_alone(self, statement: Any, params: list[dict[str, Any]]) -> dict[int, str]:
+        """Run an UPDATE for each row of ``params`` (keyed by ``_id``), all at once or, if the
+        database refuses a row, each row in a savepoint of its own; returns the rows refused,
+        each with the reason."""
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(statement, params)
+            return {}
+        except DBAPIError as exc:
+            if not refused_row(exc):
+                raise
+        refused = {}
+        for one in params:
+            try:
+                with self.conn.begin_nested():
+                    self.conn.execute(statement, [one])
+            except DBAPIError as exc:
+                if not refused_row(exc):
+                    raise
+                refused[int(one["_id"])] = refusal(exc)
+        return refused
 
 
 def _keyed(key: str, remote_id: str, values: str) -> str:
