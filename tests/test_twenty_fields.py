@@ -279,10 +279,12 @@ def test_kept_schema__a_kind_it_does_not_fit_is_looked_up_and_stops_the_mapping(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
 ) -> None:
     """A config changed the same day to a kind the kept field's type cannot hold: the data
-    model is read again (it may have been changed to fit) before the mapping is stopped."""
+    model is read again (it may have been changed to fit) before the mapping is stopped. (Only
+    pulled: the local text column could not hold a pushed number, which stops it first.)"""
     before = _synced(twenty, db, cli, 2)
     config = _config(
-        tmp_path, '{ remote = "currentRank", column = "current_rank", kind = "number" }'
+        tmp_path,
+        '{ remote = "currentRank", column = "current_rank", kind = "number", direction = "pull" }',
     )
 
     result = cli("--config", config, "--mapping", M)
