@@ -189,10 +189,8 @@ def _has_empty_value(spec: FieldSpec, kind: str) -> bool:
     of the field's kind that reads back as that empty value: ``''`` in ``text``, ``varchar``
     or ``citext`` (not ``character(n)``, which pads it with spaces), JSON's ``null`` in
     ``json`` or ``jsonb``."""
-    name = kind.rsplit(".", 1)[-1]
-    if spec.kind is Kind.TEXT:
-        return name in ("text", "citext") or name.startswith("character varying")
-    return spec.kind is Kind.JSON and name in ("json", "jsonb")
+    family = _family(kind)
+    return (spec.kind, family) in ((Kind.TEXT, "text"), (Kind.JSON, "jsonb"))
 
 
 def _zoned_stamp(kind: str) -> bool:
