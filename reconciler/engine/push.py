@@ -292,7 +292,7 @@ def _record(ctx: MappingContext, batch: Sequence[PushPlan], results: list[WriteR
         refused = {} if ctx.store.dry_run else ctx.store.record_push(ctx.mapping, done)
         if refused:  # created remotely, but the row would not take the record's id
             failed += [
-                _failure(ctx, p.local, _unlinked(ctx, r, refused[p.local.local_id]), True)
+                _failure(ctx, p.local, _unlinked(r, refused[p.local.local_id]), True)
                 for p, r in done
                 if p.local.local_id in refused
             ]
@@ -308,7 +308,7 @@ def _record(ctx: MappingContext, batch: Sequence[PushPlan], results: list[WriteR
             ctx.result.push.updated += 1
 
 
-def _unlinked(ctx: MappingContext, result: WriteResult, reason: str) -> str:
+def _unlinked(result: WriteResult, reason: str) -> str:
     """Why a row created remotely holds no remote id: the database refused to write it."""
     assert result.record is not None
     return (
