@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -307,6 +308,24 @@ def test_not_null_json_and_text_columns__take_json_null_and_empty_text_from_twen
     assert twenty_writes(twenty) == []
 
 
+def _one_refused(airtable: Any, db: sa.Engine, cli: Any, fields: dict[str, Any]) -> tuple[str, str]:
+    """Three leads pulled, the first with ``fields`` set, which the local table refuses: that
+    record fails alone in the pull (exit 1) and the other two go in. Returns the refused
+    record's id and its failure's message."""
+    refused, *others = seed_leads(airtable, 3)
+    airtable.update("Leads", refused, fields, modified_at=ago(4))
+
+    failed = cli("--mapping", "leads")
+
+    assert failed.exit_code == 1, failed.output
+    ((stage, record, message),) = [
+        (e["stage"], e["record"], e["message"]) for e in failed.report["errors"]
+    ]
+    assert (stage, record) == ("pull", refused)
+    assert sorted(r["airtable_record_id"] for r in rows(db)) == sorted(others)
+    return refused, str(message)
+
+
 def test_not_null_number_column__a_record_without_the_value_fails_alone_and_is_retried(
     airtable, db, cli
 ) -> None:
@@ -315,22 +334,14 @@ def test_not_null_number_column__a_record_without_the_value_fails_alone_and_is_r
     once the column allows NULL the record's retry takes it (the table was at fault, not the
     record: it is not dead-lettered)."""
     _not_null(db, "leads", ["icp_score"], None)
-    empty, *others = seed_leads(airtable, 3)
-    airtable.update("Leads", empty, {"ICP Score": None}, modified_at=ago(4))
 
-    failed = cli("--mapping", "leads")
+    empty, message = _one_refused(airtable, db, cli, {"ICP Score": None})
 
-    assert failed.exit_code == 1, failed.output
-    ((stage, record, message),) = [
-        (e["stage"], e["record"], e["message"]) for e in failed.report["errors"]
-    ]
-    assert (stage, record) == ("pull", empty)
     assert message == (
         "database refused the record: ICP Score is empty, and leads.icp_score is NOT NULL: "
         "allow NULL in it (ALTER TABLE leads ALTER COLUMN icp_score DROP NOT NULL) and a "
         "later run takes the record"
     )
-    assert sorted(r["airtable_record_id"] for r in rows(db)) == sorted(others)
     execute(db, "ALTER TABLE leads ALTER COLUMN icp_score DROP NOT NULL")
     execute(db, "UPDATE reconciler.failures SET next_attempt_at = now()")
 
@@ -350,17 +361,11 @@ def test_foreign_key__a_record_whose_row_is_not_there_yet_is_retried_not_dead_le
     execute(db, "CREATE TABLE statuses (name text PRIMARY KEY)")
     execute(db, "ALTER TABLE leads ADD FOREIGN KEY (status) REFERENCES statuses (name)")
     execute(db, "INSERT INTO statuses VALUES ('New')")
-    won, *others = seed_leads(airtable, 3)
-    airtable.update("Leads", won, {"Status": "Won"}, modified_at=ago(4))
 
-    failed = cli("--mapping", "leads")
+    won, message = _one_refused(airtable, db, cli, {"Status": "Won"})
 
-    assert failed.exit_code == 1, failed.output
-    ((record, message),) = [(e["record"], e["message"]) for e in failed.report["errors"]]
-    assert record == won
     assert message.startswith("database refused the record: insert or update on table")
     assert message.endswith("; tried again on later runs, once the row it refers to exists")
-    assert sorted(r["airtable_record_id"] for r in rows(db)) == sorted(others)
     execute(db, "INSERT INTO statuses VALUES ('Won')")
     execute(db, "UPDATE reconciler.failures SET next_attempt_at = now()")
 
@@ -724,25 +729,25 @@ def test_uuid_column__holds_a_text_field_that_goes_both_ways(airtable, db, cli, 
 
 # -- an application's triggers that refuse rows ---------------------------------------------------
 
-REFUSE_LOST = """
-CREATE FUNCTION refuse_lost() RETURNS trigger LANGUAGE plpgsql AS $$
+
+def _refusing(name: str, table: str, events: str, condition: str, message: str) -> str:
+    """An application's trigger that raises ``message`` for the rows ``condition`` holds."""
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.status = 'Lost' THEN RAISE EXCEPTION 'lost leads are not kept'; END IF;
+    IF {condition} THEN RAISE EXCEPTION '{message}'; END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER refuse_lost BEFORE INSERT OR UPDATE ON leads FOR EACH ROW
-    EXECUTE FUNCTION refuse_lost()
+CREATE TRIGGER {name} BEFORE {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()
 """
 
-FREEZE_BAD = """
-CREATE FUNCTION freeze_bad() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.name = 'Bad' THEN RAISE EXCEPTION 'bad reps are frozen'; END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER freeze_bad BEFORE UPDATE ON rep_progressions FOR EACH ROW
-    EXECUTE FUNCTION freeze_bad()
-"""
+
+REFUSE_LOST = _refusing(
+    "refuse_lost", "leads", "INSERT OR UPDATE", "NEW.status = 'Lost'", "lost leads are not kept"
+)
+FREEZE_BAD = _refusing(
+    "freeze_bad", "rep_progressions", "UPDATE", "NEW.name = 'Bad'", "bad reps are frozen"
+)
 
 
 def _run_sql(db: sa.Engine, script: str) -> None:
@@ -755,16 +760,10 @@ def test_trigger_raising_for_a_pulled_record__that_record_fails_alone(airtable, 
     whole run (exit 3, nothing applied, the same again every run). The record it refuses now
     fails alone with the trigger's message; the others go in."""
     _run_sql(db, REFUSE_LOST)
-    lost, *others = seed_leads(airtable, 3)
-    airtable.update("Leads", lost, {"Status": "Lost"}, modified_at=ago(4))
 
-    result = cli("--mapping", "leads")
+    _, message = _one_refused(airtable, db, cli, {"Status": "Lost"})
 
-    assert result.exit_code == 1, result.output
-    ((record, message),) = [(e["record"], e["message"]) for e in result.report["errors"]]
-    assert record == lost
     assert message.endswith("database refused the record: lost leads are not kept")
-    assert sorted(r["airtable_record_id"] for r in rows(db)) == sorted(others)
 
 
 def test_trigger_refusing_a_link__the_row_fails_alone_and_nothing_is_made_twice(
