@@ -474,6 +474,42 @@ def test_table_keyed_by_a_uuid__its_mapping_stops_naming_the_view_that_maps_it(
     assert line.startswith("✗") and "people.id is uuid" in line and "migrate" not in line
 
 
+def test_view_postgres_cannot_write_through__its_mapping_stops_alone(
+    airtable, db, cli, tmp_path
+) -> None:
+    """A view that joins tables takes no INSERT or UPDATE: its first write stopped the whole
+    run (the other mappings were "not run"). That mapping now stops alone before anything is
+    read, saying which views work; ``check`` fails on it."""
+    execute(db, "CREATE TABLE owners (id bigint PRIMARY KEY, name text)")
+    execute(
+        db,
+        "CREATE VIEW lead_owners AS SELECT l.id, l.airtable_record_id, l.first_name, "
+        "l.remote_deleted_at, l.created_at, l.updated_at, o.name AS owner "
+        "FROM leads l LEFT JOIN owners o ON o.id = l.id",
+    )
+    config = tmp_path / "owners.toml"
+    config.write_text(
+        "[mappings.lead_owners]\nremote = 'airtable'\ntable = 'Leads'\n"
+        "local_table = 'lead_owners'\nkey_column = 'airtable_record_id'\n"
+        "fields = [{ remote = 'First Name', column = 'first_name' }]\n"
+    )
+    seed_leads(airtable, 2)
+
+    result = cli("--config", str(config), "--mapping", "lead_owners", "--mapping", "leads")
+    checked = cli("check", "--config", str(config))
+
+    assert result.exit_code == 3, result.output
+    (error,) = result.report["errors"]
+    assert error["mapping"] == "lead_owners" and error["message"].startswith(
+        "mapping 'lead_owners': Postgres cannot insert into and update lead_owners (a view "
+        "that joins or groups tables"
+    )
+    assert result.mapping("leads")["pull"]["inserted"] == 2
+    assert checked.exit_code == 2
+    (line,) = [x for x in checked.stdout.splitlines() if "local table lead_owners" in x]
+    assert line.startswith("✗")
+
+
 def test_view_over_a_uuid_keyed_table__syncs_through_it_as_the_readme_shows(
     airtable, db, cli, tmp_path
 ) -> None:

@@ -93,6 +93,15 @@ _UPDATE_TRIGGER = text(
     " WHERE r.ev_class IN (SELECT oid FROM rel) AND d.refobjid <> r.ev_class))"
 )
 
+# Whether a run can insert rows into the relation and update them: a table can; a view only
+# when Postgres writes through it (a simple view over one table) or triggers do it for it.
+# pg_relation_is_updatable's bits are 1 << CmdType (src/include/nodes/nodes.h: CMD_UPDATE 2,
+# CMD_INSERT 3), triggers counted.
+_WRITABLE = text(
+    "SELECT coalesce(pg_catalog.pg_relation_is_updatable(to_regclass(quote_ident(:name)), true)"
+    " & 12 = 12, false)"
+)
+
 # The column types (as ``format_type`` writes them) an ``id`` may have: the sync state, the
 # change log and the failures keep rows by a bigint.
 _INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
@@ -264,6 +273,13 @@ class Store:
                 "compared with the remotes' times: ALTER TABLE "
                 f"{mapping.local_table} ALTER COLUMN updated_at "
                 "TYPE timestamptz USING updated_at AT TIME ZONE 'UTC' (if it holds UTC times)"
+            )
+        if not self._catalog(_WRITABLE, mapping.local_table)[0][0]:
+            raise UsageError(
+                f"mapping {mapping.name!r}: Postgres cannot insert into and update "
+                f"{mapping.local_table} (a view that joins or groups tables, a materialized "
+                "view): map its table or a simple view of one table, or give the view INSTEAD "
+                "OF triggers"
             )
         if live["id"].type not in _INTEGER_TYPES:
             name = mapping.local_table
