@@ -53,7 +53,7 @@ class PageSql:
         conn: Connection,
         mapping: Mapping,
         table: Table,
-        not_null: frozenset[str],
+        empty_columns: frozenset[str],
     ) -> None:
         dialect = conn.dialect
         prep = dialect.identifier_preparer
@@ -74,7 +74,7 @@ class PageSql:
         # What a NOT NULL column with an empty value (``Store.empty_columns``) takes for one,
         # where NULL would be refused: '' in text, JSON's null in JSON. An update writes JSON's
         # null into any JSON column; an insert leaves SQL NULL where it is allowed.
-        self.required = {c: self.json_null.get(c, "''") for c in not_null}
+        self.required = {c: self.json_null.get(c, "''") for c in empty_columns}
         self.empty = {**self.json_null, **self.required}
         self._null_entries = {f.column: f"{json_text(f.column)}:null" for f in mapping.fields}
         self._inserts: dict[tuple[str, ...], str] = {}

@@ -67,10 +67,15 @@ def _row_columns(mapping: Mapping) -> list[str]:
 
 # A relation's columns, as reflection would find them: a table, view, materialized view, foreign
 # or partitioned table, found as an unqualified name is, through the search path; one row with
-# no name for a relation without columns, no row when there is no such relation.
+# no name for a relation without columns, no row when there is no such relation. Each row also
+# says whether a run can insert rows into the relation and update them: a table can; a view only
+# when Postgres writes through it (a simple view over one table) or triggers do it for it.
+# pg_relation_is_updatable's bits are 1 << CmdType (src/include/nodes/nodes.h: CMD_UPDATE 2,
+# CMD_INSERT 3), triggers counted.
 _LIVE_COLUMNS = text(
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-    " a.attgenerated <> '' OR a.attidentity = 'a'"
+    " a.attgenerated <> '' OR a.attidentity = 'a',"
+    " coalesce(pg_catalog.pg_relation_is_updatable(c.oid::regclass, true) & 12 = 12, false)"
     " FROM pg_catalog.pg_class c"
     " LEFT JOIN pg_catalog.pg_attribute a"
     " ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
@@ -91,15 +96,6 @@ _UPDATE_TRIGGER = text(
     " JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass"
     " AND d.objid = r.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass"
     " WHERE r.ev_class IN (SELECT oid FROM rel) AND d.refobjid <> r.ev_class))"
-)
-
-# Whether a run can insert rows into the relation and update them: a table can; a view only
-# when Postgres writes through it (a simple view over one table) or triggers do it for it.
-# pg_relation_is_updatable's bits are 1 << CmdType (src/include/nodes/nodes.h: CMD_UPDATE 2,
-# CMD_INSERT 3), triggers counted.
-_WRITABLE = text(
-    "SELECT coalesce(pg_catalog.pg_relation_is_updatable(to_regclass(quote_ident(:name)), true)"
-    " & 12 = 12, false)"
 )
 
 # The column types (as ``format_type`` writes them) an ``id`` may have: the sync state, the
@@ -184,6 +180,14 @@ class TableMissing(UsageError):
     """A mapping's table, or columns it needs, do not exist (the others name their fix)."""
 
 
+class LiveTable(NamedTuple):
+    """A live table (or view) as ``_LIVE_COLUMNS`` reads it: its columns by name, and whether
+    a run can insert into it and update it."""
+
+    columns: dict[str, LiveColumn]
+    writable: bool
+
+
 class LiveColumn(NamedTuple):
     """A column of a live table: its type as ``format_type`` writes it, whether it is
     ``NOT NULL``, and whether only the database writes it (a generated or identity column)."""
@@ -219,7 +223,7 @@ class Store:
         self.conn = conn
         self.dry_run = dry_run
         self._tables: dict[str, Table] = {}
-        self._not_null: dict[str, dict[str, str]] = {}  # mapping -> NOT NULL column -> type
+        self._live: dict[str, LiveTable | None] = {}  # by table name, read once a run
         self._reflected = MetaData()
         self._queries: dict[tuple[str, bool, bool], Any] = {}
         self._page_sql: dict[str, PageSql] = {}
@@ -254,11 +258,12 @@ class Store:
         """
         if mapping.name in self._tables:
             return self._tables[mapping.name]
-        live = self._live_columns(mapping.local_table)
-        if live is None:
+        found = self._live_table(mapping.local_table)
+        if found is None:
             raise TableMissing(
                 f"mapping {mapping.name!r}: table {mapping.local_table!r} does not exist"
             )
+        live = found.columns
         needed = [mapping.key_column, *mapping.columns, "id", "updated_at", "remote_deleted_at"]
         missing = [c for c in needed if c not in live]
         if missing:
@@ -274,7 +279,7 @@ class Store:
                 f"{mapping.local_table} ALTER COLUMN updated_at "
                 "TYPE timestamptz USING updated_at AT TIME ZONE 'UTC' (if it holds UTC times)"
             )
-        if not self._catalog(_WRITABLE, mapping.local_table)[0][0]:
+        if not found.writable:
             raise UsageError(
                 f"mapping {mapping.name!r}: Postgres cannot insert into and update "
                 f"{mapping.local_table} (a view that joins or groups tables, a materialized "
@@ -312,13 +317,9 @@ class Store:
 
     def _required(self, mapping: Mapping) -> dict[str, str]:
         """The mapping's ``NOT NULL`` columns in the live table, each with its type."""
-        found = self._not_null.get(mapping.name)
-        if found is None:
-            live = self._live_columns(mapping.local_table) or {}
-            found = self._not_null[mapping.name] = {
-                c: live[c].type for c in mapping.columns if c in live and live[c].not_null
-            }
-        return found
+        found = self._live_table(mapping.local_table)
+        live = found.columns if found is not None else {}
+        return {c: live[c].type for c in mapping.columns if c in live and live[c].not_null}
 
     def empty_columns(self, mapping: Mapping) -> frozenset[str]:
         """The mapping's ``NOT NULL`` columns that hold an empty value of their kind (an
@@ -346,20 +347,27 @@ class Store:
             and f.kind is not Kind.BOOLEAN  # never empty: an unticked checkbox is false
         ]
 
-    def _live_columns(self, name: str) -> dict[str, LiveColumn] | None:
-        """The columns of table ``name`` as an unqualified name finds it (the first schema of
-        the search path that has it), or None when there is no such table or view."""
-        found = self._catalog(_LIVE_COLUMNS, name)
-        if not found:
-            return None
-        return {
-            column: LiveColumn(kind, bool(not_null), bool(generated))
-            for column, kind, not_null, generated in found
-            if column is not None
-        }
+    def _live_table(self, name: str) -> LiveTable | None:
+        """Table ``name`` as an unqualified name finds it (the first schema of the search path
+        that has it), or None when there is no such table or view; read once a run."""
+        if name not in self._live:
+            found = self._catalog(_LIVE_COLUMNS, name)
+            self._live[name] = (
+                LiveTable(
+                    {
+                        column: LiveColumn(kind, bool(not_null), bool(generated))
+                        for column, kind, not_null, generated, _ in found
+                        if column is not None
+                    },
+                    bool(found[0][4]),
+                )
+                if found
+                else None
+            )
+        return self._live[name]
 
     def has_update_trigger(self, name: str) -> bool:
-        """Whether table ``name`` (as ``_live_columns`` finds it), or the table a view of that
+        """Whether table ``name`` (as ``_live_table`` finds it), or the table a view of that
         name reads, has a trigger of its own that runs on UPDATE: what keeps ``updated_at``
         moving when an application does not."""
         return bool(self._catalog(_UPDATE_TRIGGER, name)[0][0])
