@@ -15,7 +15,9 @@ class RemoteRecord:
 
     ``error`` is set when the record could not be typed (a text in a number field, invalid JSON);
     such a record fails alone. ``keep`` holds wire values that a write must send back as they
-    are, or the remote would change them (Twenty's ``position``).
+    are, or the remote would change them (Twenty's ``position``). ``errored`` names the fields
+    the remote computes that hold an error instead of a value (an Airtable formula's
+    ``#ERROR!``), each with that error: they read as empty.
     """
 
     id: str
@@ -24,6 +26,7 @@ class RemoteRecord:
     error: str | None = None
     deleted: bool = False
     keep: dict[str, Any] = field(default_factory=dict, compare=False)
+    errored: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

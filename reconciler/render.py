@@ -109,7 +109,8 @@ def trouble_lines(report: dict[str, Any]) -> list[str]:
 
 def note_lines(report: dict[str, Any]) -> list[str]:
     """What a person may want to do after the run: fields mapped since a mapping's last full
-    read, which rows synced before hold no value for until their records change."""
+    read, which rows synced before hold no value for until their records change; computed
+    fields that held an error instead of a value."""
     lines = []
     for m in report["mappings"]:
         unfilled = m.get("unfilled_fields")
@@ -118,6 +119,16 @@ def note_lines(report: dict[str, Any]) -> list[str]:
                 f"note: {m['name']}: {', '.join(unfilled)} mapped since the last full read: "
                 "rows synced before fill in as their records change; "
                 f"`reconcile --full --mapping {m['name']}` fills them in now"
+            )
+        for name, errors in (m.get("error_values") or {}).items():
+            most = sorted(errors.items(), key=lambda item: (-item[1], item[0]))
+            held = ", ".join(f"{error} in {count}" for error, count in most)
+            remote = m["remote"].capitalize()
+            lines.append(
+                f"note: {m['name']}: {name} holds an error in {remote} instead of a value "
+                f"({held}), read as empty: mend its formula there; a formula mended moves no "
+                f"record's modified time, so `reconcile --full --mapping {m['name']}` then reads "
+                "the values"
             )
     return lines
 

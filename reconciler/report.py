@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,6 +74,15 @@ class MappingResult:
     clock_offset: timedelta | None = None  # the remote's clock minus this host's
     # Mapped columns rows synced before they were mapped hold no value for yet (``--full``).
     unfilled: list[str] = field(default_factory=list)
+    # Fields the remote computes that held an error instead of a value, read as empty: field ->
+    # error -> records (an Airtable formula's ``#ERROR!``, ``NaN``).
+    error_values: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count_error_values(self, errored: Iterable[tuple[str, str]]) -> None:
+        """Count fields a pulled record held an error in, each with its error."""
+        for name, error in errored:
+            errors = self.error_values.setdefault(name, {})
+            errors[error] = errors.get(error, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
         """The report's entry for this mapping."""
@@ -91,6 +101,7 @@ class MappingResult:
                 None if self.clock_offset is None else round(self.clock_offset.total_seconds(), 1)
             ),
             "unfilled_fields": self.unfilled,
+            "error_values": self.error_values,
         }
 
 

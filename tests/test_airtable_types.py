@@ -12,10 +12,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from reconciler.emulators.airtable import AirtableEmulator
+from reconciler.emulators.airtable import (
+    FORMULA_ERROR,
+    INFINITE,
+    NOT_A_NUMBER,
+    AirtableEmulator,
+)
 from reconciler.model import FieldSpec, Kind
 from reconciler.model.mapping import Direction
-from reconciler.remotes.airtable_fields import FieldInfo
+from reconciler.remotes.airtable_fields import FieldInfo, error_value
 from reconciler.remotes.airtable_types import _mismatch
 from tests.helpers import ago, execute, rows, seed_leads
 
@@ -158,6 +163,77 @@ def test_run__computed_fields_pull_their_result(
     assert result.exit_code == 0, result.output
     (row,) = rows(db, "deals")
     assert (row["title"], row["score"], row["total"], row["stage"]) == ("Big", 42, 1200, "New")
+
+
+def test_computed_error__the_field_reads_empty_and_the_rest_of_the_record_syncs(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    config = _deals(airtable, db, tmp_path, FITTING)
+    made = {
+        title: airtable.create("Deals", {"Title": title, "Stage": "New"}, modified_at=ago(5))["id"]
+        for title in ("Broken", "Divided", "Fine")
+    }
+    airtable.set_computed("Deals", made["Broken"], "Score", FORMULA_ERROR)
+    airtable.set_computed("Deals", made["Divided"], "Score", NOT_A_NUMBER)
+    airtable.set_computed("Deals", made["Divided"], "Total", INFINITE)
+    airtable.set_computed("Deals", made["Fine"], "Score", 7)
+
+    result = cli("--config", str(config), "--mapping", "deals")
+
+    assert result.exit_code == 0, result.output
+    synced = {r["title"]: (r["score"], r["total"], r["stage"]) for r in rows(db, "deals")}
+    assert synced == {"Broken": (None, None, "New"), "Divided": (None, None, "New"),
+                      "Fine": (7, None, "New")}  # fmt: skip
+    assert result.mapping("deals")["error_values"] == {
+        "Score": {"#ERROR!": 1, "NaN": 1},
+        "Total": {"Infinity": 1},
+    }
+    assert (
+        "note: deals: Score holds an error in Airtable instead of a value (#ERROR! in 1, NaN in "
+        "1), read as empty: mend its formula there;" in result.output
+    )
+    assert "`reconcile --full --mapping deals` then reads the values" in result.output
+
+
+def test_computed_error__a_value_that_fails_later_is_emptied_then_read_again(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    config = _deals(airtable, db, tmp_path, FITTING)
+    rid = airtable.create("Deals", {"Title": "Big", "Stage": "New"}, modified_at=ago(5))["id"]
+    airtable.set_computed("Deals", rid, "Score", 42)
+    assert cli("--config", str(config), "--mapping", "deals").exit_code == 0
+    airtable.set_computed("Deals", rid, "Score", FORMULA_ERROR)
+    airtable.update("Deals", rid, {"Title": "Bigger"})  # an input of the formula edited
+
+    failing = cli("--config", str(config), "--mapping", "deals")
+    airtable.set_computed("Deals", rid, "Score", 43)  # the formula mended
+    mended = cli("--config", str(config), "--mapping", "deals", "--full")
+
+    assert failing.exit_code == 0, failing.output
+    assert failing.mapping("deals")["pull"]["updated"] == 1
+    assert mended.exit_code == 0, mended.output
+    assert mended.mapping("deals")["error_values"] == {}
+    assert "holds an error" not in mended.output
+    (row,) = rows(db, "deals")
+    assert (row["title"], row["score"]) == ("Bigger", 43)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ({"error": "#ERROR!"}, "#ERROR!"),
+        ({"specialValue": "NaN"}, "NaN"),
+        ({"specialValue": "Infinity"}, "Infinity"),
+        ({"error": 1}, None),
+        ({"error": "#ERROR!", "value": 1}, None),
+        ({"label": "Open"}, None),
+        ("#ERROR!", None),
+        (["#ERROR!"], None),
+        (None, None),
+    ],
+)
+def test_computed_error__shapes_read_as_an_error(value: Any, error: str | None) -> None:
+    assert error_value(value) == error
 
 
 def test_select__a_new_option_lands_with_typecast(

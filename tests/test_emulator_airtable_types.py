@@ -12,7 +12,12 @@ import pytest
 import requests
 from pyairtable.models import schema as S
 
-from reconciler.emulators.airtable import DEFAULT_COLLABORATORS, AirtableEmulator
+from reconciler.emulators.airtable import (
+    DEFAULT_COLLABORATORS,
+    FORMULA_ERROR,
+    NOT_A_NUMBER,
+    AirtableEmulator,
+)
 from tests.airtable_fixtures import api, em, server  # noqa: F401  (fixtures)
 from tests.test_emulator_airtable import call, error_type
 
@@ -295,6 +300,23 @@ def test_types__read_only_fields_refuse_writes(
     assert error_type(exc) == "INVALID_VALUE_FOR_COLUMN"
     message = exc.value.response.json()["error"]["message"]
     assert message == f'Field "{name}" cannot accept a value because the field is computed'
+
+
+def test_types__a_failed_computation_reads_as_its_error(
+    em: AirtableEmulator, api: pyairtable.Api
+) -> None:
+    zoo(em)
+    record_id = em.create("Zoo", {"Name": "a"})["id"]
+    em.set_computed("Zoo", record_id, "Calc", FORMULA_ERROR)
+    em.set_computed("Zoo", record_id, "Total", NOT_A_NUMBER)
+
+    fields = api.table(em.base_id, "Zoo").get(record_id)["fields"]
+
+    assert fields["Calc"] == {"error": "#ERROR!"}
+    assert fields["Total"] == {"specialValue": "NaN"}
+    for other in ({"label": "x"}, {"error": 1}, {"specialValue": "NaN", "error": "#ERROR!"}):
+        with pytest.raises(ValueError, match="a failed computation's error"):
+            em.set_computed("Zoo", record_id, "Calc", other)
 
 
 def test_types__server_maintained_cells_cannot_be_set_directly(em: AirtableEmulator) -> None:

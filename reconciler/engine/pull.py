@@ -134,6 +134,9 @@ def apply_records(
         return
     if counted:
         ctx.result.pull.fetched += len(records)
+        for record in records:
+            if record.errored:
+                ctx.result.count_error_values(record.errored)
     skew = ctx.skew if skew is None else skew
     try:
         plans, failed_ids = _apply_page(ctx, records, matches, skew, clear, isolate=False)

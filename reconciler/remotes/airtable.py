@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -24,7 +25,7 @@ from reconciler.model.values import DATE_RE
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes import airtable_formulas as formulas
 from reconciler.remotes import airtable_schema
-from reconciler.remotes.airtable_fields import TableSchema
+from reconciler.remotes.airtable_fields import TableSchema, error_value
 from reconciler.remotes.airtable_http import (
     ITERATOR_GONE,
     MAX_URL_LENGTH,
@@ -357,11 +358,13 @@ class AirtableRemote:
         by_name = {
             name: fields[info.id] for name, info in self.schema.fields.items() if info.id in fields
         }
+        errored = _computed_errors(self.schema, by_name)
         try:
             modified = self._stamp(by_name.get(self.mapping.modified_field), raw)
         except RecordError as exc:
             return RemoteRecord(raw["id"], EPOCH, {}, error=str(exc))
-        return typed_record(self.mapping, raw["id"], modified, by_name)
+        record = typed_record(self.mapping, raw["id"], modified, by_name)
+        return replace(record, errored=errored) if errored else record
 
     def _stamp(self, value: Any, raw: dict[str, Any]) -> datetime:
         name = self.mapping.modified_field
@@ -440,6 +443,22 @@ class AirtableRemote:
         if has_selects(self.schema, sorted({name for _, fields in wired for name in fields})):
             payload["typecast"] = True
         return payload
+
+
+def _computed_errors(schema: TableSchema, by_name: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The formulas and rollups of a record that hold an error instead of a value (see
+    :func:`error_value`), each with its error, taken out of ``by_name``: they read as empty, and
+    the rest of the record is synced. A formula's result is not the record's data but the
+    base's computation, which the sync cannot mend; failing the record would keep every other
+    field of it out until the formula is mended, and then until a full read, since mending a
+    formula moves no record's modified time."""
+    found = []
+    for name in schema.computing:
+        text = error_value(by_name.get(name))
+        if text is not None:
+            del by_name[name]
+            found.append((name, text))
+    return tuple(found)
 
 
 def _keyed_by_id(raw: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:

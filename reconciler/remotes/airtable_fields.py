@@ -12,12 +12,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from reconciler.model import Mapping, iso_ms, parse_datetime
 from reconciler.remotes.kept import wanted, young
 
 CACHE_VERSION = 1
+
+# Field types whose value Airtable computes from a formula of the user's: when the computation
+# fails, the value is an object naming the failure instead (see :func:`error_value`).
+COMPUTING_TYPES = frozenset({"formula", "rollup"})
+_ERROR_KEYS = frozenset({"error", "specialValue"})
+
+
+def error_value(value: Any) -> str | None:
+    """The failure a formula or rollup holds instead of its value, or None for a value.
+
+    Airtable answers ``{"error": "#ERROR!"}`` for a computation that failed (an average of no
+    values, a function given the wrong type) and ``{"specialValue": "NaN"}`` or
+    ``{"specialValue": "Infinity"}`` for a number that is not finite (``0/0``, ``1/0``). Nothing
+    of Airtable's documents it; the shapes are those of real answers reported in
+    triggerdotdev/trigger.dev#645 (tested against the API: "{ error: string } | { specialValue:
+    "Infinity" | "NaN" }", typed so in trigger.dev#697) and domdomegg/airtable-ts#16 (the
+    maintainer: "the Airtable API responds with { specialValue: 'NaN' } or { error: '#ERROR!' }",
+    read as null in its ``src/mapping/fieldMappers.ts``).
+    """
+    if type(value) is dict and len(value) == 1:
+        ((key, text),) = value.items()
+        if key in _ERROR_KEYS and isinstance(text, str):
+            return text
+    return None
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,12 @@ class TableSchema:
     def young(self, now: datetime) -> bool:
         """Whether it was read less than a day ago."""
         return young(self.fetched_at, now)
+
+    @cached_property
+    def computing(self) -> tuple[str, ...]:
+        """The configured names of the fields whose values Airtable computes from a formula
+        (formula, rollup): those that may hold an error instead."""
+        return tuple(name for name, info in self.fields.items() if info.type in COMPUTING_TYPES)
 
     def covers(self, names: Iterable[str]) -> bool:
         """Whether every one of ``names`` is resolved."""

@@ -26,6 +26,27 @@ from reconciler.emulators.airtable.schema import (
 )
 from reconciler.emulators.base import iso_ms
 
+# What a formula or rollup holds when its computation fails, instead of a value: an error
+# (an average of no values, a function given the wrong type) or a number that is not finite
+# (``0/0``, ``1/0``). Undocumented; the shapes of real answers in triggerdotdev/trigger.dev#645
+# (tested against the API: "{ error: string } | { specialValue: "Infinity" | "NaN" }") and
+# domdomegg/airtable-ts#16 (the maintainer: "the Airtable API responds with { specialValue:
+# 'NaN' } or { error: '#ERROR!' }").
+FORMULA_ERROR = {"error": "#ERROR!"}
+NOT_A_NUMBER = {"specialValue": "NaN"}
+INFINITE = {"specialValue": "Infinity"}
+_FAILURES = ({"error"}, {"specialValue"})
+
+
+def computation_failure(value: Any) -> bool:
+    """Whether ``value`` is one of the shapes a failed computation reads as."""
+    return (
+        isinstance(value, dict)
+        and set(value) in _FAILURES
+        and all(isinstance(v, str) for v in value.values())
+    )
+
+
 _ISO_DATETIME_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$"
 )

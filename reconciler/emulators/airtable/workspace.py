@@ -20,7 +20,7 @@ from reconciler.emulators.airtable.schema import (
     build_options,
 )
 from reconciler.emulators.airtable.store import Table
-from reconciler.emulators.airtable.values import truncate_ms
+from reconciler.emulators.airtable.values import computation_failure, truncate_ms
 from reconciler.emulators.airtable.writes import WriteContext, delete_record, existing
 from reconciler.emulators.base import Clock
 
@@ -209,13 +209,24 @@ class Workspace:
     def set_computed(self, table: str, record_id: str, field: str, value: Any) -> None:
         """Put a value in a computed cell (formula, rollup, lookup, count, aiText, button,
         createdBy, lastModifiedBy), as Airtable would compute it. Like real computed values,
-        it does not move any last-modified time."""
+        it does not move any last-modified time. A formula or rollup holds a value (a number,
+        text, a list) or, when its computation failed, one of ``FORMULA_ERROR``,
+        ``NOT_A_NUMBER``, ``INFINITE``: never another object."""
         with self.lock:
             found = self.table(table)
             column = found.field(field)
             if column.type not in COMPUTED_TYPES or column.type in _SERVER_MAINTAINED:
                 raise ValueError(
                     f"{column.name!r} ({column.type}) is not a settable computed field"
+                )
+            if (
+                column.type in ("formula", "rollup")
+                and isinstance(value, dict)
+                and not computation_failure(value)
+            ):
+                raise ValueError(
+                    f"{column.name!r} ({column.type}) holds a value or a failed computation's "
+                    f"error, not {value!r}"
                 )
             record = existing(found, record_id)
             if value is None:
