@@ -20,6 +20,94 @@ def test_get__one_record_by_id(em: TwentyEmulator, client: httpx.Client) -> None
     assert response.json() == {"data": {"repProgression": record}}
 
 
+# -- fields: what a read answers with --------------------------------------------------------------
+
+
+def test_fields__a_read_answers_id_and_the_named_fields(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    record = em.create({"name": "x", "totalXp": 5})
+    repeated = [("fields", " name , totalXp,,"), ("fields", "name,updatedAt")]
+    listed = client.get(PATH, params=repeated)
+    one = client.get(f"{PATH}/{record['id']}", params={"fields": "totalXp"})
+
+    (item,) = listed.json()["data"]["repProgressions"]
+    assert item == {key: record[key] for key in ("id", "name", "totalXp", "updatedAt")}
+    assert one.json() == {"data": {"repProgression": {"id": record["id"], "totalXp": 5}}}
+    assert "X-Twenty-Fields-Capped" not in listed.headers
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (" , ", "'fields' parameter is empty. Expected a comma-separated list of field names, "
+         "e.g. fields=id,name"),
+        ("name,nope,alsoNope", "'fields' parameter invalid. Unknown or unreadable fields on "
+         "'repProgression': nope, alsoNope"),
+        ("name,badges", "'fields' parameter invalid. Unknown or unreadable fields on "
+         "'repProgression': badges"),
+    ],
+)  # fmt: skip
+def test_fields__empty_unknown_or_unreadable_is_400(
+    em: TwentyEmulator, client: httpx.Client, fields: str, message: str
+) -> None:
+    em.unreadable_fields = frozenset({"badges"})
+    response = client.get(PATH, params={"fields": fields})
+    assert_bad_request(response)
+    assert response.json()["messages"] == [message]
+
+
+def test_fields__an_object_of_more_than_200_fields_answers_a_default_200(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    """System fields first, then the others by name; the header says the answer was cut."""
+    em.create({"name": "x", "totalXp": 5})
+    before = client.get(PATH)
+    for number in range(200):
+        em.add_field(f"f{number:03}", "TEXT")
+    em.unreadable_fields = frozenset({"f000"})
+
+    capped = client.get(PATH)
+    named = client.get(PATH, params={"fields": "totalXp,f199"})
+
+    assert "X-Twenty-Fields-Capped" not in before.headers
+    (record,) = capped.json()["data"]["repProgressions"]
+    assert capped.headers["X-Twenty-Fields-Capped"] == "true"
+    assert {"id", "name", "createdAt", "updatedAt", "deletedAt", "position"} <= set(record)
+    assert len(record) == 200 and "f001" in record and "f000" not in record
+    assert "totalXp" not in record and "f199" not in record  # by name, after f001…f194
+    (picked,) = named.json()["data"]["repProgressions"]
+    assert set(picked) == {"id", "totalXp", "f199"}
+
+
+def test_fields__a_batch_write_answers_with_the_named_fields(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    body = [{"name": "x", "totalXp": 5}]
+    written = client.post(
+        "/rest/batch/repProgressions", params={"upsert": "true", "fields": "totalXp"}, json=body
+    )
+
+    assert written.status_code == 201
+    (record,) = written.json()["data"]["createRepProgressions"]
+    assert set(record) == {"id", "totalXp"} and em.get(record["id"])["name"] == "x"
+
+
+def test_fields__a_server_before_them_ignores_the_parameter_and_answers_every_field(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    em.selects_fields = False
+    em.create({"name": "x"})
+    for number in range(200):
+        em.add_field(f"f{number:03}", "TEXT")
+
+    response = client.get(PATH, params={"fields": "name,nope"})
+
+    (record,) = response.json()["data"]["repProgressions"]
+    assert "totalXp" in record and "f199" in record
+    assert "X-Twenty-Fields-Capped" not in response.headers
+
+
 def test_get__non_uuid_is_400_and_missing_is_404(client: httpx.Client) -> None:
     assert_bad_request(client.get(f"{PATH}/12345"))
     response = client.get(f"{PATH}/{uuid.uuid4()}")

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import sqlalchemy as sa
 
 from reconciler.emulators.twenty import TwentyEmulator, metadata
@@ -25,6 +27,7 @@ from tests.processes import scalar
 
 Cli = Callable[..., Any]
 M = "rep_progressions"
+M_PATH = "/rest/repProgressions"
 
 
 def _config(tmp_path: Path, fields: str) -> str:
@@ -178,12 +181,27 @@ def test_missing_object__many_custom_objects_are_named_ten_and_counted(
     assert " and 2 more): fix `table` in the mapping config" in message
 
 
+# Servers before the ``fields`` parameter answer records without the fields the key's role may
+# not read; current ones refuse a read that names one (the tool names every field it reads).
+SERVERS = pytest.mark.parametrize(
+    ("selects_fields", "said"),
+    [
+        (True, "Twenty refuses to read {} of repProgressions records"),
+        (False, "Twenty sends repProgressions records without {}"),
+    ],
+    ids=["current", "before-fields"],
+)
+
+
+@SERVERS
 def test_unreadable_field__stops_the_mapping_before_any_row_changes(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, selects_fields: bool, said: str
 ) -> None:
     """A field the key's role may not read is left out of every record Twenty sends while the
     data model still lists it: read as empty, it would clear the column on every row edited in
-    Twenty. The mapping stops on the first such record, naming the field and the fix."""
+    Twenty. The mapping stops on the first such record (or refused read), naming the field and
+    the fix."""
+    twenty.selects_fields = selects_fields
     before = _synced(twenty, db, cli)
     edited = twenty.records()[0]
     twenty.update(edited["id"], {"name": "Renamed in Twenty"})
@@ -192,24 +210,84 @@ def test_unreadable_field__stops_the_mapping_before_any_row_changes(
     result = cli("--mapping", M)
 
     message = _stopped(result)
-    assert "Twenty sends repProgressions records without currentRank" in message
+    assert said.format("currentRank") + ":" in message
     assert "this API key's role may not read them, or they were renamed or deleted" in message
     assert rows(db, M) == before  # current_rank and the edited name alike
     assert twenty_writes(twenty) == []
 
 
+@SERVERS
 def test_unreadable_field__a_push_only_run_stops_before_writing(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, selects_fields: bool, said: str
 ) -> None:
     """A push reads the records it writes first: it finds the field missing there."""
+    twenty.selects_fields = selects_fields
     _synced(twenty, db, cli)
     execute(db, "UPDATE rep_progressions SET streak_days = 99 WHERE id = 1")
     twenty.unreadable_fields = frozenset({"currentRank", "badges"})
 
     result = cli("--mapping", M, "--stage", "push")
 
-    assert "without currentRank, badges:" in _stopped(result)
+    assert said.format("currentRank, badges") + ":" in _stopped(result)
     assert twenty_writes(twenty) == []
+
+
+def test_wide_object__mapped_fields_past_the_default_cap_are_read(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A current server answers a read that names no fields of an object with more than 200
+    readable fields with 200 of them, system fields first, then by name: the mapped fields
+    that sort after 200 others would come missing from every record. The tool names the fields
+    it reads, so the object's width does not matter, and the answers carry nothing else."""
+    for number in range(200):
+        twenty.add_field(f"a{number:03}", "TEXT")
+    (made,) = seed_progressions(twenty, 1)
+
+    result = cli("--mapping", M)
+    reads = twenty_reads(twenty)
+    unnamed = httpx.get(  # what a read that names no fields answers
+        twenty.url + M_PATH, headers={"Authorization": f"Bearer {twenty.token}"}
+    )
+
+    assert result.exit_code == 0, result.output
+    (row,) = rows(db, M)
+    assert str(row["twenty_id"]) == made and row["total_xp"] == twenty.get(made)["totalXp"]
+    assert reads and all("a000" not in read.query["fields"][0] for read in reads)
+    assert unnamed.headers["X-Twenty-Fields-Capped"] == "true"
+    (capped,) = unnamed.json()["data"]["repProgressions"]
+    assert "a000" in capped and "totalXp" not in capped and len(capped) == 200
+
+
+def test_wide_object__a_push_reads_its_answer_past_the_default_cap(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A batch write's answer is chosen like a read's: the push names the fields it reads back."""
+    for number in range(200):
+        twenty.add_field(f"a{number:03}", "TEXT")
+    (made,) = seed_progressions(twenty, 1)
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, "UPDATE rep_progressions SET streak_days = 99")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["push"]["updated"] == 1
+    assert twenty.get(made)["streakDays"] == 99
+    (write,) = twenty_writes(twenty)
+    assert "streakDays" in write.query["fields"][0].split(",")
+
+
+def test_check__a_field_a_current_server_refuses_to_read_fails_naming_it(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    seed_progressions(twenty, 1)
+    twenty.unreadable_fields = frozenset({"badges"})
+
+    result = cli("check")
+
+    assert result.exit_code == 2, result.output
+    (line,) = [x for x in result.stdout.splitlines() if x.startswith("✗ twenty fields of")]
+    assert "records come without 'badges': this API key's role may not read them" in line
 
 
 def test_kept_schema__a_second_run_within_a_day_reads_no_data_model(

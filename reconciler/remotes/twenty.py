@@ -118,6 +118,7 @@ class TwentyRemote:
         where = f"{target.api_url.rstrip('/')}/rest/batch/{mapping.remote_table}"
         self._writer = BatchWriter(self._upsert, where, self._call.once)
         self._fields = FieldCheck(mapping, target.api_url, self._model_page)
+        self._selection = ",".join(selection(mapping))
 
     def __repr__(self) -> str:
         return f"TwentyRemote({self.mapping.remote_table!r})"
@@ -185,13 +186,23 @@ class TwentyRemote:
             records = twenty_http.listed_records(body, self.mapping.remote_table)
             next_cursor = twenty_http.next_cursor(body)
         except Rejected as exc:
+            refused = twenty_http.refused_fields(str(exc))
+            if refused:
+                raise MappingError(_lacking(self.mapping, refused, refused=True)) from None
             raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
         except Unreadable as exc:
             raise RemoteUnavailable(str(exc)) from None
         return twenty_ends.Page(records, next_cursor, twenty_http.total_count(body))
 
     def _list_params(self, filter_: str | None) -> dict[str, Any]:
-        params: dict[str, Any] = {"order_by": twenty_ends.FORWARD, "limit": PAGE_LIMIT, "depth": 0}
+        """A record read's parameters: oldest first, the largest page, no related records, and
+        the fields it needs by name (see :func:`selection`)."""
+        params: dict[str, Any] = {
+            "order_by": twenty_ends.FORWARD,
+            "limit": PAGE_LIMIT,
+            "depth": 0,
+            "fields": self._selection,
+        }
         if filter_:
             params["filter"] = filter_
         return params
@@ -264,7 +275,7 @@ class TwentyRemote:
                 if answer.status != 403:
                     raise
                 found = None  # the key's role may not read the data model: records tell
-            record = self._read_one()
+            record, refused = self._read_one()
         except httpx.HTTPError as exc:
             detail = f"cannot reach {self.target.api_url}: {type(exc).__name__}"
             hint = "check TWENTY_API_URL (or the mapping's api_url) and the network"
@@ -278,28 +289,31 @@ class TwentyRemote:
             finding = twenty_schema.unreadable(self.mapping)
         else:
             finding = twenty_schema.fields_finding(self.mapping, found)
-        if finding.ok and record is not None:
-            lacking = _lacking_fields(self.mapping, record)
-            if lacking:  # see _typed: the key's role may not read them
+        if finding.ok:
+            lacking = refused or (_lacking_fields(self.mapping, record) if record else [])
+            if lacking:  # see _typed and _read: the key's role may not read them
                 finding = twenty_schema.lacking_finding(self.mapping, lacking, found is None)
         yield finding
 
-    def _read_one(self) -> dict[str, Any] | None:
+    def _read_one(self) -> tuple[dict[str, Any] | None, list[str]]:
         """One record read for ``check``, not paced or retried: the data model's answer does not
         show that the key may read records (a 403 there may be the role's, or the key's: "a
         missing or bad key answers 401 or 403 depending on version", shared docs
         ``twenty-api.md``), nor which fields the key's role may read. A refusal raises; the
-        record is returned when there is one, to see which fields it comes with. An object
+        record is returned when there is one, to see which fields it comes with, with the
+        mapped fields a current server refused to select (see :func:`selection`). An object
         missing from the data model is the fields finding's to report."""
         response = self._client.get(self._path, params={**self._list_params(None), "limit": 1})
         self.clock.observe(response.headers.get("Date"))
         if response.status_code in (401, 403):
             raise twenty_schema.Answered(response)
+        if response.status_code == 400:
+            return None, twenty_http.refused_fields(twenty_http.describe(response))
         try:
             records = twenty_http.listed_records(response.json(), self.mapping.remote_table)
         except (ValueError, Unreadable):
-            return None
-        return records[0] if records else None
+            return None, []
+        return (records[0] if records else None), []
 
     def _metadata_page(self, params: dict[str, str]) -> Any:
         """One page of the data model for ``check``: one request, not paced or retried."""
@@ -368,9 +382,8 @@ class TwentyRemote:
             {"id": i.remote_id, **_kept(i), **wire_fields(self.mapping, i.values)} for i in batch
         ]
         try:
-            body = self._request(
-                "POST", f"/batch{self._path}", params={"upsert": "true"}, json=payload
-            )
+            params = {"upsert": "true", "fields": self._selection}
+            body = self._request("POST", f"/batch{self._path}", params=params, json=payload)
         except Unreadable as exc:
             # Whether the batch was written is unknown; an upsert sent again is harmless.
             return [WriteResult(i.local_id, error=str(exc)) for i in batch]
@@ -409,14 +422,48 @@ def _lacking_fields(mapping: Mapping, raw: dict[str, Any]) -> list[str]:
     return [f.remote for f in mapping.fields if f.remote not in raw]
 
 
-def _lacking(mapping: Mapping, fields: list[str]) -> str:
-    """Why a mapping stops when Twenty's records come without some of its fields."""
+def _lacking(mapping: Mapping, fields: list[str], *, refused: bool = False) -> str:
+    """Why a mapping stops when Twenty's records come without some of its fields, or (a
+    current server, ``refused``) Twenty refuses to select them."""
     names = ", ".join(fields)
+    if refused:
+        what = f"Twenty refuses to read {names} of {mapping.remote_table} records"
+    else:
+        what = f"Twenty sends {mapping.remote_table} records without {names}"
     return (
-        f"Twenty sends {mapping.remote_table} records without {names}: this API key's role may not "
-        "read them, or they were renamed or deleted. Give the role read access to them in "
-        "Twenty (Settings, Roles) or fix the mapping; `reconcile check` lists the object's "
-        "fields"
+        f"{what}: this API key's role may not read them, or they were renamed or deleted. Give "
+        "the role read access to them in Twenty (Settings, Roles) or fix the mapping; "
+        "`reconcile check` lists the object's fields"
+    )
+
+
+# What a record read needs of a record beside its mapped fields: its modified time, the
+# creation time read when that is empty, whether it is deleted, and the position a write sends
+# back.
+_NEEDED = ("id", "createdAt", "deletedAt", "position")
+
+
+def selection(mapping: Mapping) -> list[str]:
+    """The fields a record read asks for by name (``fields``).
+
+    Current servers answer a record read that names no fields with every readable field of the
+    object, but only up to 200 (``REST_API_DEFAULT_MAX_FIELDS``): past that, a default set of
+    200, system fields first, then the others by name, and "Pass fields explicitly to read any
+    other field" (``computeFieldsParameters`` in
+    ``packages/twenty-server/src/engine/core-modules/open-api/utils/parameters.utils.ts``;
+    ``compute-default-field-names-to-select.util.ts`` in ``api/common/metadata-selection/``). A
+    mapped field past the cap would come missing from every record. Named, it is always sent,
+    and the answers carry nothing the run does not read. A batch write's answer is chosen the same
+    way (``rest-api-core-field-projection.integration-spec.ts``: ``POST /batch/people?fields=id``
+    answers ``[{id}]``). A server before ``fields`` ignores the
+    parameter and answers every field; one that does not know a named field, or whose key's
+    role may not read it, refuses the read (400), which stops the mapping as a record without
+    the field does.
+    """
+    return list(
+        dict.fromkeys(
+            [_NEEDED[0], mapping.modified_field, *_NEEDED[1:], *(f.remote for f in mapping.fields)]
+        )
     )
 
 

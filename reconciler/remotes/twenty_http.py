@@ -76,6 +76,21 @@ def classify(response: httpx.Response) -> Exception:
     return Rejected(status, f"Twenty answered {status}: {detail}")
 
 
+# A current server's refusal of a ``fields`` parameter naming fields the object does not have or
+# the key's role may not read (parse-fields-rest-request.util.ts,
+# api/rest/input-request-parsers/fields-parser-utils/).
+_REFUSED_FIELDS_RE = re.compile(r"Unknown or unreadable fields on '[^']*': ([^;]+)")
+
+
+def refused_fields(message: str) -> list[str]:
+    """The fields a record read's ``fields`` named that the server refused to select, from its
+    message (none when it refused nothing of the kind)."""
+    match = _REFUSED_FIELDS_RE.search(message)
+    if match is None:
+        return []
+    return [name.strip() for name in match.group(1).split(",") if name.strip()]
+
+
 def describe(response: httpx.Response) -> str:
     """One line saying what an answer's body holds: Twenty's messages, an HTML page's title,
     the start of a text; never markup."""

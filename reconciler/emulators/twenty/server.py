@@ -46,6 +46,15 @@ from reconciler.emulators.twenty.schema import (
 from reconciler.emulators.twenty.store import Store
 
 _LIMIT_RE = re.compile(r"^\d+$")
+#: Readable fields a record read answers with at the most when it names none (``fields``
+#: omitted): ``REST_API_DEFAULT_MAX_FIELDS`` (api/rest/input-request-parsers/constants/
+#: rest-api-default-max-fields.constant.ts).
+DEFAULT_MAX_FIELDS = 200
+#: The header of an answer whose records were cut to that default set
+#: (api/rest/core/constants/rest-api-fields-capped-header-name.constant.ts); its value is not
+#: confirmed.
+FIELDS_CAPPED_HEADER = "X-Twenty-Fields-Capped"
+_FIELDS_EXAMPLE = "Expected a comma-separated list of field names, e.g. fields=id,name"
 #: Node's default ``--max-http-header-size`` (16 KiB): a longer request line and headers are
 #: answered 431 before Twenty sees them. The emulator counts the request line only.
 MAX_REQUEST_LINE = 16 * 1024
@@ -86,12 +95,16 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             ``restrictedFields[id].canRead`` is false; every other field is selected, so a null
             value is sent as null. Reads only: whether such a field may be filtered on or
             written is not modelled.
+        selects_fields: True (current servers) reads a record read's ``fields`` parameter and,
+            without it, cuts an object's records to ``max_fields`` (200) fields when it has
+            more (see :meth:`_selected`); False emulates a server before them, which ignores
+            the parameter and answers every readable field.
 
     The switches are also attributes a test may set on a running server (``supports_upsert``,
     ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``,
-    ``microsecond_stamps``, ``unreadable_fields``, and the metadata page
-    sizes ``metadata_default_limit`` / ``metadata_max_limit``, 1000 each); :meth:`reset` puts
-    them back to the constructor's values.
+    ``microsecond_stamps``, ``unreadable_fields``, ``selects_fields``, ``max_fields``, and the
+    metadata page sizes ``metadata_default_limit`` / ``metadata_max_limit``, 1000 each);
+    :meth:`reset` puts them back to the constructor's values.
     """
 
     default_limit = 60
@@ -114,6 +127,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         metadata_forbidden: bool = False,
         microsecond_stamps: bool = False,
         unreadable_fields: frozenset[str] = frozenset(),
+        selects_fields: bool = True,
     ) -> None:
         super().__init__(token, latency=latency)
         self.max_limit = max_limit
@@ -126,6 +140,8 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             "metadata_forbidden": metadata_forbidden,
             "microsecond_stamps": microsecond_stamps,
             "unreadable_fields": frozenset(unreadable_fields),
+            "selects_fields": selects_fields,
+            "max_fields": DEFAULT_MAX_FIELDS,
             "metadata_default_limit": metadata.DEFAULT_PAGE_SIZE,
             "metadata_max_limit": metadata.MAX_PAGE_SIZE,
         }
@@ -145,6 +161,8 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         self.metadata_max_limit: int = self._switches["metadata_max_limit"]
         self.microsecond_stamps: bool = self._switches["microsecond_stamps"]
         self.unreadable_fields: frozenset[str] = self._switches["unreadable_fields"]
+        self.selects_fields: bool = self._switches["selects_fields"]
+        self.max_fields: int = self._switches["max_fields"]
         self.store.stamp = lambda moment: (iso_us if self.microsecond_stamps else iso_ms)(moment)
 
     def _now(self) -> datetime:
@@ -239,8 +257,10 @@ class TwentyEmulator(DirectApi, EmulatorServer):
 
     def _member(self, spec: ObjectSpec, record_id: str, request: Request) -> Response:
         if request.method == "GET":
+            selected, capped = self._selected(spec, request)
             row = self.store.find(spec, record_id, include_deleted=False)
-            return self._data(200, spec.singular, row)
+            body = {"data": {spec.singular: _picked(self._readable(row), selected)}}
+            return Response(200, body, headers=_capped_header(capped))
         if request.method == "PATCH":
             row = self.store.find(spec, record_id, include_deleted=False)
             row = self.store.update(spec, row, request.body)
@@ -271,8 +291,9 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             before=decode_cursor(before, keys) if before else None,
         )
         first, last = (page.rows[0], page.rows[-1]) if page.rows else (None, None)
+        selected, capped = self._selected(spec, request)
         body = {
-            "data": {spec.plural: self._readable(page.rows)},
+            "data": {spec.plural: _picked(self._readable(page.rows), selected)},
             "totalCount": len(rows),
             "pageInfo": {
                 "hasNextPage": page.has_next,
@@ -281,7 +302,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
                 "endCursor": encode_cursor(last, keys) if last is not None else None,
             },
         }
-        return Response(200, body)
+        return Response(200, body, headers=_capped_header(capped))
 
     def _ordered(
         self, spec: ObjectSpec, where: Node | None, text: str | None, keys: list[OrderKey]
@@ -321,16 +342,20 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             raise bad_request("Body must be an array")
         if not items:
             raise bad_request("Input must not be empty")
+        selected, capped = self._selected(spec, request)
         if not self.supports_upsert:
             rows = self.store.create_many_legacy(spec, items)
-            return self._data(201, spec.op_name("create", many=True), rows)
-        if len(items) > self.max_batch:
-            raise bad_request(f"Maximum number of records to upsert is {self.max_batch}.")
-        upsert = _flag(request, "upsert")
-        rows = self.store.create_many(
-            spec, items, upsert=upsert, backfill_updates=self.upsert_moves_position
-        )
-        return self._data(201, spec.op_name("create", many=True), rows)
+        else:
+            if len(items) > self.max_batch:
+                raise bad_request(f"Maximum number of records to upsert is {self.max_batch}.")
+            upsert = _flag(request, "upsert")
+            rows = self.store.create_many(
+                spec, items, upsert=upsert, backfill_updates=self.upsert_moves_position
+            )
+        body = {
+            "data": {spec.op_name("create", many=True): _picked(self._readable(rows), selected)}
+        }
+        return Response(201, body, headers=_capped_header(capped))
 
     def _update_many(self, spec: ObjectSpec, request: Request) -> Response:
         where = _filter(spec, request)
@@ -351,6 +376,49 @@ class TwentyEmulator(DirectApi, EmulatorServer):
                 record.pop(name, None)
         return record
 
+    def _selected(self, spec: ObjectSpec, request: Request) -> tuple[frozenset[str] | None, bool]:
+        """The fields a record read, or a batch write's answer, carries (None: every readable
+        one), and whether they were cut to the default set.
+
+        ``fields`` (parse-fields-rest-request.util.ts, api/rest/input-request-parsers/
+        fields-parser-utils/): repeated parameters merged, split at commas, trimmed, empty
+        names dropped; none left is a 400, and so is a name the object does not have or the
+        key's role may not read; the answer has ``id`` and those fields
+        (pick-rest-response-fields.util.ts), a batch create's too
+        (test/integration/rest/suites/rest-api-core-field-projection.integration-spec.ts:
+        ``POST /batch/people?fields=id`` answers ``[{id}]``). Without it, an object with
+        more readable fields than ``max_fields`` answers a default set of that many: ``id``,
+        the label identifier (``name`` here), ``createdAt``, ``updatedAt``, ``deletedAt``,
+        ``position``, then the others by name, standard fields before custom ones (every
+        emulated field is custom) (compute-default-field-names-to-select.util.ts,
+        api/common/metadata-selection/utils/; documented with the parameter in
+        core-modules/open-api/utils/parameters.utils.ts: "Pass fields explicitly to read any
+        other field"); that a write's answer is cut too is inferred (one selection serves
+        both), not read. Relations are not modelled, so ``depth`` changes nothing.
+        """
+        if not self.selects_fields:
+            return None, False
+        readable = [name for name in spec.fields if name not in self.unreadable_fields]
+        raws = request.query.get("fields")
+        if raws is None:
+            if len(readable) <= self.max_fields:
+                return None, False
+            first = ["id", "name", "createdAt", "updatedAt", "deletedAt", "position"]
+            ranked = sorted(
+                readable, key=lambda n: (first.index(n) if n in first else len(first), n)
+            )
+            return frozenset(ranked[: self.max_fields]), True
+        names = list(dict.fromkeys(n.strip() for raw in raws for n in raw.split(",") if n.strip()))
+        if not names:
+            raise bad_request(f"'fields' parameter is empty. {_FIELDS_EXAMPLE}")
+        unknown = [name for name in names if name not in readable]
+        if unknown:
+            raise bad_request(
+                f"'fields' parameter invalid. Unknown or unreadable fields on "
+                f"'{spec.singular}': {', '.join(unknown)}"
+            )
+        return frozenset(["id", *names]), False
+
     def _data(self, status: int, key: str, payload: Any) -> Response:
         """``{"data": {key: payload}}``, the payload as the key may read it."""
         return Response(status, {"data": {key: self._readable(payload)}})
@@ -367,6 +435,20 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             max_limit=self.metadata_max_limit,
         )
         return Response(200, body)
+
+
+def _picked(records: Any, selected: frozenset[str] | None) -> Any:
+    """A record, or records, with only the ``selected`` fields (all when None)."""
+    if selected is None:
+        return records
+    if isinstance(records, list):
+        return [_picked(record, selected) for record in records]
+    return {name: value for name, value in records.items() if name in selected}
+
+
+def _capped_header(capped: bool) -> dict[str, str]:
+    """The header of an answer cut to the default set of fields."""
+    return {FIELDS_CAPPED_HEADER: "true"} if capped else {}
 
 
 def _filter(spec: ObjectSpec, request: Request) -> Node | None:
