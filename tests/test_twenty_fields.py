@@ -277,6 +277,29 @@ def test_wide_object__a_push_reads_its_answer_past_the_default_cap(
     assert "streakDays" in write.query["fields"][0].split(",")
 
 
+def test_system_field_refused__it_is_left_out_and_the_read_sent_again(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """Some standard objects have no ``position``, and a key's role may be denied a system
+    field: a current server refuses a read naming it. Not a mapped field, it is left out of
+    the reads and writes that follow, after one refused request."""
+    (made,) = seed_progressions(twenty, 1)
+    twenty.unreadable_fields = frozenset({"position"})
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, "UPDATE rep_progressions SET streak_days = 99")
+    twenty.reset_log()
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert twenty.get(made)["streakDays"] == 99
+    refused = [r for r in twenty.requests if r.status == 400]
+    assert len(refused) == 1
+    later = twenty.requests[twenty.requests.index(refused[0]) + 1 :]
+    assert later and all("position" not in r.query["fields"][0].split(",") for r in later)
+    assert all(r.status < 300 for r in later)
+
+
 def test_check__a_field_a_current_server_refuses_to_read_fails_naming_it(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli
 ) -> None:

@@ -36,6 +36,7 @@ from reconciler.remotes.base import (
     typed_record,
     wire_fields,
 )
+from reconciler.remotes.kept import wanted
 from reconciler.remotes.twenty_fields import FieldCheck
 from reconciler.remotes.twenty_http import Unreadable
 from reconciler.remotes.twenty_write import BatchWriter
@@ -178,21 +179,46 @@ class TwentyRemote:
         mapping."""
         bound = f'{twenty_ends.FIELD}[lt]:"{before}"' if before else None
         where = f"and({filter_},{bound})" if filter_ and bound else filter_ or bound
-        params = {**self._list_params(where), "order_by": order_by}
-        if cursor:
-            params["starting_after"] = cursor
-        try:
-            body = self._request("GET", self._path, params=params)
-            records = twenty_http.listed_records(body, self.mapping.remote_table)
-            next_cursor = twenty_http.next_cursor(body)
-        except Rejected as exc:
-            refused = twenty_http.refused_fields(str(exc))
-            if refused:
-                raise MappingError(_lacking(self.mapping, refused, refused=True)) from None
-            raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
-        except Unreadable as exc:
-            raise RemoteUnavailable(str(exc)) from None
-        return twenty_ends.Page(records, next_cursor, twenty_http.total_count(body))
+        while True:
+            params = {**self._list_params(where), "order_by": order_by}
+            if cursor:
+                params["starting_after"] = cursor
+            try:
+                body = self._request("GET", self._path, params=params)
+                records = twenty_http.listed_records(body, self.mapping.remote_table)
+                next_cursor = twenty_http.next_cursor(body)
+            except Rejected as exc:
+                if self._pruned(str(exc)):
+                    continue
+                raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
+            except Unreadable as exc:
+                raise RemoteUnavailable(str(exc)) from None
+            return twenty_ends.Page(records, next_cursor, twenty_http.total_count(body))
+
+    def _pruned(self, message: str) -> bool:
+        """Whether a refusal was of fields the selection named beside the mapped ones (an object
+        without ``position``, as some standard objects are, or a system field the key's role
+        may not read): they are left out from now on, and the request is to be sent again.
+
+        Raises:
+            MappingError: it refused a mapped field (or the modified field): the object lacks
+                it, or the key's role may not read it.
+        """
+        needed = self._refused_needed(message)
+        if needed:
+            raise MappingError(_lacking(self.mapping, needed, refused=True))
+        refused = set(twenty_http.refused_fields(message))
+        current = self._selection.split(",")
+        kept = [name for name in current if name not in refused]
+        if len(kept) == len(current):
+            return False
+        self._selection = ",".join(kept)
+        return True
+
+    def _refused_needed(self, message: str) -> list[str]:
+        """The mapped fields (and the modified field) a refusal of ``fields`` names."""
+        needed = wanted(self.mapping)
+        return [name for name in twenty_http.refused_fields(message) if name in needed]
 
     def _list_params(self, filter_: str | None) -> dict[str, Any]:
         """A record read's parameters: oldest first, the largest page, no related records, and
@@ -303,12 +329,20 @@ class TwentyRemote:
         record is returned when there is one, to see which fields it comes with, with the
         mapped fields a current server refused to select (see :func:`selection`). An object
         missing from the data model is the fields finding's to report."""
-        response = self._client.get(self._path, params={**self._list_params(None), "limit": 1})
-        self.clock.observe(response.headers.get("Date"))
-        if response.status_code in (401, 403):
-            raise twenty_schema.Answered(response)
-        if response.status_code == 400:
-            return None, twenty_http.refused_fields(twenty_http.describe(response))
+        while True:
+            params = {**self._list_params(None), "limit": 1}
+            response = self._client.get(self._path, params=params)
+            self.clock.observe(response.headers.get("Date"))
+            if response.status_code in (401, 403):
+                raise twenty_schema.Answered(response)
+            if response.status_code == 400:
+                message = twenty_http.describe(response)
+                needed = self._refused_needed(message)
+                if needed:
+                    return None, needed
+                if self._pruned(message):
+                    continue
+            break
         try:
             records = twenty_http.listed_records(response.json(), self.mapping.remote_table)
         except (ValueError, Unreadable):
@@ -382,13 +416,21 @@ class TwentyRemote:
             {"id": i.remote_id, **_kept(i), **wire_fields(self.mapping, i.values)} for i in batch
         ]
         try:
-            params = {"upsert": "true", "fields": self._selection}
-            body = self._request("POST", f"/batch{self._path}", params=params, json=payload)
+            try:
+                body = self._batch_upsert(payload)
+            except Rejected as exc:
+                if not self._pruned(str(exc)):
+                    raise
+                body = self._batch_upsert(payload)  # the refusal came before any write
         except Unreadable as exc:
             # Whether the batch was written is unknown; an upsert sent again is harmless.
             return [WriteResult(i.local_id, error=str(exc)) for i in batch]
         records = {raw["id"]: self._typed(raw) for raw in twenty_http.written_records(body)}
         return results_by_id(batch, records, "Twenty")
+
+    def _batch_upsert(self, payload: list[dict[str, Any]]) -> Any:
+        params = {"upsert": "true", "fields": self._selection}
+        return self._request("POST", f"/batch{self._path}", params=params, json=payload)
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
         """A record as the engine sees it.
@@ -437,9 +479,9 @@ def _lacking(mapping: Mapping, fields: list[str], *, refused: bool = False) -> s
     )
 
 
-# What a record read needs of a record beside its mapped fields: its modified time, the
-# creation time read when that is empty, whether it is deleted, and the position a write sends
-# back.
+# What a record read needs of a record beside its mapped fields: its id, the creation time read
+# when the modified one is empty, whether it is deleted, and the position a write sends back
+# (left out when the object has none: see ``TwentyRemote._pruned``).
 _NEEDED = ("id", "createdAt", "deletedAt", "position")
 
 
@@ -457,8 +499,8 @@ def selection(mapping: Mapping) -> list[str]:
     way (``rest-api-core-field-projection.integration-spec.ts``: ``POST /batch/people?fields=id``
     answers ``[{id}]``). A server before ``fields`` ignores the
     parameter and answers every field; one that does not know a named field, or whose key's
-    role may not read it, refuses the read (400), which stops the mapping as a record without
-    the field does.
+    role may not read it, refuses the read (400): a mapped field refused stops the mapping as a
+    record without the field does, and another is left out of the reads that follow.
     """
     return list(
         dict.fromkeys(
