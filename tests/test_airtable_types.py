@@ -96,6 +96,11 @@ def _deals(
     return config
 
 
+def _new_deal(em: AirtableEmulator, title: str) -> str:
+    """A deal at stage New, modified five minutes ago; returns its id."""
+    return str(em.create("Deals", {"Title": title, "Stage": "New"}, modified_at=ago(5))["id"])
+
+
 def _age_kept_schema(db: sa.Engine) -> None:
     """Pretend the schema the last run kept for leads was read long ago."""
     execute(
@@ -154,7 +159,7 @@ def test_run__computed_fields_pull_their_result(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
 ) -> None:
     config = _deals(airtable, db, tmp_path, FITTING)
-    rid = airtable.create("Deals", {"Title": "Big", "Stage": "New"}, modified_at=ago(5))["id"]
+    rid = _new_deal(airtable, "Big")
     airtable.set_computed("Deals", rid, "Score", 42)
     airtable.set_computed("Deals", rid, "Total", 1200)
 
@@ -169,10 +174,7 @@ def test_computed_error__the_field_reads_empty_and_the_rest_of_the_record_syncs(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
 ) -> None:
     config = _deals(airtable, db, tmp_path, FITTING)
-    made = {
-        title: airtable.create("Deals", {"Title": title, "Stage": "New"}, modified_at=ago(5))["id"]
-        for title in ("Broken", "Divided", "Fine")
-    }
+    made = {title: _new_deal(airtable, title) for title in ("Broken", "Divided", "Fine")}
     airtable.set_computed("Deals", made["Broken"], "Score", FORMULA_ERROR)
     airtable.set_computed("Deals", made["Divided"], "Score", NOT_A_NUMBER)
     airtable.set_computed("Deals", made["Divided"], "Total", INFINITE)
@@ -199,7 +201,7 @@ def test_computed_error__a_value_that_fails_later_is_emptied_then_read_again(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
 ) -> None:
     config = _deals(airtable, db, tmp_path, FITTING)
-    rid = airtable.create("Deals", {"Title": "Big", "Stage": "New"}, modified_at=ago(5))["id"]
+    rid = _new_deal(airtable, "Big")
     airtable.set_computed("Deals", rid, "Score", 42)
     assert cli("--config", str(config), "--mapping", "deals").exit_code == 0
     airtable.set_computed("Deals", rid, "Score", FORMULA_ERROR)
@@ -240,7 +242,7 @@ def test_select__a_new_option_lands_with_typecast(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
 ) -> None:
     config = _deals(airtable, db, tmp_path, FITTING)
-    rid = airtable.create("Deals", {"Title": "Big", "Stage": "New"}, modified_at=ago(5))["id"]
+    rid = _new_deal(airtable, "Big")
     assert cli("--config", str(config), "--mapping", "deals").exit_code == 0
     execute(db, "UPDATE deals SET stage = 'Negotiation'")
     airtable.reset_log()
