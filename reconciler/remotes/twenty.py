@@ -188,17 +188,19 @@ class TwentyRemote:
                 records = twenty_http.listed_records(body, self.mapping.remote_table)
                 next_cursor = twenty_http.next_cursor(body)
             except Rejected as exc:
-                if self._pruned(str(exc)):
+                if self._pruned(str(exc), params["fields"]):
                     continue
                 raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
             except Unreadable as exc:
                 raise RemoteUnavailable(str(exc)) from None
             return twenty_ends.Page(records, next_cursor, twenty_http.total_count(body))
 
-    def _pruned(self, message: str) -> bool:
-        """Whether a refusal was of fields the selection named beside the mapped ones (an object
-        without ``position``, as some standard objects are, or a system field the key's role
-        may not read): they are left out from now on, and the request is to be sent again.
+    def _pruned(self, message: str, sent: str) -> bool:
+        """Whether a refusal of the fields a request named (``sent``) was of fields the
+        selection names beside the mapped ones (an object without ``position``, as some
+        standard objects are, or a system field the key's role may not read): they are left out
+        from now on (another request in flight may have left them out already), and the request
+        is to be sent again.
 
         Raises:
             MappingError: it refused a mapped field (or the modified field): the object lacks
@@ -208,11 +210,9 @@ class TwentyRemote:
         if needed:
             raise MappingError(_lacking(self.mapping, needed, refused=True))
         refused = set(twenty_http.refused_fields(message))
-        current = self._selection.split(",")
-        kept = [name for name in current if name not in refused]
-        if len(kept) == len(current):
+        if not refused & set(sent.split(",")):
             return False
-        self._selection = ",".join(kept)
+        self._selection = ",".join(n for n in self._selection.split(",") if n not in refused)
         return True
 
     def _refused_needed(self, message: str) -> list[str]:
@@ -340,7 +340,7 @@ class TwentyRemote:
                 needed = self._refused_needed(message)
                 if needed:
                     return None, needed
-                if self._pruned(message):
+                if self._pruned(message, params["fields"]):
                     continue
             break
         try:
@@ -416,20 +416,21 @@ class TwentyRemote:
             {"id": i.remote_id, **_kept(i), **wire_fields(self.mapping, i.values)} for i in batch
         ]
         try:
+            sent = self._selection
             try:
-                body = self._batch_upsert(payload)
+                body = self._batch_upsert(payload, sent)
             except Rejected as exc:
-                if not self._pruned(str(exc)):
+                if not self._pruned(str(exc), sent):
                     raise
-                body = self._batch_upsert(payload)  # the refusal came before any write
+                body = self._batch_upsert(payload, self._selection)  # refused before any write
         except Unreadable as exc:
             # Whether the batch was written is unknown; an upsert sent again is harmless.
             return [WriteResult(i.local_id, error=str(exc)) for i in batch]
         records = {raw["id"]: self._typed(raw) for raw in twenty_http.written_records(body)}
         return results_by_id(batch, records, "Twenty")
 
-    def _batch_upsert(self, payload: list[dict[str, Any]]) -> Any:
-        params = {"upsert": "true", "fields": self._selection}
+    def _batch_upsert(self, payload: list[dict[str, Any]], fields: str) -> Any:
+        params = {"upsert": "true", "fields": fields}
         return self._request("POST", f"/batch{self._path}", params=params, json=payload)
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
@@ -495,9 +496,9 @@ def selection(mapping: Mapping) -> list[str]:
     ``packages/twenty-server/src/engine/core-modules/open-api/utils/parameters.utils.ts``;
     ``compute-default-field-names-to-select.util.ts`` in ``api/common/metadata-selection/``). A
     mapped field past the cap would come missing from every record. Named, it is always sent,
-    and the answers carry nothing the run does not read. A batch write's answer is chosen the same
-    way (``rest-api-core-field-projection.integration-spec.ts``: ``POST /batch/people?fields=id``
-    answers ``[{id}]``). A server before ``fields`` ignores the
+    and the answers carry nothing the run does not read. A batch write's answer is chosen the
+    same way (``rest-api-core-field-projection.integration-spec.ts``: ``POST
+    /batch/people?fields=id`` answers ``[{id}]``). A server before ``fields`` ignores the
     parameter and answers every field; one that does not know a named field, or whose key's
     role may not read it, refuses the read (400): a mapped field refused stops the mapping as a
     record without the field does, and another is left out of the reads that follow.
