@@ -118,9 +118,20 @@ def test_list__without_order_by_orders_by_id_not_position(
     assert by_position[0]["id"] == created[5]["id"]
 
 
-@pytest.mark.parametrize("depth", ["3", "-1", "x"])
+@pytest.mark.parametrize("depth", ["2", "3", "-1", "x", "1_0", "0.5"])
 def test_list__rejects_bad_depth(client: httpx.Client, depth: str) -> None:
-    assert_bad_request(client.get(PATH, params={"depth": depth}))
+    response = client.get(PATH, params={"depth": depth})
+    assert_bad_request(response)
+    assert response.json()["messages"] == [
+        f"'depth={depth}' parameter invalid. Allowed values are 0, 1"
+    ]
+
+
+@pytest.mark.parametrize("depth", ["", "0", "1", " 1 ", "1.0"])
+def test_list__takes_depth_0_or_1_as_javascript_reads_them(
+    client: httpx.Client, depth: str
+) -> None:
+    assert client.get(PATH, params={"depth": depth}).status_code == 200
 
 
 def test_list__rejects_garbage_and_mismatched_cursors(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -46,6 +47,7 @@ from reconciler.emulators.twenty.schema import (
 from reconciler.emulators.twenty.store import Store
 
 _LIMIT_RE = re.compile(r"^\d+$")
+_JS_DECIMAL_RE = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 #: Readable fields a record read answers with at the most when it names none (``fields``
 #: omitted): ``REST_API_DEFAULT_MAX_FIELDS`` (api/rest/input-request-parsers/constants/
 #: rest-api-default-max-fields.constant.ts).
@@ -468,7 +470,14 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _check_depth(request: Request) -> None:
-    """Accept ``depth`` 0, 1 or 2 (relations are not modelled, so it changes nothing)."""
+    """``depth`` 0 or 1, absent or empty meaning 0; anything else is a 400
+    (parse-depth-rest-request.util.ts, api/rest/input-request-parsers/depth-parser-utils/,
+    and its spec: "'depth=2' parameter invalid. Allowed values are 0, 1"). The value is read
+    as JavaScript's unary ``+`` reads a decimal (``" 1 "`` and ``"1.0"`` are 1). Relations are
+    not modelled, so the depth changes nothing else."""
     raw = request.param("depth")
-    if raw not in (None, "", "0", "1", "2"):
-        raise bad_request(f"depth must be 0, 1 or 2, got {raw!r}")
+    if not raw:
+        return
+    number = float(raw) if _JS_DECIMAL_RE.match(raw) else math.nan
+    if number not in (0, 1):
+        raise bad_request(f"'depth={raw}' parameter invalid. Allowed values are 0, 1")
