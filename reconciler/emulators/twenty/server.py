@@ -53,8 +53,8 @@ _JS_DECIMAL_RE = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 #: rest-api-default-max-fields.constant.ts).
 DEFAULT_MAX_FIELDS = 200
 #: The header of an answer whose records were cut to that default set
-#: (api/rest/core/constants/rest-api-fields-capped-header-name.constant.ts); its value is not
-#: confirmed.
+#: (api/rest/core/constants/rest-api-fields-capped-header-name.constant.ts); its value was not
+#: read: the emulator sends ``true``, and no test or client relies on it.
 FIELDS_CAPPED_HEADER = "X-Twenty-Fields-Capped"
 _FIELDS_EXAMPLE = "Expected a comma-separated list of field names, e.g. fields=id,name"
 #: Node's default ``--max-http-header-size`` (16 KiB): a longer request line and headers are
@@ -344,7 +344,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             raise bad_request("Body must be an array")
         if not items:
             raise bad_request("Input must not be empty")
-        selected, capped = self._selected(spec, request)
+        selected, _ = self._selected(spec, request, cap=False)
         if not self.supports_upsert:
             rows = self.store.create_many_legacy(spec, items)
         else:
@@ -357,7 +357,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         body = {
             "data": {spec.op_name("create", many=True): _picked(self._readable(rows), selected)}
         }
-        return Response(201, body, headers=_capped_header(capped))
+        return Response(201, body)
 
     def _update_many(self, spec: ObjectSpec, request: Request) -> Response:
         where = _filter(spec, request)
@@ -378,9 +378,11 @@ class TwentyEmulator(DirectApi, EmulatorServer):
                 record.pop(name, None)
         return record
 
-    def _selected(self, spec: ObjectSpec, request: Request) -> tuple[frozenset[str] | None, bool]:
+    def _selected(
+        self, spec: ObjectSpec, request: Request, *, cap: bool = True
+    ) -> tuple[frozenset[str] | None, bool]:
         """The fields a record read, or a batch write's answer, carries (None: every readable
-        one), and whether they were cut to the default set.
+        one), and whether they were cut to the default set (reads only, ``cap``).
 
         ``fields`` (parse-fields-rest-request.util.ts, api/rest/input-request-parsers/
         fields-parser-utils/): repeated parameters merged, split at commas, trimmed, empty
@@ -395,15 +397,17 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         emulated field is custom) (compute-default-field-names-to-select.util.ts,
         api/common/metadata-selection/utils/; documented with the parameter in
         core-modules/open-api/utils/parameters.utils.ts: "Pass fields explicitly to read any
-        other field"); that a write's answer is cut too is inferred (one selection serves
-        both), not read. Relations are not modelled, so ``depth`` changes nothing.
+        other field"). The cut applies only where a caller passes the maximum
+        (``CommonSelectFieldsBuilder.buildFromDepth``: ``maximumDefaultFieldCount``); whether
+        the batch create does was not read, so a write's answer is never cut here. Relations
+        are not modelled, so ``depth`` changes nothing.
         """
         if not self.selects_fields:
             return None, False
         readable = [name for name in spec.fields if name not in self.unreadable_fields]
         raws = request.query.get("fields")
         if raws is None:
-            if len(readable) <= self.max_fields:
+            if not cap or len(readable) <= self.max_fields:
                 return None, False
             first = ["id", "name", "createdAt", "updatedAt", "deletedAt", "position"]
             ranked = sorted(
