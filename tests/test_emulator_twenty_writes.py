@@ -51,7 +51,7 @@ def test_create__duplicate_id_is_rejected(em: TwentyEmulator, client: httpx.Clie
         {"totalXp": True},
         {"name": 5},
         {"lastActivityDate": "yesterday"},
-        {"lastActivityDate": "2026-11-20T10:00:00"},
+        {"lastActivityDate": "2026-11-20T25:00:00Z"},
         {"unknownField": "x"},
         {"id": "not-a-uuid"},
     ],
@@ -76,10 +76,63 @@ def test_write__rejects_server_maintained_fields(
     assert em.get(record["id"]) == record
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": 5}, 'Invalid string value 5 for text field "name"'),
+        ({"totalXp": "5"}, "Invalid number value '5' for field \"totalXp\""),
+        ({"totalXp": True}, 'Invalid number value true for field "totalXp"'),
+        (
+            {"lastActivityDate": "yesterday"},
+            "Invalid value 'yesterday' for date-time field \"lastActivityDate\". "
+            "Expected format: 'YYYY-MM-DDTHH:mm:ssZ'",
+        ),
+        ({"id": "not-a-uuid"}, "Invalid UUID value 'not-a-uuid' for field \"id\""),
+        ({"unknownField": "x"}, 'Object repProgression doesn\'t have any "unknownField" field.'),
+    ],
+)
+def test_create__invalid_values_answer_the_servers_messages(
+    em: TwentyEmulator, client: httpx.Client, body: dict[str, Any], message: str
+) -> None:
+    """The validators of DataArgProcessorService word each type's refusal."""
+    response = client.post(PATH, json=body)
+    assert_bad_request(response)
+    assert response.json()["messages"] == [message]
+
+
 def test_write__datetime_values_are_normalized_to_ms_utc(client: httpx.Client) -> None:
     body = {"lastActivityDate": "2026-11-20T11:00:00.123456+01:00"}
     record = client.post(PATH, json=body).json()["data"]["createRepProgression"]
     assert record["lastActivityDate"] == "2026-11-20T10:00:00.123Z"
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("2026-11-20T10:00:00", "2026-11-20T10:00:00.000Z"),
+        ("2026-11-20", "2026-11-20T00:00:00.000Z"),
+    ],
+)
+def test_write__a_datetime_without_an_offset_is_utc(
+    client: httpx.Client, sent: str, stored: str
+) -> None:
+    """parseToInstantOrThrow falls back to a plain date-time in UTC."""
+    response = client.post(PATH, json={"lastActivityDate": sent})
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["createRepProgression"]["lastActivityDate"] == stored
+
+
+def test_write__empty_text_is_stored_as_null(em: TwentyEmulator, client: httpx.Client) -> None:
+    """transformTextField: a TEXT value "" is written as null, on create and on update."""
+    created = client.post(PATH, json={"name": "", "currentRank": "Gold"}).json()
+    record = created["data"]["createRepProgression"]
+    assert record["name"] is None
+    path = f"{PATH}/{record['id']}"
+    updated = client.patch(path, json={"currentRank": ""}).json()["data"]["updateRepProgression"]
+    assert updated["currentRank"] is None
+    assert em.get(record["id"])["currentRank"] is None  # type: ignore[index]
+    stored = em.update(record["id"], {"currentRank": ""}, stored=True)  # the column's default
+    assert stored["currentRank"] == ""
 
 
 def test_write__updated_at_is_server_set_and_follows_the_clock(

@@ -192,12 +192,39 @@ def test_pull__empty_text_from_twenty_is_null_locally(
 ) -> None:
     """Twenty spells an empty text field ``""``; Postgres holds NULL, as for Airtable."""
     (rid,) = seed_progressions(twenty, 1)
-    twenty.update(rid, {"currentRank": ""}, updated_at=ago(4))
+    twenty.update(rid, {"currentRank": ""}, updated_at=ago(4), stored=True)  # the default
 
     result = cli("--mapping", M)
 
     assert result.exit_code == 0, result.output
     assert [r["current_rank"] for r in rows(db, M)] == [None]
+
+
+def test_push__empty_text_clears_the_twenty_field_once(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any
+) -> None:
+    """A local '' is the empty value: it goes out as null (never as "", which current Twenty
+    servers would store as null anyway, ``transformTextField``), and the next run neither pulls
+    the null back over the row nor sends anything again."""
+    (rid,) = seed_progressions(twenty, 1)
+    twenty.update(rid, {"currentRank": "Gold"}, updated_at=ago(4))
+    assert cli("--mapping", M).exit_code == 0
+    execute(db, f"UPDATE {M} SET current_rank = ''")
+    twenty.reset_log()
+
+    pushed = cli("--mapping", M)
+
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping(M)["push"]["updated"] == 1
+    ((sent,),) = [r.body for r in twenty_writes(twenty)]
+    assert "currentRank" in sent and sent["currentRank"] is None
+    twenty.reset_log()
+    after = cli("--mapping", M)
+    assert after.exit_code == 0, after.output
+    assert after.mapping(M)["pull"]["updated"] == 0
+    assert after.mapping(M)["push"]["updated"] == 0
+    assert twenty_writes(twenty) == []
+    assert [r["current_rank"] for r in rows(db, M)] == [""]
 
 
 def test_push__a_json_column_set_to_null_clears_the_twenty_field(

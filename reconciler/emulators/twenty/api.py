@@ -82,11 +82,14 @@ class DirectApi:
         position: float | str | None = None,
         updated_at: datetime | None = None,
         object: str = DEFAULT_OBJECT,
+        stored: bool = False,
     ) -> dict[str, Any]:
         """Edit a record as a user would; updatedAt becomes ``updated_at`` or the server time.
 
         ``position`` (a number, ``"first"`` or ``"last"``) moves the record, as dragging it in a
-        view does; like any edit it bumps updatedAt.
+        view does; like any edit it bumps updatedAt. ``stored``: the values as the database
+        holds them, past the API's transforms: a TEXT ``""`` stays ``""`` (a TEXT column's
+        default, which current servers never write themselves).
         """
         body = dict(fields or {})
         if position is not None:
@@ -94,7 +97,8 @@ class DirectApi:
         with self.lock:
             spec = self.store.resolve(object)
             row = self.store.find(spec, id, include_deleted=True)
-            return copy.deepcopy(self.store.update(spec, row, body, stamp=updated_at))
+            changed = self.store.update(spec, row, body, stamp=updated_at, stored=stored)
+            return copy.deepcopy(changed)
 
     def soft_delete(self, id: str, *, object: str = DEFAULT_OBJECT) -> None:
         """Soft-delete a live record (sets deletedAt)."""

@@ -227,12 +227,18 @@ class Store:
         return [self._insert(spec, values, None, API_ACTOR) for values in batch]
 
     def update(
-        self, spec: ObjectSpec, row: dict[str, Any], body: Any, *, stamp: datetime | None = None
+        self,
+        spec: ObjectSpec,
+        row: dict[str, Any],
+        body: Any,
+        *,
+        stamp: datetime | None = None,
+        stored: bool = False,
     ) -> dict[str, Any]:
         """Validate and merge a partial update into ``row``; bumps updatedAt, never backfills
         position (update-one runs DataArgProcessor with shouldBackfillPositionIfUndefined:
-        false, common-update-one-query-runner.service.ts)."""
-        values = validate_fields(spec, body, allow_id=True)
+        false, common-update-one-query-runner.service.ts). ``stored``: see ``validate_fields``."""
+        values = validate_fields(spec, body, allow_id=True, stored=stored)
         if "id" in values and values["id"] != row["id"]:
             raise bad_request("Field 'id' cannot be changed")
         resolve_positions([values], self.live_positions(spec), backfill=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from reconciler.emulators.base import iso_ms, parse_iso
@@ -97,25 +97,44 @@ def _scalar(ftype: str, value: Any) -> Any:
     if ftype == DATE and isinstance(value, str) and _as_date(value) is not None:
         return value
     if ftype == DATE_TIME and isinstance(value, str):
-        try:
-            return iso_ms(parse_iso(value))
-        except ValueError:
-            return None
+        return _instant(value)
     return None
 
 
+def _instant(text: str) -> str | None:
+    """A date-time as ``parseToInstantOrThrow`` reads it (twenty-shared's
+    ``src/utils/date/parseToInstantOrThrow.ts``): an instant with its offset, or a date and
+    time without one taken as UTC (``Temporal.PlainDateTime.from(…).toZonedDateTime('UTC')``).
+    The non-ISO day formats it tries last (``yyyy/MM/dd`` and the like) are not modelled."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso_ms(moment.astimezone(UTC))
+
+
+#: The messages of DataArgProcessor's validators for scalar types, ``{v}`` the value as Node's
+#: ``inspect`` prints it: packages/twenty-server/src/engine/api/common/common-args-processors/
+#: data-arg-processor/validator-utils/validate-<type>-field-or-throw.util.ts (date, date-time,
+#: text, number, boolean, uuid, overridden-position; the date and position specs pin the wording).
+_INVALID = {
+    DATE: "Invalid value {v} for date field \"{name}\". Expected format: 'YYYY-MM-DD'",
+    DATE_TIME: (
+        "Invalid value {v} for date-time field \"{name}\". Expected format: 'YYYY-MM-DDTHH:mm:ssZ'"
+    ),
+    TEXT: 'Invalid string value {v} for text field "{name}"',
+    NUMBER: 'Invalid number value {v} for field "{name}"',
+    BOOLEAN: 'Invalid boolean value {v} for field "{name}"',
+    UUID: 'Invalid UUID value {v} for field "{name}"',
+    POSITION: 'Invalid position value {v} for field "{name}"',
+}
+
+
 def _invalid(name: str, ftype: str, value: Any) -> Exception:
-    # Messages of DataArgProcessor's validators, packages/twenty-server/src/engine/api/common/
-    # common-args-processors/data-arg-processor/validator-utils/validate-date-field-or-throw.util.ts
-    # and validate-overridden-position-field-or-throw.util.ts (its spec pins the wording).
-    if ftype == DATE:
-        return bad_request(
-            f'Invalid value {node_inspect(value)} for date field "{name}". '
-            "Expected format: 'YYYY-MM-DD'"
-        )
-    if ftype == POSITION:
-        return bad_request(f'Invalid position value {node_inspect(value)} for field "{name}"')
-    return bad_request(f"Invalid value for field '{name}' of type {ftype}: {value!r}")
+    shape = _INVALID.get(ftype, 'Invalid value {v} for field "{name}"')
+    return bad_request(shape.format(v=node_inspect(value), name=name))
 
 
 def _option(name: str, value: Any, options: tuple[str, ...]) -> str:
@@ -165,10 +184,17 @@ def _as_date(text: str) -> date | None:
         return None
 
 
-def validate_fields(spec: ObjectSpec, data: Any, *, allow_id: bool) -> dict[str, Any]:
+def validate_fields(
+    spec: ObjectSpec, data: Any, *, allow_id: bool, stored: bool = False
+) -> dict[str, Any]:
     """Validate a write body (a JSON object) against the object's fields; returns the values.
 
-    ``position`` may come back as ``"first"`` or ``"last"``: the store resolves those.
+    ``position`` may come back as ``"first"`` or ``"last"``: the store resolves those. A TEXT
+    value ``""`` is stored as null, as current servers do (``transformTextField`` after
+    ``validateTextFieldOrThrow`` in ``DataArgProcessorService.processField``,
+    ``packages/twenty-server/src/engine/api/common/common-args-processors/data-arg-processor/``;
+    its spec: "should return null when value is empty string"), unless ``stored``: values as the
+    database holds them, past the API (a TEXT column's default ``''``).
     """
     if not isinstance(data, dict):
         raise bad_request(f"Invalid body for '{spec.plural}': expected a JSON object")
@@ -176,12 +202,15 @@ def validate_fields(spec: ObjectSpec, data: Any, *, allow_id: bool) -> dict[str,
     for name, value in data.items():
         ftype = spec.field_type(name)
         if ftype is None:
-            raise bad_request(f"Object '{spec.singular}' has no field named '{name}'")
+            # DataArgProcessorService.process, the same file.
+            raise bad_request(f'Object {spec.singular} doesn\'t have any "{name}" field.')
         if name in READ_ONLY_FIELDS:
             raise bad_request(f"Field '{name}' is maintained by the server and cannot be written")
         if name == "id" and not allow_id:
             raise bad_request("Field 'id' cannot be changed")
         values[name] = validate_value(name, ftype, value, spec.field_options(name))
+        if ftype == TEXT and value == "" and not stored:
+            values[name] = None
     return values
 
 
