@@ -197,16 +197,21 @@ def test_delete__permanent_by_default_soft_on_request(
     assert client.delete(f"{PATH}/{hard['id']}").status_code == 404
 
 
-def test_write__a_flag_neither_true_nor_false_is_400_and_changes_nothing(
-    em: TwentyEmulator, client: httpx.Client
-) -> None:
-    (record,) = seed(em, 1)
-    deleted = client.delete(f"{PATH}/{record['id']}", params={"soft_delete": "yes"})
-    assert_bad_request(deleted)
-    assert em.get(record["id"]) == record
-    created = client.post(BATCH, params={"upsert": "1"}, json=[{"name": "new"}])
-    assert_bad_request(created)
-    assert names(client.get(PATH, params=BY_AGE)) == [record["name"]]
+def test_write__a_flag_other_than_true_is_false(em: TwentyEmulator, client: httpx.Client) -> None:
+    """parseSoftDeleteRestRequest / parseUpsertRestRequest: ``=== 'true'``, no error: a
+    mistyped soft_delete deletes for good, a mistyped upsert is a plain create."""
+    soft, hard, twice = seed(em, 3)
+    assert client.delete(f"{PATH}/{hard['id']}", params={"soft_delete": "yes"}).status_code == 200
+    assert em.get(hard["id"]) is None
+    both = [("soft_delete", "true"), ("soft_delete", "true")]
+    assert client.delete(f"{PATH}/{twice['id']}", params=both).status_code == 200
+    assert em.get(twice["id"]) is None
+    assert client.delete(f"{PATH}/{soft['id']}", params={"soft_delete": "true"}).status_code == 200
+    assert (em.get(soft["id"]) or {})["deletedAt"] is not None
+    again = [{"id": soft["id"], "name": "again"}]
+    assert_bad_request(client.post(BATCH, params={"upsert": "1"}, json=again))
+    assert client.post(BATCH, params=UPSERT, json=again).status_code == 201
+    assert (em.get(soft["id"]) or {})["deletedAt"] is None
 
 
 # -- batches ---------------------------------------------------------------------------------------

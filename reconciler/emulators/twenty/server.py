@@ -464,13 +464,12 @@ def _filter(spec: ObjectSpec, request: Request) -> Node | None:
 
 
 def _flag(request: Request, name: str) -> bool:
-    """A boolean query parameter: absent or ``false`` is False, ``true`` True, else a 400."""
-    raw = request.param(name)
-    if raw in (None, "", "false"):
-        return False
-    if raw == "true":
-        return True
-    raise bad_request(f"{name} must be true or false, got {raw!r}")
+    """A boolean query parameter as the server reads ``upsert`` and ``soft_delete``
+    (api/rest/input-request-parsers/upsert-parser-utils/parse-upsert-rest-request.util.ts and
+    its spec, soft-delete-parser-utils/parse-soft-delete-rest-request.util.ts):
+    ``request.query.<name> === 'true'``. Anything else is false, without an error; a parameter
+    given twice reaches the parser as an array, which is not ``'true'`` either."""
+    return request.query.get(name) == ["true"]
 
 
 def _check_depth(request: Request) -> None:
