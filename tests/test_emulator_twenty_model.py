@@ -302,6 +302,41 @@ def test_array_fields__a_string_is_a_list_of_one_and_an_empty_list_is_stored_as_
     assert batch["data"]["createRepProgressions"][0]["tags"] is None
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ({"theme": "dark"}, {"theme": "dark"}),
+        ([1, "two"], [1, "two"]),
+        ('{"a": [1]}', {"a": [1]}),
+        ({}, None),
+        ([], None),
+        ("{}", {}),
+        (None, None),
+    ],
+)
+def test_raw_json__objects_lists_and_json_text_and_empty_ones_are_null(
+    em: TwentyEmulator, client: httpx.Client, sent: Any, stored: Any
+) -> None:
+    """validateRawJsonFieldOrThrow takes an object, a list or JSON text; transformRawJsonField
+    stores an empty object or list as null (text is parsed after, so "{}" stays {})."""
+    em.add_field("settings", "RAW_JSON")
+    created = client.post(PATH, json={"name": "a", "settings": sent})
+    assert created.status_code == 201, created.text
+    assert created.json()["data"]["createRepProgression"]["settings"] == stored
+
+
+@pytest.mark.parametrize("sent", [5, True, "not json"])
+def test_raw_json__anything_else_is_the_servers_400(
+    em: TwentyEmulator, client: httpx.Client, sent: Any
+) -> None:
+    em.add_field("settings", "RAW_JSON")
+    response = client.post(PATH, json={"name": "a", "settings": sent})
+    assert_bad_request(response)
+    shown = {5: "5", True: "true"}.get(sent, f"'{sent}'")
+    assert response.json()["messages"] == [f'Invalid object value {shown} for field "settings"']
+    assert em.records() == []
+
+
 def test_add_field__refuses_what_twenty_would_refuse(em: TwentyEmulator) -> None:
     with pytest.raises(ValueError):
         em.add_field("tier", "SELECT", options=("gold",))

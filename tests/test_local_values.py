@@ -344,3 +344,48 @@ def test_json_empty_list__twenty_stores_it_as_null_and_it_is_the_empty_value(
     assert after.mapping(M)["pull"]["updated"] == 0
     assert twenty_writes(twenty) == []
     assert _tags(db, M) == ["[]"]
+
+
+@pytest.fixture
+def raw_json_run(twenty: TwentyEmulator, db: sa.Engine, tmp_path: Path) -> tuple[str, ...]:
+    """A jsonb column ``settings`` mapped to a Twenty RAW_JSON field of the same name."""
+    twenty.add_field("settings", "RAW_JSON")
+    execute(db, f"ALTER TABLE {M} ADD COLUMN settings jsonb")
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        f"[mappings.{M}]\nfields = [{{ remote = 'name', column = 'name' }},\n"
+        "  { remote = 'settings', column = 'settings', kind = 'json', direction = 'both' }]\n"
+    )
+    return ("--config", str(config), "--mapping", M)
+
+
+def _settings(db: sa.Engine) -> list[str | None]:
+    with db.connect() as conn:
+        found = conn.execute(sa.text(f"SELECT settings::text FROM {M} ORDER BY id"))
+        return [r[0] for r in found]
+
+
+@pytest.mark.parametrize("empty", ["{}", "[]"])
+def test_raw_json_empty__twenty_stores_it_as_null_and_it_is_the_empty_value(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any, raw_json_run: tuple[str, ...], empty: str
+) -> None:
+    """Twenty stores an empty object or array in a RAW_JSON field as null
+    (``transformRawJsonField``): the pushed empty value comes back as null, which is the same
+    empty value, so the next run neither reports a remote update nor rewrites the row."""
+    (rid,) = seed_progressions(twenty, 1)
+    twenty.update(rid, {"settings": {"theme": "dark"}}, updated_at=ago(4))
+    assert cli(*raw_json_run).exit_code == 0
+    assert _settings(db) == ['{"theme": "dark"}']
+    execute(db, f"UPDATE {M} SET settings = '{empty}'")
+
+    pushed = cli(*raw_json_run)
+
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping(M)["push"]["updated"] == 1
+    assert (twenty.get(rid) or {})["settings"] is None
+    twenty.reset_log()
+    after = cli(*raw_json_run)
+    assert after.exit_code == 0, after.output
+    assert after.mapping(M)["pull"]["updated"] == 0
+    assert twenty_writes(twenty) == []
+    assert _settings(db) == [empty]

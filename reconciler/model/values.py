@@ -172,7 +172,9 @@ def _date(value: Any, spec: FieldSpec, *, from_remote: bool = True) -> str | Non
 def _json(value: Any, spec: FieldSpec, *, from_text: bool) -> Any:
     if value is None or value == "":
         return None
-    if value == [] and not spec.json_as_text:  # ``[]`` is a value only in a text field
+    # ``[]`` and ``{}`` are values only in a text field: Airtable leaves an empty list out, and
+    # Twenty stores an empty list (ARRAY) or an empty object or list (RAW_JSON) as null.
+    if (value == [] or value == {}) and not spec.json_as_text:
         return None
     if from_text:
         if not isinstance(value, str):

@@ -37,6 +37,7 @@ from reconciler.emulators.twenty.schema import (
     NUMBER,
     POSITION,
     RATING,
+    RAW_JSON,
     SELECT,
     TEXT,
     UUID,
@@ -63,6 +64,7 @@ OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
     RATING: _ENUM,
     MULTI_SELECT: ("containsAny", "is"),
     ACTOR: (),
+    RAW_JSON: (),  # not modelled: refused
     **dict.fromkeys(COMPOSITE_SUBFIELDS, ()),
 }
 ALL_OPERATORS = frozenset(

@@ -20,6 +20,7 @@ from reconciler.emulators.base import js_dates
 from reconciler.emulators.twenty.schema import (
     ACTOR,
     COMPOSITE_SUBFIELDS,
+    RAW_JSON,
     UUID,
     ObjectSpec,
     bad_request,
@@ -77,7 +78,8 @@ def parse_order_by(spec: ObjectSpec, text: str | None) -> list[OrderKey]:
             raise bad_request(f"Invalid order_by item: {item!r}")
         name, direction = match.group(1), match.group(2) or "AscNullsFirst"
         ftype = spec.field_type(name)
-        if ftype is None or ftype == ACTOR or ftype in COMPOSITE_SUBFIELDS:
+        if ftype is None or ftype in (ACTOR, RAW_JSON) or ftype in COMPOSITE_SUBFIELDS:
+            # ordering by a RAW_JSON field is not modelled: refused
             raise bad_request(f"Invalid order_by: object '{spec.singular}' has no field '{name}'")
         if direction not in DIRECTIONS:
             raise bad_request(f"Invalid order_by direction '{direction}' for field '{name}'")

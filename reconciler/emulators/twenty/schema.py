@@ -27,6 +27,7 @@ CURRENCY = "CURRENCY"
 FULL_NAME = "FULL_NAME"
 EMAILS = "EMAILS"
 PHONES = "PHONES"
+RAW_JSON = "RAW_JSON"
 
 #: Sub-fields of the composite types (Twenty stores one column per sub-field).
 COMPOSITE_SUBFIELDS: dict[str, tuple[str, ...]] = {
@@ -50,7 +51,7 @@ RATING_OPTIONS = tuple(f"RATING_{i}" for i in range(1, 6))
 
 #: Field types a custom field may declare (system fields add UUID, ACTOR and POSITION).
 CUSTOM_TYPES = frozenset(
-    {TEXT, NUMBER, BOOLEAN, DATE_TIME, DATE, ARRAY, SELECT, MULTI_SELECT, RATING}
+    {TEXT, NUMBER, BOOLEAN, DATE_TIME, DATE, ARRAY, SELECT, MULTI_SELECT, RATING, RAW_JSON}
     | set(COMPOSITE_SUBFIELDS)
 )
 

@@ -24,6 +24,7 @@ from reconciler.emulators.twenty.schema import (
     NUMBER,
     POSITION,
     RATING,
+    RAW_JSON,
     READ_ONLY_FIELDS,
     SELECT,
     TEXT,
@@ -76,6 +77,8 @@ def validate_value(name: str, ftype: str, value: Any, options: tuple[str, ...] =
         return _array(name, ftype, value, options)
     if ftype in COMPOSITE_SUBFIELDS:
         return _composite(name, ftype, value)
+    if ftype == RAW_JSON:
+        return _raw_json(name, value)
     converted = _scalar(ftype, value)
     if converted is None:
         raise _invalid(name, ftype, value)
@@ -162,6 +165,23 @@ def _array(name: str, ftype: str, value: Any, options: tuple[str, ...]) -> list[
     if ftype == MULTI_SELECT and any(item not in options for item in items):
         raise bad_request(f'Invalid value {node_inspect(value)} for multi select field "{name}"')
     return list(items) or None
+
+
+def _raw_json(name: str, value: Any) -> Any:
+    """A RAW_JSON value as stored (``DataArgProcessorService.processField``, same folder):
+    ``validateRawJsonFieldOrThrow`` takes an object, an array or a string of JSON text;
+    ``transformRawJsonField`` stores an empty object or array as null
+    (``isNullEquivalentRawJsonFieldValue``: twenty-shared's ``isEmptyObject``, @sniptt/guards'
+    ``isObject``, which arrays pass); text is parsed by the ORM ("Json.parse() for RawJsonField
+    is done in formatFieldMetadataValue in ORM"), after the check, so ``"{}"`` stays ``{}``."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    elif isinstance(value, dict | list):
+        return value or None
+    raise bad_request(f'Invalid object value {node_inspect(value)} for field "{name}"')
 
 
 def _composite(name: str, ftype: str, value: Any) -> dict[str, Any]:
