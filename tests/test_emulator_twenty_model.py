@@ -374,6 +374,32 @@ def test_unknown_types__rating_links_currency_are_served(
     assert (types["stars"], types["site"], types["quota"]) == ("RATING", "LINKS", "CURRENCY")
 
 
+def test_emails__addresses_are_written_trimmed_and_lower_cased(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    """transformEmailsValue: canonical addresses, empty ones null, and primaryEmail written
+    with every EMAILS write (sending only additionalEmails clears it)."""
+    em.add_field("contact", "EMAILS")
+    body = {"primaryEmail": " Ann@X.Test ", "additionalEmails": ["BO@X.test", "cy@x.TEST"]}
+    created = client.post(PATH, json={"name": "a", "contact": body})
+    record = created.json()["data"]["createRepProgression"]
+    assert record["contact"] == {
+        "primaryEmail": "ann@x.test",
+        "additionalEmails": ["bo@x.test", "cy@x.test"],
+    }
+    path = f"{PATH}/{record['id']}"
+    text = client.patch(path, json={"contact": {"additionalEmails": '["DI@X.TEST"]'}})
+    assert text.json()["data"]["updateRepProgression"]["contact"] == {
+        "primaryEmail": None,
+        "additionalEmails": ["di@x.test"],
+    }
+    emptied = client.patch(path, json={"contact": {"primaryEmail": "", "additionalEmails": []}})
+    assert emptied.json()["data"]["updateRepProgression"]["contact"] == {
+        "primaryEmail": None,
+        "additionalEmails": None,
+    }
+
+
 def test_records__a_field_the_key_may_not_read_is_left_out_of_every_answer(
     em: TwentyEmulator, client: httpx.Client
 ) -> None:

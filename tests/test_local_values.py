@@ -389,3 +389,41 @@ def test_raw_json_empty__twenty_stores_it_as_null_and_it_is_the_empty_value(
     assert after.mapping(M)["pull"]["updated"] == 0
     assert twenty_writes(twenty) == []
     assert _settings(db) == [empty]
+
+
+def test_emails_composite__the_address_twenty_lower_cases_settles_in_one_run(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+) -> None:
+    """Twenty writes an EMAILS value's addresses lower-cased (``transformEmailsValue``): a json
+    column holding ``Ann@X.test`` is sent once, the next run takes the server's form into the
+    row (the change log shows it) without sending anything back, and the run after that finds
+    nothing to do: no loop between the two spellings."""
+    twenty.add_field("contact", "EMAILS")
+    execute(db, f"ALTER TABLE {M} ADD COLUMN contact jsonb")
+    config = tmp_path / "contact.toml"
+    config.write_text(
+        f"[mappings.{M}]\nfields = [{{ remote = 'name', column = 'name' }},\n"
+        "  { remote = 'contact', column = 'contact', kind = 'json', direction = 'both' }]\n"
+    )
+    run = ("--config", str(config), "--mapping", M)
+    (rid,) = seed_progressions(twenty, 1)
+    assert cli(*run).exit_code == 0
+    held = '{"primaryEmail": "Ann@X.test", "additionalEmails": null}'
+    execute(db, f"UPDATE {M} SET contact = '{held}'")
+
+    pushed = cli(*run)
+
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.mapping(M)["push"]["updated"] == 1
+    assert (twenty.get(rid) or {})["contact"]["primaryEmail"] == "ann@x.test"
+    twenty.reset_log()
+    settled = cli(*run)
+    assert settled.exit_code == 0, settled.output
+    assert twenty_writes(twenty) == []
+    with db.connect() as conn:
+        now = conn.execute(sa.text(f"SELECT contact->>'primaryEmail' FROM {M}")).scalar_one()
+    assert now == "ann@x.test"
+    quiet = cli(*run)
+    assert quiet.mapping(M)["pull"]["updated"] == 0
+    assert quiet.mapping(M)["push"]["updated"] == 0
+    assert twenty_writes(twenty) == []

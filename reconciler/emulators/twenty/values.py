@@ -20,6 +20,7 @@ from reconciler.emulators.twenty.schema import (
     COMPOSITE_SUBFIELDS,
     DATE,
     DATE_TIME,
+    EMAILS,
     MULTI_SELECT,
     NUMBER,
     POSITION,
@@ -192,7 +193,37 @@ def _composite(name: str, ftype: str, value: Any) -> dict[str, Any]:
     unknown = sorted(set(value) - set(subfields))
     if unknown:
         raise bad_request(f"Field '{name}' of type {ftype} has no sub-field {unknown[0]!r}")
+    if ftype == EMAILS:
+        return _emails(value)
     return dict(value)
+
+
+def _emails(value: dict[str, Any]) -> dict[str, Any]:
+    """An EMAILS value as ``transformEmailsValue`` writes it
+    (``packages/twenty-server/src/engine/core-modules/record-transformer/utils/
+    transform-emails-value.util.ts`` and its spec, called by ``DataArgProcessorService``):
+    each address canonical (``canonicalizeEmail``: trimmed and lower-cased; its IDN and
+    full-width-dot rewriting is not modelled), an empty ``primaryEmail`` null, an empty
+    ``additionalEmails`` list null. ``primaryEmail`` is always in the result, so a write that
+    sends only ``additionalEmails`` clears it; ``additionalEmails`` only when it was sent."""
+    primary = value.get("primaryEmail")
+    written: dict[str, Any] = {
+        "primaryEmail": (_email(primary) or None) if isinstance(primary, str) else None
+    }
+    if "additionalEmails" in value:
+        extra = value["additionalEmails"]
+        if extra not in (None, "", 0, False):  # JavaScript's truthiness (``[]`` is true)
+            try:
+                items = json.loads(extra) if isinstance(extra, str) else extra
+                extra = ([_email(e) for e in items] or None) if isinstance(items, list) else None
+            except (ValueError, AttributeError):  # the source's catch keeps the value as sent
+                pass
+        written["additionalEmails"] = extra
+    return written
+
+
+def _email(address: str) -> str:
+    return address.strip().lower()
 
 
 def _as_date(text: str) -> date | None:
