@@ -6,6 +6,7 @@ list is the empty value of a JSON field on either remote."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -315,80 +316,67 @@ def test_json_empty_list__a_sync_state_that_kept_one_before_sees_no_change(
     assert _tags(db, "leads") == ["[]"]
 
 
-def test_json_empty_list__twenty_stores_it_as_null_and_it_is_the_empty_value(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Any, tmp_path: Path
-) -> None:
-    """Twenty stores an empty ARRAY (or MULTI_SELECT) as null (``transformArrayField``): the
-    pushed '[]' comes back as null, which is the same empty value, so the next run neither
-    reports a remote update nor rewrites the row."""
-    twenty.add_field("tags", "ARRAY")
-    execute(db, f"ALTER TABLE {M} ADD COLUMN tags jsonb")
-    config = tmp_path / "tags.toml"
+def _twenty_json(
+    twenty: TwentyEmulator, db: sa.Engine, tmp_path: Path, field: str, ftype: str
+) -> tuple[str, ...]:
+    """A Twenty field ``field`` of type ``ftype`` on repProgressions, mapped to a jsonb column
+    of the same name; the arguments of a run of that mapping."""
+    twenty.add_field(field, ftype)
+    execute(db, f"ALTER TABLE {M} ADD COLUMN {field} jsonb")
+    config = tmp_path / f"{field}.toml"
     config.write_text(
         f"[mappings.{M}]\nfields = [{{ remote = 'name', column = 'name' }},\n"
-        "  { remote = 'tags', column = 'tags', kind = 'json', direction = 'both' }]\n"
+        f"  {{ remote = '{field}', column = '{field}', kind = 'json', direction = 'both' }}]\n"
     )
-    run = ("--config", str(config), "--mapping", M)
+    return ("--config", str(config), "--mapping", M)
+
+
+def _column_text(db: sa.Engine, column: str) -> list[str | None]:
+    """Each row's ``column`` as Postgres prints it."""
+    with db.connect() as conn:
+        found = conn.execute(sa.text(f"SELECT {column}::text FROM {M} ORDER BY id"))
+        return [r[0] for r in found]
+
+
+@pytest.mark.parametrize(
+    ("ftype", "value", "empty"),
+    [
+        ("ARRAY", ["vip"], "[]"),
+        ("RAW_JSON", {"theme": "dark"}, "{}"),
+        ("RAW_JSON", {"theme": "dark"}, "[]"),
+    ],
+)
+def test_json_empty__twenty_stores_it_as_null_and_it_is_the_empty_value(
+    twenty: TwentyEmulator,
+    db: sa.Engine,
+    cli: Any,
+    tmp_path: Path,
+    ftype: str,
+    value: Any,
+    empty: str,
+) -> None:
+    """Twenty stores an empty ARRAY (or MULTI_SELECT) as null (``transformArrayField``), and an
+    empty object or list in a RAW_JSON field (``transformRawJsonField``): the pushed empty value
+    comes back as null, which is the same empty value, so the next run neither reports a remote
+    update nor rewrites the row."""
+    run = _twenty_json(twenty, db, tmp_path, "extra", ftype)
     (rid,) = seed_progressions(twenty, 1)
-    twenty.update(rid, {"tags": ["vip"]}, updated_at=ago(4))
+    twenty.update(rid, {"extra": value}, updated_at=ago(4))
     assert cli(*run).exit_code == 0
-    execute(db, f"UPDATE {M} SET tags = '[]'")
+    assert _column_text(db, "extra") == [json.dumps(value)]
+    execute(db, f"UPDATE {M} SET extra = '{empty}'")
 
     pushed = cli(*run)
 
     assert pushed.exit_code == 0, pushed.output
     assert pushed.mapping(M)["push"]["updated"] == 1
-    assert (twenty.get(rid) or {})["tags"] is None
+    assert (twenty.get(rid) or {})["extra"] is None
     twenty.reset_log()
     after = cli(*run)
-    assert after.mapping(M)["pull"]["updated"] == 0
-    assert twenty_writes(twenty) == []
-    assert _tags(db, M) == ["[]"]
-
-
-@pytest.fixture
-def raw_json_run(twenty: TwentyEmulator, db: sa.Engine, tmp_path: Path) -> tuple[str, ...]:
-    """A jsonb column ``settings`` mapped to a Twenty RAW_JSON field of the same name."""
-    twenty.add_field("settings", "RAW_JSON")
-    execute(db, f"ALTER TABLE {M} ADD COLUMN settings jsonb")
-    config = tmp_path / "settings.toml"
-    config.write_text(
-        f"[mappings.{M}]\nfields = [{{ remote = 'name', column = 'name' }},\n"
-        "  { remote = 'settings', column = 'settings', kind = 'json', direction = 'both' }]\n"
-    )
-    return ("--config", str(config), "--mapping", M)
-
-
-def _settings(db: sa.Engine) -> list[str | None]:
-    with db.connect() as conn:
-        found = conn.execute(sa.text(f"SELECT settings::text FROM {M} ORDER BY id"))
-        return [r[0] for r in found]
-
-
-@pytest.mark.parametrize("empty", ["{}", "[]"])
-def test_raw_json_empty__twenty_stores_it_as_null_and_it_is_the_empty_value(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Any, raw_json_run: tuple[str, ...], empty: str
-) -> None:
-    """Twenty stores an empty object or array in a RAW_JSON field as null
-    (``transformRawJsonField``): the pushed empty value comes back as null, which is the same
-    empty value, so the next run neither reports a remote update nor rewrites the row."""
-    (rid,) = seed_progressions(twenty, 1)
-    twenty.update(rid, {"settings": {"theme": "dark"}}, updated_at=ago(4))
-    assert cli(*raw_json_run).exit_code == 0
-    assert _settings(db) == ['{"theme": "dark"}']
-    execute(db, f"UPDATE {M} SET settings = '{empty}'")
-
-    pushed = cli(*raw_json_run)
-
-    assert pushed.exit_code == 0, pushed.output
-    assert pushed.mapping(M)["push"]["updated"] == 1
-    assert (twenty.get(rid) or {})["settings"] is None
-    twenty.reset_log()
-    after = cli(*raw_json_run)
     assert after.exit_code == 0, after.output
     assert after.mapping(M)["pull"]["updated"] == 0
     assert twenty_writes(twenty) == []
-    assert _settings(db) == [empty]
+    assert _column_text(db, "extra") == [empty]
 
 
 def test_emails_composite__the_address_twenty_lower_cases_settles_in_one_run(
@@ -398,14 +386,7 @@ def test_emails_composite__the_address_twenty_lower_cases_settles_in_one_run(
     column holding ``Ann@X.test`` is sent once, the next run takes the server's form into the
     row (the change log shows it) without sending anything back, and the run after that finds
     nothing to do: no loop between the two spellings."""
-    twenty.add_field("contact", "EMAILS")
-    execute(db, f"ALTER TABLE {M} ADD COLUMN contact jsonb")
-    config = tmp_path / "contact.toml"
-    config.write_text(
-        f"[mappings.{M}]\nfields = [{{ remote = 'name', column = 'name' }},\n"
-        "  { remote = 'contact', column = 'contact', kind = 'json', direction = 'both' }]\n"
-    )
-    run = ("--config", str(config), "--mapping", M)
+    run = _twenty_json(twenty, db, tmp_path, "contact", "EMAILS")
     (rid,) = seed_progressions(twenty, 1)
     assert cli(*run).exit_code == 0
     held = '{"primaryEmail": "Ann@X.test", "additionalEmails": null}'
