@@ -131,7 +131,7 @@ def test_write__empty_text_is_stored_as_null(em: TwentyEmulator, client: httpx.C
     updated = client.patch(path, json={"currentRank": ""}).json()["data"]["updateRepProgression"]
     assert updated["currentRank"] is None
     assert em.get(record["id"])["currentRank"] is None  # type: ignore[index]
-    stored = em.update(record["id"], {"currentRank": ""}, stored=True)  # the column's default
+    stored = em.update(record["id"], {"currentRank": ""}, stored=True)  # an older write
     assert stored["currentRank"] == ""
 
 

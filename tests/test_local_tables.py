@@ -293,7 +293,7 @@ def test_not_null_json_and_text_columns__take_json_null_and_empty_text_from_twen
     twenty.update(inserted, {"badges": None, "currentRank": None}, updated_at=ago(4))
     assert cli("--mapping", "rep_progressions").exit_code == 0
     changed = {"badges": None, "currentRank": ""}
-    twenty.update(updated, changed, updated_at=ago(1), stored=True)  # "": the column default
+    twenty.update(updated, changed, updated_at=ago(1), stored=True)  # "": an older write
     twenty.reset_log()
 
     result = cli("--mapping", "rep_progressions")

@@ -193,7 +193,7 @@ def test_pull__empty_text_from_twenty_is_null_locally(
 ) -> None:
     """Twenty spells an empty text field ``""``; Postgres holds NULL, as for Airtable."""
     (rid,) = seed_progressions(twenty, 1)
-    twenty.update(rid, {"currentRank": ""}, updated_at=ago(4), stored=True)  # the default
+    twenty.update(rid, {"currentRank": ""}, updated_at=ago(4), stored=True)  # an older write
 
     result = cli("--mapping", M)
 

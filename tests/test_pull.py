@@ -108,7 +108,7 @@ def test_pull__json_emptied_remotely_is_stored_as_the_json_null_as_before(
 ) -> None:
     (rep,) = seed_progressions(twenty, 1)
     assert cli("--mapping", M).exit_code == 0
-    twenty.update(rep, {"badges": ""}, stored=True)  # a TEXT column's default
+    twenty.update(rep, {"badges": ""}, stored=True)  # "" as older servers stored it
 
     result = cli("--mapping", M)
 

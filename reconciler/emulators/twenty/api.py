@@ -88,8 +88,8 @@ class DirectApi:
 
         ``position`` (a number, ``"first"`` or ``"last"``) moves the record, as dragging it in a
         view does; like any edit it bumps updatedAt. ``stored``: the values as the database
-        holds them, past the API's transforms: a TEXT ``""`` stays ``""`` (a TEXT column's
-        default, which current servers never write themselves).
+        holds them, past the API's transforms: a TEXT ``""`` stays ``""`` (as a record written
+        before servers stored it as null still reads).
         """
         body = dict(fields or {})
         if position is not None:

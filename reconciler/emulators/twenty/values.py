@@ -245,7 +245,8 @@ def validate_fields(
     ``validateTextFieldOrThrow`` in ``DataArgProcessorService.processField``,
     ``packages/twenty-server/src/engine/api/common/common-args-processors/data-arg-processor/``;
     its spec: "should return null when value is empty string"), unless ``stored``: values as the
-    database holds them, past the API (a TEXT column's default ``''``).
+    database holds them, past the API (a ``""`` written before the transform existed, or by
+    another path than the API).
     """
     if not isinstance(data, dict):
         raise bad_request(f"Invalid body for '{spec.plural}': expected a JSON object")
