@@ -2,7 +2,8 @@
 infinity fails its own record alone (in either stage) and every other record goes through; the
 session's time zone is UTC whatever the database's is; years before 1000 are sent in four
 digits. Empty text from Twenty is NULL locally; a NULL sent to Twenty clears the field; an empty
-list is the empty value of a JSON field on either remote."""
+list is the empty value of a JSON field on either remote, and so is an empty object (Twenty's
+RAW_JSON); an address Twenty lower-cases settles in the next run."""
 
 from __future__ import annotations
 
