@@ -400,6 +400,64 @@ def test_emails__addresses_are_written_trimmed_and_lower_cased(
     }
 
 
+@pytest.mark.parametrize(
+    ("ftype", "sent", "message"),
+    [
+        ("CURRENCY", 5, 'Invalid object value 5 for field "extra"'),
+        ("CURRENCY", {"amount": 5}, 'Invalid subfield amount for currency field "extra"'),
+        ("FULL_NAME", {"first": "a"}, 'Invalid subfield first for full name field "extra"'),
+        ("LINKS", {"url": "a"}, 'Invalid subfield url for links field "extra"'),
+        ("PHONES", {"number": "1"}, 'Invalid subfield number for phones field "extra"'),
+        ("EMAILS", '{"primaryEmail": "a"}', 'Invalid subfield 0 for emails field "extra"'),
+        (
+            "CURRENCY",
+            {"amountMicros": "five"},
+            'Invalid number value NaN for field "extra.amountMicros"',
+        ),
+        ("FULL_NAME", {"firstName": 5}, 'Invalid string value 5 for text field "extra.firstName"'),
+        (
+            "EMAILS",
+            {"additionalEmails": [5]},
+            'Invalid value [ 5 ] for field "extra.additionalEmails - '
+            'Array values need to be string"',
+        ),
+    ],
+)
+def test_composites__refusals_are_their_validators_400s(
+    em: TwentyEmulator, client: httpx.Client, ftype: str, sent: Any, message: str
+) -> None:
+    """validate-<type>-field-or-throw.util.ts: the RAW_JSON check on the whole value, then each
+    entry of ``Object.entries`` (a JSON text's are its characters' indices) by its sub-field's
+    check, the message naming ``<field>.<sub-field>``."""
+    em.add_field("extra", ftype)
+    response = client.post(PATH, json={"name": "a", "extra": sent})
+    assert_bad_request(response)
+    assert response.json()["messages"] == [message]
+    assert em.records() == []
+
+
+def test_composites__currency_and_full_name_are_written_as_their_transformers_write(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    """transformCurrencyField: amountMicros as Number(…), an empty currencyCode null;
+    transformFullNameField: an empty first or last name null; sub-fields not sent stay."""
+    em.add_field("quota", "CURRENCY")
+    em.add_field("person", "FULL_NAME")
+    body = {
+        "name": "a",
+        "quota": {"amountMicros": "2500000", "currencyCode": "EUR"},
+        "person": {"firstName": "Ann", "lastName": ""},
+    }
+    record = client.post(PATH, json=body).json()["data"]["createRepProgression"]
+    assert record["quota"] == {"amountMicros": 2500000, "currencyCode": "EUR"}
+    assert record["person"] == {"firstName": "Ann", "lastName": None}
+    patch = {"quota": {"currencyCode": ""}, "person": {"lastName": "Bo"}}
+    changed = client.patch(f"{PATH}/{record['id']}", json=patch).json()
+    updated = changed["data"]["updateRepProgression"]
+    assert updated["quota"] == {"amountMicros": 2500000, "currencyCode": None}
+    assert updated["person"] == {"firstName": "Ann", "lastName": "Bo"}
+
+
 def test_records__a_field_the_key_may_not_read_is_left_out_of_every_answer(
     em: TwentyEmulator, client: httpx.Client
 ) -> None:

@@ -29,18 +29,23 @@ EMAILS = "EMAILS"
 PHONES = "PHONES"
 RAW_JSON = "RAW_JSON"
 
-#: Sub-fields of the composite types (Twenty stores one column per sub-field).
+#: Sub-fields of the composite types (Twenty stores one column per sub-field), each with the
+#: check its type's validator gives it (``validate-<type>-field-or-throw.util.ts``: the text
+#: check, the numeric one, the array one or the RAW_JSON one).
+COMPOSITE_FIELDS: dict[str, dict[str, str]] = {
+    LINKS: {"primaryLinkUrl": TEXT, "primaryLinkLabel": TEXT, "secondaryLinks": RAW_JSON},
+    CURRENCY: {"amountMicros": NUMBER, "currencyCode": TEXT},
+    FULL_NAME: {"firstName": TEXT, "lastName": TEXT},
+    EMAILS: {"primaryEmail": TEXT, "additionalEmails": ARRAY},
+    PHONES: {
+        "primaryPhoneNumber": TEXT,
+        "primaryPhoneCountryCode": TEXT,
+        "primaryPhoneCallingCode": TEXT,
+        "additionalPhones": RAW_JSON,
+    },
+}
 COMPOSITE_SUBFIELDS: dict[str, tuple[str, ...]] = {
-    LINKS: ("primaryLinkUrl", "primaryLinkLabel", "secondaryLinks"),
-    CURRENCY: ("amountMicros", "currencyCode"),
-    FULL_NAME: ("firstName", "lastName"),
-    EMAILS: ("primaryEmail", "additionalEmails"),
-    PHONES: (
-        "primaryPhoneNumber",
-        "primaryPhoneCountryCode",
-        "primaryPhoneCallingCode",
-        "additionalPhones",
-    ),
+    ftype: tuple(subs) for ftype, subs in COMPOSITE_FIELDS.items()
 }
 
 #: Types whose values are one of the field's declared options.

@@ -17,12 +17,17 @@ from reconciler.emulators.base import iso_ms, parse_iso
 from reconciler.emulators.twenty.schema import (
     ARRAY,
     BOOLEAN,
+    COMPOSITE_FIELDS,
     COMPOSITE_SUBFIELDS,
+    CURRENCY,
     DATE,
     DATE_TIME,
     EMAILS,
+    FULL_NAME,
+    LINKS,
     MULTI_SELECT,
     NUMBER,
+    PHONES,
     POSITION,
     RATING,
     RAW_JSON,
@@ -185,17 +190,83 @@ def _raw_json(name: str, value: Any) -> Any:
     raise bad_request(f'Invalid object value {node_inspect(value)} for field "{name}"')
 
 
+#: The word each composite's validator names its type with in a message.
+_COMPOSITE_LABELS = {
+    LINKS: "links",
+    CURRENCY: "currency",
+    FULL_NAME: "full name",
+    EMAILS: "emails",
+    PHONES: "phones",
+}
+
+
 def _composite(name: str, ftype: str, value: Any) -> dict[str, Any]:
-    """The sub-fields sent for a composite value (the store fills or merges the others)."""
-    subfields = COMPOSITE_SUBFIELDS[ftype]
-    if not isinstance(value, dict):
-        raise bad_request(f"Invalid value for composite field '{name}' of type {ftype}")
-    unknown = sorted(set(value) - set(subfields))
-    if unknown:
-        raise bad_request(f"Field '{name}' of type {ftype} has no sub-field {unknown[0]!r}")
+    """The sub-fields sent for a composite value, checked and written as its validator and
+    transformer do (the store fills or merges the others). Each validator first runs the
+    RAW_JSON check on the whole value, then walks ``Object.entries`` of it: a string of JSON
+    text or a non-empty list has entries ``"0"``, ``"1"``…, which no composite has."""
+    label, checks = _COMPOSITE_LABELS[ftype], COMPOSITE_FIELDS[ftype]
+    _raw_json(name, value)  # an object, a list or JSON text, else its 400
+    keys = [str(i) for i in range(len(value))] if isinstance(value, str | list) else list(value)
+    for sub in keys:
+        if sub not in checks:
+            raise bad_request(f'Invalid subfield {sub} for {label} field "{name}"')
+        _check_subfield(f"{name}.{sub}", checks[sub], value[sub])
+    sent = value if isinstance(value, dict) else {}
     if ftype == EMAILS:
-        return _emails(value)
-    return dict(value)
+        return _emails(sent)
+    if ftype == CURRENCY:
+        return _currency(sent)
+    if ftype == FULL_NAME:
+        return {sub: None if text == "" else text for sub, text in sent.items()}
+    return dict(sent)
+
+
+def _check_subfield(path: str, check: str, value: Any) -> None:
+    """One sub-field through its validator (the message names ``<field>.<sub-field>``)."""
+    if check == TEXT and value is not None and not isinstance(value, str):
+        raise _invalid(path, TEXT, value)
+    if check == NUMBER and value not in ("", None) and _js_number(value) is None:
+        # validateNumericFieldOrThrow inspects Number(value), the NaN, not the value sent.
+        raise bad_request(f'Invalid number value NaN for field "{path}"')
+    if check == ARRAY and value is not None:
+        _array(path, ARRAY, value, ())
+    if check == RAW_JSON and value is not None:
+        _raw_json(path, value)
+
+
+def _js_number(value: Any) -> float | None:
+    """``Number(value)`` for a number or a string, as JavaScript reads it (an empty or blank
+    string is 0); None where it is NaN or not finite."""
+    if isinstance(value, bool):
+        return float(value)
+    if is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0.0
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _currency(sent: dict[str, Any]) -> dict[str, Any]:
+    """``transformCurrencyField`` (``…/transformer-utils/transform-currency-field.util.ts`` and
+    its spec): ``amountMicros`` as ``Number(…)`` (a string of digits becomes the number; the
+    validator's own null for ``""`` is not what is written, so ``""`` becomes 0),
+    ``currencyCode`` ``""`` null; a sub-field not sent stays unsent."""
+    written = dict(sent)
+    if sent.get("amountMicros") is not None:
+        number = _js_number(sent["amountMicros"])
+        whole = number is not None and number.is_integer()
+        written["amountMicros"] = int(number) if whole and number is not None else number
+    if sent.get("currencyCode") == "":
+        written["currencyCode"] = None
+    return written
 
 
 def _emails(value: dict[str, Any]) -> dict[str, Any]:
