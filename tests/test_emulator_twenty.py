@@ -127,7 +127,7 @@ def test_list__rejects_bad_depth(client: httpx.Client, depth: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("depth", ["", "0", "1", " 1 ", "1.0"])
+@pytest.mark.parametrize("depth", ["", "0", "1", " 1 ", "1.0", " "])
 def test_list__takes_depth_0_or_1_as_javascript_reads_them(
     client: httpx.Client, depth: str
 ) -> None:

@@ -414,6 +414,11 @@ def test_emails__addresses_are_written_trimmed_and_lower_cased(
             {"amountMicros": "five"},
             'Invalid number value NaN for field "extra.amountMicros"',
         ),
+        (  # JavaScript's Number() reads no digit separators
+            "CURRENCY",
+            {"amountMicros": "1_000"},
+            'Invalid number value NaN for field "extra.amountMicros"',
+        ),
         ("FULL_NAME", {"firstName": 5}, 'Invalid string value 5 for text field "extra.firstName"'),
         (
             "EMAILS",

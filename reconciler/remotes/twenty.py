@@ -480,12 +480,6 @@ def _lacking(mapping: Mapping, fields: list[str], *, refused: bool = False) -> s
     )
 
 
-# What a record read needs of a record beside its mapped fields: its id, the creation time read
-# when the modified one is empty, whether it is deleted, and the position a write sends back
-# (left out when the object has none: see ``TwentyRemote._pruned``).
-_NEEDED = ("id", "createdAt", "deletedAt", "position")
-
-
 def selection(mapping: Mapping) -> list[str]:
     """The fields a record read asks for by name (``fields``).
 
@@ -503,11 +497,11 @@ def selection(mapping: Mapping) -> list[str]:
     role may not read it, refuses the read (400): a mapped field refused stops the mapping as a
     record without the field does, and another is left out of the reads that follow.
     """
-    return list(
-        dict.fromkeys(
-            [_NEEDED[0], mapping.modified_field, *_NEEDED[1:], *(f.remote for f in mapping.fields)]
-        )
-    )
+    # Beside the mapped fields: the id, the modified time, the creation time read when that is
+    # empty, whether the record is deleted, and the position a write sends back (left out when
+    # the object has none: see ``TwentyRemote._pruned``).
+    needed = ["id", mapping.modified_field, "createdAt", "deletedAt", "position"]
+    return list(dict.fromkeys([*needed, *(f.remote for f in mapping.fields)]))
 
 
 def _kept(item: PushItem) -> dict[str, Any]:

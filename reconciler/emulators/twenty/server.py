@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -45,9 +44,9 @@ from reconciler.emulators.twenty.schema import (
     exception_name,
 )
 from reconciler.emulators.twenty.store import Store
+from reconciler.emulators.twenty.values import js_number
 
 _LIMIT_RE = re.compile(r"^\d+$")
-_JS_DECIMAL_RE = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 #: Readable fields a record read answers with at the most when it names none (``fields``
 #: omitted): ``REST_API_DEFAULT_MAX_FIELDS`` (api/rest/input-request-parsers/constants/
 #: rest-api-default-max-fields.constant.ts).
@@ -481,6 +480,5 @@ def _check_depth(request: Request) -> None:
     raw = request.param("depth")
     if not raw:
         return
-    number = float(raw) if _JS_DECIMAL_RE.match(raw) else math.nan
-    if number not in (0, 1):
+    if js_number(raw) not in (0, 1):
         raise bad_request(f"'depth={raw}' parameter invalid. Allowed values are 0, 1")

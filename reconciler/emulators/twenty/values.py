@@ -40,6 +40,7 @@ from reconciler.emulators.twenty.schema import (
     is_uuid,
 )
 
+_JS_DECIMAL_RE = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Symbolic positions Twenty resolves against the object's current minimum / maximum.
@@ -142,8 +143,7 @@ _INVALID = {
 
 
 def _invalid(name: str, ftype: str, value: Any) -> Exception:
-    shape = _INVALID.get(ftype, 'Invalid value {v} for field "{name}"')
-    return bad_request(shape.format(v=node_inspect(value), name=name))
+    return bad_request(_INVALID[ftype].format(v=node_inspect(value), name=name))
 
 
 def _option(name: str, value: Any, options: tuple[str, ...]) -> str:
@@ -226,7 +226,7 @@ def _check_subfield(path: str, check: str, value: Any) -> None:
     """One sub-field through its validator (the message names ``<field>.<sub-field>``)."""
     if check == TEXT and value is not None and not isinstance(value, str):
         raise _invalid(path, TEXT, value)
-    if check == NUMBER and value not in ("", None) and _js_number(value) is None:
+    if check == NUMBER and value not in ("", None) and js_number(value) is None:
         # validateNumericFieldOrThrow inspects Number(value), the NaN, not the value sent.
         raise bad_request(f'Invalid number value NaN for field "{path}"')
     if check == ARRAY and value is not None:
@@ -235,22 +235,21 @@ def _check_subfield(path: str, check: str, value: Any) -> None:
         _raw_json(path, value)
 
 
-def _js_number(value: Any) -> float | None:
-    """``Number(value)`` for a number or a string, as JavaScript reads it (an empty or blank
-    string is 0); None where it is NaN or not finite."""
+def js_number(value: Any) -> float | None:
+    """``Number(value)`` (or unary ``+``) for a number or a string, as JavaScript reads it: a
+    decimal, with an exponent or not, between blanks; an empty or blank string is 0 (hex and
+    ``Infinity`` are not modelled). None where JavaScript reads NaN, or the value is not a
+    finite number."""
     if isinstance(value, bool):
         return float(value)
     if is_number(value):
         return float(value)
     if isinstance(value, str):
-        text = value.strip()
-        if not text:
+        if not value.strip():
             return 0.0
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
+        if _JS_DECIMAL_RE.match(value):
+            number = float(value)
+            return number if math.isfinite(number) else None
     return None
 
 
@@ -261,7 +260,7 @@ def _currency(sent: dict[str, Any]) -> dict[str, Any]:
     ``currencyCode`` ``""`` null; a sub-field not sent stays unsent."""
     written = dict(sent)
     if sent.get("amountMicros") is not None:
-        number = _js_number(sent["amountMicros"])
+        number = js_number(sent["amountMicros"])
         whole = number is not None and number.is_integer()
         written["amountMicros"] = int(number) if whole and number is not None else number
     if sent.get("currencyCode") == "":
