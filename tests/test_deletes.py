@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 import sqlalchemy as sa
 
-from tests.helpers import execute, rows, seed_leads, seed_progressions, twenty_writes
+from tests.helpers import (
+    ago,
+    execute,
+    progression_fields,
+    rows,
+    seed_leads,
+    seed_progressions,
+    twenty_writes,
+)
 
 M = "rep_progressions"
 
@@ -103,6 +112,26 @@ def test_twenty_soft_delete__in_the_window_is_marked(twenty, db, cli) -> None:
     restored = twenty.get(ids[2])
     assert restored is not None and restored["deletedAt"] is not None  # not resurrected
     assert len(twenty_writes(twenty)) == 1
+
+
+def test_twenty_full__a_server_comparing_at_the_millisecond_loses_no_record(
+    twenty, db, cli
+) -> None:
+    """Stored to the microsecond, newer servers' cursors pass over records of a page's last
+    millisecond (``millisecond_comparisons``): a sweep that took them for gone would mark them
+    deleted and never write to them again."""
+    twenty.microsecond_stamps = True
+    twenty.millisecond_comparisons = True
+    start = ago(5)
+    for i in range(600):  # about 27 records a millisecond
+        twenty.create(progression_fields(i), updated_at=start + timedelta(microseconds=37 * i))
+    assert cli("--mapping", M).mapping(M)["pull"]["inserted"] == 600
+
+    result = cli("--full", "--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["remote_deleted"] == 0
+    assert rows(db, M, "remote_deleted_at IS NOT NULL") == []
 
 
 def _deleted_entries(db) -> int:

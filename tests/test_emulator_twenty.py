@@ -263,6 +263,52 @@ def test_list__microsecond_stamps_answer_in_milliseconds_and_a_descending_cursor
     assert names(client.get(PATH, params=bounded)) == ["u900", "u700", "u500", "u300", "u100"]
 
 
+def test_list__millisecond_comparisons_let_a_cursor_pass_over_records_of_its_millisecond(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    """Newer servers compare a cursor's millisecond value at the millisecond while ordering by
+    the finer stored time: past the cursor's row, its millisecond's records go by ``id``."""
+    em.microsecond_stamps = True
+    em.millisecond_comparisons = True
+    base = T0 + timedelta(milliseconds=7)
+    for us, first_digit in ((100, "f"), (500, "0"), (900, "8")):  # stored order is not id order
+        record_id = f"{first_digit * 8}-0000-4000-8000-000000000000"
+        em.create({"name": f"u{us}"}, id=record_id, updated_at=base + timedelta(microseconds=us))
+    params: dict[str, Any] = {"order_by": "updatedAt", "limit": 1}
+    first = client.get(PATH, params=params)
+    assert names(first) == ["u100"]  # the highest id, stored first
+    params = {**params, "limit": 10, "starting_after": first.json()["pageInfo"]["endCursor"]}
+    assert names(client.get(PATH, params=params)) == []  # u500 and u900 are on no page
+    em.millisecond_comparisons = False  # older servers: the stored time against .007000
+    assert names(client.get(PATH, params=params)) == ["u100", "u500", "u900"]  # read again
+
+
+@pytest.mark.parametrize(
+    ("op", "newer", "older"),
+    [
+        ("eq", {"u0", "u400", "u900"}, {"u0"}),
+        ("neq", {"next"}, {"u400", "u900", "next"}),
+        ("gt", {"next"}, {"u400", "u900", "next"}),
+        ("gte", {"u0", "u400", "u900", "next"}, {"u0", "u400", "u900", "next"}),
+        ("lt", set(), set()),
+        ("lte", {"u0", "u400", "u900"}, {"u0"}),
+    ],
+)
+def test_filter__millisecond_comparisons_take_a_date_time_value_as_its_whole_millisecond(
+    em: TwentyEmulator, client: httpx.Client, op: str, newer: set[str], older: set[str]
+) -> None:
+    em.microsecond_stamps = True
+    base = T0 + timedelta(milliseconds=7)
+    for us in (0, 400, 900):
+        em.create({"name": f"u{us}"}, updated_at=base + timedelta(microseconds=us))
+    em.create({"name": "next"}, updated_at=base + timedelta(microseconds=1100))
+    params = {"filter": f'updatedAt[{op}]:"2026-11-20T10:00:00.007Z"', "limit": 10}
+    em.millisecond_comparisons = True
+    assert set(names(client.get(PATH, params=params))) == newer
+    em.millisecond_comparisons = False
+    assert set(names(client.get(PATH, params=params))) == older
+
+
 # -- filters ---------------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.model import REP_PROGRESSIONS, parse_datetime
 from reconciler.remotes.base import RetryPolicy
 from reconciler.remotes.twenty import PAGE_LIMIT, TwentyRemote
-from reconciler.remotes.twenty_ends import BACKWARD, Listing, Page
+from reconciler.remotes.twenty_ends import BACKWARD, BY_ID, Listing, Page
 from tests.helpers import progression_fields
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -82,7 +82,8 @@ def test_listing__reads_each_record_once_for_at_most_two_requests_more(
 ) -> None:
     twenty.reset()
     twenty.reset_log()
-    created = _seed(twenty, [i % distinct for i in range(count)])  # many ties on updatedAt
+    seconds = [i % distinct for i in range(count)]
+    created = _seed(twenty, seconds)  # many ties on updatedAt
 
     listed = _listed(remote)
 
@@ -122,13 +123,18 @@ def test_listing__all_records_sharing_one_stamp(
     assert len(twenty.requests) <= _one_cursor(1000) + 1
 
 
+@pytest.mark.parametrize("at_milliseconds", [False, True], ids=["older", "newer"])
 def test_listing__stamps_finer_than_the_answers_skip_nothing(
-    twenty: TwentyEmulator, remote: TwentyRemote
+    twenty: TwentyEmulator, remote: TwentyRemote, at_milliseconds: bool
 ) -> None:
     """Stored to the microsecond, answered to the millisecond (``microsecond_stamps``): a
     newest-first reader on the server's cursor would skip records sharing its page boundary's
-    millisecond."""
+    millisecond, and so would an oldest-first one on newer servers, which compare the cursor's
+    millisecond at the millisecond but order by the stored time (``millisecond_comparisons``):
+    the records of that millisecond stored after the page's last one, with a lower id, are on
+    no page. A full sweep would take them for deleted."""
     twenty.microsecond_stamps = True
+    twenty.millisecond_comparisons = at_milliseconds
     created = {
         str(
             twenty.create(
@@ -139,9 +145,57 @@ def test_listing__stamps_finer_than_the_answers_skip_nothing(
     }
 
     listed = _listed(remote)
+    swept = _listed(remote, since=None)
 
     assert sorted(listed) == sorted(created)
+    assert sorted(swept) == sorted(created)
     assert any(r.query.get("order_by") == [BACKWARD] for r in twenty.requests)
+    # Past a page, the records of its last millisecond read are named, never a cursor.
+    assert not any("starting_after" in r.query for r in twenty.requests)
+    assert any(
+        "not(id[in]:[" in r.query["filter"][0] for r in twenty.requests if "filter" in r.query
+    )
+
+
+class _Capped(httpx.HTTPTransport):
+    """Refuses to send more than ``most`` requests: a listing that pages on forever fails."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__()
+        self.most, self.sent = most, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.sent > self.most:
+            raise RuntimeError(f"more than {self.most} requests")
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("at_milliseconds", [False, True], ids=["older", "newer"])
+@pytest.mark.parametrize("since", [T0, None], ids=["window", "sweep"])
+def test_listing__a_millisecond_holding_more_than_a_page_is_read_by_id(
+    twenty: TwentyEmulator, at_milliseconds: bool, since: datetime | None
+) -> None:
+    """500 records stored in one millisecond at as many times: the server's cursor cannot pass
+    them (an older server answers the same page again, as its cursor's value is before them
+    all; a newer one passes over those with a lower id), so they are read by ``id``."""
+    twenty.microsecond_stamps = True
+    twenty.millisecond_comparisons = at_milliseconds
+    crowded = T0 + timedelta(seconds=1)
+    created = _seed(twenty, [0, 2])
+    for i in range(1, 501):
+        record = twenty.create(
+            progression_fields(i), updated_at=crowded + timedelta(microseconds=i)
+        )
+        created.add(str(record["id"]))
+    remote = _remote(twenty, _Capped(20))
+    try:
+        listed = _listed(remote, since)
+    finally:
+        remote.close()
+
+    assert sorted(listed) == sorted(created)
+    assert [r.query["order_by"] for r in twenty.requests].count([BY_ID]) == 3  # 500 by 200
 
 
 class _Intervals(httpx.HTTPTransport):

@@ -3,7 +3,6 @@ batched natural-key look-ups."""
 
 from __future__ import annotations
 
-import re
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -41,9 +40,6 @@ from reconciler.remotes.twenty_fields import FieldCheck
 from reconciler.remotes.twenty_http import Unreadable
 from reconciler.remotes.twenty_write import BatchWriter
 
-UUID_RE = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
 PAGE_LIMIT = 200
 READ_BATCH = 200  # one page of ids
 # Current servers take 200 records a batch (QUERY_MAX_RECORDS, common-create-many-query-runner
@@ -52,7 +48,13 @@ WRITE_BATCH = 60
 # The longest request target (path and query) a read may have: nginx's default buffer for the
 # request line is 8 KiB and Node's for all headers 16 KiB; 200 ids in ``id[in]`` take ~8,000.
 URL_BUDGET = 8000
-CURSOR_ROOM = 300  # what ``starting_after`` adds on later pages
+# What later pages may add to the first one's request, URL-encoded: ``starting_after`` (about
+# 300) and up to two bounds on ``updatedAt`` (60 each). The ids of the records of a millisecond
+# already read, which a page may name instead of the cursor, take what the filter leaves
+# (``_skip_max``).
+CURSOR_ROOM = 450
+SKIP_ROOM = 60  # a bound on ``updatedAt``, and ``not(id[in]:[…])`` around the ids
+SKIP_ID_ROOM = 40  # an id in that list, and the comma before it, URL-encoded
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Mentioning deletedAt makes a filter return soft-deleted records too.
 ANY_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
@@ -157,32 +159,37 @@ class TwentyRemote:
         )
 
     def _pages(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
-        """Raw records page by page, one cursor, oldest first."""
-        cursor: str | None = None
-        while True:
-            page = self._read(filter_, twenty_ends.FORWARD, cursor, None)
-            yield page.records
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        """Raw records page by page, oldest first, by one reader (:mod:`twenty_ends`)."""
+        return twenty_ends.oldest_first(partial(self._read, filter_), self._skip_max(filter_))
 
     def _from_both_ends(self, filter_: str | None) -> Iterator[list[dict[str, Any]]]:
         """Raw records page by page, read from both ends of the order at once
         (:mod:`twenty_ends`), each record once."""
-        return twenty_ends.both_ends(partial(self._read, filter_))
+        return twenty_ends.both_ends(partial(self._read, filter_), self._skip_max(filter_))
 
-    def _read(
-        self, filter_: str | None, order_by: str, cursor: str | None, before: str | None
-    ) -> twenty_ends.Page:
-        """One page of the records ``filter_`` matches, in ``order_by``, after ``cursor``, and
-        updated before ``before`` when it is given; an answer that is not a page stops the
-        mapping."""
-        bound = f'{twenty_ends.FIELD}[lt]:"{before}"' if before else None
-        where = f"and({filter_},{bound})" if filter_ and bound else filter_ or bound
+    def _skip_max(self, filter_: str | None) -> int:
+        """How many ids of records already read a later page of a listing by ``filter_`` may
+        name within ``URL_BUDGET`` (at most ``twenty_ends.SKIP_MAX``)."""
+        path = self._client.base_url.raw_path.decode() + self._path.lstrip("/")
+        first = str(httpx.QueryParams(self._list_params(filter_)))
+        room = URL_BUDGET - len(path + "?&") - len(first) - SKIP_ROOM
+        return max(0, min(twenty_ends.SKIP_MAX, room // SKIP_ID_ROOM))
+
+    def _read(self, filter_: str | None, ask: twenty_ends.Ask) -> twenty_ends.Page:
+        """One page of the records ``filter_`` matches, as ``ask`` asks for it (its order, its
+        cursor, its bounds on ``updatedAt``); an answer that is not a page stops the mapping."""
+        field = twenty_ends.FIELD
+        bounds = [
+            *([f'{field}[gte]:"{ask.since}"'] if ask.since else []),
+            *([f'{field}[lt]:"{ask.before}"'] if ask.before else []),
+            *([f"not(id[in]:[{','.join(ask.skip)}])"] if ask.skip else []),
+        ]
+        parts = [filter_, *bounds] if filter_ else bounds
+        where = parts[0] if len(parts) == 1 else f"and({','.join(parts)})" if parts else None
         while True:
-            params = {**self._list_params(where), "order_by": order_by}
-            if cursor:
-                params["starting_after"] = cursor
+            params = {**self._list_params(where), "order_by": ask.order_by}
+            if ask.cursor:
+                params["starting_after"] = ask.cursor
             try:
                 body = self._request("GET", self._path, params=params)
                 records = twenty_http.listed_records(body, self.mapping.remote_table)
@@ -364,7 +371,7 @@ class TwentyRemote:
         self, since: datetime | None, until: datetime | None = None
     ) -> Iterator[list[RemoteRecord]]:
         """Pages of records with ``updatedAt`` at or after ``since``, read from both ends of the
-        order at once (:mod:`twenty_ends`); all records when None, by one cursor."""
+        order at once (:mod:`twenty_ends`); all records when None, by one reader."""
         # Mentioning deletedAt makes soft-deleted records visible, so a soft delete inside the
         # window reaches the engine as a deleted record instead of silently vanishing.
         field = self.mapping.modified_field
@@ -373,9 +380,9 @@ class TwentyRemote:
             stamp = iso_ms(since)
             filter_ = f'or({field}[gte]:"{stamp}",deletedAt[gte]:"{stamp}")'
 
-        # A full sweep judges deletions by what it read: it keeps one cursor, which also reads
-        # the records edited while it runs (they move ahead of it). A window may leave those to
-        # the next window, which reads them.
+        # A full sweep judges deletions by what it read: it keeps one reader, oldest first, which
+        # also reads the records edited while it runs (they move ahead of it). A window may
+        # leave those to the next window, which reads them.
         pages = self._from_both_ends(filter_) if since is not None else self._pages(filter_)
         for page in pages:
             yield [self._typed(raw) for raw in page]
@@ -403,7 +410,7 @@ class TwentyRemote:
 
     def valid_id(self, remote_id: str) -> bool:
         """Twenty record ids are UUIDs."""
-        return bool(UUID_RE.fullmatch(remote_id))
+        return bool(twenty_http.UUID_RE.fullmatch(remote_id))
 
     def close(self) -> None:
         """Release the HTTP connections."""

@@ -1,24 +1,40 @@
-"""A windowed Twenty listing read from both of its ends at once.
+"""A Twenty listing read by bounds on ``updatedAt``, from both of its ends at once.
 
-Twenty pages a listing by keyset cursor: each page's ``starting_after`` is the ``endCursor`` of
-the page before, so the pages of one cursor follow each other, one answer's time each. The
-same window read newest first forms a second reader that can run beside the first: each has
-read every record up to its last one in its own order, so once the two have met, every record
-has been read by one of them.
+Each page of a listing starts where the page before ended (Twenty's keyset cursor, or here a
+bound taken from its last record), so the pages of one reader follow each other, one answer's
+time each. The same window read newest first forms a second reader that can run beside the
+first: each has read every record up to its last one in its own order, so once the two have
+met, every record has been read by one of them.
 
-The newest-first reader does not use the server's cursor. A cursor carries its row's
+Neither reader trusts the server's cursor across a millisecond. A cursor carries its row's
 ``updatedAt`` as the answers show it, to the millisecond, while the column (``timestamptz``,
-default ``now()``) keeps microseconds. Going forward the cursor's condition ``updatedAt > t``
-only reads a few records of that millisecond again; going backward, ``updatedAt < t`` would skip
-the records of that millisecond older than the cursor's row. So each newest-first page asks for
-the newest records before the end of the millisecond of the last one read
-(``updatedAt[lt]`` that millisecond plus one): it reads that millisecond's records again rather
-than skip any. A millisecond holding a whole page (a bulk import) stops this reader, and the
-oldest-first one reads on alone.
+default ``now()``) keeps microseconds, and servers have compared the two in two ways:
+
+- older ones compare the stored time: going forward, ``updatedAt > t`` reads the records of
+  that millisecond again, and a millisecond holding a whole page is answered again and again;
+  going backward, ``updatedAt < t`` skips the records of that millisecond older than the row;
+- newer ones (twentyhq/twenty#20520) compare at the millisecond (a ``DATE_TIME`` ``gt`` starts
+  at the next one, ``eq`` takes the whole one) but still order by the stored time: past the
+  cursor's row, its millisecond's records go by ``id``, and those stored later than the row
+  with a lower ``id`` are on no page. A full sweep would take them for deleted.
+
+So each newest-first page asks for the newest records before the end of the millisecond of
+the last one read (``updatedAt[lt]`` that millisecond plus one): it reads that millisecond's
+records again rather than skip any, and a millisecond holding a whole page stops it (the
+oldest-first one reads on alone). Each oldest-first page asks for the records from the
+millisecond of the last one read on (``updatedAt[gte]``), less those of it already read
+(``not(id[in]:[…])``), or, past as many as the URL has room for, follows the cursor through
+records that share one stored time, or reads the millisecond by ``id`` (see :class:`End`).
+``gte`` and ``lt`` on a millisecond compare alike in both kinds of server.
 
 Sources (packages/twenty-server/src/engine/):
-- ``api/utils/compute-cursor-arg-filter.utils.ts``: a cursor continues after the row it names
-  under every ordering field (``gt``, or ``lt`` for descending ones), with the row's values;
+- ``api/utils/compute-cursor-arg-filter.utils.ts`` and ``build-cursor-keyset-condition.utils.ts``:
+  a cursor continues after the row it names under every ordering field (``gt``, or ``lt`` for
+  descending ones, ``eq`` on the fields before), with the row's values, as filters;
+- ``api/graphql/graphql-query-runner/utils/compute-where-condition-parts.ts``: those filters on
+  a ``DATE_TIME`` field, by the column's own value (older) or at the millisecond (newer), and
+  ``graphql-query-order/utils/build-order-by-column-expression.util.ts``: the ``ORDER BY`` is
+  the bare column;
 - ``metadata-modules/workspace-migration/utils/field-metadata-type-to-column-type.util.ts``:
   ``DATE_TIME`` columns are ``timestamptz``; the answers carry JavaScript ``Date`` values, to
   the millisecond;
@@ -28,10 +44,11 @@ Sources (packages/twenty-server/src/engine/):
 Only the oldest-first reader runs while ``totalCount`` says one more page can finish the
 listing, and meeting is proven by the records' times, never by the count. A listing costs
 one or two requests more than one cursor would (the page that shows the two met, and the
-records each newest-first page reads again), and a window that fits in one page costs one. A
-record changed while the listing runs gets an ``updatedAt`` past this run's window, so the next
-run's window reads it; one that could not be placed in the order (no readable ``updatedAt``)
-stops the newest-first reader.
+records each newest-first page reads again), and a window that fits in one page costs one; a
+millisecond read by ``id`` costs its pages. A record changed while the listing runs gets an
+``updatedAt`` past this run's window, so the next run's window reads it; one that could not
+be placed in the order (no readable ``updatedAt``) stops the newest-first reader, and the
+oldest-first one follows the server's cursor from there.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.model import iso_ms, parse_datetime
+from reconciler.remotes.twenty_http import UUID_RE
 
 FIELD = "updatedAt"
 # One field with its direction, the form the API's documentation gives
@@ -53,6 +71,7 @@ FIELD = "updatedAt"
 # have read.
 FORWARD = f"{FIELD}[AscNullsFirst]"
 BACKWARD = f"{FIELD}[DescNullsLast]"
+BY_ID = "id[AscNullsFirst]"  # one millisecond's records, whatever their stored times
 TICK = timedelta(milliseconds=1)
 
 Raw = dict[str, Any]
@@ -69,33 +88,122 @@ class Page:
     total: int | None
 
 
-@dataclass
-class End:
-    """One reader of the listing: oldest first by cursor, or newest first by ``before``."""
+@dataclass(frozen=True)
+class Ask:
+    """What one page read adds to the listing's own filter and order."""
 
     order_by: str
-    cursor: str | None = None  # oldest first: the next page's ``starting_after``
+    cursor: str | None = None  # ``starting_after``
+    since: str | None = None  # ``updatedAt[gte]``: from this millisecond on
+    before: str | None = None  # ``updatedAt[lt]``: before this millisecond
+    skip: tuple[str, ...] = ()  # ``not(id[in]:[…])``: records of ``since`` already read
+
+
+@dataclass
+class End:
+    """One reader of the listing: oldest first (``FORWARD``) or newest first (``BACKWARD``).
+
+    The newest-first reader asks each next page for the records before the end of the
+    millisecond of the last one it read (``updatedAt[lt]``), that millisecond's again included.
+
+    The oldest-first reader asks each next page for the records from the millisecond of the
+    last one it read on (``updatedAt[gte]``), less those of that millisecond it has read
+    (``not(id[in]:[…])``, at most ``skip_max``: what the URL has room for). Past more of them
+    (records written together, which share one stored time), it follows the server's cursor;
+    where that makes no headway (a server comparing the cursor's millisecond with finer stored
+    times, as older ones did, answers the same page again), it reads that millisecond's records
+    by ``id`` (``BY_ID``: a cursor on ``id`` alone, exact whatever the times) and goes on from
+    the next millisecond.
+    """
+
+    order_by: str
+    cursor: str | None = None  # the next page's ``starting_after``
+    since: datetime | None = None  # oldest first: the next page's ``updatedAt[gte]`` bound
+    skip: tuple[str, ...] = ()  # oldest first: the records of ``since`` it has read
     before: str | None = None  # newest first: the next page's ``updatedAt[lt]`` bound
+    within: datetime | None = None  # oldest first: the millisecond its cursor is passing
+    by_id: bool = False  # oldest first: reading the millisecond ``within`` by ``id``
     last: datetime | None = None  # ``updatedAt`` of the last record read
     finished: bool = False  # read to its end
     usable: bool = True  # every record it read could be placed, and it still moves
+    skip_max: int = 0  # oldest first: the most ids ``skip`` may hold (the URL's room)
 
-    def took(self, page: Page) -> None:
-        """Note a page this reader read."""
-        self.finished = page.cursor is None
+    def ask(self) -> Ask:
+        """The next page's request."""
+        if self.by_id and self.within is not None:
+            return Ask(BY_ID, self.cursor, iso_ms(self.within), iso_ms(self.within + TICK))
+        since = iso_ms(self.since) if self.since is not None else None
+        # A cursor passes the records ``skip`` names by itself: they come before its row.
+        skip = self.skip if self.cursor is None else ()
+        return Ask(self.order_by, self.cursor, since, self.before, skip)
+
+    def took(self, page: Page, fresh: bool) -> None:
+        """Note a page this reader read (``fresh``: it held a record not read before)."""
         if self.order_by == FORWARD:
-            self.cursor = page.cursor
+            self._took_oldest(page, fresh)
+            return
+        self.finished = page.cursor is None
         if not page.records:
             return
         self.last = stamp(page.records[-1])
         self.usable = self.usable and self.last is not None
-        if self.order_by == BACKWARD and self.last is not None:
+        if self.last is not None:
             before = iso_ms(self.last + TICK)
             # A page within one millisecond, or the same bound again, means the next page would
             # be this one again: a millisecond holds a whole page.
             within = stamp(page.records[0]) == self.last and not self.finished
             self.usable = self.usable and before != self.before and not within
             self.before = before
+
+    def _took_oldest(self, page: Page, fresh: bool) -> None:
+        if self.by_id:  # a millisecond read by id: on past it once it is read
+            self.cursor = page.cursor
+            if page.cursor is None and self.within is not None:
+                self.since, self.skip = self.within + TICK, ()
+                self.within, self.by_id = None, False
+            return
+        self.finished = page.cursor is None
+        if not page.records or self.finished:
+            return
+        last = self.last = stamp(page.records[-1])
+        if last is None or not self.usable:
+            # A record it cannot place: the server's cursor from here on.
+            self.usable, self.cursor = False, page.cursor
+            return
+        within = self.within
+        if within is not None and (not fresh or not _in_id_order(_ids_at(page.records, within))):
+            # The cursor makes no headway, or the millisecond it is passing holds records of
+            # several stored times: that millisecond by id.
+            self.by_id, self.cursor = True, None
+            return
+        tail = _ids_at(page.records, last, from_end=True)
+        named = (*(self.skip if within is None and self.since == last else ()), *tail)
+        if len(named) <= self.skip_max and all(UUID_RE.fullmatch(i) for i in named):
+            self.since, self.skip, self.within, self.cursor = last, named, None, None
+        else:
+            # Records written together share one stored time, and come in id order: the
+            # cursor is exact for them. Any other order shows several stored times.
+            self.within, self.cursor = last, page.cursor
+            self.by_id = not _in_id_order(tail)
+            if self.by_id:
+                self.cursor = None
+
+
+# The most records of one millisecond the oldest-first reader names to pass them (about 1.7 KB
+# of URL); past that many, records written together (a batch, an import), which share one
+# stored time and for which the cursor is exact.
+SKIP_MAX = 40
+
+
+def _ids_at(records: list[Raw], moment: datetime, *, from_end: bool = False) -> list[str]:
+    """The ids of the page's first records of ``moment``'s millisecond (its last ones with
+    ``from_end``), in the page's order."""
+    ids: list[str] = []
+    for raw in reversed(records) if from_end else records:
+        if stamp(raw) != moment:
+            break
+        ids.append(str(raw.get("id")))
+    return ids[::-1] if from_end else ids
 
 
 def stamp(raw: Raw) -> datetime | None:
@@ -104,6 +212,12 @@ def stamp(raw: Raw) -> datetime | None:
         return parse_datetime(str(raw.get("updatedAt")))
     except ValueError:
         return None
+
+
+def _in_id_order(ids: list[str]) -> bool:
+    """Whether ids come in ascending order, as Postgres orders UUIDs (their lower-case text)."""
+    keys = [i.lower() for i in ids]
+    return keys == sorted(keys)
 
 
 class Listing:
@@ -117,25 +231,23 @@ class Listing:
     as the records sharing its time come in the server's tie order, the same for both readers.
     """
 
-    def __init__(self) -> None:
-        self.forward, self.backward = End(FORWARD), End(BACKWARD)
+    def __init__(self, skip_max: int = SKIP_MAX) -> None:
+        self.forward, self.backward = End(FORWARD, skip_max=skip_max), End(BACKWARD)
+        self.by_backward = 0  # records the newest-first reader read first
         self._seen: dict[str, Any] = {}
 
     def fresh(self, end: End, page: Page) -> list[Raw]:
         """Note a page ``end`` read; its records not read before, or read before with another
         ``updatedAt`` (changed in between: the pull keeps the newer reading)."""
-        end.took(page)
         fresh: list[Raw] = []
         for raw in page.records:
             if self._seen.get(raw["id"], _UNSEEN) != raw.get("updatedAt"):
                 self._seen[raw["id"]] = raw.get("updatedAt")
                 fresh.append(raw)
+        if end is self.backward:
+            self.by_backward += len(fresh)
+        end.took(page, bool(fresh))
         return fresh
-
-    @property
-    def read(self) -> int:
-        """Records read so far."""
-        return len(self._seen)
 
     def complete(self) -> bool:
         """Every record is read."""
@@ -149,45 +261,63 @@ class Listing:
         )
 
 
-def both_ends(read: Callable[[str, str | None, str | None], Page]) -> Iterator[list[Raw]]:
+def oldest_first(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator[list[Raw]]:
+    """The listing's records page by page, oldest first by one reader (see :class:`End`):
+    each record once, unless it changed between two readings.
+
+    Args:
+        read: reads the page an :class:`Ask` asks for.
+        skip_max: the most ids of records read a request may name (see :class:`End`).
+    """
+    listing = Listing(skip_max)
+    forward = listing.forward
+    while not forward.finished:
+        fresh = listing.fresh(forward, read(forward.ask()))
+        if fresh:
+            yield fresh
+
+
+def both_ends(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator[list[Raw]]:
     """The listing's records page by page, read from both ends: each record once, unless it
     changed between two readings.
 
     Args:
-        read: reads one page: ``(order_by, starting_after, before)`` -> the page; ``before``
-            adds ``updatedAt[lt]:before`` to the listing's filter.
+        read: reads the page an :class:`Ask` asks for.
+        skip_max: the most ids of records read a request may name (see :class:`End`).
     """
-    listing = Listing()
+    listing = Listing(skip_max)
     forward, backward = listing.forward, listing.backward
-    first = read(FORWARD, None, None)
+    first = read(forward.ask())
     yield listing.fresh(forward, first)
-    size, total = len(first.records), first.total
+    size, ahead = len(first.records), _ahead(first)
     if listing.complete():
         return
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="listing") as pool:
         while not listing.complete():
             ends = [forward]
-            if (
-                backward.usable
-                and forward.usable
-                and _worth_both(total, listing.read, size, backward)
-            ):
+            unread = None if ahead is None else ahead - listing.by_backward
+            if backward.usable and forward.usable and _worth_both(unread, size, backward):
                 ends.append(backward)
-            pending = {pool.submit(read, end.order_by, end.cursor, end.before): end for end in ends}
+            pending = {pool.submit(read, end.ask()): end for end in ends}
             for done in as_completed(pending):
                 page, end = done.result(), pending[done]
-                if end is forward and page.total is not None:  # the other adds a bound
-                    total = page.total
+                if end is forward:
+                    ahead = _ahead(page) if end.cursor is None and not end.by_id else None
                 fresh = listing.fresh(end, page)
                 if fresh:
                     yield fresh
 
 
-def _worth_both(total: int | None, read: int, size: int, backward: End) -> bool:
-    """Whether the unread records, by the server's count, need more than the forward cursor's
-    next page: to show that the ends met, a page must also reach past the last record the
-    backward cursor read (or, before it read any, the listing's end)."""
-    if total is None:
+def _ahead(page: Page) -> int | None:
+    """Records past an oldest-first page, by the server's count of the records its filter
+    matches (from its ``since`` bound on); None when not given."""
+    return None if page.total is None else page.total - len(page.records)
+
+
+def _worth_both(unread: int | None, size: int, backward: End) -> bool:
+    """Whether the unread records, by the server's count, need more than the oldest-first
+    reader's next page: to show that the ends met, a page must also reach past the last record
+    the newest-first reader read (or, before it read any, the listing's end)."""
+    if unread is None:
         return True
-    unread = total - read
     return unread >= size if backward.last is not None else unread > size

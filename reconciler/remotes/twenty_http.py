@@ -23,6 +23,9 @@ import httpx
 from reconciler.errors import AuthError, MappingError
 from reconciler.remotes.base import Rejected, Transient
 
+# A record id as Twenty makes them (a UUID; Postgres orders them as their lower-case text).
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HEADING_RE = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")

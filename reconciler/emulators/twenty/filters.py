@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from reconciler.emulators.twenty.schema import (
@@ -196,12 +197,16 @@ class Not(Node):
 
 @dataclass(frozen=True)
 class Condition(Node):
-    """``field[op]:value`` with the value already converted to the field's type."""
+    """``field[op]:value`` with the value already converted to the field's type.
+
+    ``milliseconds``: a ``DATE_TIME`` value is compared as newer servers compare it, at the
+    millisecond (see :func:`_at_milliseconds`)."""
 
     field: str
     ftype: str
     op: str
     value: Any
+    milliseconds: bool = False
 
     def evaluate(self, record: Mapping[str, Any]) -> bool | None:
         """Compare the record's value with the condition's value."""
@@ -210,7 +215,10 @@ class Condition(Node):
             return bool((raw is None) == (self.value == "NULL"))
         if raw is None:
             return None
-        return _compare(self.op, comparable(self.ftype, raw), self.value)
+        actual = comparable(self.ftype, raw)
+        if self.milliseconds and self.ftype == DATE_TIME and self.op in _MILLISECOND_OPS:
+            return _at_milliseconds(self.op, actual, self.value)
+        return _compare(self.op, actual, self.value)
 
     def fields(self) -> set[str]:
         """The condition's field."""
@@ -235,6 +243,30 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
         return str(actual).endswith(expected)
     flags = re.IGNORECASE if op == "ilike" else 0
     return re.fullmatch(like_pattern(expected), str(actual), flags | re.DOTALL) is not None
+
+
+_MILLISECOND_OPS = frozenset({"eq", "neq", "gt", "gte", "lt", "lte"})
+MILLISECOND = timedelta(milliseconds=1)
+
+
+def _at_milliseconds(op: str, actual: datetime, expected: datetime) -> bool:
+    """A ``DATE_TIME`` comparison as newer servers make it: the column keeps microseconds while
+    values arrive to the millisecond (JavaScript ``Date``), so ``eq`` is the value's whole
+    millisecond, ``gt`` starts at the next one and ``lte`` ends with it; ``gte`` and ``lt``
+    compare as they are (``computeWhereConditionParts``,
+    ``packages/twenty-server/src/engine/api/graphql/graphql-query-runner/utils/
+    compute-where-condition-parts.ts``, after twentyhq/twenty#20520: an earlier form wrapped
+    the column in ``date_trunc('milliseconds', …)``, the same comparisons)."""
+    within = expected <= actual < expected + MILLISECOND
+    if op == "eq":
+        return within
+    if op == "neq":
+        return not within
+    if op == "gt":
+        return actual >= expected + MILLISECOND
+    if op == "lte":
+        return actual < expected + MILLISECOND
+    return _ordered(op, actual, expected)
 
 
 def _ordered(op: str, actual: Any, expected: Any) -> bool:
@@ -266,18 +298,21 @@ def like_pattern(pattern: str) -> str:
     return "".join(parts)
 
 
-def parse_filter(text: str, spec: ObjectSpec) -> Node:
-    """Parse and type-check a filter for ``spec``; raises a 400 TwentyError when invalid."""
-    return _Parser(tokenize(text), spec).parse()
+def parse_filter(text: str, spec: ObjectSpec, *, milliseconds: bool = False) -> Node:
+    """Parse and type-check a filter for ``spec``; raises a 400 TwentyError when invalid.
+    ``milliseconds``: compare ``DATE_TIME`` values as newer servers do
+    (:func:`_at_milliseconds`)."""
+    return _Parser(tokenize(text), spec, milliseconds).parse()
 
 
 class _Parser:
     """Recursive descent over the token list."""
 
-    def __init__(self, tokens: list[Token], spec: ObjectSpec) -> None:
+    def __init__(self, tokens: list[Token], spec: ObjectSpec, milliseconds: bool) -> None:
         self.tokens = tokens
         self.pos = 0
         self.spec = spec
+        self.milliseconds = milliseconds
 
     def parse(self) -> Node:
         nodes = self._list()
@@ -330,7 +365,10 @@ class _Parser:
         op = self._expect("WORD").text
         self._expect("]")
         self._expect(":")
-        return build_condition(self.spec, field.text, op, self._value())
+        condition = build_condition(self.spec, field.text, op, self._value())
+        if self.milliseconds and isinstance(condition, Condition):
+            return replace(condition, milliseconds=True)
+        return condition
 
     def _value(self) -> Literal | list[Literal]:
         token = self._next()

@@ -20,6 +20,7 @@ from reconciler.emulators.base import js_dates
 from reconciler.emulators.twenty.schema import (
     ACTOR,
     COMPOSITE_SUBFIELDS,
+    DATE_TIME,
     RAW_JSON,
     UUID,
     ObjectSpec,
@@ -108,11 +109,17 @@ class _Descending:
         return hash(self.value)
 
 
-def row_key(row: Row, keys: Sequence[OrderKey]) -> tuple[tuple[int, Any], ...]:
-    """A sort key of ``row`` under ``keys``: per field (null rank, value)."""
+def row_key(
+    row: Row, keys: Sequence[OrderKey], *, milliseconds: bool = False
+) -> tuple[tuple[int, Any], ...]:
+    """A sort key of ``row`` under ``keys``: per field (null rank, value); ``milliseconds``:
+    ``DATE_TIME`` values cut to the millisecond (floored, as ``date_trunc`` and JavaScript's
+    ``Date`` cut them)."""
     parts: list[tuple[int, Any]] = []
     for key in keys:
         value = comparable(key.ftype, row.get(key.field))
+        if milliseconds and key.ftype == DATE_TIME and value is not None:
+            value = value.replace(microsecond=value.microsecond // 1000 * 1000)
         if value is None:
             parts.append((0 if key.nulls_first else 2, 0))
         else:
@@ -174,9 +181,26 @@ def cut_page(
     *,
     after: Row | None = None,
     before: Row | None = None,
+    milliseconds: bool = False,
 ) -> Page:
     """Cut the page of ``decorated`` (see :func:`ordered`) strictly after ``after`` (or strictly
-    before ``before``)."""
+    before ``before``).
+
+    ``milliseconds``: the cursor's condition compares ``DATE_TIME`` values at the millisecond,
+    as newer servers' filters do, while the rows stay in the order of their stored values. The
+    keyset is one filter per ordering field (``gt``/``lt`` on it, ``eqStrict`` on those before
+    it: ``buildCursorKeysetCondition`` in
+    ``packages/twenty-server/src/engine/api/utils/build-cursor-keyset-condition.utils.ts``),
+    made by the filters' ``computeWhereConditionParts``, where a ``DATE_TIME`` ``gt`` starts at
+    the next millisecond and ``eqStrict`` takes the whole one; the ``ORDER BY`` is the bare
+    column (``renderOrderByColumnSql``,
+    ``…/graphql-query-order/utils/build-order-by-column-expression.util.ts``). A cursor's
+    values are milliseconds (``js_dates``), so the condition is the rows whose cut key is past
+    the cursor's: within one millisecond those go by ``id`` while the page goes by the stored
+    time, and a record of the cursor's millisecond stored later than the cursor's row but with
+    a lower ``id`` is on no page."""
+    if milliseconds and any(key.ftype == DATE_TIME for key in keys) and (after or before):
+        return _cut_at_milliseconds(decorated, keys, limit, after=after, before=before)
     total = len(decorated)
     if after is not None:
         start = bisect.bisect_right(decorated, row_key(after, keys), key=lambda pair: pair[0])
@@ -187,3 +211,26 @@ def cut_page(
         rows = [row for _, row in decorated[max(0, end - limit) : end]]
         return Page(rows, end < total, end > limit)
     return Page([row for _, row in decorated[:limit]], total > limit, False)
+
+
+def _cut_at_milliseconds(
+    decorated: Ordered,
+    keys: Sequence[OrderKey],
+    limit: int,
+    *,
+    after: Row | None,
+    before: Row | None,
+) -> Page:
+    """:func:`cut_page` with the cursor's condition on millisecond keys (see there)."""
+
+    def cut(row: Row) -> tuple[tuple[int, Any], ...]:
+        return row_key(row, keys, milliseconds=True)
+
+    if after is not None:
+        bound = cut(after)
+        rows = [row for _, row in decorated if cut(row) > bound]
+        return Page(rows[:limit], len(rows) > limit, len(rows) < len(decorated))
+    assert before is not None
+    bound = cut(before)
+    rows = [row for _, row in decorated if cut(row) < bound]
+    return Page(rows[-limit:], len(rows) < len(decorated), len(rows) > limit)

@@ -88,6 +88,12 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             a real server (a descending cursor skips the older records of its row's
             millisecond). Off by default: whether every stamp a real server writes is that
             fine is not confirmed.
+        millisecond_comparisons: True emulates newer servers, which compare ``DATE_TIME``
+            values in filters and keyset cursors at the millisecond while ordering by the
+            stored value (see ``filters._at_milliseconds`` and ``ordering.cut_page``); with
+            ``microsecond_stamps``, a cursor then passes over the records of its row's
+            millisecond stored later than that row but with a lower ``id``. False (the
+            default): every comparison is on the stored value, as before those servers.
         unreadable_fields: names of fields the key's role may not read (field permissions):
             left out of every record the server answers with, null or not, while the data
             model still lists them. ``getAllSelectableFields``
@@ -103,9 +109,9 @@ class TwentyEmulator(DirectApi, EmulatorServer):
 
     The switches are also attributes a test may set on a running server (``supports_upsert``,
     ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``,
-    ``microsecond_stamps``, ``unreadable_fields``, ``selects_fields``, ``max_fields``, and the
-    metadata page sizes ``metadata_default_limit`` / ``metadata_max_limit``, 1000 each);
-    :meth:`reset` puts them back to the constructor's values.
+    ``microsecond_stamps``, ``millisecond_comparisons``, ``unreadable_fields``,
+    ``selects_fields``, ``max_fields``, and the metadata page sizes ``metadata_default_limit`` /
+    ``metadata_max_limit``, 1000 each); :meth:`reset` puts them back to the constructor's values.
     """
 
     default_limit = 60
@@ -127,6 +133,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         metadata_shape: str = "list",
         metadata_forbidden: bool = False,
         microsecond_stamps: bool = False,
+        millisecond_comparisons: bool = False,
         unreadable_fields: frozenset[str] = frozenset(),
         selects_fields: bool = True,
     ) -> None:
@@ -140,6 +147,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             "metadata_shape": metadata_shape,
             "metadata_forbidden": metadata_forbidden,
             "microsecond_stamps": microsecond_stamps,
+            "millisecond_comparisons": millisecond_comparisons,
             "unreadable_fields": frozenset(unreadable_fields),
             "selects_fields": selects_fields,
             "max_fields": DEFAULT_MAX_FIELDS,
@@ -161,6 +169,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         self.metadata_default_limit: int = self._switches["metadata_default_limit"]
         self.metadata_max_limit: int = self._switches["metadata_max_limit"]
         self.microsecond_stamps: bool = self._switches["microsecond_stamps"]
+        self.millisecond_comparisons: bool = self._switches["millisecond_comparisons"]
         self.unreadable_fields: frozenset[str] = self._switches["unreadable_fields"]
         self.selects_fields: bool = self._switches["selects_fields"]
         self.max_fields: int = self._switches["max_fields"]
@@ -277,7 +286,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
     # -- handlers ----------------------------------------------------------------------------------
 
     def _list(self, spec: ObjectSpec, request: Request) -> Response:
-        where = _filter(spec, request)
+        where = _filter(spec, request, self.millisecond_comparisons)
         keys = parse_order_by(spec, request.param("order_by"))
         limit = self._limit(request)
         after, before = request.param("starting_after"), request.param("ending_before")
@@ -290,6 +299,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             limit,
             after=decode_cursor(after, keys) if after else None,
             before=decode_cursor(before, keys) if before else None,
+            milliseconds=self.millisecond_comparisons,
         )
         first, last = (page.rows[0], page.rows[-1]) if page.rows else (None, None)
         selected, capped = self._selected(spec, request)
@@ -309,18 +319,23 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         self, spec: ObjectSpec, where: Node | None, text: str | None, keys: list[OrderKey]
     ) -> Ordered:
         """The filtered rows in order, kept until the next write (``Store.memo``). A filter
-        ``and(A,B)`` is ``A``'s rows, kept, then ``B`` (a listing paged by ever narrower bounds
-        shares ``A``), when ``B`` does not change whether soft-deleted rows are seen."""
+        ``and(A,B,…)`` is ``A``'s rows, kept, then the others (a listing paged by ever narrower
+        bounds shares ``A``), when they do not change whether soft-deleted rows are seen."""
 
         def make(node: Node | None) -> Callable[[], Ordered]:
             return lambda: ordered(self.store.select(spec, node), keys)
 
-        if isinstance(where, And) and len(where.children) == 2:
-            base, bound = where.children
+        if isinstance(where, And) and len(where.children) >= 2:
+            base, *bounds = where.children
             if ("deletedAt" in base.fields()) == ("deletedAt" in where.fields()):
-                key = ("list", spec.plural, repr(base), tuple(keys))
-                return [pair for pair in self.store.memo(key, make(base)) if bound.matches(pair[1])]
-        return self.store.memo(("list", spec.plural, text, tuple(keys)), make(where))
+                key = ("list", spec.plural, repr(base), tuple(keys))  # repr: the mode too
+                return [
+                    pair
+                    for pair in self.store.memo(key, make(base))
+                    if all(bound.matches(pair[1]) for bound in bounds)
+                ]
+        modes = (text, self.millisecond_comparisons)
+        return self.store.memo(("list", spec.plural, modes, tuple(keys)), make(where))
 
     def _limit(self, request: Request) -> int:
         """``limit``: default 60, clamped to ``max_limit``; negative or non-numeric is a 400.
@@ -359,7 +374,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         return Response(201, body)
 
     def _update_many(self, spec: ObjectSpec, request: Request) -> Response:
-        where = _filter(spec, request)
+        where = _filter(spec, request, self.millisecond_comparisons)
         if where is None:
             raise bad_request("PATCH on a collection needs a filter")
         rows = sort_rows(self.store.select(spec, where), parse_order_by(spec, None))
@@ -456,10 +471,10 @@ def _capped_header(capped: bool) -> dict[str, str]:
     return {FIELDS_CAPPED_HEADER: "true"} if capped else {}
 
 
-def _filter(spec: ObjectSpec, request: Request) -> Node | None:
+def _filter(spec: ObjectSpec, request: Request, milliseconds: bool = False) -> Node | None:
     """The request's parsed ``filter``, or None without one."""
     text = request.param("filter")
-    return parse_filter(text, spec) if text else None
+    return parse_filter(text, spec, milliseconds=milliseconds) if text else None
 
 
 def _flag(request: Request, name: str) -> bool:
