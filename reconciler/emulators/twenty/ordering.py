@@ -199,7 +199,8 @@ def cut_page(
     the cursor's: within one millisecond those go by ``id`` while the page goes by the stored
     time, and a record of the cursor's millisecond stored later than the cursor's row but with
     a lower ``id`` is on no page."""
-    if milliseconds and any(key.ftype == DATE_TIME for key in keys) and (after or before):
+    cursor = after is not None or before is not None
+    if milliseconds and cursor and any(key.ftype == DATE_TIME for key in keys):
         return _cut_at_milliseconds(decorated, keys, limit, after=after, before=before)
     total = len(decorated)
     if after is not None:
