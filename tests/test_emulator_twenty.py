@@ -284,6 +284,27 @@ def test_list__millisecond_comparisons_let_a_cursor_pass_over_records_of_its_mil
 
 
 @pytest.mark.parametrize(
+    "direction", ["AscNullsFirst", "AscNullsLast", "DescNullsFirst", "DescNullsLast"]
+)
+@pytest.mark.parametrize("op", ["gte", "lt"])
+def test_filter__a_bound_on_the_ordering_field_keeps_exactly_its_records_in_order(
+    em: TwentyEmulator, client: httpx.Client, direction: str, op: str
+) -> None:
+    """The emulator finds such a bound by bisection of the ordered rows (as a server by its
+    index): the same records, in the same order, as the filter read any other way."""
+    for i in range(9):
+        when = None if i % 3 == 0 else iso_ms(T0 + timedelta(seconds=i))
+        em.create({"name": f"r{i}", "lastActivityDate": when})
+    window = 'name[like]:"r%"'
+    edge = iso_ms(T0 + timedelta(seconds=4))
+    order = {"order_by": f"lastActivityDate[{direction}]", "limit": 50}
+    bounded = {"filter": f'and({window},lastActivityDate[{op}]:"{edge}")', **order}
+    wanted = {f"r{i}" for i in range(9) if i % 3 and (i >= 4) == (op == "gte")}
+    everything = names(client.get(PATH, params={"filter": window, **order}))
+    assert names(client.get(PATH, params=bounded)) == [n for n in everything if n in wanted]
+
+
+@pytest.mark.parametrize(
     ("op", "newer", "older"),
     [
         ("eq", {"u0", "u400", "u900"}, {"u0"}),

@@ -235,3 +235,25 @@ def _cut_at_milliseconds(
     bound = cut(before)
     rows = [row for _, row in decorated if cut(row) < bound]
     return Page(rows[-limit:], len(rows) < len(decorated), len(rows) > limit)
+
+
+def bounded(decorated: Ordered, key: OrderKey, op: str, value: Any) -> tuple[int, int] | None:
+    """The slice of ``decorated`` (sorted with ``key`` first) that can hold the rows matching
+    ``key.field[op]:value``, found by bisection: what a server's index on the column gives. For
+    ``gte`` and ``lt`` on a ``DATE_TIME`` first key (each server compares those on the stored
+    value), exactly the matching rows (nulls match neither); None for anything else."""
+    if key.ftype != DATE_TIME or op not in ("gte", "lt") or value is None:
+        return None
+
+    def first(pair: tuple[Any, ...]) -> Any:  # the first ordering field's (null rank, value)
+        return pair[0][0]
+
+    valued = bisect.bisect_left(decorated, (1,), key=first)  # past the leading nulls
+    unvalued = bisect.bisect_left(decorated, (2,), key=first)  # the trailing nulls
+    probe = (1, value if key.ascending else _Descending(value))
+    # Ascending: values >= X follow the smaller ones; descending: they come first.
+    if key.ascending:
+        split = bisect.bisect_left(decorated, probe, key=first)
+        return (split, unvalued) if op == "gte" else (valued, split)
+    split = bisect.bisect_right(decorated, probe, key=first)
+    return (valued, split) if op == "gte" else (split, unvalued)

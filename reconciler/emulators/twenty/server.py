@@ -25,10 +25,11 @@ from reconciler.emulators.base import (
 )
 from reconciler.emulators.twenty import metadata
 from reconciler.emulators.twenty.api import DirectApi
-from reconciler.emulators.twenty.filters import And, Node, parse_filter
+from reconciler.emulators.twenty.filters import And, Condition, Node, parse_filter
 from reconciler.emulators.twenty.ordering import (
     Ordered,
     OrderKey,
+    bounded,
     cut_page,
     decode_cursor,
     encode_cursor,
@@ -329,11 +330,17 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             base, *bounds = where.children
             if ("deletedAt" in base.fields()) == ("deletedAt" in where.fields()):
                 key = ("list", spec.plural, repr(base), tuple(keys))  # repr: the mode too
-                return [
-                    pair
-                    for pair in self.store.memo(key, make(base))
-                    if all(bound.matches(pair[1]) for bound in bounds)
-                ]
+                rows = self.store.memo(key, make(base))
+                start, end, rest = 0, len(rows), []
+                for bound in bounds:  # a bound on the first ordering field: found by bisection
+                    span = None
+                    if isinstance(bound, Condition) and bound.field == keys[0].field:
+                        span = bounded(rows, keys[0], bound.op, bound.value)
+                    if span is None:
+                        rest.append(bound)
+                    else:
+                        start, end = max(start, span[0]), min(end, span[1])
+                return [pair for pair in rows[start:end] if all(b.matches(pair[1]) for b in rest)]
         modes = (text, self.millisecond_comparisons)
         return self.store.memo(("list", spec.plural, modes, tuple(keys)), make(where))
 
