@@ -108,12 +108,13 @@ class End:
 
     The oldest-first reader asks each next page for the records from the millisecond of the
     last one it read on (``updatedAt[gte]``), less those of that millisecond it has read
-    (``not(id[in]:[…])``, at most ``skip_max``: what the URL has room for). Past more of them
-    (records written together, which share one stored time), it follows the server's cursor;
-    where that makes no headway (a server comparing the cursor's millisecond with finer stored
-    times, as older ones did, answers the same page again), it reads that millisecond's records
-    by ``id`` (``BY_ID``: a cursor on ``id`` alone, exact whatever the times) and goes on from
-    the next millisecond.
+    (``not(id[in]:[…])``, at most ``skip_max``: what the URL has room for). Past more of them,
+    it follows the server's cursor while they come in ``id`` order (records written together,
+    which share one stored time and for which the cursor is exact); where they do not (several
+    stored times) or the cursor makes no headway (a server comparing the cursor's millisecond
+    with finer stored times, as older ones did, answers the same page again), it reads that
+    millisecond's records by ``id`` (``BY_ID``: a cursor on ``id`` alone, exact whatever the
+    times) and goes on from the next millisecond.
     """
 
     order_by: str
