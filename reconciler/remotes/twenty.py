@@ -170,10 +170,15 @@ class TwentyRemote:
     def _skip_max(self, filter_: str | None) -> int:
         """How many ids of records already read a later page of a listing by ``filter_`` may
         name within ``URL_BUDGET`` (at most ``twenty_ends.SKIP_MAX``)."""
-        path = self._client.base_url.raw_path.decode() + self._path.lstrip("/")
-        first = str(httpx.QueryParams(self._list_params(filter_)))
-        room = URL_BUDGET - len(path + "?&") - len(first) - SKIP_ROOM
+        room = self._room_left(filter_) - SKIP_ROOM
         return max(0, min(twenty_ends.SKIP_MAX, room // SKIP_ID_ROOM))
+
+    def _room_left(self, filter_: str | None) -> int:
+        """What ``URL_BUDGET`` leaves once the first page of a listing by ``filter_`` is
+        written (path and query, URL-encoded)."""
+        path = self._client.base_url.raw_path.decode() + self._path.lstrip("/")
+        query = str(httpx.QueryParams(self._list_params(filter_)))
+        return URL_BUDGET - len(path + "?&") - len(query)
 
     def _read(self, filter_: str | None, ask: twenty_ends.Ask) -> twenty_ends.Page:
         """One page of the records ``filter_`` matches, as ``ask`` asks for it (its order, its
@@ -293,9 +298,7 @@ class TwentyRemote:
 
     def _filter_budget(self) -> int:
         """What the ``filter`` parameter may take of ``URL_BUDGET``."""
-        path = self._client.base_url.raw_path.decode() + self._path.lstrip("/")
-        rest = str(httpx.QueryParams(self._list_params(None)))
-        return URL_BUDGET - len(path + "?&") - len(rest) - CURSOR_ROOM
+        return self._room_left(None) - CURSOR_ROOM
 
     def inspect(self, cached: Any | None) -> Iterator[Finding]:
         """The server answers and takes the key; the object has every mapped field, of a type

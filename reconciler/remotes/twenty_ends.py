@@ -299,11 +299,14 @@ def both_ends(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator
             unread = None if ahead is None else ahead - listing.by_backward
             if backward.usable and forward.usable and _worth_both(unread, size, backward):
                 ends.append(backward)
-            pending = {pool.submit(read, end.ask()): end for end in ends}
+            pending = {}
+            for end in ends:
+                ask = end.ask()
+                pending[pool.submit(read, ask)] = end, ask
             for done in as_completed(pending):
-                page, end = done.result(), pending[done]
-                if end is forward:
-                    ahead = _ahead(page) if end.cursor is None and not end.by_id else None
+                page, (end, ask) = done.result(), pending[done]
+                if end is forward:  # the count is of the records past a bound, not a cursor
+                    ahead = _ahead(page) if ask.order_by == FORWARD and not ask.cursor else None
                 fresh = listing.fresh(end, page)
                 if fresh:
                     yield fresh
