@@ -24,7 +24,8 @@ records again rather than skip any, and a millisecond holding a whole page stops
 oldest-first one reads on alone). Each oldest-first page asks for the records from the
 millisecond of the last one read on (``updatedAt[gte]``), less those of it already read
 (``not(id[in]:[…])``), or, past as many as the URL has room for, follows the cursor through
-records that share one stored time, or reads the millisecond by ``id`` (see :class:`End`).
+records that share one stored time, or reads the millisecond by ``id`` (see
+:class:`OldestFirst`).
 ``gte`` and ``lt`` on a millisecond compare alike in both kinds of server.
 
 Sources (packages/twenty-server/src/engine/):
@@ -101,48 +102,37 @@ class Ask:
 
 @dataclass
 class End:
-    """One reader of the listing: oldest first (``FORWARD``) or newest first (``BACKWARD``).
-
-    The newest-first reader asks each next page for the records before the end of the
-    millisecond of the last one it read (``updatedAt[lt]``), that millisecond's again included.
-
-    The oldest-first reader asks each next page for the records from the millisecond of the
-    last one it read on (``updatedAt[gte]``), less those of that millisecond it has read
-    (``not(id[in]:[…])``, at most ``skip_max``: what the URL has room for). Past more of them,
-    it follows the server's cursor while they come in ``id`` order (records written together,
-    which share one stored time and for which the cursor is exact); where they do not (several
-    stored times) or the cursor makes no headway (a server comparing the cursor's millisecond
-    with finer stored times, as older ones did, answers the same page again), it reads that
-    millisecond's records by ``id`` (``BY_ID``: a cursor on ``id`` alone, exact whatever the
-    times) and goes on from the next millisecond.
-    """
+    """One reader of the listing, what both kinds share: the order it reads in, and where it
+    stands."""
 
     order_by: str
     cursor: str | None = None  # the next page's ``starting_after``
-    since: datetime | None = None  # oldest first: the next page's ``updatedAt[gte]`` bound
-    skip: tuple[str, ...] = ()  # oldest first: the records of ``since`` it has read
-    before: str | None = None  # newest first: the next page's ``updatedAt[lt]`` bound
-    within: datetime | None = None  # oldest first: the millisecond its cursor is passing
-    by_id: bool = False  # oldest first: reading the millisecond ``within`` by ``id``
     last: datetime | None = None  # ``updatedAt`` of the last record read
     finished: bool = False  # read to its end
     usable: bool = True  # every record it read could be placed, and it still moves
-    skip_max: int = 0  # oldest first: the most ids ``skip`` may hold (the URL's room)
 
     def ask(self) -> Ask:
         """The next page's request."""
-        if self.by_id and self.within is not None:
-            return Ask(BY_ID, self.cursor, iso_ms(self.within), iso_ms(self.within + TICK))
-        since = iso_ms(self.since) if self.since is not None else None
-        # A cursor passes the records ``skip`` names by itself: they come before its row.
-        skip = self.skip if self.cursor is None else ()
-        return Ask(self.order_by, self.cursor, since, self.before, skip)
+        raise NotImplementedError
 
     def took(self, page: Page, fresh: bool) -> None:
         """Note a page this reader read (``fresh``: it held a record not read before)."""
-        if self.order_by == FORWARD:
-            self._took_oldest(page, fresh)
-            return
+        raise NotImplementedError
+
+
+@dataclass
+class NewestFirst(End):
+    """The newest-first reader (``BACKWARD``): it asks each next page for the records before
+    the end of the millisecond of the last one it read (``updatedAt[lt]``), that
+    millisecond's again included."""
+
+    order_by: str = BACKWARD
+    before: str | None = None  # the next page's ``updatedAt[lt]`` bound
+
+    def ask(self) -> Ask:
+        return Ask(self.order_by, self.cursor, before=self.before)
+
+    def took(self, page: Page, fresh: bool) -> None:
         self.finished = page.cursor is None
         if not page.records:
             return
@@ -156,7 +146,36 @@ class End:
             self.usable = self.usable and before != self.before and not within
             self.before = before
 
-    def _took_oldest(self, page: Page, fresh: bool) -> None:
+
+@dataclass
+class OldestFirst(End):
+    """The oldest-first reader (``FORWARD``): it asks each next page for the records from the
+    millisecond of the last one it read on (``updatedAt[gte]``), less those of that
+    millisecond it has read (``not(id[in]:[…])``, at most ``skip_max``: what the URL has room
+    for). Past more of them, it follows the server's cursor while they come in ``id`` order
+    (records written together, which share one stored time and for which the cursor is
+    exact); where they do not (several stored times) or the cursor makes no headway (a server
+    comparing the cursor's millisecond with finer stored times, as older ones did, answers the
+    same page again), it reads that millisecond's records by ``id`` (``BY_ID``: a cursor on
+    ``id`` alone, exact whatever the times) and goes on from the next millisecond.
+    """
+
+    order_by: str = FORWARD
+    since: datetime | None = None  # the next page's ``updatedAt[gte]`` bound
+    skip: tuple[str, ...] = ()  # the records of ``since`` it has read
+    within: datetime | None = None  # the millisecond its cursor is passing
+    by_id: bool = False  # reading the millisecond ``within`` by ``id``
+    skip_max: int = 0  # the most ids ``skip`` may hold (the URL's room)
+
+    def ask(self) -> Ask:
+        if self.by_id and self.within is not None:
+            return Ask(BY_ID, self.cursor, iso_ms(self.within), iso_ms(self.within + TICK))
+        since = iso_ms(self.since) if self.since is not None else None
+        # A cursor passes the records ``skip`` names by itself: they come before its row.
+        skip = self.skip if self.cursor is None else ()
+        return Ask(self.order_by, self.cursor, since, skip=skip)
+
+    def took(self, page: Page, fresh: bool) -> None:
         if self.by_id:  # a millisecond read by id: on past it once it is read
             self.cursor = page.cursor
             if page.cursor is None and self.within is not None:
@@ -233,7 +252,7 @@ class Listing:
     """
 
     def __init__(self, skip_max: int = SKIP_MAX) -> None:
-        self.forward, self.backward = End(FORWARD, skip_max=skip_max), End(BACKWARD)
+        self.forward, self.backward = OldestFirst(skip_max=skip_max), NewestFirst()
         self.by_backward = 0  # records the newest-first reader read first
         self._seen: dict[str, Any] = {}
 
@@ -263,12 +282,13 @@ class Listing:
 
 
 def oldest_first(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator[list[Raw]]:
-    """The listing's records page by page, oldest first by one reader (see :class:`End`):
-    each record once, unless it changed between two readings.
+    """The listing's records page by page, oldest first by one reader (see
+    :class:`OldestFirst`): each record once, unless it changed between two readings.
 
     Args:
         read: reads the page an :class:`Ask` asks for.
-        skip_max: the most ids of records read a request may name (see :class:`End`).
+        skip_max: the most ids of records read a request may name (see
+            :class:`OldestFirst`).
     """
     listing = Listing(skip_max)
     forward = listing.forward
@@ -284,7 +304,8 @@ def both_ends(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator
 
     Args:
         read: reads the page an :class:`Ask` asks for.
-        skip_max: the most ids of records read a request may name (see :class:`End`).
+        skip_max: the most ids of records read a request may name (see
+            :class:`OldestFirst`).
     """
     listing = Listing(skip_max)
     forward, backward = listing.forward, listing.backward
@@ -295,7 +316,7 @@ def both_ends(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator
         return
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="listing") as pool:
         while not listing.complete():
-            ends = [forward]
+            ends: list[End] = [forward]
             unread = None if ahead is None else ahead - listing.by_backward
             if backward.usable and forward.usable and _worth_both(unread, size, backward):
                 ends.append(backward)
@@ -318,7 +339,7 @@ def _ahead(page: Page) -> int | None:
     return None if page.total is None else page.total - len(page.records)
 
 
-def _worth_both(unread: int | None, size: int, backward: End) -> bool:
+def _worth_both(unread: int | None, size: int, backward: NewestFirst) -> bool:
     """Whether the unread records, by the server's count, need more than the oldest-first
     reader's next page: to show that the ends met, a page must also reach past the last record
     the newest-first reader read (or, before it read any, the listing's end)."""
