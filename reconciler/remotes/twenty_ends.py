@@ -40,13 +40,17 @@ Sources (packages/twenty-server/src/engine/):
   ``DATE_TIME`` columns are ``timestamptz``; the answers carry JavaScript ``Date`` values, to
   the millisecond;
 - ``api/rest/core/handlers/rest-api-find-many.handler.ts``: the answer's ``totalCount`` counts
-  every record the filter matches (a hint here: read as None when it is not a number).
+  every record the filter matches (a hint here: read as None when it is not a number), and
+  ``api/common/common-query-runners/common-find-many-query-runner.service.ts``: it is counted
+  on the filter alone, before the cursor's condition is added (:class:`Tally` relies on it).
 
 Only the oldest-first reader runs while ``totalCount`` says one more page can finish the
 listing, and meeting is proven by the records' times, never by the count. A listing costs
 one or two requests more than one cursor would (the page that shows the two met, and the
 records each newest-first page reads again), and a window that fits in one page costs one; a
-millisecond read by ``id`` costs its pages. A record changed while the listing runs gets an
+millisecond read by ``id`` costs its pages. Where the oldest-first reader followed the cursor,
+the server's counts from its bounds check that no record was passed over (:class:`Tally`), and
+a range found short is read again by ``id``. A record changed while the listing runs gets an
 ``updatedAt`` past this run's window, so the next run's window reads it; one that could not
 be placed in the order (no readable ``updatedAt``) stops the newest-first reader, and the
 oldest-first one follows the server's cursor from there.
@@ -54,6 +58,7 @@ oldest-first one follows the server's cursor from there.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -240,6 +245,84 @@ def _in_id_order(ids: list[str]) -> bool:
     return keys == sorted(keys)
 
 
+class Tally:
+    """The server's counts against the records read, where the oldest-first reader followed the
+    server's cursor through a millisecond (:class:`OldestFirst`): on a server comparing the
+    cursor at the millisecond, a record of that millisecond stored after the cursor's row with
+    a lower ``id`` is on no page, and only the counts show it.
+
+    Each oldest-first page asked from a bound ``s`` (``updatedAt[gte]``, less the ``k`` records
+    it names) tells how many records the filter matches from ``s`` on: its ``totalCount`` plus
+    ``k`` (``common-find-many-query-runner.service.ts``: the count is taken on the filter alone,
+    before the cursor's condition is added). When the reader moves its bound from ``s1`` to
+    ``s2``, the records from ``s1`` to ``s2`` are the difference of the two counts; fewer of
+    them read means some were passed over, and that range is read again by ``id`` (exact,
+    whatever the times). At the end, every record from the last bound on must have been read.
+    A range the reader paged through by bounds alone is exact and not checked: a record deleted
+    meanwhile would only cost a range read for nothing. A record created while the listing runs
+    may hide one passed over (it adds to the later count): the counts are a check, not a proof.
+    """
+
+    def __init__(self) -> None:
+        self.gaps: list[tuple[datetime | None, datetime | None]] = []  # ranges to read again
+        self._bound: datetime | None = None  # the reader's bound the count is of (None: all)
+        self._count: int | None = None  # records from ``_bound`` on, by the server's count
+        self._cursor = False  # whether the reader followed the cursor since ``_bound``
+        self._counted: set[str] = set()  # records read, each counted once
+        # Times of the records read from ``_bound`` on: the oldest-first reader's in ascending
+        # order, the newest-first reader's as they come (descending), so that those before the
+        # next bound are found from one end without scanning the rest.
+        self._oldest: list[datetime] = []
+        self._newest: list[datetime] = []
+
+    def add(self, records: list[Raw], *, newest_first: bool = False) -> None:
+        """Note records read: by the newest-first reader, or else by the oldest-first one or
+        in a range read again."""
+        for raw in records:
+            key, moment = str(raw.get("id")), stamp(raw)
+            if key in self._counted or moment is None:
+                continue
+            self._counted.add(key)
+            if self._bound is not None and moment < self._bound:
+                continue  # before the bound: its range is already checked
+            if newest_first:
+                self._newest.append(moment)
+            else:
+                bisect.insort(self._oldest, moment)
+
+    def measure(self, ask: Ask, page: Page) -> None:
+        """Take the server's count from an oldest-first page read as ``ask`` asked."""
+        if ask.order_by != FORWARD or ask.before is not None or page.total is None:
+            return  # a millisecond read by id: exact, and not a count from a bound
+        bound = parse_datetime(ask.since) if ask.since else None
+        count = page.total + len(ask.skip)
+        if self._count is not None and bound is not None and bound != self._bound:
+            passed = self._passed(bound)
+            if self._cursor and passed < self._count - count:
+                self.gaps.append((self._bound, bound))
+            self._cursor = False
+        self._bound, self._count = bound, count
+        self._cursor = self._cursor or ask.cursor is not None
+
+    def _passed(self, bound: datetime) -> int:
+        """How many records read lie before ``bound``; they are dropped."""
+        older = bisect.bisect_left(self._oldest, bound)
+        del self._oldest[:older]
+        newer = 0
+        while self._newest and self._newest[-1] < bound:
+            self._newest.pop()
+            newer += 1
+        return older + newer
+
+    def last_gap(self, last: datetime | None) -> tuple[datetime | None, datetime | None] | None:
+        """At the listing's end (``last``: the oldest-first reader's last record): the range
+        from the last bound on, when fewer records of it were read than the server counted."""
+        read = len(self._oldest) + len(self._newest)
+        if not self._cursor or self._count is None or read >= self._count:
+            return None
+        return self._bound, (last + TICK if last is not None else None)
+
+
 class Listing:
     """What the two readers have read, and whether together they have read everything.
 
@@ -254,19 +337,25 @@ class Listing:
     def __init__(self, skip_max: int = SKIP_MAX) -> None:
         self.forward, self.backward = OldestFirst(skip_max=skip_max), NewestFirst()
         self.by_backward = 0  # records the newest-first reader read first
+        self.tally = Tally()
         self._seen: dict[str, Any] = {}
 
-    def fresh(self, end: End, page: Page) -> list[Raw]:
-        """Note a page ``end`` read; its records not read before, or read before with another
+    def fresh(self, end: End | None, page: Page, ask: Ask | None = None) -> list[Raw]:
+        """Note a page ``end`` read (None: a range read again by id, see :class:`Tally`), as
+        ``ask`` asked for it; its records not read before, or read before with another
         ``updatedAt`` (changed in between: the pull keeps the newer reading)."""
         fresh: list[Raw] = []
         for raw in page.records:
             if self._seen.get(raw["id"], _UNSEEN) != raw.get("updatedAt"):
                 self._seen[raw["id"]] = raw.get("updatedAt")
                 fresh.append(raw)
+        self.tally.add(page.records, newest_first=end is self.backward)
         if end is self.backward:
             self.by_backward += len(fresh)
-        end.took(page, bool(fresh))
+        if end is not None:
+            end.took(page, bool(fresh))
+        if end is self.forward and ask is not None and self.forward.usable:
+            self.tally.measure(ask, page)
         return fresh
 
     def complete(self) -> bool:
@@ -293,9 +382,12 @@ def oldest_first(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Itera
     listing = Listing(skip_max)
     forward = listing.forward
     while not forward.finished:
-        fresh = listing.fresh(forward, read(forward.ask()))
+        ask = forward.ask()
+        fresh = listing.fresh(forward, read(ask), ask)
         if fresh:
             yield fresh
+        yield from _read_again(read, listing)
+    yield from _read_again(read, listing, at_end=True)
 
 
 def both_ends(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator[list[Raw]]:
@@ -309,8 +401,9 @@ def both_ends(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator
     """
     listing = Listing(skip_max)
     forward, backward = listing.forward, listing.backward
-    first = read(forward.ask())
-    yield listing.fresh(forward, first)
+    ask = forward.ask()
+    first = read(ask)
+    yield listing.fresh(forward, first, ask)
     size, ahead = len(first.records), _ahead(first)
     if listing.complete():
         return
@@ -328,9 +421,36 @@ def both_ends(read: Callable[[Ask], Page], skip_max: int = SKIP_MAX) -> Iterator
                 page, (end, ask) = done.result(), pending[done]
                 if end is forward:  # the count is of the records past a bound, not a cursor
                     ahead = _ahead(page) if ask.order_by == FORWARD and not ask.cursor else None
-                fresh = listing.fresh(end, page)
+                fresh = listing.fresh(end, page, ask)
                 if fresh:
                     yield fresh
+            yield from _read_again(read, listing)
+    yield from _read_again(read, listing, at_end=True)
+
+
+def _read_again(
+    read: Callable[[Ask], Page], listing: Listing, *, at_end: bool = False
+) -> Iterator[list[Raw]]:
+    """The ranges the server's counts show records passed over in (:class:`Tally`), read again
+    by ``id``: their records not read before."""
+    tally = listing.tally
+    if at_end:
+        gap = tally.last_gap(listing.forward.last)
+        if gap is not None:
+            tally.gaps.append(gap)
+    while tally.gaps:
+        since, before = tally.gaps.pop(0)
+        cursor: str | None = None
+        while True:
+            lower, upper = (iso_ms(t) if t is not None else None for t in (since, before))
+            ask = Ask(BY_ID, cursor, lower, upper)
+            page = read(ask)
+            fresh = listing.fresh(None, page)
+            if fresh:
+                yield fresh
+            cursor = page.cursor
+            if cursor is None:
+                break
 
 
 def _ahead(page: Page) -> int | None:
