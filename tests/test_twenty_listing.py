@@ -201,7 +201,11 @@ def test_listing__a_millisecond_holding_more_than_a_page_is_read_by_id(
 @pytest.mark.parametrize("at_milliseconds", [False, True], ids=["older", "newer"])
 @pytest.mark.parametrize(("since", "later"), [(T0, 600), (None, 0)], ids=["window", "sweep"])
 def test_listing__a_record_the_cursor_passes_over_is_found_by_the_counts(
-    twenty: TwentyEmulator, at_milliseconds: bool, since: datetime | None, later: int
+    twenty: TwentyEmulator,
+    remote: TwentyRemote,
+    at_milliseconds: bool,
+    since: datetime | None,
+    later: int,
 ) -> None:
     """A batch written by one statement shares one stored time, so the oldest-first reader
     follows the server's cursor through it once it is too many records to name. A record
@@ -234,8 +238,7 @@ def test_listing__a_record_the_cursor_passes_over_is_found_by_the_counts(
         for i in range(later)
     }
 
-    listed = _listed(twenty_remote := _remote(twenty), since)
-    twenty_remote.close()
+    listed = _listed(remote, since)
 
     assert sorted(listed) == sorted(created)
     if at_milliseconds:  # the range read again (an older server's cursor reads on by itself)
@@ -471,8 +474,8 @@ def _counted(total: int, *ids: str) -> Page:
 @pytest.mark.parametrize("cursor", [False, True], ids=["bounds", "cursor"])
 @pytest.mark.parametrize("read", [4, 3], ids=["all", "one-short"])
 def test_tally__only_a_range_the_cursor_went_through_is_read_again(cursor: bool, read: int) -> None:
-    """Ten records match; after three more pages the bound moves to record 5's time with 5
-    named, and the server counts five from there (six with it): four before it. A range paged
+    """Ten records match; after two pages the bound moves to record 5's time, naming record 5,
+    and the server counts five from there (six with record 5): four before it. A range paged
     by bounds alone is exact (a record deleted meanwhile makes the counts differ for nothing);
     one the cursor went through is read again when fewer records of it were read."""
     tally = Tally()
