@@ -395,8 +395,34 @@ def test_convergence__random_edits_and_faults_then_a_clean_run_converge_without_
     """Whatever the interleaving of edits and faults: after one clean run both sides hold the
     contract's value for every field (no edit lost except to a newer one), nothing is
     duplicated, and one more run writes nothing anywhere."""
-    leads, reps, rounds = scenario
     world.reset()
+    _converges(world, scenario)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(SCENARIO)
+def test_convergence__the_same_against_a_twenty_comparing_stamps_at_the_millisecond(
+    world: World, scenario: tuple[int, int, list[Any]]
+) -> None:
+    """The same property against a newer Twenty server: stamps stored to the microsecond,
+    answered and compared at the millisecond, the cursor's ``ORDER BY`` on the stored time
+    (``microsecond_stamps``, ``millisecond_comparisons``)."""
+    world.reset()
+    world.twenty.microsecond_stamps = True
+    world.twenty.millisecond_comparisons = True
+    _converges(world, scenario)
+
+
+def _converges(world: World, scenario: tuple[int, int, list[Any]]) -> None:
+    """Play ``scenario`` on a reset world, then check convergence and a quiet run after it."""
+    leads, reps, rounds = scenario
     example = Example(world, leads, reps)
     assert world.run().exit_code == 0
     example.link_seeded()
