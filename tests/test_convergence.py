@@ -379,15 +379,17 @@ def _writes(world: World) -> int:
 
 # -- the property ----------------------------------------------------------------------------------
 
-
-@pytest.mark.slow
-@settings(
-    max_examples=200,
+# Fixed examples (the suite's runs are repeatable), one world for all of a test's examples.
+_PROPERTY = settings(
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@pytest.mark.slow
+@settings(_PROPERTY, max_examples=200)
 @given(SCENARIO)
 def test_convergence__random_edits_and_faults_then_a_clean_run_converge_without_loss(
     world: World, scenario: tuple[int, int, list[Any]]
@@ -400,13 +402,7 @@ def test_convergence__random_edits_and_faults_then_a_clean_run_converge_without_
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(_PROPERTY, max_examples=40)
 @given(SCENARIO)
 def test_convergence__the_same_against_a_twenty_comparing_stamps_at_the_millisecond(
     world: World, scenario: tuple[int, int, list[Any]]

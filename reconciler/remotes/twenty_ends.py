@@ -268,7 +268,6 @@ class Tally:
         self._bound: datetime | None = None  # the reader's bound the count is of (None: all)
         self._count: int | None = None  # records from ``_bound`` on, by the server's count
         self._cursor = False  # whether the reader followed the cursor since ``_bound``
-        self._counted: set[str] = set()  # records read, each counted once
         # Times of the records read from ``_bound`` on: the oldest-first reader's in ascending
         # order, the newest-first reader's as they come (descending), so that those before the
         # next bound are found from one end without scanning the rest.
@@ -276,13 +275,12 @@ class Tally:
         self._newest: list[datetime] = []
 
     def add(self, records: list[Raw], *, newest_first: bool = False) -> None:
-        """Note records read: by the newest-first reader, or else by the oldest-first one or
-        in a range read again."""
+        """Note records read for the first time (each is counted once): by the newest-first
+        reader, or else by the oldest-first one or in a range read again."""
         for raw in records:
-            key, moment = str(raw.get("id")), stamp(raw)
-            if key in self._counted or moment is None:
+            moment = stamp(raw)
+            if moment is None:
                 continue
-            self._counted.add(key)
             if self._bound is not None and moment < self._bound:
                 continue  # before the bound: its range is already checked
             if newest_first:
@@ -345,11 +343,15 @@ class Listing:
         ``ask`` asked for it; its records not read before, or read before with another
         ``updatedAt`` (changed in between: the pull keeps the newer reading)."""
         fresh: list[Raw] = []
+        first: list[Raw] = []  # read for the first time
         for raw in page.records:
-            if self._seen.get(raw["id"], _UNSEEN) != raw.get("updatedAt"):
+            before = self._seen.get(raw["id"], _UNSEEN)
+            if before != raw.get("updatedAt"):
                 self._seen[raw["id"]] = raw.get("updatedAt")
                 fresh.append(raw)
-        self.tally.add(page.records, newest_first=end is self.backward)
+                if before is _UNSEEN:
+                    first.append(raw)
+        self.tally.add(first, newest_first=end is self.backward)
         if end is self.backward:
             self.by_backward += len(fresh)
         if end is not None:
