@@ -33,14 +33,8 @@ from urllib.parse import quote, unquote
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.emulators.base import (
-    EmulatorServer,
-    Request,
-    Response,
-    SlidingWindowLimiter,
-    TokenBucketLimiter,
-    collection_paused,
-)
+from reconciler.emulators.base import EmulatorServer, Request, Response, collection_paused
+from reconciler.emulators.limits import SlidingWindowLimiter, TokenBucketLimiter
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.store.database import connect, migrate, sqlalchemy_url
 

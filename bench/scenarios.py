@@ -54,7 +54,7 @@ from bench.seeding import (
 from bench.startup import noop, startup
 from bench.throughput import throughput
 from reconciler.emulators.base import EmulatorServer
-from reconciler.remotes.base import JITTER_GUARD
+from reconciler.remotes.pacing import JITTER_GUARD
 
 __all__ = ["FULL", "QUICK", "SCENARIOS", "Scale", "say"]
 

@@ -151,7 +151,7 @@ def _local_table(store: Any, mapping: Mapping, unfilled: list[str]) -> Check:
     try:
         store.table(mapping)
     except UsageError as exc:
-        from reconciler.store.sync import TableMissing  # loaded with the store already
+        from reconciler.store.tables import TableMissing  # loaded with the store already
 
         hint = (
             "create the table or columns, or run `reconcile migrate` for the built-in tables"

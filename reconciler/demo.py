@@ -51,8 +51,9 @@ from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.engine.context import Progress
 from reconciler.model import Mapping
-from reconciler.remotes.base import PacerPool, Remote
+from reconciler.remotes.base import Remote
 from reconciler.remotes.factory import build_remote
+from reconciler.remotes.pacing import PacerPool
 
 LEADS = 300
 PROGRESSIONS = 40

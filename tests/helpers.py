@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.remotes.base import Pacer
+from reconciler.remotes.pacing import Pacer
 
 
 def postgres_folder(prefix: str) -> Path:

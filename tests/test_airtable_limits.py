@@ -17,7 +17,8 @@ from reconciler.config import AirtableTarget, Secret
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.model import LEADS
 from reconciler.remotes.airtable import AirtableRemote
-from reconciler.remotes.base import Pacer, RetryPolicy, Transient
+from reconciler.remotes.base import RetryPolicy, Transient
+from reconciler.remotes.pacing import Pacer
 from tests.helpers import CountingPacer, execute, list_requests, seed_leads
 
 Cli = Callable[..., Any]

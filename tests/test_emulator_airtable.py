@@ -23,7 +23,7 @@ from reconciler.emulators.airtable import (
     FormulaError,
     compile_formula,
 )
-from reconciler.emulators.base import SlidingWindowLimiter
+from reconciler.emulators.limits import SlidingWindowLimiter
 from tests.airtable_fixtures import TOKEN, api, em, leads, server  # noqa: F401  (fixtures)
 
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)

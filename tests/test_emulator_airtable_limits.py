@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.emulators.base import SlidingWindowLimiter
+from reconciler.emulators.limits import SlidingWindowLimiter
 from tests.airtable_fixtures import api, em, leads, server  # noqa: F401  (fixtures)
 from tests.test_emulator_airtable import call, error_type, records_path
 

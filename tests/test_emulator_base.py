@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.emulators.base import TokenBucketLimiter, collection_paused
+from reconciler.emulators.base import collection_paused
+from reconciler.emulators.limits import TokenBucketLimiter
 
 HEADERS = {"Authorization": "Bearer test-token"}
 

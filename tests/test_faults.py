@@ -15,12 +15,13 @@ import sqlalchemy as sa
 from tenacity import RetryCallState
 
 from reconciler.emulators.airtable import AirtableEmulator
-from reconciler.emulators.base import SlidingWindowLimiter
+from reconciler.emulators.limits import SlidingWindowLimiter
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.remotes import airtable as airtable_remote
 from reconciler.remotes import airtable_http
 from reconciler.remotes import twenty as twenty_remote
-from reconciler.remotes.base import Caller, Pacer, RetryPolicy, Transient
+from reconciler.remotes.base import Caller, RetryPolicy, Transient
+from reconciler.remotes.pacing import Pacer
 from tests.helpers import execute, rows, seed_leads, seed_progressions, twenty_writes
 from tests.processes import scalar, wait_until
 

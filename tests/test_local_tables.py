@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from reconciler.model import LEADS, Direction, FieldSpec, Kind
 from reconciler.store.pages import StateRow
-from reconciler.store.sync import LiveColumn, Store, _unfit_columns
+from reconciler.store.sync import Store
+from reconciler.store.tables import LiveColumn, _unfit_columns
 from tests.helpers import (
     ago,
     execute,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from reconciler.emulators.base import SlidingWindowLimiter, TokenBucketLimiter
-from reconciler.remotes.base import BucketPacer, Pacer, PacerPool
+from reconciler.emulators.limits import SlidingWindowLimiter, TokenBucketLimiter
+from reconciler.remotes.pacing import BucketPacer, Pacer, PacerPool
 
 
 class FakeTime:

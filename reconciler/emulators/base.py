@@ -5,12 +5,13 @@ Each emulator is a real HTTP server on loopback (``ThreadingHTTPServer`` in a da
 * bearer-token auth,
 * a request log tests can count (``server.requests``, ``server.count(...)``),
 * injectable faults (``server.faults.fail(503, times=3)``, ``.delay(...)``, ``.drop(...)``,
-  ``.raw(...)`` for bodies that are not JSON, ``.cut(...)`` for a connection dropped mid-body),
+  ``.raw(...)`` for bodies that are not JSON, ``.cut(...)`` for a connection dropped mid-body:
+  :mod:`reconciler.emulators.faults`),
 * optional per-request latency (to make benchmarks realistic),
 * an injectable clock (``server.clock``) for server-maintained timestamps, so tests can skew it;
   the ``Date`` header of every answer follows it, as both real services send one (RFC 9110
   section 6.6.1: an origin server with a clock MUST send ``Date``),
-* a rate limiter hook that the concrete emulator fills in.
+* a rate limiter hook that the concrete emulator fills in (:mod:`reconciler.emulators.limits`).
 
 Concrete emulators implement :meth:`EmulatorServer.dispatch` (routing) and
 :meth:`EmulatorServer.admit` (rate limiting) and :meth:`EmulatorServer.error` (error body shape).
@@ -23,7 +24,6 @@ import dataclasses
 import email.utils
 import gc
 import json
-import math
 import re
 import socket
 import threading
@@ -35,6 +35,8 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from reconciler.emulators.faults import Faults
 
 
 @dataclass(frozen=True)
@@ -80,149 +82,6 @@ class LoggedRequest:
     body: Any
     status: int
     at: float
-
-
-@dataclass
-class _Fault:
-    kind: str  # "status" | "delay" | "drop" | "raw" | "cut"
-    times: int
-    status: int = 503
-    body: Any = None
-    seconds: float = 0.0
-    method: str | None = None
-    path: str | None = None
-    raw: bytes = b""
-    content_type: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    containing: str | None = None
-    until: threading.Event | None = None  # a delay's end, when a test sets it
-
-    def matches(self, method: str, path: str, body: Any) -> bool:
-        if self.method is not None and self.method != method:
-            return False
-        if self.containing is not None and self.containing not in json.dumps(body):
-            return False
-        return self.path is None or path.startswith(self.path)
-
-
-class Faults:
-    """A queue of faults to inject; each fault applies to the next ``times`` matching requests."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: list[_Fault] = []
-
-    def fail(
-        self,
-        status: int = 503,
-        times: int = 1,
-        *,
-        body: Any = None,
-        method: str | None = None,
-        path: str | None = None,
-        containing: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (and ``body``);
-        ``containing`` narrows them to requests whose JSON body holds that text (a record id: a
-        server that fails on one record's content, whatever batch it comes in)."""
-        self._add(
-            _Fault(
-                "status",
-                times,
-                status=status,
-                body=body,
-                method=method,
-                path=path,
-                containing=containing,
-            )
-        )
-
-    def delay(
-        self,
-        seconds: float,
-        times: int = 1,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        until: threading.Event | None = None,
-    ) -> None:
-        """Hold the next ``times`` matching requests for ``seconds`` before handling them; with
-        ``until``, until that event is set (``seconds`` then bounds the hold).
-
-        What it stands for: a server or network that answers late, so that a client's read
-        timeout ends its wait while the request is still applied afterwards (RFC 9110 §9.2.2: a
-        request may have been applied when no answer came; shared docs ``airtable-api.md``:
-        pyairtable's ``Api(timeout=(connect, read))``). ``until`` is a test's control of the
-        hold, modelling nothing more: a test releases a request once it has seen what it waits
-        for, instead of guessing a duration (docs/fidelity.md, "Late and lost answers")."""
-        fault = _Fault("delay", times, seconds=seconds, method=method, path=path, until=until)
-        self._add(fault)
-
-    def drop(self, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
-        """Close the connection of the next ``times`` matching requests without answering."""
-        self._add(_Fault("drop", times, method=method, path=path))
-
-    def raw(
-        self,
-        status: int,
-        body: bytes | str,
-        times: int = 1,
-        *,
-        content_type: str = "text/html; charset=utf-8",
-        headers: dict[str, str] | None = None,
-        method: str | None = None,
-        path: str | None = None,
-    ) -> None:
-        """Answer the next ``times`` matching requests with ``body`` sent as it is.
-
-        What real servers and the proxies in front of them send besides their JSON: a load
-        balancer's HTML error page (``raw(502, "<html>…")``), a 2xx whose body is not JSON or
-        not the documented shape, a redirect to a login page (``raw(302, "", headers={"Location":
-        …})``), a body-too-large answer (``raw(413, …)``).
-        """
-        data = body.encode() if isinstance(body, str) else body
-        self._add(
-            _Fault(
-                "raw",
-                times,
-                status=status,
-                raw=data,
-                content_type=content_type,
-                headers=dict(headers or {}),
-                method=method,
-                path=path,
-            )
-        )
-
-    def cut(self, times: int = 1, *, method: str | None = None, path: str | None = None) -> None:
-        """Handle the next ``times`` matching requests, but drop the connection halfway through
-        sending the answer's body (the request's effect stands, as on a real server)."""
-        self._add(_Fault("cut", times, method=method, path=path))
-
-    def clear(self) -> None:
-        """Forget every pending fault."""
-        with self._lock:
-            self._queue.clear()
-
-    def pending(self) -> int:
-        """How many fault applications are still queued."""
-        with self._lock:
-            return sum(f.times for f in self._queue)
-
-    def take(self, method: str, path: str, body: Any) -> _Fault | None:
-        """The fault that applies to this request, if any (consumes one application)."""
-        with self._lock:
-            for fault in self._queue:
-                if fault.matches(method, path, body):
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._queue.remove(fault)
-                    return fault
-        return None
-
-    def _add(self, fault: _Fault) -> None:
-        with self._lock:
-            self._queue.append(fault)
 
 
 class Clock:
@@ -479,71 +338,6 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
     return Handler
-
-
-class SlidingWindowLimiter:
-    """At most ``limit`` requests in any ``window`` seconds; going over locks out for ``lockout``.
-
-    This is Airtable's rule (5 requests/s per base, then every request refused for 30 s:
-    https://airtable.com/developers/web/api/rate-limits). A ``limit`` of 0 disables limiting.
-    """
-
-    def __init__(self, limit: int, window: float = 1.0, lockout: float = 30.0) -> None:
-        self.limit = limit
-        self.window = window
-        self.lockout = lockout
-        self._times: list[float] = []
-        self._locked_until = 0.0
-        self._lock = threading.Lock()
-
-    def admit(self, now: float) -> bool:
-        """Whether a request arriving at ``now`` (monotonic seconds) is allowed."""
-        if self.limit <= 0:
-            return True
-        with self._lock:
-            if now < self._locked_until:
-                return False
-            self._times = [t for t in self._times if t > now - self.window]
-            if len(self._times) >= self.limit:
-                self._locked_until = now + self.lockout
-                return False
-            self._times.append(now)
-            return True
-
-
-class TokenBucketLimiter:
-    """Twenty's token bucket (``ThrottlerService.tokenBucketThrottleOrThrow`` in
-    ``packages/twenty-server/src/engine/core-modules/throttler/throttler.service.ts``):
-    ``capacity`` tokens; a request first refills ``floor(elapsed * rate)`` whole tokens since the
-    last admitted request, then takes one, and the refill clock restarts at that request, so the
-    fraction of a token earned so far is lost. Requests closer together than one token's worth
-    of time (0.6 s at 100 a minute) therefore refill nothing: past the first burst, only one
-    request per 0.6 s gets through. A refused request changes nothing. ``per_minute`` 0 disables
-    it.
-    """
-
-    def __init__(self, per_minute: float, capacity: float | None = None) -> None:
-        self.per_minute = per_minute
-        self.capacity = math.floor(capacity if capacity is not None else per_minute)
-        self._tokens = self.capacity
-        self._last: float | None = None
-        self._lock = threading.Lock()
-
-    def admit(self, now: float) -> bool:
-        """Whether a request arriving at ``now`` (monotonic seconds) may take a token."""
-        if self.per_minute <= 0:
-            return True
-        with self._lock:
-            # Admitted after their latency, requests may come here out of their arrival order:
-            # time never runs back for the bucket.
-            last = now if self._last is None else self._last
-            refill = math.floor(max(0.0, now - last) * self.per_minute / 60.0)
-            available = min(self.capacity, self._tokens + refill)
-            if available < 1:
-                return False
-            self._tokens = available - 1
-            self._last = max(last, now)
-            return True
 
 
 def iso_ms(moment: datetime) -> str:

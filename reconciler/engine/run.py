@@ -28,8 +28,9 @@ from reconciler.errors import (
     UsageError,
 )
 from reconciler.model import Mapping, iso_ms
-from reconciler.remotes.base import PacerPool, Remote
+from reconciler.remotes.base import Remote
 from reconciler.remotes.factory import budget_key
+from reconciler.remotes.pacing import PacerPool
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
 from reconciler.store import database as store_database
 from reconciler.store import history

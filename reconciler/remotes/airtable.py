@@ -46,7 +46,6 @@ from reconciler.remotes.base import (
     ApiStats,
     Caller,
     Finding,
-    Pacer,
     PushItem,
     Rejected,
     RemoteClock,
@@ -60,6 +59,7 @@ from reconciler.remotes.base import (
     wire_fields,
     write_isolating,
 )
+from reconciler.remotes.pacing import Pacer
 
 RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")
 PAGE_SIZE = 100

@@ -19,7 +19,8 @@ import urllib3
 from pyairtable.api.params import options_to_json_and_params, options_to_params
 
 from reconciler.errors import AuthError, MappingError, RemoteUnavailable
-from reconciler.remotes.base import Pacer, Rejected, Transient
+from reconciler.remotes.base import Rejected, Transient
+from reconciler.remotes.pacing import Pacer
 
 # "you will receive a 429 status code and will need to wait 30 seconds before subsequent
 # requests will succeed" (https://airtable.com/developers/web/api/rate-limits).

@@ -5,7 +5,8 @@ from __future__ import annotations
 from reconciler.config import Settings
 from reconciler.errors import UsageError
 from reconciler.model import Mapping
-from reconciler.remotes.base import BucketPacer, Pacer, PacerPool, Remote, RetryPolicy
+from reconciler.remotes.base import Remote, RetryPolicy
+from reconciler.remotes.pacing import BucketPacer, Pacer, PacerPool
 
 
 def budget_key(mapping: Mapping, settings: Settings) -> tuple[str, ...]:

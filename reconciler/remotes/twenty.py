@@ -20,10 +20,8 @@ from reconciler.remotes import twenty_ends, twenty_find, twenty_http, twenty_sch
 from reconciler.remotes.base import (
     IN_FLIGHT,
     ApiStats,
-    BucketPacer,
     Caller,
     Finding,
-    Pacer,
     PushItem,
     Rejected,
     RemoteClock,
@@ -36,6 +34,7 @@ from reconciler.remotes.base import (
     wire_fields,
 )
 from reconciler.remotes.kept import wanted
+from reconciler.remotes.pacing import BucketPacer, Pacer
 from reconciler.remotes.twenty_fields import FieldCheck
 from reconciler.remotes.twenty_http import Unreadable
 from reconciler.remotes.twenty_write import BatchWriter

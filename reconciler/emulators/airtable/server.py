@@ -27,7 +27,8 @@ from reconciler.emulators.airtable.writes import (
     update_record,
     update_records,
 )
-from reconciler.emulators.base import EmulatorServer, Request, Response, SlidingWindowLimiter
+from reconciler.emulators.base import EmulatorServer, Request, Response
+from reconciler.emulators.limits import SlidingWindowLimiter
 
 MAX_URL_LENGTH = 16_000
 _FORBIDDEN = (

@@ -14,15 +14,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from reconciler.emulators.base import (
-    EmulatorServer,
-    Request,
-    Response,
-    TokenBucketLimiter,
-    iso_ms,
-    iso_us,
-    js_dates,
-)
+from reconciler.emulators.base import EmulatorServer, Request, Response, iso_ms, iso_us, js_dates
+from reconciler.emulators.limits import TokenBucketLimiter
 from reconciler.emulators.twenty import metadata
 from reconciler.emulators.twenty.api import DirectApi
 from reconciler.emulators.twenty.filters import And, Condition, Node, parse_filter
