@@ -115,6 +115,26 @@ def test_modified_field__a_date_only_value_in_a_record_never_crashes_a_run(
     assert "internal error" not in result.output and "Traceback" not in result.output
 
 
+def test_modified_field__a_schema_silent_on_what_it_shows_runs_and_check_says_so(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    """The field model makes a last modified time's ``result`` optional (pyairtable 3.5:
+    ``LastModifiedTimeFieldOptions.result`` may be None). A schema without it says nothing
+    wrong: the mapping runs (a value without a time would still stop it, as above), and
+    `check` passes, saying what it could not tell."""
+    config = _events(airtable, db, tmp_path, {"result": None})
+    airtable.create("Events", {"Title": "Launch"}, modified_at=ago(5))
+
+    result = cli("--config", str(config), "--mapping", "events")
+    checked = cli("check", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    assert [r["title"] for r in rows(db, "events")] == ["Launch"]
+    (line,) = [x for x in checked.stdout.splitlines() if "modified field of events" in x]
+    assert line.startswith("✓"), checked.output
+    assert "does not say whether it shows a time" in line
+
+
 def test_modified_field__an_unreadable_value_fails_its_record_alone(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli
 ) -> None:

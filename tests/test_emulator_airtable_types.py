@@ -165,6 +165,27 @@ def test_lmt__date_result_reads_as_a_date(em: AirtableEmulator, api: pyairtable.
     assert table.all(formula="IS_SAME({Stage changed}, DATETIME_PARSE('2026-11-21'), 'day')")
 
 
+def test_lmt__a_result_given_as_none_is_left_out_and_values_stay_date_times(
+    em: AirtableEmulator, api: pyairtable.Api
+) -> None:
+    """pyairtable's ``LastModifiedTimeFieldOptions.result`` is optional: a schema may not say
+    what the field shows."""
+    em.add_table(
+        "Silent",
+        {
+            "Name": "singleLineText",
+            "Changed": {"type": "lastModifiedTime", "options": {"result": None}},
+        },
+    )
+    changed = api.base(em.base_id).schema().table("Silent").field("Changed")
+    assert isinstance(changed, S.LastModifiedTimeFieldSchema)
+    assert changed.options.result is None
+    assert "result" not in changed.model_dump(by_alias=True, exclude_none=True)["options"]
+    em.clock.frozen = T0
+    record = api.table(em.base_id, "Silent").create({"Name": "a"})
+    assert record["fields"]["Changed"] == "2026-11-20T10:00:00.000Z"
+
+
 def test_lmt__meta_options_have_the_real_shape(em: AirtableEmulator, api: pyairtable.Api) -> None:
     watched_table(em, result="date")
     schema = api.base(em.base_id).schema().table("Watched")

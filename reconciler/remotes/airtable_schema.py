@@ -16,6 +16,7 @@ from reconciler.remotes.airtable_types import (
     TYPE_FIX,
     modified_problems,
     type_problems,
+    value_type,
 )
 from reconciler.remotes.base import Finding, Transient
 
@@ -104,5 +105,11 @@ def _modified(mapping: Mapping, schema: TableSchema) -> Finding:
         detail = "; ".join(p.what for p in problems)
         hint = "; ".join(dict.fromkeys(p.fix for p in problems))
         return Finding(name, False, detail, hint)
-    detail = "a last modified time with date and time, watching every pulled field"
+    if value_type(schema.fields[mapping.modified_field]) is None:
+        detail = (
+            "a last modified time watching every pulled field; Airtable's schema does not say "
+            "whether it shows a time (a run stops at the first value without one)"
+        )
+    else:
+        detail = "a last modified time with date and time, watching every pulled field"
     return Finding(name, True, detail)

@@ -134,8 +134,11 @@ def modified_problems(mapping: Mapping, schema: TableSchema) -> list[Problem]:
     result = value_type(info)
     if result == "date":
         found.append(Problem(f"{name!r} shows a date without a time", MODIFIED_TIME_FIX))
-    elif result != "dateTime":
-        found.append(Problem(f"{name!r} shows {result or 'no date'}", MODIFIED_TIME_FIX))
+    elif result is not None and result != "dateTime":
+        # No ``result`` at all says nothing: the field model makes it optional (pyairtable's
+        # ``LastModifiedTimeFieldOptions.result`` may be None), and a run stops at the first
+        # value without a time (``AirtableRemote._stamp``).
+        found.append(Problem(f"{name!r} shows {result}", MODIFIED_TIME_FIX))
     watched = info.options.get("referencedFieldIds") or []
     pulled = [s.remote for s in mapping.fields if s.pulls and s.remote in schema.fields]
     unwatched = [n for n in pulled if watched and schema.fields[n].id not in watched]

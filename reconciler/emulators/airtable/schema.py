@@ -190,14 +190,21 @@ def build_options(
 
     Select ``choices`` may be plain names or ``{name, color?}``; each gets a ``sel…`` id and a
     color. ``referencedFieldIds`` may name fields by name or id (``resolve`` maps to ids), and a
-    time ``result`` may be just ``"date"`` or ``"dateTime"``.
+    time ``result`` may be just ``"date"`` or ``"dateTime"`` (a last modified time's also None,
+    to leave it out).
     """
     options = copy.deepcopy(_DEFAULT_OPTIONS.get(kind, {}))
     options.update(copy.deepcopy(dict(given or {})))
     if kind in SELECT_TYPES:
         options["choices"] = _choices(options.get("choices", []), new_id)
     if kind in ("lastModifiedTime", "createdTime"):
-        options["result"] = time_result(options.get("result"))
+        if kind == "lastModifiedTime" and "result" in (given or {}) and options["result"] is None:
+            # Optional in the field model (pyairtable 3.5 ``models/schema.py``:
+            # ``LastModifiedTimeFieldOptions.result`` may be None): left out, the values still
+            # date-times.
+            del options["result"]
+        else:
+            options["result"] = time_result(options.get("result"))
     if kind in ("lastModifiedTime", "formula", "rollup", "aiText") and options.get(
         "referencedFieldIds"
     ):
