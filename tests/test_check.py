@@ -220,6 +220,31 @@ def test_check__a_key_that_cannot_read_the_data_model_is_a_warning(
     assert twenty.count("GET", "/rest/repProgressions") == 1  # the key reads records
 
 
+def test_check__a_server_that_does_not_serve_its_data_model_is_a_warning(
+    airtable, twenty, database_url, cli
+) -> None:
+    twenty.serves_metadata = False
+    result = cli("check")
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in _lines(result.stdout) if "twenty fields of" in x]
+    assert line.startswith("! twenty fields of rep_progressions")
+    assert "does not serve its data model at /rest/metadata/objects (400" in line
+    assert twenty.count("GET", "/rest/repProgressions") == 1  # the records are what it reads
+
+
+def test_check__an_address_that_serves_no_twenty_route_is_not_reachable(
+    airtable, twenty, database_url, cli
+) -> None:
+    """A data model answered 404 leaves the records to speak: when they are 404 too, the
+    address is not a Twenty server's."""
+    twenty.faults.fail(404, times=2, method="GET", path="/rest/")
+    result = cli("check")
+    assert result.exit_code == 3, result.output
+    (line,) = [x for x in _lines(result.stdout) if "twenty reachable" in x]
+    assert line.startswith("✗") and "Twenty answered 404" in line, line
+    assert "TWENTY_API_URL" in line
+
+
 def test_check__a_key_refused_with_403_everywhere_is_refused(
     airtable, twenty, database_url, cli
 ) -> None:

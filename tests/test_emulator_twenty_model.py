@@ -492,3 +492,20 @@ def test_records__a_field_the_key_may_not_read_is_left_out_of_every_answer(
     em.reset()  # the switch goes back to every field readable
     client.post(PATH, json={"name": "y", "currentRank": "E-1"})
     assert client.get(PATH).json()["data"]["repProgressions"][0]["currentRank"] == "E-1"
+
+
+# -- a server without the REST data-model controller -----------------------------------------------
+
+
+def test_metadata__a_server_without_the_controller_answers_as_for_an_unknown_object(
+    em: TwentyEmulator, client: httpx.Client
+) -> None:
+    """``rest/metadata/*`` is its own controller; without it the path falls to the records'
+    ``rest/*`` routes, where ``metadata`` is an unknown object name."""
+    em.serves_metadata = False
+    response = client.get(METADATA)
+    assert_bad_request(response)
+    assert response.json()["messages"] == ["object 'metadata' not found. eg: companies"]
+    assert client.get(PATH).status_code == 200
+    em.reset()
+    assert client.get(METADATA).status_code == 200

@@ -415,6 +415,42 @@ def test_data_model_forbidden__the_run_goes_on_unverified_and_asks_once_a_day(
     assert cli("--mapping", M).exit_code == 0 and twenty_model_reads(twenty) == 0
 
 
+@pytest.mark.parametrize("status", [400, 404])
+def test_data_model_not_served__the_run_goes_on_unverified_and_asks_once_a_day(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, status: int
+) -> None:
+    """A server without the REST data-model controller answers its path as an unknown object
+    (400); a proxy passing only the records' routes, 404. The records still say what they
+    lack, so the mapping syncs unverified, as with a key that may not read the data model."""
+    if status == 400:
+        twenty.serves_metadata = False
+    else:
+        twenty.faults.fail(404, times=5, path="/rest/metadata/objects")
+    seed_progressions(twenty, 3)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping(M)["pull"]["inserted"] == 3 and result.report["errors"] == []
+    assert twenty.count("GET", "/rest/metadata/objects", status=status) == 1
+    assert _kept_schema(db)["fields"] is None
+    twenty.reset_log()
+    assert cli("--mapping", M).exit_code == 0 and twenty_model_reads(twenty) == 0
+
+
+def test_data_model_not_served__records_without_a_mapped_field_still_stop_the_mapping(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli, tmp_path: Path
+) -> None:
+    twenty.serves_metadata = False
+    seed_progressions(twenty, 2)
+    config = _config(tmp_path, '{ remote = "nickname", column = "name" }')
+
+    message = _stopped(cli("--mapping", M, "--config", config))
+
+    assert "Twenty refuses to read nickname of repProgressions records" in message
+    assert rows(db, M) == []
+
+
 def test_data_model_unavailable__retried_like_any_request_then_a_mapping_error(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli
 ) -> None:

@@ -152,7 +152,7 @@ class TwentyRemote:
 
     def _model_page(self, params: dict[str, str]) -> Any:
         """One page of the data model for a run: paced and retried like every request (a 403
-        raises ``twenty_schema.NoPermission``)."""
+        raises ``twenty_schema.NoPermission``, a 400 or 404 ``twenty_schema.NotServed``)."""
         return self._request(
             "GET", "/metadata/objects", params=params, read=twenty_schema.model_answer
         )
@@ -304,13 +304,17 @@ class TwentyRemote:
         that holds the mapping's kind."""
         name, scope = twenty_schema.REACHABLE, twenty_schema.scope(self.target)
         try:
+            unserved = None
             try:
                 found = twenty_schema.objects(self._metadata_page)
             except twenty_schema.Answered as answer:
-                if answer.status != 403:
+                if answer.status != 403 and answer.status not in twenty_schema.NOT_SERVED:
                     raise
-                found = None  # the key's role may not read the data model: records tell
-            record, refused = self._read_one()
+                # The key's role may not read the data model, or the server does not serve
+                # it: the records tell (a wrong address fails the record read below).
+                found = None
+                unserved = answer if answer.status != 403 else None
+            record, refused = self._read_one(strict=found is None)
         except httpx.HTTPError as exc:
             detail = f"cannot reach {self.target.api_url}: {type(exc).__name__}"
             hint = "check TWENTY_API_URL (or the mapping's api_url) and the network"
@@ -320,7 +324,9 @@ class TwentyRemote:
             yield twenty_schema.refused(name, answer, self.target)
             return
         yield Finding(name, True, self.target.api_url, scope=scope)
-        if found is None:
+        if unserved is not None:
+            finding = twenty_schema.unserved(self.mapping, unserved)
+        elif found is None:
             finding = twenty_schema.unreadable(self.mapping)
         else:
             finding = twenty_schema.fields_finding(self.mapping, found)
@@ -330,14 +336,15 @@ class TwentyRemote:
                 finding = twenty_schema.lacking_finding(self.mapping, lacking, found is None)
         yield finding
 
-    def _read_one(self) -> tuple[dict[str, Any] | None, list[str]]:
+    def _read_one(self, *, strict: bool) -> tuple[dict[str, Any] | None, list[str]]:
         """One record read for ``check``, not paced or retried: the data model's answer does not
         show that the key may read records (a 403 there may be the role's, or the key's: "a
         missing or bad key answers 401 or 403 depending on version", shared docs
         ``twenty-api.md``), nor which fields the key's role may read. A refusal raises; the
         record is returned when there is one, to see which fields it comes with, with the
         mapped fields a current server refused to select (see :func:`selection`). An object
-        missing from the data model is the fields finding's to report."""
+        missing from the data model is the fields finding's to report; without the data model
+        (``strict``), any answer but a record list raises, as the only word on the server."""
         while True:
             params = {**self._list_params(None), "limit": 1}
             response = self._client.get(self._path, params=params)
@@ -351,6 +358,8 @@ class TwentyRemote:
                     return None, needed
                 if self._pruned(message, params["fields"]):
                     continue
+            if strict and response.status_code != 200:
+                raise twenty_schema.Answered(response)
             break
         try:
             records = twenty_http.listed_records(response.json(), self.mapping.remote_table)

@@ -83,7 +83,8 @@ class FieldCheck:
         mapping: the mapping.
         api_url: its server (what a kept schema must be about).
         read_page: sends one data-model request (paced and retried like every request of the
-            run); raises :class:`twenty_schema.NoPermission` on a 403.
+            run); raises :class:`twenty_schema.NoPermission` on a 403, and
+            :class:`twenty_schema.NotServed` on a 400 or 404.
     """
 
     def __init__(self, mapping: Mapping, api_url: str, read_page: twenty_schema.Page) -> None:
@@ -106,7 +107,8 @@ class FieldCheck:
             return
         try:
             found = twenty_schema.objects(self._read_page)
-        except twenty_schema.NoPermission:
+        except (twenty_schema.NoPermission, twenty_schema.NotServed):
+            # Unverified, kept a day like a read one: the records say what they lack (``_typed``).
             self._read = ObjectSchema(self.api_url, plural, None, datetime.now(UTC))
             return
         except Rejected as exc:

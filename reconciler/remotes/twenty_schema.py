@@ -65,11 +65,29 @@ class NoPermission(Exception):
     metadata-modules/object-metadata/object-metadata.controller.ts); its records stay readable."""
 
 
+class NotServed(Exception):
+    """The data model answered 400 or 404: the server (or what stands in front of it) does not
+    serve ``/rest/metadata/objects``. Without the metadata controller, the route falls to the
+    records' ``rest/*`` controller, which answers an unknown object name with a 400; a proxy
+    passing only the records' routes answers 404. The records stay readable."""
+
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(f"{status}: {description}")
+        self.status = status
+
+
+# A data model's answer that leaves the records to say what the object has (see above).
+NOT_SERVED = (400, 404)
+
+
 def model_answer(response: httpx.Response) -> Any:
     """A data-model answer read as a run reads any answer (``twenty_http.answer``), except a
-    403, which is :class:`NoPermission` rather than a refused key."""
+    403, which is :class:`NoPermission` rather than a refused key, and a 400 or 404, which is
+    :class:`NotServed` rather than a refused request."""
     if response.status_code == 403:
         raise NoPermission(twenty_http.describe(response))
+    if response.status_code in NOT_SERVED:
+        raise NotServed(response.status_code, twenty_http.describe(response))
     return twenty_http.answer(response)
 
 
@@ -125,6 +143,20 @@ def unreadable(mapping: Mapping) -> Finding:
         "not verified: this API key cannot read the data model (its role lacks the data-model "
         "permission); records can still be synced",
         "give the key's role the Data model permission to have the fields verified",
+        warning=True,
+    )
+
+
+def unserved(mapping: Mapping, answer: Answered) -> Finding:
+    """The finding for a server that does not serve its data model over REST (400 or 404
+    there, records still fine)."""
+    return Finding(
+        f"twenty fields of {mapping.name} (object {mapping.remote_table})",
+        True,
+        f"not verified: the server does not serve its data model at /rest/metadata/objects "
+        f"({answer.status}: {answer.description}); records can still be synced, and a run "
+        "stops the mapping if they come without a mapped field",
+        "a Twenty server that serves /rest/metadata/objects has the fields verified",
         warning=True,
     )
 

@@ -75,6 +75,12 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             ``"objects"`` (the legacy ``{"data": {"objects": [...]}}``).
         metadata_forbidden: True answers ``GET /rest/metadata/objects`` with the 403 of a key
             whose role lacks the data-model permission (records keep working).
+        serves_metadata: False emulates a server without the REST data-model controller
+            (``api/rest/metadata/rest-api-metadata.controller.ts``, ``rest/metadata/*``): the
+            path falls to the records' ``rest/*`` routes, which answer the unknown object name
+            ``metadata`` with a 400 (records keep working). Which releases, if any, lack the
+            controller is not confirmed; a proxy passing only the records' routes does the same
+            with a 404.
         microsecond_stamps: True stamps ``createdAt``, ``updatedAt`` and ``deletedAt`` to the
             microsecond, as Postgres' ``now()`` fills a ``timestamptz`` column, while answers
             and cursors carry them to the millisecond, as JavaScript ``Date`` values: filters
@@ -102,7 +108,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             the parameter and answers every readable field.
 
     The switches are also attributes a test may set on a running server (``supports_upsert``,
-    ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``,
+    ``upsert_moves_position``, ``metadata_shape``, ``metadata_forbidden``, ``serves_metadata``,
     ``microsecond_stamps``, ``millisecond_comparisons``, ``unreadable_fields``,
     ``selects_fields``, ``max_fields``, and the metadata page sizes ``metadata_default_limit`` /
     ``metadata_max_limit``, 1000 each); :meth:`reset` puts them back to the constructor's values.
@@ -126,6 +132,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         upsert_moves_position: bool = False,
         metadata_shape: str = "list",
         metadata_forbidden: bool = False,
+        serves_metadata: bool = True,
         microsecond_stamps: bool = False,
         millisecond_comparisons: bool = False,
         unreadable_fields: frozenset[str] = frozenset(),
@@ -140,6 +147,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             "upsert_moves_position": upsert_moves_position,
             "metadata_shape": metadata_shape,
             "metadata_forbidden": metadata_forbidden,
+            "serves_metadata": serves_metadata,
             "microsecond_stamps": microsecond_stamps,
             "millisecond_comparisons": millisecond_comparisons,
             "unreadable_fields": frozenset(unreadable_fields),
@@ -160,6 +168,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         self.upsert_moves_position: bool = self._switches["upsert_moves_position"]
         self.metadata_shape: str = self._switches["metadata_shape"]
         self.metadata_forbidden: bool = self._switches["metadata_forbidden"]
+        self.serves_metadata: bool = self._switches["serves_metadata"]
         self.metadata_default_limit: int = self._switches["metadata_default_limit"]
         self.metadata_max_limit: int = self._switches["metadata_max_limit"]
         self.microsecond_stamps: bool = self._switches["microsecond_stamps"]
@@ -238,7 +247,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         method = request.method
         if parts[:1] == ["rest"]:
             parts = parts[1:]
-            if parts == ["metadata", "objects"] and method == "GET":
+            if parts == ["metadata", "objects"] and method == "GET" and self.serves_metadata:
                 return self._metadata(request)
             _check_depth(request)
             if len(parts) == 2 and parts[0] == "batch" and method == "POST":

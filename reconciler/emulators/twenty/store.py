@@ -112,14 +112,17 @@ class Store:
         self._changed()
 
     def resolve(self, name: str) -> ObjectSpec:
-        """The object a plural name addresses; a 400 for a singular or unknown name."""
+        """The object a plural name addresses; a 400 for a singular or unknown name, with the
+        server's hint (``object '…' not found. ${hint}``, the hint ``eg: companies`` unless a
+        singular name matches: ``getObjectMetadata`` in
+        ``api/rest/core/query-builder/core-query-builder.factory.ts``)."""
         spec = self.objects.get(name)
         if spec is not None:
             return spec
         for candidate in self.objects.values():
             if candidate.singular == name:
                 raise bad_request(f"object '{name}' not found. Did you mean '{candidate.plural}'?")
-        raise bad_request(f"object '{name}' not found")
+        raise bad_request(f"object '{name}' not found. eg: companies")
 
     def new_uuid(self) -> str:
         """A fresh version-4 UUID from the seeded generator."""
