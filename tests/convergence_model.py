@@ -9,7 +9,10 @@ stage by stage:
   modified time with the local row's ``updated_at`` (record-level times: an edit to one field
   is "newer" than the other side's edit to another field when its record was touched later);
 * set-like arrays changed on both sides take the union;
-* a stage that writes stamps the written side with the time of the run.
+* a push stamps the remote record with the time of the run (the server's clock);
+* a pull that writes a row dates it by when the value changed remotely, unless the row's own
+  last change is later, never by the time of copying; linking a created record's id leaves the
+  row's time as it was (``Store._update_rows``, ``Store.link``).
 
 Test edits carry explicit times in the recent past; everything the engine writes is stamped
 with the real clock, so it is later than every explicit edit. ``ENGINE`` models that.
@@ -87,7 +90,7 @@ class MappingModel:
                 record.local[col], wrote = value, True
         record.shadow = dict(record.remote)
         if wrote:
-            record.local_time = self.tick()
+            record.local_time = max(record.local_time, record.remote_time)
 
     def _push(self, record: RecordModel) -> None:
         pushable = [s.column for s in self.fields if s.pushes]
@@ -98,7 +101,6 @@ class MappingModel:
             record.remote = {s.column: send.get(s.column) for s in self.fields}
             record.shadow = dict(record.remote)
             record.remote_time = self.tick()
-            record.local_time = self.tick()  # the remote id is written back to the row
             return
         assert record.shadow is not None
         send = {c: record.local[c] for c in pushable if record.local[c] != record.shadow[c]}
