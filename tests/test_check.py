@@ -207,28 +207,23 @@ def test_check__pages_through_twentys_data_model_in_either_shape(
     assert twenty.count("GET", "/rest/metadata/objects") == 4
 
 
-def test_check__a_key_that_cannot_read_the_data_model_is_a_warning(
-    airtable, twenty, database_url, cli
+@pytest.mark.parametrize(
+    ("switch", "says"),
+    [
+        ("metadata_forbidden", "cannot read the data model"),  # the key's role: 403
+        ("serves_metadata", "does not serve its data model at /rest/metadata/objects (400"),
+    ],
+)
+def test_check__a_data_model_the_key_may_not_read_or_the_server_does_not_serve_is_a_warning(
+    airtable, twenty, database_url, cli, switch: str, says: str
 ) -> None:
-    twenty.metadata_forbidden = True
+    setattr(twenty, switch, switch == "metadata_forbidden")
     result = cli("check")
     assert result.exit_code == 0, result.output
     assert "✓ twenty reachable and API key accepted" in result.stdout
     (line,) = [x for x in _lines(result.stdout) if "twenty fields of" in x]
     assert line.startswith("! twenty fields of rep_progressions")
-    assert "cannot read the data model" in line and "refused" not in line
-    assert twenty.count("GET", "/rest/repProgressions") == 1  # the key reads records
-
-
-def test_check__a_server_that_does_not_serve_its_data_model_is_a_warning(
-    airtable, twenty, database_url, cli
-) -> None:
-    twenty.serves_metadata = False
-    result = cli("check")
-    assert result.exit_code == 0, result.output
-    (line,) = [x for x in _lines(result.stdout) if "twenty fields of" in x]
-    assert line.startswith("! twenty fields of rep_progressions")
-    assert "does not serve its data model at /rest/metadata/objects (400" in line
+    assert says in line and "refused" not in line
     assert twenty.count("GET", "/rest/repProgressions") == 1  # the records are what it reads
 
 
