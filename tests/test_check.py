@@ -240,6 +240,24 @@ def test_check__an_address_that_serves_no_twenty_route_is_not_reachable(
     assert "TWENTY_API_URL" in line
 
 
+def test_check__an_object_missing_where_the_data_model_said_nothing_is_named(
+    twenty, database_url, cli, tmp_path
+) -> None:
+    """Without the data model (the key's role may not read it), the record read is the only
+    word on the object: its 400 for an object Twenty does not have fails the check."""
+    twenty.metadata_forbidden = True
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[mappings.trophies]\nremote = 'twenty'\ntable = 'trophies'\n"
+        "local_table = 'trophies'\nkey_column = 'twenty_id'\n"
+        "fields = [{ remote = 'title', column = 'title' }]\n"
+    )
+    result = cli("check", "--config", str(config))
+    assert result.exit_code != 0, result.output  # (2: the local table is missing too)
+    (line,) = [x for x in _lines(result.stdout) if x.startswith("✗ twenty reachable")]
+    assert "Twenty answered 400: object 'trophies' not found" in line, line
+
+
 def test_check__a_key_refused_with_403_everywhere_is_refused(
     airtable, twenty, database_url, cli
 ) -> None:
