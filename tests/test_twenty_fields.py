@@ -398,31 +398,17 @@ def test_kept_schema__of_another_server_is_not_used(
     assert _kept_schema(db)["api_url"] != "https://twenty.example.com"
 
 
-def test_data_model_forbidden__the_run_goes_on_unverified_and_asks_once_a_day(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
-) -> None:
-    """A key whose role lacks the data-model permission (403 there) still reads records."""
-    twenty.metadata_forbidden = True
-    seed_progressions(twenty, 3)
-
-    result = cli("--mapping", M)
-
-    assert result.exit_code == 0, result.output
-    assert result.mapping(M)["pull"]["inserted"] == 3 and result.report["errors"] == []
-    assert twenty.count("GET", "/rest/metadata/objects", status=403) == 1
-    assert _kept_schema(db)["fields"] is None
-    twenty.reset_log()
-    assert cli("--mapping", M).exit_code == 0 and twenty_model_reads(twenty) == 0
-
-
-@pytest.mark.parametrize("status", [400, 404])
-def test_data_model_not_served__the_run_goes_on_unverified_and_asks_once_a_day(
+@pytest.mark.parametrize("status", [403, 400, 404])
+def test_data_model_unread__the_run_goes_on_unverified_and_asks_once_a_day(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli, status: int
 ) -> None:
-    """A server without the REST data-model controller answers its path as an unknown object
-    (400); a proxy passing only the records' routes, 404. The records still say what they
-    lack, so the mapping syncs unverified, as with a key that may not read the data model."""
-    if status == 400:
+    """The records still say what they lack, so the mapping syncs unverified when the data
+    model says nothing: a key whose role may not read it (403), a server without the REST
+    data-model controller, whose path falls to the records' routes as an unknown object (400),
+    a proxy passing only the records' routes (404)."""
+    if status == 403:
+        twenty.metadata_forbidden = True
+    elif status == 400:
         twenty.serves_metadata = False
     else:
         twenty.faults.fail(404, times=5, path="/rest/metadata/objects")

@@ -71,10 +71,6 @@ class NotServed(Exception):
     records' ``rest/*`` controller, which answers an unknown object name with a 400; a proxy
     passing only the records' routes answers 404. The records stay readable."""
 
-    def __init__(self, status: int, description: str) -> None:
-        super().__init__(f"{status}: {description}")
-        self.status = status
-
 
 # A data model's answer that leaves the records to say what the object has (see above).
 NOT_SERVED = (400, 404)
@@ -87,7 +83,7 @@ def model_answer(response: httpx.Response) -> Any:
     if response.status_code == 403:
         raise NoPermission(twenty_http.describe(response))
     if response.status_code in NOT_SERVED:
-        raise NotServed(response.status_code, twenty_http.describe(response))
+        raise NotServed(f"{response.status_code}: {twenty_http.describe(response)}")
     return twenty_http.answer(response)
 
 

@@ -198,7 +198,7 @@ def build_options(
     if kind in SELECT_TYPES:
         options["choices"] = _choices(options.get("choices", []), new_id)
     if kind in ("lastModifiedTime", "createdTime"):
-        if kind == "lastModifiedTime" and "result" in (given or {}) and options["result"] is None:
+        if kind == "lastModifiedTime" and options["result"] is None:  # given as None
             # Optional in the field model (pyairtable 3.5 ``models/schema.py``:
             # ``LastModifiedTimeFieldOptions.result`` may be None): left out, the values still
             # date-times.
