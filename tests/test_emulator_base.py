@@ -64,6 +64,15 @@ def test_raw_fault__redirect_carries_its_location(em: AirtableEmulator) -> None:
     assert response.headers["Location"] == "https://login.example.com/"
 
 
+def test_status_fault__with_a_parameter_hits_only_requests_carrying_it(
+    em: AirtableEmulator,
+) -> None:
+    em.faults.fail(400, times=2, param="pageSize")
+    plain = httpx.get(_leads_url(em), headers=HEADERS)
+    carrying = httpx.get(_leads_url(em), headers=HEADERS, params={"pageSize": 5})
+    assert (plain.status_code, carrying.status_code, em.faults.pending()) == (200, 400, 1)
+
+
 def test_cut_fault__requests_sees_a_broken_body(em: AirtableEmulator) -> None:
     em.create("Leads", {"First Name": "Ann"})
     em.faults.cut(method="GET")

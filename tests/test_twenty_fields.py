@@ -281,6 +281,56 @@ def test_system_field_refused__it_is_left_out_and_the_read_sent_again(
     assert all(r.status < 300 for r in later)
 
 
+def test_fields_parameter_refused__reads_and_writes_go_on_without_it(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """The shared docs list no ``fields`` parameter, and a server or proxy that checks the
+    parameters it takes may refuse it. The request is sent once more without it; when that goes
+    through, the run's reads and writes name no fields (the server then answers every field),
+    also those sent at once with the refused one, and ``check`` passes the same way."""
+    made = seed_progressions(twenty, 450)  # three pages; a push reads them at once
+    refusal = {
+        "statusCode": 400,
+        "error": "BadRequestException",
+        "messages": ["Unknown query parameter: fields"],
+    }
+    twenty.faults.fail(400, times=10_000, body=refusal, param="fields")
+
+    pulled = cli("--mapping", M)
+    execute(db, "UPDATE rep_progressions SET streak_days = 99")
+    twenty.reset_log()
+    pushed = cli("--mapping", M, "--stage", "push")
+    push_requests = list(twenty.requests)
+    checked = cli("check")
+
+    assert pulled.exit_code == 0, pulled.output
+    assert pushed.exit_code == 0, pushed.output
+    assert checked.exit_code == 0, checked.output
+    assert sorted(str(r["twenty_id"]) for r in rows(db, M)) == sorted(made)
+    assert all(twenty.get(i)["streakDays"] == 99 for i in made)
+    assert pushed.report["mappings"][0]["push"]["updated"] == 450
+    refused = [r for r in push_requests if r.status == 400]
+    assert 1 <= len(refused) <= 3 and all("fields" in r.query for r in refused)
+    assert all("fields" not in r.query for r in push_requests if r.status != 400)
+
+
+def test_fields_parameter_doubted__a_read_refused_without_it_too_stops_as_refused(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A refusal that speaks of ``fields`` but stands without the parameter too was not of
+    it: the mapping stops on the first refusal, after one request more."""
+    seed_progressions(twenty, 1)
+    refusal = {"statusCode": 400, "error": "BadRequestException", "messages": ["Bad fields"]}
+    twenty.faults.fail(400, times=10_000, body=refusal, method="GET", path=M_PATH)
+
+    message = _stopped(cli("--mapping", M))
+
+    assert "Twenty refused the listing" in message and "Bad fields" in message
+    first, second = twenty_reads(twenty)
+    assert "fields" in first.query and "fields" not in second.query
+    assert rows(db, M) == []
+
+
 def test_check__a_field_a_current_server_refuses_to_read_fails_naming_it(
     twenty: TwentyEmulator, db: sa.Engine, cli: Cli
 ) -> None:

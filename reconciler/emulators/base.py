@@ -212,7 +212,7 @@ class EmulatorServer(ABC):
 
     def handle(self, request: Request) -> Response | None:
         """Faults, latency, auth, rate limit, then dispatch. None means: drop the connection."""
-        fault = self.faults.take(request.method, request.path, request.body)
+        fault = self.faults.take(request.method, request.path, request.body, request.query)
         if fault is not None and fault.kind == "delay":
             (fault.until or threading.Event()).wait(fault.seconds)  # a fresh event: all of it
         # A rate limit counts a request when it arrives (Airtable's 5 a second per base,

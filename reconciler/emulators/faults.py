@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +23,13 @@ class _Fault:
     content_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     containing: str | None = None
+    param: str | None = None
     until: threading.Event | None = None  # a delay's end, when a test sets it
 
-    def matches(self, method: str, path: str, body: Any) -> bool:
+    def matches(self, method: str, path: str, body: Any, params: Iterable[str]) -> bool:
         if self.method is not None and self.method != method:
+            return False
+        if self.param is not None and self.param not in params:
             return False
         if self.containing is not None and self.containing not in json.dumps(body):
             return False
@@ -48,10 +52,12 @@ class Faults:
         method: str | None = None,
         path: str | None = None,
         containing: str | None = None,
+        param: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` (and ``body``);
         ``containing`` narrows them to requests whose JSON body holds that text (a record id: a
-        server that fails on one record's content, whatever batch it comes in)."""
+        server that fails on one record's content, whatever batch it comes in), ``param`` to
+        those carrying that query parameter (a server or proxy that refuses one)."""
         self._add(
             _Fault(
                 "status",
@@ -61,6 +67,7 @@ class Faults:
                 method=method,
                 path=path,
                 containing=containing,
+                param=param,
             )
         )
 
@@ -136,11 +143,12 @@ class Faults:
         with self._lock:
             return sum(f.times for f in self._queue)
 
-    def take(self, method: str, path: str, body: Any) -> _Fault | None:
-        """The fault that applies to this request, if any (consumes one application)."""
+    def take(self, method: str, path: str, body: Any, params: Iterable[str] = ()) -> _Fault | None:
+        """The fault that applies to this request (``params``: the names of its query
+        parameters), if any (consumes one application)."""
         with self._lock:
             for fault in self._queue:
-                if fault.matches(method, path, body):
+                if fault.matches(method, path, body, params):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._queue.remove(fault)

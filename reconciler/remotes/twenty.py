@@ -33,10 +33,10 @@ from reconciler.remotes.base import (
     typed_record,
     wire_fields,
 )
-from reconciler.remotes.kept import wanted
 from reconciler.remotes.pacing import BucketPacer, Pacer
 from reconciler.remotes.twenty_fields import FieldCheck
 from reconciler.remotes.twenty_http import Unreadable
+from reconciler.remotes.twenty_select import Selection, lacking, lacking_fields
 from reconciler.remotes.twenty_write import BatchWriter
 
 PAGE_LIMIT = 200
@@ -120,7 +120,7 @@ class TwentyRemote:
         where = f"{target.api_url.rstrip('/')}/rest/batch/{mapping.remote_table}"
         self._writer = BatchWriter(self._upsert, where, self._call.once)
         self._fields = FieldCheck(mapping, target.api_url, self._model_page)
-        self._selection = ",".join(selection(mapping))
+        self._select = Selection(mapping)
 
     def __repr__(self) -> str:
         return f"TwentyRemote({self.mapping.remote_table!r})"
@@ -194,51 +194,33 @@ class TwentyRemote:
             params = {**self._list_params(where), "order_by": ask.order_by}
             if ask.cursor:
                 params["starting_after"] = ask.cursor
+            sent = params.get("fields")
             try:
-                body = self._request("GET", self._path, params=params)
+                try:
+                    body = self._request("GET", self._path, params=params)
+                except Rejected as exc:
+                    if self._select.pruned(str(exc), sent):
+                        continue
+                    bare = {k: v for k, v in params.items() if k != "fields"}
+                    body = self._select.without(
+                        partial(self._request, "GET", self._path, params=bare), sent, exc
+                    )
                 records = twenty_http.listed_records(body, self.mapping.remote_table)
                 next_cursor = twenty_http.next_cursor(body)
             except Rejected as exc:
-                if self._pruned(str(exc), params["fields"]):
-                    continue
                 raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
             except Unreadable as exc:
                 raise RemoteUnavailable(str(exc)) from None
             return twenty_ends.Page(records, next_cursor, twenty_http.total_count(body))
 
-    def _pruned(self, message: str, sent: str) -> bool:
-        """Whether a refusal of the fields a request named (``sent``) was of fields the
-        selection names beside the mapped ones (an object without ``position``, as some
-        standard objects are, or a system field the key's role may not read): they are left out
-        from now on (another request in flight may have left them out already), and the request
-        is to be sent again.
-
-        Raises:
-            MappingError: it refused a mapped field (or the modified field): the object lacks
-                it, or the key's role may not read it.
-        """
-        needed = self._refused_needed(message)
-        if needed:
-            raise MappingError(_lacking(self.mapping, needed, refused=True))
-        refused = set(twenty_http.refused_fields(message))
-        if not refused & set(sent.split(",")):
-            return False
-        self._selection = ",".join(n for n in self._selection.split(",") if n not in refused)
-        return True
-
-    def _refused_needed(self, message: str) -> list[str]:
-        """The mapped fields (and the modified field) a refusal of ``fields`` names."""
-        needed = wanted(self.mapping)
-        return [name for name in twenty_http.refused_fields(message) if name in needed]
-
     def _list_params(self, filter_: str | None) -> dict[str, Any]:
         """A record read's parameters: oldest first, the largest page, no related records, and
-        the fields it needs by name (see :func:`selection`)."""
+        the fields it needs by name (:mod:`twenty_select`)."""
         params: dict[str, Any] = {
             "order_by": twenty_ends.FORWARD,
             "limit": PAGE_LIMIT,
             "depth": 0,
-            "fields": self._selection,
+            **self._select.params(),
         }
         if filter_:
             params["filter"] = filter_
@@ -331,7 +313,7 @@ class TwentyRemote:
         else:
             finding = twenty_schema.fields_finding(self.mapping, found)
         if finding.ok:
-            lacking = refused or (_lacking_fields(self.mapping, record) if record else [])
+            lacking = refused or (lacking_fields(self.mapping, record) if record else [])
             if lacking:  # see _typed and _read: the key's role may not read them
                 finding = twenty_schema.lacking_finding(self.mapping, lacking, found is None)
         yield finding
@@ -342,7 +324,7 @@ class TwentyRemote:
         missing or bad key answers 401 or 403 depending on version", shared docs
         ``twenty-api.md``), nor which fields the key's role may read. A refusal raises; the
         record is returned when there is one, to see which fields it comes with, with the
-        mapped fields a current server refused to select (see :func:`selection`). An object
+        mapped fields a current server refused to select (:mod:`twenty_select`). An object
         missing from the data model is the fields finding's to report; without the data model
         (``strict``), any answer but a record list raises, as the only word on the server."""
         while True:
@@ -353,10 +335,13 @@ class TwentyRemote:
                 raise twenty_schema.Answered(response)
             if response.status_code == 400:
                 message = twenty_http.describe(response)
-                needed = self._refused_needed(message)
+                needed = self._select.refused_needed(message)
                 if needed:
                     return None, needed
-                if self._pruned(message, params["fields"]):
+                if self._select.pruned(message, params.get("fields")):
+                    continue
+                if self._select.doubting(message, params.get("fields")):
+                    self._select.names = None
                     continue
             if strict and response.status_code != 200:
                 raise twenty_schema.Answered(response)
@@ -434,21 +419,23 @@ class TwentyRemote:
             {"id": i.remote_id, **_kept(i), **wire_fields(self.mapping, i.values)} for i in batch
         ]
         try:
-            sent = self._selection
+            sent = self._select.names
             try:
                 body = self._batch_upsert(payload, sent)
             except Rejected as exc:
-                if not self._pruned(str(exc), sent):
-                    raise
-                body = self._batch_upsert(payload, self._selection)  # refused before any write
+                if self._select.pruned(str(exc), sent):  # refused before any write
+                    body = self._batch_upsert(payload, self._select.names)
+                else:
+                    resend = partial(self._batch_upsert, payload, None)
+                    body = self._select.without(resend, sent, exc)
         except Unreadable as exc:
             # Whether the batch was written is unknown; an upsert sent again is harmless.
             return [WriteResult(i.local_id, error=str(exc)) for i in batch]
         records = {raw["id"]: self._typed(raw) for raw in twenty_http.written_records(body)}
         return results_by_id(batch, records, "Twenty")
 
-    def _batch_upsert(self, payload: list[dict[str, Any]], fields: str) -> Any:
-        params = {"upsert": "true", "fields": fields}
+    def _batch_upsert(self, payload: list[dict[str, Any]], fields: str | None) -> Any:
+        params = {"upsert": "true", **({"fields": fields} if fields is not None else {})}
         return self._request("POST", f"/batch{self._path}", params=params, json=payload)
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
@@ -462,9 +449,9 @@ class TwentyRemote:
                 and sends a null value as null: a field left out is unreadable, or no longer
                 has that name. Taken as empty, it would clear the local values.
         """
-        lacking = _lacking_fields(self.mapping, raw)
-        if lacking:
-            raise MappingError(_lacking(self.mapping, lacking))
+        missing = lacking_fields(self.mapping, raw)
+        if missing:
+            raise MappingError(lacking(self.mapping, missing))
         deleted = bool(raw.get("deletedAt"))
         stamp = raw.get(self.mapping.modified_field) or raw.get("createdAt")
         try:
@@ -476,50 +463,6 @@ class TwentyRemote:
         if raw.get("position") is not None:
             record.keep["position"] = raw["position"]
         return record
-
-
-def _lacking_fields(mapping: Mapping, raw: dict[str, Any]) -> list[str]:
-    """The mapped fields a record Twenty sent comes without (a null one is sent as null)."""
-    return [f.remote for f in mapping.fields if f.remote not in raw]
-
-
-def _lacking(mapping: Mapping, fields: list[str], *, refused: bool = False) -> str:
-    """Why a mapping stops when Twenty's records come without some of its fields, or (a
-    current server, ``refused``) Twenty refuses to select them."""
-    names = ", ".join(fields)
-    if refused:
-        what = f"Twenty refuses to read {names} of {mapping.remote_table} records"
-    else:
-        what = f"Twenty sends {mapping.remote_table} records without {names}"
-    return (
-        f"{what}: this API key's role may not read them, or they were renamed or deleted. Give "
-        "the role read access to them in Twenty (Settings, Roles) or fix the mapping; "
-        "`reconcile check` lists the object's fields"
-    )
-
-
-def selection(mapping: Mapping) -> list[str]:
-    """The fields a record read asks for by name (``fields``).
-
-    Current servers answer a record read that names no fields with every readable field of the
-    object, but only up to 200 (``REST_API_DEFAULT_MAX_FIELDS``): past that, a default set of
-    200, system fields first, then the others by name, and "Pass fields explicitly to read any
-    other field" (``computeFieldsParameters`` in
-    ``packages/twenty-server/src/engine/core-modules/open-api/utils/parameters.utils.ts``;
-    ``compute-default-field-names-to-select.util.ts`` in ``api/common/metadata-selection/``). A
-    mapped field past the cap would come missing from every record. Named, it is always sent,
-    and the answers carry nothing the run does not read. A batch write's answer is chosen the
-    same way (``rest-api-core-field-projection.integration-spec.ts``: ``POST
-    /batch/people?fields=id`` answers ``[{id}]``). A server before ``fields`` ignores the
-    parameter and answers every field; one that does not know a named field, or whose key's
-    role may not read it, refuses the read (400): a mapped field refused stops the mapping as a
-    record without the field does, and another is left out of the reads that follow.
-    """
-    # Beside the mapped fields: the id, the modified time, the creation time read when that is
-    # empty, whether the record is deleted, and the position a write sends back (left out when
-    # the object has none: see ``TwentyRemote._pruned``).
-    needed = ["id", mapping.modified_field, "createdAt", "deletedAt", "position"]
-    return list(dict.fromkeys([*needed, *(f.remote for f in mapping.fields)]))
 
 
 def _kept(item: PushItem) -> dict[str, Any]:

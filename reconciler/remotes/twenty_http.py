@@ -94,6 +94,18 @@ def refused_fields(message: str) -> list[str]:
     return [name.strip() for name in match.group(1).split(",") if name.strip()]
 
 
+# The word a refusal of the parameter itself would use (a proxy or server that checks the
+# parameters it takes, when ``fields`` is not one of them; shared docs ``twenty-api.md`` list
+# none by that name).
+_FIELDS_WORD_RE = re.compile(r"\bfields\b", re.IGNORECASE)
+
+
+def doubts_fields(message: str) -> bool:
+    """Whether a refusal may be of the ``fields`` parameter itself rather than of fields it
+    named: it speaks of ``fields`` but names none the way a current server does."""
+    return bool(_FIELDS_WORD_RE.search(message)) and not refused_fields(message)
+
+
 def describe(response: httpx.Response) -> str:
     """One line saying what an answer's body holds: Twenty's messages, an HTML page's title,
     the start of a text; never markup."""
