@@ -1,8 +1,8 @@
 """The database side of a run on one connection: its units of work, and each mapping's local
 table as the live schema has it (checked once a run, before anything is read or written).
 
-:class:`Tables` is the base of :class:`reconciler.store.sync.Store`, which holds the SQL of the
-two stages.
+:class:`Tables` is the base of :class:`reconciler.store.rows.Rows` (the stages' reads), itself the
+base of :class:`reconciler.store.sync.Store` (their writes).
 """
 
 from __future__ import annotations
