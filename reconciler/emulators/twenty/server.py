@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -16,9 +15,9 @@ from urllib.parse import urlencode
 
 from reconciler.emulators.base import EmulatorServer, Request, Response, iso_ms, iso_us, js_dates
 from reconciler.emulators.limits import TokenBucketLimiter
-from reconciler.emulators.twenty import metadata
+from reconciler.emulators.twenty import metadata, params
 from reconciler.emulators.twenty.api import DirectApi
-from reconciler.emulators.twenty.filters import And, Condition, Node, parse_filter
+from reconciler.emulators.twenty.filters import And, Condition, Node
 from reconciler.emulators.twenty.ordering import (
     Ordered,
     OrderKey,
@@ -38,18 +37,7 @@ from reconciler.emulators.twenty.schema import (
     exception_name,
 )
 from reconciler.emulators.twenty.store import Store
-from reconciler.emulators.twenty.values import js_number
 
-_LIMIT_RE = re.compile(r"^\d+$")
-#: Readable fields a record read answers with at the most when it names none (``fields``
-#: omitted): ``REST_API_DEFAULT_MAX_FIELDS`` (api/rest/input-request-parsers/constants/
-#: rest-api-default-max-fields.constant.ts).
-DEFAULT_MAX_FIELDS = 200
-#: The header of an answer whose records were cut to that default set
-#: (api/rest/core/constants/rest-api-fields-capped-header-name.constant.ts); its value was not
-#: read: the emulator sends ``true``, and no test or client relies on it.
-FIELDS_CAPPED_HEADER = "X-Twenty-Fields-Capped"
-_FIELDS_EXAMPLE = "Expected a comma-separated list of field names, e.g. fields=id,name"
 #: Node's default ``--max-http-header-size`` (16 KiB): a longer request line and headers are
 #: answered 431 before Twenty sees them. The emulator counts the request line only.
 MAX_REQUEST_LINE = 16 * 1024
@@ -152,7 +140,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             "millisecond_comparisons": millisecond_comparisons,
             "unreadable_fields": frozenset(unreadable_fields),
             "selects_fields": selects_fields,
-            "max_fields": DEFAULT_MAX_FIELDS,
+            "max_fields": params.DEFAULT_MAX_FIELDS,
             "metadata_default_limit": metadata.DEFAULT_PAGE_SIZE,
             "metadata_max_limit": metadata.MAX_PAGE_SIZE,
         }
@@ -249,7 +237,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             parts = parts[1:]
             if parts == ["metadata", "objects"] and method == "GET" and self.serves_metadata:
                 return self._metadata(request)
-            _check_depth(request)
+            params.check_depth(request)
             if len(parts) == 2 and parts[0] == "batch" and method == "POST":
                 return self._create_batch(self.store.resolve(parts[1]), request)
             if len(parts) == 1:
@@ -272,14 +260,14 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         if request.method == "GET":
             selected, capped = self._selected(spec, request)
             row = self.store.find(spec, record_id, include_deleted=False)
-            body = {"data": {spec.singular: _picked(self._readable(row), selected)}}
-            return Response(200, body, headers=_capped_header(capped))
+            body = {"data": {spec.singular: params.picked(self._readable(row), selected)}}
+            return Response(200, body, headers=params.capped_header(capped))
         if request.method == "PATCH":
             row = self.store.find(spec, record_id, include_deleted=False)
             row = self.store.update(spec, row, request.body)
             return self._data(200, spec.op_name("update", many=False), row)
         if request.method == "DELETE":
-            if _flag(request, "soft_delete"):
+            if params.flag(request, "soft_delete"):
                 row = self.store.soft_delete(spec, record_id)
             else:
                 row = self.store.hard_delete(spec, record_id)
@@ -289,7 +277,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
     # -- handlers ----------------------------------------------------------------------------------
 
     def _list(self, spec: ObjectSpec, request: Request) -> Response:
-        where = _filter(spec, request, self.millisecond_comparisons)
+        where = params.filter_of(spec, request, self.millisecond_comparisons)
         keys = parse_order_by(spec, request.param("order_by"))
         limit = self._limit(request)
         after, before = request.param("starting_after"), request.param("ending_before")
@@ -307,7 +295,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         first, last = (page.rows[0], page.rows[-1]) if page.rows else (None, None)
         selected, capped = self._selected(spec, request)
         body = {
-            "data": {spec.plural: _picked(self._readable(page.rows), selected)},
+            "data": {spec.plural: params.picked(self._readable(page.rows), selected)},
             "totalCount": len(rows),
             "pageInfo": {
                 "hasNextPage": page.has_next,
@@ -316,7 +304,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
                 "endCursor": encode_cursor(last, keys) if last is not None else None,
             },
         }
-        return Response(200, body, headers=_capped_header(capped))
+        return Response(200, body, headers=params.capped_header(capped))
 
     def _ordered(
         self, spec: ObjectSpec, where: Node | None, text: str | None, keys: list[OrderKey]
@@ -347,18 +335,8 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         return self.store.memo(("list", spec.plural, modes, tuple(keys)), make(where))
 
     def _limit(self, request: Request) -> int:
-        """``limit``: default 60, clamped to ``max_limit``; negative or non-numeric is a 400.
-
-        parse-limit-rest-request.util.ts (api/rest/input-request-parsers/limit-parser-utils/):
-        ``Math.min(limit, QUERY_MAX_RECORDS)``. 0 and fractions are refused here too (stricter
-        than that parser; what the record query runner does with them is not confirmed).
-        """
-        raw = request.param("limit")
-        if not raw:
-            return self.default_limit
-        if not _LIMIT_RE.match(raw) or int(raw) <= 0:
-            raise bad_request(f"limit '{raw}' is invalid. Should be an integer")
-        return min(int(raw), self.max_limit)
+        """``limit`` (:func:`params.limit`), as this server's limits set it."""
+        return params.limit(request, self.default_limit, self.max_limit)
 
     def _create_batch(self, spec: ObjectSpec, request: Request) -> Response:
         items = request.body
@@ -373,17 +351,15 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         else:
             if len(items) > self.max_batch:
                 raise bad_request(f"Maximum number of records to upsert is {self.max_batch}.")
-            upsert = _flag(request, "upsert")
+            upsert = params.flag(request, "upsert")
             rows = self.store.create_many(
                 spec, items, upsert=upsert, backfill_updates=self.upsert_moves_position
             )
-        body = {
-            "data": {spec.op_name("create", many=True): _picked(self._readable(rows), selected)}
-        }
-        return Response(201, body)
+        answer = params.picked(self._readable(rows), selected)
+        return Response(201, {"data": {spec.op_name("create", many=True): answer}})
 
     def _update_many(self, spec: ObjectSpec, request: Request) -> Response:
-        where = _filter(spec, request, self.millisecond_comparisons)
+        where = params.filter_of(spec, request, self.millisecond_comparisons)
         if where is None:
             raise bad_request("PATCH on a collection needs a filter")
         rows = sort_rows(self.store.select(spec, where), parse_order_by(spec, None))
@@ -404,49 +380,14 @@ class TwentyEmulator(DirectApi, EmulatorServer):
     def _selected(
         self, spec: ObjectSpec, request: Request, *, cap: bool = True
     ) -> tuple[frozenset[str] | None, bool]:
-        """The fields a record read, or a batch write's answer, carries (None: every readable
-        one), and whether they were cut to the default set (reads only, ``cap``).
-
-        ``fields`` (parse-fields-rest-request.util.ts, api/rest/input-request-parsers/
-        fields-parser-utils/): repeated parameters merged, split at commas, trimmed, empty
-        names dropped; none left is a 400, and so is a name the object does not have or the
-        key's role may not read; the answer has ``id`` and those fields
-        (pick-rest-response-fields.util.ts), a batch create's too
-        (test/integration/rest/suites/rest-api-core-field-projection.integration-spec.ts:
-        ``POST /batch/people?fields=id`` answers ``[{id}]``). Without it, an object with
-        more readable fields than ``max_fields`` answers a default set of that many: ``id``,
-        the label identifier (``name`` here), ``createdAt``, ``updatedAt``, ``deletedAt``,
-        ``position``, then the others by name, standard fields before custom ones (every
-        emulated field is custom) (compute-default-field-names-to-select.util.ts,
-        api/common/metadata-selection/utils/; documented with the parameter in
-        core-modules/open-api/utils/parameters.utils.ts: "Pass fields explicitly to read any
-        other field"). The cut applies only where a caller passes the maximum
-        (``CommonSelectFieldsBuilder.buildFromDepth``: ``maximumDefaultFieldCount``); whether
-        the batch create does was not read, so a write's answer is never cut here. Relations
-        are not modelled, so ``depth`` changes nothing.
-        """
+        """The fields a record read, or a batch write's answer, carries, as
+        :func:`params.selected` reads ``fields`` (every field on a server before them)."""
         if not self.selects_fields:
             return None, False
-        readable = [name for name in spec.fields if name not in self.unreadable_fields]
-        raws = request.query.get("fields")
-        if raws is None:
-            if not cap or len(readable) <= self.max_fields:
-                return None, False
-            first = ["id", "name", "createdAt", "updatedAt", "deletedAt", "position"]
-            ranked = sorted(
-                readable, key=lambda n: (first.index(n) if n in first else len(first), n)
-            )
-            return frozenset(ranked[: self.max_fields]), True
-        names = list(dict.fromkeys(n.strip() for raw in raws for n in raw.split(",") if n.strip()))
-        if not names:
-            raise bad_request(f"'fields' parameter is empty. {_FIELDS_EXAMPLE}")
-        unknown = [name for name in names if name not in readable]
-        if unknown:
-            raise bad_request(
-                f"'fields' parameter invalid. Unknown or unreadable fields on "
-                f"'{spec.singular}': {', '.join(unknown)}"
-            )
-        return frozenset(["id", *names]), False
+        unreadable = frozenset(self.unreadable_fields)
+        return params.selected(
+            spec, request, unreadable=unreadable, max_fields=self.max_fields, cap=cap
+        )
 
     def _data(self, status: int, key: str, payload: Any) -> Response:
         """``{"data": {key: payload}}``, the payload as the key may read it."""
@@ -464,45 +405,3 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             max_limit=self.metadata_max_limit,
         )
         return Response(200, body)
-
-
-def _picked(records: Any, selected: frozenset[str] | None) -> Any:
-    """A record, or records, with only the ``selected`` fields (all when None)."""
-    if selected is None:
-        return records
-    if isinstance(records, list):
-        return [_picked(record, selected) for record in records]
-    return {name: value for name, value in records.items() if name in selected}
-
-
-def _capped_header(capped: bool) -> dict[str, str]:
-    """The header of an answer cut to the default set of fields."""
-    return {FIELDS_CAPPED_HEADER: "true"} if capped else {}
-
-
-def _filter(spec: ObjectSpec, request: Request, milliseconds: bool = False) -> Node | None:
-    """The request's parsed ``filter``, or None without one."""
-    text = request.param("filter")
-    return parse_filter(text, spec, milliseconds=milliseconds) if text else None
-
-
-def _flag(request: Request, name: str) -> bool:
-    """A boolean query parameter as the server reads ``upsert`` and ``soft_delete``
-    (api/rest/input-request-parsers/upsert-parser-utils/parse-upsert-rest-request.util.ts and
-    its spec, soft-delete-parser-utils/parse-soft-delete-rest-request.util.ts):
-    ``request.query.<name> === 'true'``. Anything else is false, without an error; a parameter
-    given twice reaches the parser as an array, which is not ``'true'`` either."""
-    return request.query.get(name) == ["true"]
-
-
-def _check_depth(request: Request) -> None:
-    """``depth`` 0 or 1, absent or empty meaning 0; anything else is a 400
-    (parse-depth-rest-request.util.ts, api/rest/input-request-parsers/depth-parser-utils/,
-    and its spec: "'depth=2' parameter invalid. Allowed values are 0, 1"). The value is read
-    as JavaScript's unary ``+`` reads a decimal (``" 1 "`` and ``"1.0"`` are 1). Relations are
-    not modelled, so the depth changes nothing else."""
-    raw = request.param("depth")
-    if not raw:
-        return
-    if js_number(raw) not in (0, 1):
-        raise bad_request(f"'depth={raw}' parameter invalid. Allowed values are 0, 1")
