@@ -54,11 +54,10 @@ from reconciler.remotes.base import (
     at_once,
     chunks,
     results_by_id,
-    through_server_errors,
     typed_record,
     wire_fields,
-    write_isolating,
 )
+from reconciler.remotes.isolation import through_server_errors, write_isolating
 from reconciler.remotes.pacing import Pacer
 
 RECORD_ID_RE = re.compile(r"^rec[A-Za-z0-9]{14}$")

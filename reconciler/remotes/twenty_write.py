@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 from reconciler.errors import MappingError
 from reconciler.records import WriteResult
-from reconciler.remotes.base import Once, PushItem, Rejected, Write, through_server_errors
+from reconciler.remotes.base import PushItem, Rejected
+from reconciler.remotes.isolation import Once, Write, through_server_errors
 
 ALREADY_EXISTS = "Record already exists"
 
