@@ -69,6 +69,22 @@ def test_first_contact__existing_reps_are_linked_not_duplicated(twenty, db, cli)
     assert again.mapping(M)["push"]["matched"] == 0 and again.mapping(M)["push"]["updated"] == 0
 
 
+def test_first_contact__a_server_with_pages_of_60_links_every_key_it_finds(twenty, db, cli) -> None:
+    """Look-ups send up to 200 keys a request; a server that clamps ``limit`` to 60 (shared
+    docs: the maximum is 200 "in current versions (?)") answers them in pages, all followed."""
+    twenty.max_limit = 60
+    for i in range(250):
+        remote_progression(twenty, f"wm-{i}", minutes_ago=300, name=f"Rep {i}")
+        _local(db, f"wm-{i}", name=f"Rep {i}", xp=5)
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 0, result.output
+    assert len(twenty.records()) == 250 and len(rows(db, M)) == 250
+    assert result.mapping(M)["push"]["matched"] == 250
+    assert result.mapping(M)["push"]["created"] == 0
+
+
 def test_first_contact__newer_side_wins_per_field_and_arrays_take_the_union(
     twenty, db, cli
 ) -> None:

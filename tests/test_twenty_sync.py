@@ -43,6 +43,28 @@ def test_pull__1000_records_in_at_most_6_list_requests(twenty, db, cli) -> None:
     assert len(twenty_reads(twenty)) <= 6
 
 
+def test_smaller_page_limit__listings_reads_by_id_and_sweeps_follow_the_pages(
+    twenty, db, cli
+) -> None:
+    """The shared docs give the page limit as 200 "in current versions (?)" and say to trust
+    ``pageInfo`` and the rows returned: against a server that clamps ``limit`` to 60, a pull,
+    a push's reads of 200 ids at a time and a full sweep still see every record, and no record
+    is taken for deleted."""
+    twenty.max_limit = 60
+    made = seed_progressions(twenty, 450)
+    pulled = cli("--mapping", M)
+    execute(db, "UPDATE rep_progressions SET streak_days = 77")
+    pushed = cli("--mapping", M, "--stage", "push")
+    swept = cli("--mapping", M, "--full")
+
+    assert (pulled.exit_code, pushed.exit_code, swept.exit_code) == (0, 0, 0), swept.output
+    assert sorted(str(r["twenty_id"]) for r in rows(db, M)) == sorted(made)
+    assert pushed.mapping(M)["push"]["updated"] == 450
+    assert all(twenty.get(i)["streakDays"] == 77 for i in made)
+    assert swept.mapping(M)["pull"]["fetched"] == 450
+    assert all(r["remote_deleted_at"] is None for r in rows(db, M))
+
+
 def test_push__edits_and_new_rows_get_their_twenty_id(twenty, db, cli) -> None:
     seed_progressions(twenty, 20)
     cli("--mapping", M)
