@@ -20,15 +20,9 @@ from reconciler.engine.context import MappingContext, Tuning
 from reconciler.model import LEADS
 from reconciler.records import FieldChange
 from reconciler.report import MappingResult
-from reconciler.store.changelog import (
-    ChangeLog,
-    LogFilter,
-    _fields,
-    clip,
-    purge_expired,
-    read_log,
-)
+from reconciler.store.changelog import ChangeLog, _fields, clip
 from reconciler.store.history import Failure
+from reconciler.store.log_reader import LogFilter, purge_expired, read_log
 from reconciler.store.schema import SCHEMA, metadata
 from reconciler.store.sql import COPY_LINES, COPY_NULL, copy_lines, copy_text
 from reconciler.store.sync import Store

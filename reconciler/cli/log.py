@@ -77,7 +77,7 @@ def log_command(
     json_out: JsonOut = False,
 ) -> None:
     """The change log: every change a run applied or refused, newest first."""
-    from reconciler.store.changelog import LogFilter, read_log
+    from reconciler.store.log_reader import LogFilter, read_log
 
     table, local_id = parse_local_key(local_key)
     where = LogFilter(

@@ -34,8 +34,9 @@ from reconciler.remotes.pacing import PacerPool
 from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_utc
 from reconciler.store import database as store_database
 from reconciler.store import history
-from reconciler.store.changelog import ChangeLog, purge_expired
+from reconciler.store.changelog import ChangeLog
 from reconciler.store.database import available_locks, run_lock_name
+from reconciler.store.log_reader import purge_expired
 from reconciler.store.sync import Store
 
 

@@ -15,24 +15,24 @@ back.
 
 A record a pull inserts is stored more compactly, as one object of the values it was created
 with (``{"first_name": "Ann", …}``): a first pull logs every record it brings in, and this keeps
-that log to a fraction of the size. ``read_log`` gives it the same list form as every other entry
-(old null, rule ``new_record``), so readers of ``reconcile log`` see one shape.
+that log to a fraction of the size. :func:`reconciler.store.log_reader.read_log` gives it the same
+list form as every other entry (old null, rule ``new_record``), so readers of ``reconcile log`` see
+one shape.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Container, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from reconciler.engine.plan import Outcome, PullPlan, PushPlan, Rule
-from reconciler.model import iso_ms, json_text
+from reconciler.model import json_text
 from reconciler.records import FieldChange
 from reconciler.store.history import Failure
 from reconciler.store.schema import change_log
@@ -40,11 +40,8 @@ from reconciler.store.sql import COPY_NULL, copy_lines, copy_text
 
 if TYPE_CHECKING:
     from reconciler.engine.context import MappingContext
-    from reconciler.store.sync import Store
 
 MAX_VALUE_CHARS = 2000
-PURGE_BATCH = 5000  # rows per retention statement: short locks, bounded work per run
-PURGE_MAX_BATCHES = 4
 
 # When fields were decided by different rules, the entry is labelled by the most telling one.
 _RULE_PRIORITY = (
@@ -126,14 +123,6 @@ def _values(plan: PullPlan) -> str:
     if len(text) > MAX_VALUE_CHARS:  # only then can a single value be too long
         text = json_text({c: clip(v) for c, v in plan.writes.items() if v is not None})
     return text
-
-
-def _expanded(changes: Any, rule: str) -> Any:
-    """An entry's changes in the list form; a new record's values object becomes one change per
-    field (old null, the entry's rule)."""
-    if isinstance(changes, dict):
-        return [{"field": c, "old": None, "new": v, "rule": rule} for c, v in changes.items()]
-    return changes
 
 
 # Each rule's place in ``_RULE_PRIORITY``; a rule not there ranks after them all.
@@ -398,97 +387,3 @@ def _lookup(ctx: MappingContext, column: str, values: Sequence[Any]) -> list[tup
         wanted, match == wanted.c.value
     )
     return [(int(r[0]), r[1]) for r in ctx.store.conn.execute(query)]
-
-
-def purge_expired(
-    store: Store,
-    max_age: timedelta,
-    *,
-    batch: int = PURGE_BATCH,
-    max_batches: int = PURGE_MAX_BATCHES,
-) -> int:
-    """Delete entries older than ``max_age`` (database clock), oldest first, at most
-    ``batch * max_batches`` of them.
-
-    Each batch is its own unit of work (a savepoint in a dry run, rolled back with the rest), so
-    locks stay short and a large backlog is worked off over a few runs. Returns the rows removed.
-    """
-    removed = 0
-    for _ in range(max_batches):
-        oldest = (
-            select(change_log.c.id)
-            .where(change_log.c.logged_at < func.now() - max_age)
-            .order_by(change_log.c.id)
-            .limit(batch)
-        )
-        with store.unit() as conn:
-            count = conn.execute(delete(change_log).where(change_log.c.id.in_(oldest))).rowcount
-        removed += count
-        if count < batch:
-            break
-    return removed
-
-
-@dataclass(frozen=True)
-class LogFilter:
-    """Which entries ``reconcile log`` shows; every set field narrows the selection."""
-
-    mappings: tuple[str, ...] = ()
-    remote_id: str | None = None
-    local_table: str | None = None
-    local_id: int | None = None
-    run_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 50
-
-
-def read_log(conn: Connection, where: LogFilter) -> list[dict[str, Any]]:
-    """Entries matching the filter, newest first, as JSON-ready objects."""
-    c = change_log.c
-    conditions: list[ColumnElement[bool]] = []
-    if where.mappings:
-        conditions.append(c.mapping.in_(where.mappings))
-    for column, value in (
-        (c.remote_id, where.remote_id),
-        (c.local_table, where.local_table),
-        (c.local_id, where.local_id),
-        (c.run_id, where.run_id),
-    ):
-        if value is not None:
-            conditions.append(column == value)
-    if where.since is not None:
-        conditions.append(c.logged_at >= where.since)
-    if where.until is not None:
-        conditions.append(c.logged_at < _end_of_millisecond(where.until))
-    query = (
-        select(change_log)
-        .where(*conditions)
-        .order_by(c.id.desc())  # the order entries were written in
-        .limit(where.limit)
-    )
-    return [_as_json(dict(r._mapping)) for r in conn.execute(query)]
-
-
-def _end_of_millisecond(moment: datetime) -> datetime:
-    """Entries are shown to the millisecond, so ``--until`` copied from one includes it."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000) + timedelta(milliseconds=1)
-
-
-def _as_json(row: dict[str, Any]) -> dict[str, Any]:
-    local_id = row["local_id"]
-    return {
-        "id": row["id"],
-        "logged_at": iso_ms(row["logged_at"]),
-        "run_id": row["run_id"],
-        "mapping": row["mapping"],
-        "stage": row["stage"],
-        "action": row["action"],
-        "rule": row["rule"],
-        "conflict": row["conflict"],
-        "remote_id": row["remote_id"],
-        "local_key": f"{row['local_table']}:{local_id}" if local_id is not None else None,
-        "local_id": local_id,
-        "changes": _expanded(row["changes"], row["rule"]),
-        "message": row["message"],
-    }
