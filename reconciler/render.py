@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from reconciler.outcome import SKIPPED, mapping_errors, mapping_outcome, run_failure
+from reconciler.outcome import run_failure
 
 TABLE_COLUMNS = (
     "mapping",
@@ -258,59 +258,6 @@ def render_summary(
         _plain(console, line)
     if report_path and (console.is_terminal or verbose):
         _plain(console, f"report: {report_path}")
-
-
-# -- the CI job summary -------------------------------------------------------------------------
-
-SUMMARY_COLUMNS = (
-    "mapping",
-    "status",
-    "pulled",
-    "inserted",
-    "updated",
-    "conflicts",
-    "pull failed",
-    "pushed",
-    "created",
-    "updated remotely",
-    "skipped",
-    "push failed",
-    "dead",
-    "errors",
-)
-
-
-def _cell(text: object) -> str:
-    """A markdown table cell: pipes escaped, one line."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def summary_row(report: dict[str, Any], m: dict[str, Any]) -> list[str]:
-    """One mapping's cells in the job summary (counters blank when it did not run)."""
-    outcome = mapping_outcome(report, m)
-    errors = str(len(mapping_errors(report, m["name"])))
-    if outcome == SKIPPED:
-        return [m["name"], f"skipped: {m['skipped']}", *[""] * 11, errors]
-    p, q = m["pull"], m["push"]
-    pulled = (p["fetched"], p["inserted"], p["updated"], p["conflicts"], p["failed"])
-    pushed = (q["created"] + q["updated"], q["created"], q["updated"])
-    counts = (*pulled, *pushed, q["skipped_remote_newer"], q["failed"], q["dead"])
-    return [m["name"], outcome, *(str(n) for n in counts), errors]
-
-
-def step_summary(report: dict[str, Any]) -> str:
-    """The run's counters as markdown (for ``$GITHUB_STEP_SUMMARY``): a heading with the run's
-    status, one table row per mapping, and the errors count."""
-    heading = f"### reconcile {report['run_id']}: {report['status']}"
-    lines = [heading + (" (dry run)" if report["dry_run"] else ""), ""]
-    if report.get("message"):
-        lines += [_cell(report["message"]), ""]
-    lines.append("| " + " | ".join(SUMMARY_COLUMNS) + " |")
-    lines.append("|" + "|".join(["---"] * 2 + ["---:"] * (len(SUMMARY_COLUMNS) - 2)) + "|")
-    for m in report["mappings"]:
-        lines.append("| " + " | ".join(_cell(c) for c in summary_row(report, m)) + " |")
-    lines += ["", f"Errors: {len(report['errors'])}", "", ""]
-    return "\n".join(lines)
 
 
 # -- progress ----------------------------------------------------------------------------------

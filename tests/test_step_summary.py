@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reconciler.outcome import FAILED, OK, PARTIAL, SKIPPED, STOPPED, mapping_outcome
-from reconciler.render import SUMMARY_COLUMNS, step_summary
+from reconciler.step_summary import SUMMARY_COLUMNS, step_summary
 from tests.helpers import seed_leads
 
 EARLIER = "## an earlier step\n\nits text\n"

@@ -220,7 +220,7 @@ def append_step_summary(document: dict[str, Any]) -> None:
     target = os.environ.get(STEP_SUMMARY, "").strip()
     if not target:
         return
-    from reconciler.render import step_summary
+    from reconciler.step_summary import step_summary
 
     try:
         with open(target, "a", encoding="utf-8") as summary:
