@@ -200,6 +200,42 @@ def test_push__skips_when_remote_is_newer(airtable, db, cli) -> None:
     assert len(reads) == 1  # one batched read of modified times, not one GET per record
 
 
+def test_push_only__a_server_refusing_record_id_formulas_reads_each_record(
+    airtable, db, cli
+) -> None:
+    """``RECORD_ID()`` appears nowhere in the shared docs, and a server that holds to them may
+    refuse it (422 ``INVALID_FILTER_BY_FORMULA``). A push-only run then reads the records it
+    writes by id, one request each, after the one refused listing: an edit older than the
+    remote's is held back, and a record deleted in Airtable is taken for deleted."""
+    ids = seed_leads(airtable, 4)
+    assert cli().exit_code == 0
+    execute(db, "UPDATE leads SET notes = 'local', updated_at = now() - interval '2 min'")
+    airtable.update("Leads", ids[0], {"Notes": "remote"})
+    airtable.delete("Leads", ids[1])
+    message = "The formula for filtering records is invalid: Unknown function RECORD_ID"
+    refusal = {"error": {"type": "INVALID_FILTER_BY_FORMULA", "message": message}}
+    airtable.faults.fail(
+        422, times=10_000, body=refusal, param="filterByFormula", param_text="RECORD_ID"
+    )
+    airtable.reset_log()
+
+    result = cli("--stage", "push")
+
+    assert result.exit_code == 0, result.output
+    push = result.mapping("leads")["push"]
+    assert (push["updated"], push["skipped_remote_newer"]) == (2, 1)
+    assert [airtable.get("Leads", i)["fields"]["Notes"] for i in (ids[0], ids[2], ids[3])] == [
+        "remote",
+        "local",
+        "local",
+    ]
+    deleted = rows(db, where=f"airtable_record_id = '{ids[1]}'")
+    assert airtable.get("Leads", ids[1]) is None and deleted[0]["remote_deleted_at"] is not None
+    reads = [r for r in airtable.requests if r.method == "GET"]
+    assert sum(r.status == 422 for r in reads) == 1
+    assert sorted(r.path.rsplit("/", 1)[1] for r in reads if r.status != 422) == sorted(ids)
+
+
 def test_push__a_record_whose_pull_failed_is_read_before_it_is_written(airtable, db, cli) -> None:
     """A newer remote edit the pull could not apply (another field of the record holds a value
     it cannot type) has not come in: the push reads the record, and the older local value is

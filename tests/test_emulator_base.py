@@ -67,10 +67,14 @@ def test_raw_fault__redirect_carries_its_location(em: AirtableEmulator) -> None:
 def test_status_fault__with_a_parameter_hits_only_requests_carrying_it(
     em: AirtableEmulator,
 ) -> None:
-    em.faults.fail(400, times=2, param="pageSize")
+    em.faults.fail(400, times=3, param="pageSize")
+    em.faults.fail(422, times=3, param="filterByFormula", param_text="RECORD_ID")
     plain = httpx.get(_leads_url(em), headers=HEADERS)
     carrying = httpx.get(_leads_url(em), headers=HEADERS, params={"pageSize": 5})
-    assert (plain.status_code, carrying.status_code, em.faults.pending()) == (200, 400, 1)
+    other = httpx.get(_leads_url(em), headers=HEADERS, params={"filterByFormula": "TRUE()"})
+    naming = httpx.get(_leads_url(em), headers=HEADERS, params={"filterByFormula": "RECORD_ID()"})
+    statuses = (plain.status_code, carrying.status_code, other.status_code, naming.status_code)
+    assert statuses == (200, 400, 200, 422) and em.faults.pending() == 4
 
 
 def test_cut_fault__requests_sees_a_broken_body(em: AirtableEmulator) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,13 +24,18 @@ class _Fault:
     headers: dict[str, str] = field(default_factory=dict)
     containing: str | None = None
     param: str | None = None
+    param_text: str | None = None
     until: threading.Event | None = None  # a delay's end, when a test sets it
 
-    def matches(self, method: str, path: str, body: Any, params: Iterable[str]) -> bool:
+    def matches(
+        self, method: str, path: str, body: Any, params: Mapping[str, Sequence[str]]
+    ) -> bool:
         if self.method is not None and self.method != method:
             return False
-        if self.param is not None and self.param not in params:
-            return False
+        if self.param is not None:
+            values = params.get(self.param)
+            if values is None or not any((self.param_text or "") in v for v in values):
+                return False
         if self.containing is not None and self.containing not in json.dumps(body):
             return False
         return self.path is None or path.startswith(self.path)
@@ -53,11 +58,13 @@ class Faults:
         path: str | None = None,
         containing: str | None = None,
         param: str | None = None,
+        param_text: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` (and ``body``);
         ``containing`` narrows them to requests whose JSON body holds that text (a record id: a
         server that fails on one record's content, whatever batch it comes in), ``param`` to
-        those carrying that query parameter (a server or proxy that refuses one)."""
+        those carrying that query parameter (a server or proxy that refuses one), with
+        ``param_text`` in its value when given (a formula using a function)."""
         self._add(
             _Fault(
                 "status",
@@ -68,6 +75,7 @@ class Faults:
                 path=path,
                 containing=containing,
                 param=param,
+                param_text=param_text,
             )
         )
 
@@ -143,12 +151,14 @@ class Faults:
         with self._lock:
             return sum(f.times for f in self._queue)
 
-    def take(self, method: str, path: str, body: Any, params: Iterable[str] = ()) -> _Fault | None:
-        """The fault that applies to this request (``params``: the names of its query
-        parameters), if any (consumes one application)."""
+    def take(
+        self, method: str, path: str, body: Any, params: Mapping[str, Sequence[str]] | None = None
+    ) -> _Fault | None:
+        """The fault that applies to this request (``params``: its query parameters), if any
+        (consumes one application)."""
         with self._lock:
             for fault in self._queue:
-                if fault.matches(method, path, body, params):
+                if fault.matches(method, path, body, params or {}):
                     fault.times -= 1
                     if fault.times <= 0:
                         self._queue.remove(fault)

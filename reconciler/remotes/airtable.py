@@ -27,14 +27,17 @@ from reconciler.remotes import airtable_formulas as formulas
 from reconciler.remotes import airtable_schema
 from reconciler.remotes.airtable_fields import TableSchema, error_value
 from reconciler.remotes.airtable_http import (
+    INVALID_FORMULA,
     ITERATOR_GONE,
     MAX_URL_LENGTH,
     AirtableRejected,
+    NotFound,
     Stamping,
     listing_shape,
     meta_shape,
     next_offset,
     query_params,
+    record_shape,
     send,
     url_length,
     write_shape,
@@ -115,6 +118,7 @@ class AirtableRemote:
         for scheme in ("https://", "http://"):
             self._api.session.mount(scheme, Stamping(self._call.pacer))
         self._fields = FieldIds(mapping, target, self._read_meta)
+        self._by_formula = True  # records by id read with ``RECORD_ID()`` (see ``fetch``)
 
     def _observe(self, response: Any, *args: Any, **kwargs: Any) -> None:
         self.clock.observe(response.headers.get("Date"))
@@ -237,11 +241,18 @@ class AirtableRemote:
             yield [self._typed(raw) for raw in page]
 
     def fetch(self, ids: Sequence[str]) -> dict[str, RemoteRecord]:
-        """Current records by id, 100 per request (``OR(RECORD_ID()=…)``)."""
+        """Current records by id, 100 per request (``OR(RECORD_ID()=…)``), or one request each
+        where Airtable refuses that formula (:meth:`_each`)."""
 
         def read(batch: Sequence[str]) -> list[RemoteRecord]:
-            pages = self._pages(partial(formulas.record_ids, batch))
-            return [self._typed(raw) for page in pages for raw in page]
+            if not self._by_formula:
+                return self._each(batch)
+            try:
+                pages = self._pages(partial(formulas.record_ids, batch), names_fields=False)
+                return [self._typed(raw) for page in pages for raw in page]
+            except _FormulaRefused:
+                self._by_formula = False
+                return self._each(batch)
 
         batches = list(chunks([i for i in ids if self.valid_id(i)], PAGE_SIZE))
         return {r.id: r for records in at_once(read, batches, self.in_flight) for r in records}
@@ -306,9 +317,12 @@ class AirtableRemote:
             options["offset"] = offset
         return options
 
-    def _pages(self, formula: Callable[[], str | None]) -> Iterator[list[dict[str, Any]]]:
+    def _pages(
+        self, formula: Callable[[], str | None], *, names_fields: bool = True
+    ) -> Iterator[list[dict[str, Any]]]:
         """Every page of a listing; ``formula`` is asked again whenever the listing starts
-        over (after the schema was read again, a field's name may have changed)."""
+        over (after the schema was read again, a field's name may have changed). A formula
+        that names no field (``names_fields`` False) refused raises ``_FormulaRefused``."""
         offset: str | None = None
         restarts = 0
         while True:
@@ -316,6 +330,8 @@ class AirtableRemote:
                 options = self._list_options(formula(), offset)
                 body = self._request("GET", listing_shape, options=options)
             except AirtableRejected as exc:
+                if exc.kind == INVALID_FORMULA and not names_fields:
+                    raise _FormulaRefused(str(exc)) from None
                 if exc.unknown_field:
                     self._fields.refresh(exc)
                     offset = None  # start over: the engine applies records read twice once
@@ -329,6 +345,28 @@ class AirtableRemote:
             offset = next_offset(body)
             if offset is None:
                 return
+
+    def _each(self, ids: Sequence[str]) -> list[RemoteRecord]:
+        """Records by id, one get-record request each (``GET …/{recordId}``), for a server
+        that refuses ``RECORD_ID()`` in a formula: the shared docs (``airtable-api.md``) name
+        the function nowhere, and a server that holds to them may not know it. A record the API
+        answers 404 for is deleted (a proxy's 404, without the API's error type, stops the
+        mapping as every other 404 does). The answer is read by the names the schema gave, as
+        a write's is (see ``_patch``): the docs give ``returnFieldsByFieldId`` for listings
+        only."""
+        urls = self._api.table(self.target.base_id, self.schema.table_id).urls
+        names = {info.name: info.id for info in self.schema.fields.values()}
+        found = []
+        for rid in ids:
+            url = str(urls.record(rid))
+            try:
+                raw = self._call(partial(self._send, "GET", url, record_shape))
+            except NotFound as exc:
+                if not exc.kind:
+                    raise
+                continue
+            found.append(self._typed(_keyed_by_id(raw, names)))
+        return found
 
     def _check_keyed_by_id(self, page: list[dict[str, Any]]) -> None:
         """Stop the mapping when a listing's fields come keyed by name, not by the field ids it
@@ -442,6 +480,10 @@ class AirtableRemote:
         if has_selects(self.schema, sorted({name for _, fields in wired for name in fields})):
             payload["typecast"] = True
         return payload
+
+
+class _FormulaRefused(Exception):
+    """Airtable refused a formula that names no field (``RECORD_ID()``)."""
 
 
 def _computed_errors(schema: TableSchema, by_name: dict[str, Any]) -> tuple[tuple[str, str], ...]:

@@ -30,6 +30,7 @@ RATE_LIMIT_REACHED = "RATE_LIMIT_REACHED"
 BILLING_LIMIT = "PUBLIC_API_BILLING_LIMIT_EXCEEDED"
 ROW_DOES_NOT_EXIST = "ROW_DOES_NOT_EXIST"
 ITERATOR_GONE = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
+INVALID_FORMULA = "INVALID_FILTER_BY_FORMULA"
 _BAD_URL = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
 _BAD_SCHEMA = requests.exceptions.InvalidSchema
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
@@ -81,7 +82,7 @@ class AirtableRejected(Rejected):
         """Whether Airtable may not know a field the request names (deleted or renamed): it
         says so (``UNKNOWN_FIELD_NAME``), or it refused a formula, which names fields by name
         (``INVALID_FILTER_BY_FORMULA``, whatever its message: no document fixes the wording)."""
-        return self.kind in ("UNKNOWN_FIELD_NAME", "INVALID_FILTER_BY_FORMULA")
+        return self.kind in ("UNKNOWN_FIELD_NAME", INVALID_FORMULA)
 
 
 class NotFound(RemoteUnavailable):
@@ -345,6 +346,11 @@ def next_offset(body: dict[str, Any]) -> str | None:
     """The ``offset`` to send back for a listing's next page; None after the last page."""
     offset = body.get("offset")
     return None if offset is None or offset == "" else str(offset)
+
+
+def record_shape(body: dict[str, Any]) -> None:
+    """A record read by id (get record): an ``id`` and ``fields``."""
+    _records_shape({"records": [body]}, "a record")
 
 
 def write_shape(body: dict[str, Any]) -> None:
