@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from pyairtable import Api
 
 from reconciler.config import AirtableTarget
-from reconciler.errors import MappingError, ReconcilerError, RecordError, RemoteUnavailable
-from reconciler.model import FieldSpec, Mapping, canonical, parse_datetime
-from reconciler.model.values import DATE_RE
+from reconciler.errors import MappingError, ReconcilerError, RemoteUnavailable
+from reconciler.model import FieldSpec, Mapping
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes import airtable_formulas as formulas
-from reconciler.remotes import airtable_schema
-from reconciler.remotes.airtable_fields import TableSchema, error_value
+from reconciler.remotes import airtable_records, airtable_schema
+from reconciler.remotes.airtable_fields import TableSchema
 from reconciler.remotes.airtable_http import (
     INVALID_FORMULA,
     ITERATOR_GONE,
@@ -57,7 +55,6 @@ from reconciler.remotes.base import (
     at_once,
     chunks,
     results_by_id,
-    typed_record,
     wire_fields,
 )
 from reconciler.remotes.isolation import through_server_errors, write_isolating
@@ -69,7 +66,6 @@ WRITE_BATCH = 10
 TIMEOUT = (5, 30)  # connect, read (seconds)
 RESTARTS = 3  # listings started over after their server-side iterator expired
 URL_MARGIN = 500  # characters kept free below Airtable's URL limit (a longer name after a rename)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The window's end is placed on Airtable's clock as its whole-second Date headers show it, so it
 # may lie up to a second before the moment the run started there: the formula reaches a second
 # further, or an edit made just before the run would wait for the next one. Records read twice
@@ -365,7 +361,7 @@ class AirtableRemote:
                 if not exc.kind:
                     raise
                 continue
-            found.append(self._typed(_keyed_by_id(raw, names)))
+            found.append(self._typed(airtable_records.keyed_by_id(raw, names)))
         return found
 
     def _check_keyed_by_id(self, page: list[dict[str, Any]]) -> None:
@@ -389,45 +385,10 @@ class AirtableRemote:
             )
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
-        """A record read by field id, typed by configured name; a modified time that cannot
-        be read fails the record alone (a date-only one stops the mapping: see ``_stamp``)."""
-        fields = raw.get("fields") or {}
-        by_name = {
-            name: fields[info.id] for name, info in self.schema.fields.items() if info.id in fields
-        }
-        errored = _computed_errors(self.schema, by_name)
-        try:
-            modified = self._stamp(by_name.get(self.mapping.modified_field), raw)
-        except RecordError as exc:
-            return RemoteRecord(raw["id"], EPOCH, {}, error=str(exc))
-        record = typed_record(self.mapping, raw["id"], modified, by_name)
-        return replace(record, errored=errored) if errored else record
-
-    def _stamp(self, value: Any, raw: dict[str, Any]) -> datetime:
-        name = self.mapping.modified_field
-        stamp = value if value is not None else raw.get("createdTime")
-        if isinstance(stamp, str) and DATE_RE.fullmatch(stamp.strip()):
-            raise MappingError(
-                f"the modified field {name!r} holds a date without a time ({stamp!r}): set its "
-                "formatting to include a time"
-            )
-        try:
-            if isinstance(stamp, str):
-                return parse_datetime(stamp)
-        except ValueError:
-            pass
-        raise RecordError(f"{name}: cannot read {stamp!r} as a modified time")
+        return airtable_records.typed(self.mapping, self.schema, raw)
 
     def _key_of(self, specs: Sequence[FieldSpec], raw: dict[str, Any]) -> tuple[Any, ...] | None:
-        """A record's natural key, from its canonical values (None when one cannot be read)."""
-        fields = raw.get("fields") or {}
-        try:
-            return tuple(
-                canonical(spec, fields.get(self.schema.fields[spec.remote].id), from_remote=True)
-                for spec in specs
-            )
-        except RecordError:
-            return None
+        return airtable_records.key_of(self.schema, specs, raw)
 
     def _key_formula(self, specs: Sequence[FieldSpec], keys: Sequence[tuple[Any, ...]]) -> str:
         named = [(spec, self._current_name(spec.remote)) for spec in specs]
@@ -462,7 +423,8 @@ class AirtableRemote:
         # write does not send it, and its answer is read by the names the schema gave (a field
         # keyed by id stays as it is).
         ids = {info.name: info.id for info in self.schema.fields.values()}
-        by_id = {raw["id"]: self._typed(_keyed_by_id(raw, ids)) for raw in body["records"]}
+        keyed = [airtable_records.keyed_by_id(raw, ids) for raw in body["records"]]
+        by_id = {raw["id"]: self._typed(raw) for raw in keyed}
         return results_by_id(batch, by_id, "Airtable")
 
     def _payload(self, batch: Sequence[PushItem]) -> dict[str, Any]:
@@ -484,25 +446,3 @@ class AirtableRemote:
 
 class _FormulaRefused(Exception):
     """Airtable refused a formula that names no field (``RECORD_ID()``)."""
-
-
-def _computed_errors(schema: TableSchema, by_name: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The formulas and rollups of a record that hold an error instead of a value (see
-    :func:`error_value`), each with its error, taken out of ``by_name``: they read as empty, and
-    the rest of the record is synced. A formula's result is not the record's data but the
-    base's computation, which the sync cannot mend; failing the record would keep every other
-    field of it out until the formula is mended, and then until a full read, since mending a
-    formula moves no record's modified time."""
-    found = []
-    for name in schema.computing:
-        text = error_value(by_name.get(name))
-        if text is not None:
-            del by_name[name]
-            found.append((name, text))
-    return tuple(found)
-
-
-def _keyed_by_id(raw: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
-    """A record with the fields ``ids`` names (name -> field id) keyed by id."""
-    fields = raw.get("fields") or {}
-    return {**raw, "fields": {ids.get(key, key): value for key, value in fields.items()}}

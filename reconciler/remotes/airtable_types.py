@@ -137,7 +137,7 @@ def modified_problems(mapping: Mapping, schema: TableSchema) -> list[Problem]:
     elif result is not None and result != "dateTime":
         # No ``result`` at all says nothing: the field model makes it optional (pyairtable's
         # ``LastModifiedTimeFieldOptions.result`` may be None), and a run stops at the first
-        # value without a time (``AirtableRemote._stamp``).
+        # value without a time (``airtable_records.stamp``).
         found.append(Problem(f"{name!r} shows {result}", MODIFIED_TIME_FIX))
     watched = info.options.get("referencedFieldIds") or []
     pulled = [s.remote for s in mapping.fields if s.pulls and s.remote in schema.fields]
