@@ -374,6 +374,35 @@ def test_unknown_types__rating_links_currency_are_served(
     assert (types["stars"], types["site"], types["quota"]) == ("RATING", "LINKS", "CURRENCY")
 
 
+@pytest.mark.parametrize(
+    ("sent", "written"),
+    [
+        ("HTTPS://EXAMPLE.COM", "https://example.com"),
+        ("https://example.com/", "https://example.com"),
+        ("https://Example.COM:8443/Path/To/", "https://example.com:8443/Path/To"),
+        ("HTTP://Ex.com:80/a?Q=B#C", "http://ex.com/a?Q=B#C"),
+        ("example.com", "example.com"),
+        ("www.example.com", "www.example.com"),
+        ("https://example.com/test%2520name", "https://example.com/test%2520name"),
+    ],
+)
+def test_links__urls_are_written_with_the_origin_lower_cased_and_no_trailing_slash(
+    em: TwentyEmulator, client: httpx.Client, sent: str, written: str
+) -> None:
+    """transformLinksValue and lowercaseUrlOriginAndRemoveTrailingSlash (their specs' cases):
+    the primary URL and each secondary one; the path, query and labels as sent."""
+    em.add_field("site", "LINKS")
+    body = {
+        "primaryLinkUrl": sent,
+        "primaryLinkLabel": "Home",
+        "secondaryLinks": [{"url": sent, "label": "Also"}],
+    }
+    created = client.post(PATH, json={"name": "a", "site": body})
+    site = created.json()["data"]["createRepProgression"]["site"]
+    assert site["primaryLinkUrl"] == written and site["primaryLinkLabel"] == "Home"
+    assert site["secondaryLinks"] == [{"url": written, "label": "Also"}]
+
+
 def test_emails__addresses_are_written_trimmed_and_lower_cased(
     em: TwentyEmulator, client: httpx.Client
 ) -> None:

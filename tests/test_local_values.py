@@ -380,31 +380,56 @@ def test_json_empty__twenty_stores_it_as_null_and_it_is_the_empty_value(
     assert _column_text(db, "extra") == [empty]
 
 
-def test_emails_composite__the_address_twenty_lower_cases_settles_in_one_run(
-    twenty: TwentyEmulator, db: sa.Engine, cli: Any, tmp_path: Path
+@pytest.mark.parametrize(
+    ("ftype", "held", "key", "written"),
+    [
+        (
+            "EMAILS",
+            {"primaryEmail": "Ann@X.test", "additionalEmails": None},
+            "primaryEmail",
+            "ann@x.test",
+        ),
+        (
+            "LINKS",
+            {"primaryLinkUrl": "HTTPS://Example.com/Team/", "primaryLinkLabel": "Team"},
+            "primaryLinkUrl",
+            "https://example.com/Team",
+        ),
+    ],
+)
+def test_composite_twenty_rewrites__the_value_settles_in_one_run(
+    twenty: TwentyEmulator,
+    db: sa.Engine,
+    cli: Any,
+    tmp_path: Path,
+    ftype: str,
+    held: dict[str, Any],
+    key: str,
+    written: str,
 ) -> None:
-    """Twenty writes an EMAILS value's addresses lower-cased (``transformEmailsValue``): a json
-    column holding ``Ann@X.test`` is sent once, the next run takes the server's form into the
-    row (the change log shows it) without sending anything back, and the run after that finds
-    nothing to do: no loop between the two spellings."""
-    run = _twenty_json(twenty, db, tmp_path, "contact", "EMAILS")
+    """Twenty writes some composite values in a form of its own: an EMAILS value's addresses
+    lower-cased (``transformEmailsValue``), a LINKS value's URLs with the origin lower-cased and
+    no trailing slash (``transformLinksValue``). A json column holding another form is sent
+    once, the next run takes the server's form into the row (the change log shows it) without
+    sending anything back, and the run after that finds nothing to do: no loop between the two
+    spellings."""
+    run = _twenty_json(twenty, db, tmp_path, "extra", ftype)
     (rid,) = seed_progressions(twenty, 1)
     assert cli(*run).exit_code == 0
-    held = '{"primaryEmail": "Ann@X.test", "additionalEmails": null}'
-    execute(db, f"UPDATE {M} SET contact = '{held}'")
+    execute(db, f"UPDATE {M} SET extra = CAST(:v AS jsonb)", v=json.dumps(held))
 
     pushed = cli(*run)
 
     assert pushed.exit_code == 0, pushed.output
     assert pushed.mapping(M)["push"]["updated"] == 1
-    assert (twenty.get(rid) or {})["contact"]["primaryEmail"] == "ann@x.test"
+    assert (twenty.get(rid) or {})["extra"][key] == written
     twenty.reset_log()
     settled = cli(*run)
     assert settled.exit_code == 0, settled.output
     assert twenty_writes(twenty) == []
     with db.connect() as conn:
-        now = conn.execute(sa.text(f"SELECT contact->>'primaryEmail' FROM {M}")).scalar_one()
-    assert now == "ann@x.test"
+        now = conn.execute(sa.text(f"SELECT extra->>'{key}' FROM {M}")).scalar_one()
+    assert now == written
     quiet = cli(*run)
     assert quiet.mapping(M)["pull"]["updated"] == 0
     assert quiet.mapping(M)["push"]["updated"] == 0

@@ -12,6 +12,7 @@ import math
 import re
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from reconciler.emulators.base import iso_ms, parse_iso
 from reconciler.emulators.twenty.schema import (
@@ -215,6 +216,8 @@ def _composite(name: str, ftype: str, value: Any) -> dict[str, Any]:
     sent = value if isinstance(value, dict) else {}
     if ftype == EMAILS:
         return _emails(sent)
+    if ftype == LINKS:
+        return _links(sent)
     if ftype == CURRENCY:
         return _currency(sent)
     if ftype == FULL_NAME:
@@ -294,6 +297,55 @@ def _emails(value: dict[str, Any]) -> dict[str, Any]:
 
 def _email(address: str) -> str:
     return address.strip().lower()
+
+
+def _links(value: dict[str, Any]) -> dict[str, Any]:
+    """A LINKS value with its URLs as ``transformLinksValue`` writes them
+    (``packages/twenty-server/src/engine/core-modules/record-transformer/utils/
+    transform-links-value.util.ts`` and its spec): ``primaryLinkUrl`` and each secondary link's
+    ``url`` through :func:`url_origin_lowered`. Not modelled, as releases differ in them
+    (**unconfirmed**): the first secondary link taking an empty primary's place
+    (``remove-empty-links.ts``), the refusal of an invalid URL, the secondary links' JSON text
+    form."""
+    written = dict(value)
+    if isinstance(value.get("primaryLinkUrl"), str):
+        written["primaryLinkUrl"] = url_origin_lowered(value["primaryLinkUrl"])
+    links = value.get("secondaryLinks")
+    if isinstance(links, list):
+        written["secondaryLinks"] = [
+            {**link, "url": url_origin_lowered(link["url"])}
+            if isinstance(link, dict) and isinstance(link.get("url"), str)
+            else link
+            for link in links
+        ]
+    return written
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin_lowered(raw: str) -> str:
+    """``lowercaseUrlOriginAndRemoveTrailingSlash``
+    (``packages/twenty-shared/src/utils/url/lowercaseUrlOriginAndRemoveTrailingSlash.ts``): an
+    http(s) URL's origin (scheme, host, a port other than the default) lower-cased, the rest
+    kept as written, then one trailing ``/`` removed; anything else (no scheme, another
+    scheme, not a URL) as it is. IDN hosts are not turned to punycode here."""
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        return raw
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "://" not in raw:
+        return raw
+    start = raw.index("://") + 3
+    ends = [raw.find(mark, start) for mark in ("/", "\\", "?", "#")]
+    end = min([at for at in ends if at != -1], default=len(raw))
+    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else ""
+    host = parts.hostname.lower()
+    origin = f"{scheme}://{f'[{host}]' if ':' in host else host}{shown_port}"
+    result = origin + raw[end:]
+    return result[:-1] if result.endswith("/") else result
 
 
 def _as_date(text: str) -> date | None:
