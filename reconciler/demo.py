@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from reconciler.demo_data import (
     ACADEMY_INSERT,
     CLAIMED,
     CLAIMER,
+    HUB_CONFIG,
     IN_AIRTABLE,
     LOCAL_NEWER,
     REMOTE_NEWER,
@@ -54,29 +54,13 @@ from reconciler.model import Mapping
 from reconciler.remotes.base import Remote
 from reconciler.remotes.factory import build_remote
 from reconciler.remotes.pacing import PacerPool
+from reconciler.store.database import stop_embedded
 
 LEADS = 300
 PROGRESSIONS = 40
 LATENCY = 0.003  # seconds per request: a loopback server with a little of a real API's delay
 Say = Callable[[str], None]
 HUB_FILE = "hub.toml"
-# The README's hub example ("A table shared by several remotes"), as a user would write it.
-HUB_CONFIG = """\
-# hub.toml: the built-in rep_progressions (Twenty) stays; this adds Airtable's Reps table
-[mappings.reps_airtable]
-remote = "airtable"
-table = "Reps"
-local_table = "rep_progressions"
-key_column = "airtable_rep_id"
-modified_field = "Last Modified"           # a Last modified time field watching all fields
-match_on = ["workspace_member_id"]         # link the reps both sides already hold
-fields = [
-    { remote = "Name", column = "name", direction = "both" },
-    { remote = "Workspace Member", column = "workspace_member_id", direction = "both" },
-    { remote = "Total XP", column = "total_xp", kind = "number", direction = "both" },
-    { remote = "Current Rank", column = "current_rank", direction = "both" },
-]
-"""
 
 
 @dataclass
@@ -395,29 +379,3 @@ class Demo:
             rid=remote_id,
         )
         return found.first() is not None
-
-
-def postgres_processes(pgdata: Path) -> list[int]:
-    """Pids of Postgres servers running on ``pgdata``."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
-        cmdline = proc.info.get("cmdline") or []
-        if proc.info.get("name") == "postgres" and any(str(pgdata) in part for part in cmdline):
-            found.append(int(proc.pid))
-    return found
-
-
-def stop_embedded(home: Path) -> list[int]:
-    """Stop the demo's embedded Postgres and remove its data; returns any pid still running."""
-    pgdata = (home / "pg").resolve()
-    if not pgdata.exists():
-        return []
-    import pgserver
-
-    pgserver.get_server(pgdata).cleanup()  # type: ignore[attr-defined]
-    leftover = postgres_processes(pgdata)
-    if not leftover:
-        shutil.rmtree(pgdata, ignore_errors=True)
-    return leftover

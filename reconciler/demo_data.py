@@ -158,3 +158,22 @@ ACADEMY_INSERT = (
     "CAST(:metrics AS jsonb), CAST(:modules AS jsonb), CAST(:certs AS jsonb), "
     "CAST(:bosses AS jsonb), CAST(:exams AS jsonb), CAST(:activity AS timestamptz), :at)"
 )
+
+
+# The README's hub example ("A table shared by several remotes"), as a user would write it.
+HUB_CONFIG = """\
+# hub.toml: the built-in rep_progressions (Twenty) stays; this adds Airtable's Reps table
+[mappings.reps_airtable]
+remote = "airtable"
+table = "Reps"
+local_table = "rep_progressions"
+key_column = "airtable_rep_id"
+modified_field = "Last Modified"           # a Last modified time field watching all fields
+match_on = ["workspace_member_id"]         # link the reps both sides already hold
+fields = [
+    { remote = "Name", column = "name", direction = "both" },
+    { remote = "Workspace Member", column = "workspace_member_id", direction = "both" },
+    { remote = "Total XP", column = "total_xp", kind = "number", direction = "both" },
+    { remote = "Current Rank", column = "current_rank", direction = "both" },
+]
+"""

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 import reconciler.demo
-from reconciler.demo import HUB_CONFIG, Demo, DemoResult, postgres_processes, run_demo
+from reconciler.demo import Demo, DemoResult, run_demo
+from reconciler.demo_data import HUB_CONFIG
 from reconciler.model import read_mappings
+from reconciler.store.database import postgres_processes
 from tests.helpers import postgres_folder
 from tests.processes import ENTRY, ROOT
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reconciler.demo import postgres_processes
+from reconciler.store.database import postgres_processes
 from tests.helpers import seed_leads
 from tests.processes import ROOT, start_reconcile
 

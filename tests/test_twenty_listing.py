@@ -25,7 +25,9 @@ from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.model import REP_PROGRESSIONS, parse_datetime
 from reconciler.remotes.base import RetryPolicy
 from reconciler.remotes.twenty import PAGE_LIMIT, TwentyRemote
-from reconciler.remotes.twenty_ends import BACKWARD, BY_ID, FORWARD, Ask, Listing, Page, Tally
+from reconciler.remotes.twenty_ends import Listing
+from reconciler.remotes.twenty_pages import BACKWARD, BY_ID, FORWARD, Ask, Page
+from reconciler.remotes.twenty_tally import Tally
 from tests.helpers import progression_fields
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

@@ -16,8 +16,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from reconciler.config import RunOptions, Settings
 from reconciler.engine import window
 from reconciler.engine.context import MappingContext, Progress, Tuning
-from reconciler.engine.deletes import sweep
+from reconciler.engine.finish import after_complete_pull, finish_mapping
 from reconciler.engine.lanes import lanes, side_by_side
+from reconciler.engine.locks import LOCKED_BY_ANOTHER_RUN, run_locks
 from reconciler.engine.pull import pull
 from reconciler.engine.push import push
 from reconciler.errors import (
@@ -35,7 +36,7 @@ from reconciler.report import MappingResult, RecordErrorEntry, RunReport, now_ut
 from reconciler.store import database as store_database
 from reconciler.store import history
 from reconciler.store.changelog import ChangeLog
-from reconciler.store.database import available_locks, run_lock_name
+from reconciler.store.database import run_lock_name
 from reconciler.store.log_reader import purge_expired
 from reconciler.store.sync import Store
 
@@ -68,7 +69,6 @@ def _first_line(exc: Exception) -> str:
 
 
 MAPPING_FAILURES = (RemoteUnavailable, AuthError, MappingError)
-LOCKED_BY_ANOTHER_RUN = "locked by another run"  # a mapping's skip reason with --skip-locked
 
 
 class Run:
@@ -157,50 +157,23 @@ class Run:
 
     @contextmanager
     def _locks(self, conn: Connection) -> Iterator[bool]:
-        """Hold the lock of every mapping that runs, and this run's own lock (which marks it
-        alive while it lasts); yields whether the run may go on.
-
-        A mapping another run holds stops the whole run (exit 4, naming every mapping held), or
-        with ``--skip-locked`` is skipped alone; the run stops only when every mapping is held
-        elsewhere.
-        """
+        """Hold the locks of the mappings that run and the run's own (``engine/locks.py``);
+        yields whether the run may go on, having said in the report why not, or which
+        mappings ``--skip-locked`` skipped."""
         names = [m.name for m, reason in self.mappings if reason is None]
         own = run_lock_name(self.report.run_id)
-        with available_locks(conn, [*names, own]) as taken:
-            held = [name for name in names if name not in taken]
-            if self.options.skip_locked:
-                self._skip_locked(set(held))
-                if len(held) < len(names):
-                    held = []  # the others run
-            if held or own not in taken:
-                self._locked(held, names)
-                yield False
-            else:
-                yield True
-
-    def _locked(self, held: list[str], names: list[str]) -> None:
-        """Say in the report that another run holds the locks of ``held`` (of this run's
-        mappings ``names``): nothing was done."""
-        if len(held) == 1:
-            what = f"the lock of mapping {held[0]}"
-        elif held and len(held) == len(names):
-            what = f"the locks of every mapping of this run ({', '.join(held)})"
-        elif held:
-            what = f"the locks of mappings {', '.join(held)}"
-        else:
-            what = "this run's own lock"
-        hint = " (--skip-locked runs the others)" if 0 < len(held) < len(names) else ""
-        self.report.locked = True
-        self.report.fatal = f"another run holds {what}; nothing was done{hint}"
-
-    def _skip_locked(self, busy: set[str]) -> None:
-        """Skip the mappings another run holds, and say so in their report entries."""
-        self.mappings = [
-            (m, LOCKED_BY_ANOTHER_RUN if m.name in busy else reason) for m, reason in self.mappings
-        ]
-        for result in self.report.mappings:
-            if result.name in busy:
-                result.skipped = LOCKED_BY_ANOTHER_RUN
+        with run_locks(conn, names, own, skip_locked=self.options.skip_locked) as locks:
+            self.mappings = [
+                (m, LOCKED_BY_ANOTHER_RUN if m.name in locks.skipped else reason)
+                for m, reason in self.mappings
+            ]
+            for result in self.report.mappings:
+                if result.name in locks.skipped:
+                    result.skipped = LOCKED_BY_ANOTHER_RUN
+            if locks.refusal is not None:
+                self.report.locked = True
+                self.report.fatal = locks.refusal
+            yield locks.refusal is None
 
     def _with_database(self, engine: Engine) -> None:
         with engine.connect() as conn, self._locks(conn) as proceed:
@@ -293,7 +266,11 @@ class Run:
 
         def finish(ctx: MappingContext) -> None:
             if not ctx.result.failed:
-                self._guarded(ctx, "push", self._finish_mapping)
+                self._guarded(
+                    ctx,
+                    "push",
+                    lambda ctx: finish_mapping(ctx, self.report.errors, full=self.options.full),
+                )
 
         side_by_side(groups, finish)
 
@@ -373,7 +350,14 @@ class Run:
                     ) from None
                 continue
             if live is not None:
-                self._after_complete_pull(ctx, span, live)
+                after_complete_pull(
+                    ctx,
+                    span,
+                    live,
+                    full=self.options.full,
+                    mass_delete_share=self.settings.mass_delete_share,
+                    allow_mass_delete=self.options.allow_mass_delete,
+                )
             return
 
     def _window(self, ctx: MappingContext) -> window.Window:
@@ -408,43 +392,6 @@ class Run:
         self._clock_offset(ctx)  # checked here too: a push compares the remote's clock
         push(ctx, self.should_stop)
 
-    def _finish_mapping(self, ctx: MappingContext) -> None:
-        """Report dead letters; keep what this run learned of the remote, and which mapped
-        columns the synced rows hold a base for, for the next one; then let the remote say
-        whether what it found stops the mapping."""
-        self._dead_letters(ctx)
-        ctx.result.clock_offset = ctx.clock_offset
-        if not ctx.store.dry_run and ctx.kept is not None:
-            with ctx.store.unit() as conn:
-                history.keep_remote_state(
-                    conn,
-                    ctx.mapping.name,
-                    schema=ctx.remote.cache_update(),
-                    clock_offset=ctx.remote.clock.offset,
-                    filled=ctx.kept.filled_after(
-                        ctx.mapping, swept=self.options.full and ctx.pulled_until is not None
-                    ),
-                )
-        ctx.remote.verdict()
-
-    def _after_complete_pull(
-        self, ctx: MappingContext, span: window.Window, live: set[str]
-    ) -> None:
-        """Move the watermark; let push trust the state; after a sweep, look for deletions and
-        count every mapped column as filled."""
-        ctx.pulled_until = span.until  # every remote change up to it is now in the state
-        if not ctx.store.dry_run:
-            with ctx.store.unit() as conn:
-                history.set_watermark(conn, ctx.mapping.name, span.until)
-        if self.options.full:
-            ctx.result.unfilled = []  # every record's values came in
-            sweep(
-                ctx,
-                live,
-                max_share=self.settings.mass_delete_share,
-                allow_mass=self.options.allow_mass_delete,
-            )
-
     def _note_window(self, result: MappingResult, span: window.Window) -> None:
         result.window = {
             "since": iso_ms(span.since) if span.since else None,
@@ -458,21 +405,3 @@ class Run:
                 report.window_since = span.since
             if report.window_until is None or span.until > report.window_until:
                 report.window_until = span.until
-
-    def _dead_letters(self, ctx: MappingContext) -> None:
-        with ctx.store.unit() as conn:
-            dead = history.dead_letters(conn, ctx.mapping.name)
-        reported = {
-            (e.stage, e.record) for e in self.report.errors if e.mapping == ctx.mapping.name
-        }
-        ctx.result.push.dead = sum(d.stage == "push" for d in dead)
-        for item in dead:
-            if (item.stage, item.record_key) not in reported:
-                self.report.errors.append(
-                    RecordErrorEntry(
-                        ctx.mapping.name,
-                        item.stage,
-                        item.record_key,
-                        history.dead_letter_message(item.attempts, item.message),
-                    )
-                )

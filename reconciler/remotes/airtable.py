@@ -18,7 +18,7 @@ from typing import Any
 from pyairtable import Api
 
 from reconciler.config import AirtableTarget
-from reconciler.errors import MappingError, ReconcilerError, RemoteUnavailable
+from reconciler.errors import ReconcilerError, RemoteUnavailable
 from reconciler.model import FieldSpec, Mapping
 from reconciler.records import RemoteRecord, WriteResult
 from reconciler.remotes import airtable_formulas as formulas
@@ -41,8 +41,7 @@ from reconciler.remotes.airtable_http import (
     write_shape,
 )
 from reconciler.remotes.airtable_ids import FieldIds
-from reconciler.remotes.airtable_types import has_selects
-from reconciler.remotes.airtable_writes import patch_skipping_gone
+from reconciler.remotes.airtable_writes import patch_skipping_gone, payload
 from reconciler.remotes.base import (
     ApiStats,
     Caller,
@@ -55,7 +54,6 @@ from reconciler.remotes.base import (
     at_once,
     chunks,
     results_by_id,
-    wire_fields,
 )
 from reconciler.remotes.isolation import through_server_errors, write_isolating
 from reconciler.remotes.pacing import Pacer
@@ -336,7 +334,7 @@ class AirtableRemote:
                     offset, restarts = None, restarts + 1
                     continue
                 raise RemoteUnavailable(f"Airtable refused the listing: {exc}") from None
-            self._check_keyed_by_id(body["records"])
+            airtable_records.check_keyed_by_id(self.schema, body["records"])
             yield list(body["records"])
             offset = next_offset(body)
             if offset is None:
@@ -363,26 +361,6 @@ class AirtableRemote:
                 continue
             found.append(self._typed(airtable_records.keyed_by_id(raw, names)))
         return found
-
-    def _check_keyed_by_id(self, page: list[dict[str, Any]]) -> None:
-        """Stop the mapping when a listing's fields come keyed by name, not by the field ids it
-        asked for (``returnFieldsByFieldId``, shared docs ``airtable-api.md`` "Reading"): read
-        by id, every field would look empty ("a missing key means empty"), and the pull would
-        put NULLs over the local values. The parameter holds for a whole answer, so its first
-        record with fields shows it (a pull reads every page through here). A listing asks for
-        the mapped fields by id (``fields[]``), so an answer keyed by id holds only those.
-
-        Raises:
-            MappingError: a record with fields, none of them keyed by a field id.
-        """
-        keys = next((list(raw["fields"]) for raw in page if raw.get("fields")), [])
-        known = {info.id for info in self.schema.fields.values()}
-        if keys and not any(key in known for key in keys):
-            raise MappingError(
-                f"Airtable answered the listing of {self.schema.table_name!r} with fields keyed "
-                "by name, not by field id (returnFieldsByFieldId=true was not honoured): its "
-                "records were not read, as every field would have read as empty"
-            )
 
     def _typed(self, raw: dict[str, Any]) -> RemoteRecord:
         return airtable_records.typed(self.mapping, self.schema, raw)
@@ -412,12 +390,16 @@ class AirtableRemote:
     def _patch(self, batch: Sequence[PushItem]) -> list[WriteResult]:
         """One PATCH of a batch, fields keyed by id; read again once if a field is unknown."""
         try:
-            body = self._request("PATCH", write_shape, json=self._payload(batch))
+            body = self._request(
+                "PATCH", write_shape, json=payload(self.mapping, self.schema, batch)
+            )
         except AirtableRejected as exc:
             if not exc.unknown_field:
                 raise
             self._fields.refresh(exc)
-            body = self._request("PATCH", write_shape, json=self._payload(batch))
+            body = self._request(
+                "PATCH", write_shape, json=payload(self.mapping, self.schema, batch)
+            )
         # Airtable keys a write's answer by name unless the body asks otherwise, and the docs
         # give ``returnFieldsByFieldId`` for listings only (``airtable-api.md``, "Reading"): a
         # write does not send it, and its answer is read by the names the schema gave (a field
@@ -426,22 +408,6 @@ class AirtableRemote:
         keyed = [airtable_records.keyed_by_id(raw, ids) for raw in body["records"]]
         by_id = {raw["id"]: self._typed(raw) for raw in keyed}
         return results_by_id(batch, by_id, "Airtable")
-
-    def _payload(self, batch: Sequence[PushItem]) -> dict[str, Any]:
-        """The PATCH body: fields keyed by id (answered by name: see ``_patch``);
-        ``typecast`` when a select is written, so a value that is not one of its options yet
-        becomes one."""
-        ids = {name: info.id for name, info in self.schema.fields.items()}
-        wired = [(item.remote_id, wire_fields(self.mapping, item.values)) for item in batch]
-        payload: dict[str, Any] = {
-            "records": [
-                {"id": rid, "fields": {ids[name]: value for name, value in fields.items()}}
-                for rid, fields in wired
-            ]
-        }
-        if has_selects(self.schema, sorted({name for _, fields in wired for name in fields})):
-            payload["typecast"] = True
-        return payload
 
 
 class _FormulaRefused(Exception):

@@ -90,3 +90,24 @@ def _computed_errors(schema: TableSchema, by_name: dict[str, Any]) -> tuple[tupl
             del by_name[name]
             found.append((name, text))
     return tuple(found)
+
+
+def check_keyed_by_id(schema: TableSchema, page: list[dict[str, Any]]) -> None:
+    """Stop the mapping when a listing's fields come keyed by name, not by the field ids it
+    asked for (``returnFieldsByFieldId``, shared docs ``airtable-api.md`` "Reading"): read
+    by id, every field would look empty ("a missing key means empty"), and the pull would
+    put NULLs over the local values. The parameter holds for a whole answer, so its first
+    record with fields shows it (a pull reads every page through here). A listing asks for
+    the mapped fields by id (``fields[]``), so an answer keyed by id holds only those.
+
+    Raises:
+        MappingError: a record with fields, none of them keyed by a field id.
+    """
+    keys = next((list(raw["fields"]) for raw in page if raw.get("fields")), [])
+    known = {info.id for info in schema.fields.values()}
+    if keys and not any(key in known for key in keys):
+        raise MappingError(
+            f"Airtable answered the listing of {schema.table_name!r} with fields keyed "
+            "by name, not by field id (returnFieldsByFieldId=true was not honoured): its "
+            "records were not read, as every field would have read as empty"
+        )

@@ -1,4 +1,4 @@
-"""Batch PATCHes that name records deleted in Airtable.
+"""Batch PATCHes: their body, and batches that name records deleted in Airtable.
 
 A batch update naming a deleted record answers 422 ``ROW_DOES_NOT_EXIST`` ("Record ID rec… does
 not exist in this table") and applies nothing (domdomegg/airtable-mcp-server#28); a 404 with
@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.model import Mapping
 from reconciler.records import RemoteRecord, WriteResult
+from reconciler.remotes.airtable_fields import TableSchema
 from reconciler.remotes.airtable_http import ROW_DOES_NOT_EXIST, AirtableRejected, NotFound
-from reconciler.remotes.base import PushItem
+from reconciler.remotes.airtable_types import has_selects
+from reconciler.remotes.base import PushItem, wire_fields
 
 RECORD_IDS = re.compile(r"rec[A-Za-z0-9]{14}")
 Patch = Callable[[Sequence[PushItem]], list[WriteResult]]
@@ -78,3 +82,20 @@ def _may_be_gone(exc: AirtableRejected | NotFound) -> bool:
 def _named(exc: AirtableRejected | NotFound, live: Sequence[PushItem]) -> set[str]:
     """The batch's records the refusal names (a linked record it names is not one of them)."""
     return {str(item.remote_id) for item in live} & set(RECORD_IDS.findall(str(exc)))
+
+
+def payload(mapping: Mapping, schema: TableSchema, batch: Sequence[PushItem]) -> dict[str, Any]:
+    """The PATCH body: fields keyed by id (answered by name: see ``AirtableRemote._patch``);
+    ``typecast`` when a select is written, so a value that is not one of its options yet
+    becomes one."""
+    ids = {name: info.id for name, info in schema.fields.items()}
+    wired = [(item.remote_id, wire_fields(mapping, item.values)) for item in batch]
+    payload: dict[str, Any] = {
+        "records": [
+            {"id": rid, "fields": {ids[name]: value for name, value in fields.items()}}
+            for rid, fields in wired
+        ]
+    }
+    if has_selects(schema, sorted({name for _, fields in wired for name in fields})):
+        payload["typecast"] = True
+    return payload

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +78,32 @@ def embedded_url(home: Path) -> str:
     except Exception as exc:
         raise DatabaseError(f"could not start the embedded Postgres in {path}: {exc}") from exc
     return str(server.get_uri())
+
+
+def postgres_processes(pgdata: Path) -> list[int]:
+    """Pids of Postgres servers running on ``pgdata``."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(attrs=["name", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("name") == "postgres" and any(str(pgdata) in part for part in cmdline):
+            found.append(int(proc.pid))
+    return found
+
+
+def stop_embedded(home: Path) -> list[int]:
+    """Stop the demo's embedded Postgres and remove its data; returns any pid still running."""
+    pgdata = (home / "pg").resolve()
+    if not pgdata.exists():
+        return []
+    import pgserver
+
+    pgserver.get_server(pgdata).cleanup()  # type: ignore[attr-defined]
+    leftover = postgres_processes(pgdata)
+    if not leftover:
+        shutil.rmtree(pgdata, ignore_errors=True)
+    return leftover
 
 
 def connect(url: str) -> Engine:

@@ -9,9 +9,10 @@ import re
 from typing import Any
 
 from reconciler.emulators.base import Request
-from reconciler.emulators.twenty.filters import Node, parse_filter
+from reconciler.emulators.twenty.filter_nodes import Node
+from reconciler.emulators.twenty.filters import parse_filter
 from reconciler.emulators.twenty.schema import ObjectSpec, bad_request
-from reconciler.emulators.twenty.values import js_number
+from reconciler.emulators.twenty.transforms import js_number
 
 _LIMIT_RE = re.compile(r"^\d+$")
 #: Readable fields a record read answers with at the most when it names none (``fields``

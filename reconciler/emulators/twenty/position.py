@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from reconciler.emulators.twenty.values import is_number
+from reconciler.emulators.twenty.transforms import is_number
 
 
 def resolve_positions(

@@ -17,7 +17,7 @@ from reconciler.emulators.base import EmulatorServer, Request, Response, iso_ms,
 from reconciler.emulators.limits import TokenBucketLimiter
 from reconciler.emulators.twenty import metadata, params
 from reconciler.emulators.twenty.api import DirectApi
-from reconciler.emulators.twenty.filters import And, Condition, Node
+from reconciler.emulators.twenty.filter_nodes import And, Condition, Node
 from reconciler.emulators.twenty.ordering import (
     Ordered,
     OrderKey,
@@ -78,7 +78,7 @@ class TwentyEmulator(DirectApi, EmulatorServer):
             fine is not confirmed.
         millisecond_comparisons: True emulates newer servers, which compare ``DATE_TIME``
             values in filters and keyset cursors at the millisecond while ordering by the
-            stored value (see ``filters._at_milliseconds`` and ``ordering.cut_page``); with
+            stored value (see ``filter_nodes._at_milliseconds`` and ``ordering.cut_page``); with
             ``microsecond_stamps``, a cursor then passes over the records of its row's
             millisecond stored later than that row but with a lower ``id``. False (the
             default): every comparison is on the stored value, as before those servers.

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from reconciler.emulators.base import iso_ms
-from reconciler.emulators.twenty.filters import Node
+from reconciler.emulators.twenty.filter_nodes import Node
 from reconciler.emulators.twenty.position import resolve_positions
 from reconciler.emulators.twenty.schema import (
     COMPOSITE_SUBFIELDS,

@@ -8,11 +8,9 @@ because Twenty's validators build their messages with it.
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from reconciler.emulators.base import iso_ms, parse_iso
 from reconciler.emulators.twenty.schema import (
@@ -40,8 +38,8 @@ from reconciler.emulators.twenty.schema import (
     bad_request,
     is_uuid,
 )
+from reconciler.emulators.twenty.transforms import currency, emails, is_number, js_number, links
 
-_JS_DECIMAL_RE = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
 _NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Symbolic positions Twenty resolves against the object's current minimum / maximum.
@@ -64,13 +62,6 @@ def node_inspect(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # JavaScript has one number type: 5.0 prints as 5
     return json.dumps(value)
-
-
-def is_number(value: Any) -> bool:
-    """A JSON number (not a bool, not NaN or infinite)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return not (isinstance(value, float) and not math.isfinite(value))
 
 
 def validate_value(name: str, ftype: str, value: Any, options: tuple[str, ...] = ()) -> Any:
@@ -215,11 +206,11 @@ def _composite(name: str, ftype: str, value: Any) -> dict[str, Any]:
         _check_subfield(f"{name}.{sub}", checks[sub], value[sub])
     sent = value if isinstance(value, dict) else {}
     if ftype == EMAILS:
-        return _emails(sent)
+        return emails(sent)
     if ftype == LINKS:
-        return _links(sent)
+        return links(sent)
     if ftype == CURRENCY:
-        return _currency(sent)
+        return currency(sent)
     if ftype == FULL_NAME:
         return {sub: None if text == "" else text for sub, text in sent.items()}
     return dict(sent)
@@ -236,116 +227,6 @@ def _check_subfield(path: str, check: str, value: Any) -> None:
         _array(path, ARRAY, value, ())
     if check == RAW_JSON and value is not None:
         _raw_json(path, value)
-
-
-def js_number(value: Any) -> float | None:
-    """``Number(value)`` (or unary ``+``) for a number or a string, as JavaScript reads it: a
-    decimal, with an exponent or not, between blanks; an empty or blank string is 0 (hex and
-    ``Infinity`` are not modelled). None where JavaScript reads NaN, or the value is not a
-    finite number."""
-    if isinstance(value, bool):
-        return float(value)
-    if is_number(value):
-        return float(value)
-    if isinstance(value, str):
-        if not value.strip():
-            return 0.0
-        if _JS_DECIMAL_RE.match(value):
-            number = float(value)
-            return number if math.isfinite(number) else None
-    return None
-
-
-def _currency(sent: dict[str, Any]) -> dict[str, Any]:
-    """``transformCurrencyField`` (``…/transformer-utils/transform-currency-field.util.ts`` and
-    its spec): ``amountMicros`` as ``Number(…)`` (a string of digits becomes the number; the
-    validator's own null for ``""`` is not what is written, so ``""`` becomes 0),
-    ``currencyCode`` ``""`` null; a sub-field not sent stays unsent."""
-    written = dict(sent)
-    if sent.get("amountMicros") is not None:
-        number = js_number(sent["amountMicros"])
-        whole = number is not None and number.is_integer()
-        written["amountMicros"] = int(number) if whole and number is not None else number
-    if sent.get("currencyCode") == "":
-        written["currencyCode"] = None
-    return written
-
-
-def _emails(value: dict[str, Any]) -> dict[str, Any]:
-    """An EMAILS value as ``transformEmailsValue`` writes it
-    (``packages/twenty-server/src/engine/core-modules/record-transformer/utils/
-    transform-emails-value.util.ts`` and its spec, called by ``DataArgProcessorService``):
-    each address canonical (``canonicalizeEmail``: trimmed and lower-cased; its IDN and
-    full-width-dot rewriting is not modelled), an empty ``primaryEmail`` null, an empty
-    ``additionalEmails`` list null. ``primaryEmail`` is always in the result, so a write that
-    sends only ``additionalEmails`` clears it; ``additionalEmails`` only when it was sent."""
-    primary = value.get("primaryEmail")
-    written: dict[str, Any] = {
-        "primaryEmail": (_email(primary) or None) if isinstance(primary, str) else None
-    }
-    if "additionalEmails" in value:
-        extra = value["additionalEmails"]
-        if extra not in (None, "", 0, False):  # JavaScript's truthiness (``[]`` is true)
-            try:
-                items = json.loads(extra) if isinstance(extra, str) else extra
-                extra = ([_email(e) for e in items] or None) if isinstance(items, list) else None
-            except (ValueError, AttributeError):  # the source's catch keeps the value as sent
-                pass
-        written["additionalEmails"] = extra
-    return written
-
-
-def _email(address: str) -> str:
-    return address.strip().lower()
-
-
-def _links(value: dict[str, Any]) -> dict[str, Any]:
-    """A LINKS value with its URLs as ``transformLinksValue`` writes them
-    (``packages/twenty-server/src/engine/core-modules/record-transformer/utils/
-    transform-links-value.util.ts`` and its spec): ``primaryLinkUrl`` and each secondary link's
-    ``url`` through :func:`url_origin_lowered`. Not modelled, as releases differ in them
-    (**unconfirmed**): the first secondary link taking an empty primary's place
-    (``remove-empty-links.ts``), the refusal of an invalid URL, the secondary links' JSON text
-    form."""
-    written = dict(value)
-    if isinstance(value.get("primaryLinkUrl"), str):
-        written["primaryLinkUrl"] = url_origin_lowered(value["primaryLinkUrl"])
-    links = value.get("secondaryLinks")
-    if isinstance(links, list):
-        written["secondaryLinks"] = [
-            {**link, "url": url_origin_lowered(link["url"])}
-            if isinstance(link, dict) and isinstance(link.get("url"), str)
-            else link
-            for link in links
-        ]
-    return written
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def url_origin_lowered(raw: str) -> str:
-    """``lowercaseUrlOriginAndRemoveTrailingSlash``
-    (``packages/twenty-shared/src/utils/url/lowercaseUrlOriginAndRemoveTrailingSlash.ts``): an
-    http(s) URL's origin (scheme, host, a port other than the default) lower-cased, the rest
-    kept as written, then one trailing ``/`` removed; anything else (no scheme, another
-    scheme, not a URL) as it is. IDN hosts are not turned to punycode here."""
-    try:
-        parts = urlsplit(raw)
-        port = parts.port
-    except ValueError:
-        return raw
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or "://" not in raw:
-        return raw
-    start = raw.index("://") + 3
-    ends = [raw.find(mark, start) for mark in ("/", "\\", "?", "#")]
-    end = min([at for at in ends if at != -1], default=len(raw))
-    shown_port = f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else ""
-    host = parts.hostname.lower()
-    origin = f"{scheme}://{f'[{host}]' if ':' in host else host}{shown_port}"
-    result = origin + raw[end:]
-    return result[:-1] if result.endswith("/") else result
 
 
 def _as_date(text: str) -> date | None:
