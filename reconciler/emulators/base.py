@@ -290,6 +290,20 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             return email.utils.format_datetime(server.clock.now(), usegmt=True)
 
         def _serve(self) -> None:
+            request, bad_json = self._read()
+            response = (
+                server.error(400, "INVALID_REQUEST_BODY", "Request body is not valid JSON")
+                if bad_json
+                else server.handle(request)
+            )
+            server.log(request, 0 if response is None else response.status)
+            if response is None:
+                self._drop()  # the connection dropped, no answer
+            else:
+                self._answer(response)
+
+        def _read(self) -> tuple[Request, bool]:
+            """The request, and whether its body was meant as JSON but is not."""
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -305,17 +319,10 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
             )
-            response = (
-                server.error(400, "INVALID_REQUEST_BODY", "Request body is not valid JSON")
-                if bad_json
-                else server.handle(request)
-            )
-            server.log(request, 0 if response is None else response.status)
-            if response is None:
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                return
+            return request, bad_json
+
+        def _answer(self, response: Response) -> None:
+            """Send the answer; a ``cut`` one stops halfway and drops the connection."""
             if response.raw is not None:
                 payload = response.raw
             else:
@@ -329,11 +336,15 @@ def _make_handler(server: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             if response.cut:
                 self.wfile.write(payload[: len(payload) // 2])
                 self.wfile.flush()
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
+                self._drop()
                 return
             self.wfile.write(payload)
+
+        def _drop(self) -> None:
+            """Close the connection at once."""
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 

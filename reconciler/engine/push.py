@@ -85,18 +85,7 @@ def _push_rows(
     late: dict[str, RemoteRecord],
     unpulled: Container[str],
 ) -> None:
-    # A row holding a value no remote can hold fails alone; it is tried again (a person may
-    # mend it), and waits out its retry delay like any failed push.
-    failures = [_failure(ctx, r, r.error, True) for r in rows if r.error is not None]
-    readable = [r for r in rows if r.error is None]
-    valid = [r for r in readable if r.remote_id is None or ctx.remote.valid_id(r.remote_id)]
-    valid_ids = {r.local_id for r in valid}
-    key = ctx.mapping.key_column
-    failures += [
-        _failure(ctx, r, f"{key} {r.remote_id!r} is not a valid record id", False)
-        for r in readable
-        if r.local_id not in valid_ids
-    ]
+    valid, failures = _usable(ctx, rows)
     found: dict[str, RemoteRecord] = {}
     if ctx.mapping.match_on:
         valid, found, unmatched = _link_by_natural_key(ctx, valid)
@@ -107,22 +96,7 @@ def _push_rows(
     ]
     current = {**(ctx.remote.fetch(check) if check else {}), **found}
     valid = _merge_first_contact(ctx, valid, current)
-    plans: list[PushPlan] = []
-    noop: list[LocalRow] = []
-    gone: list[LocalRow] = []
-    read = set(check) | set(found)
-    for row in valid:
-        target = _target_id(ctx, row)
-        record = current.get(target)
-        if _deleted_remotely(row, target in read, record):
-            gone.append(row)
-            continue
-        plan = plan_push(ctx.mapping, row, record if row.remote_id else None, ctx.skew)
-        plan.current = record
-        if plan.outcome is Outcome.UNCHANGED:
-            noop.append(row)
-        else:
-            plans.append(plan)
+    plans, noop, gone = _plans(ctx, valid, current, set(check) | set(found))
     counts = ctx.result.push
     counts.pending += len(plans) + len(failures)
     counts.unchanged += len(noop)
@@ -134,6 +108,48 @@ def _push_rows(
         _mark_gone(ctx, gone)
     sendable = [p for p in plans if p.outcome in (Outcome.UPDATED, Outcome.INSERTED)]
     _send(ctx, list(chunks(sendable, ctx.remote.write_batch)), should_stop)
+
+
+def _usable(ctx: MappingContext, rows: list[LocalRow]) -> tuple[list[LocalRow], list[Failure]]:
+    """The rows a push may go on with, and the failures of the others: a row holding a value no
+    remote can hold fails alone and is tried again (a person may mend it), waiting out its
+    retry delay like any failed push; one whose key column holds no valid record id fails for
+    good."""
+    failures = [_failure(ctx, r, r.error, True) for r in rows if r.error is not None]
+    readable = [r for r in rows if r.error is None]
+    valid = [r for r in readable if r.remote_id is None or ctx.remote.valid_id(r.remote_id)]
+    valid_ids = {r.local_id for r in valid}
+    key = ctx.mapping.key_column
+    failures += [
+        _failure(ctx, r, f"{key} {r.remote_id!r} is not a valid record id", False)
+        for r in readable
+        if r.local_id not in valid_ids
+    ]
+    return valid, failures
+
+
+def _plans(
+    ctx: MappingContext, rows: list[LocalRow], current: dict[str, RemoteRecord], read: set[str]
+) -> tuple[list[PushPlan], list[LocalRow], list[LocalRow]]:
+    """Each row's plan against its remote record as just read (``current``; ``read``: the
+    ids asked for), split into the plans, the rows with nothing to send and the rows whose
+    record was deleted remotely."""
+    plans: list[PushPlan] = []
+    noop: list[LocalRow] = []
+    gone: list[LocalRow] = []
+    for row in rows:
+        target = _target_id(ctx, row)
+        record = current.get(target)
+        if _deleted_remotely(row, target in read, record):
+            gone.append(row)
+            continue
+        plan = plan_push(ctx.mapping, row, record if row.remote_id else None, ctx.skew)
+        plan.current = record
+        if plan.outcome is Outcome.UNCHANGED:
+            noop.append(row)
+        else:
+            plans.append(plan)
+    return plans, noop, gone
 
 
 def _send(

@@ -158,24 +158,7 @@ def record_failures(
     items = list({(item.stage, item.record_key): item for item in items}.values())
     if not items:
         return {}
-    stages = {item.stage for item in items}
-    previous = {
-        (stage, key): (attempts, stamp)
-        for stage, key, attempts, stamp in conn.execute(
-            select(
-                failures.c.stage,
-                failures.c.record_key,
-                failures.c.attempts,
-                failures.c.local_updated_at,
-            )
-            .where(
-                failures.c.mapping == mapping,
-                failures.c.stage.in_(stages),
-                among(failures.c.record_key, [item.record_key for item in items]),
-            )
-            .with_for_update()
-        )
-    }
+    previous = _previous_failures(conn, mapping, items)
     rows = [
         _failure_row(
             mapping, item, previous.get((item.stage, item.record_key)), max_attempts, base_delay
@@ -201,6 +184,31 @@ def record_failures(
         rows,
     )
     return {row["record_key"]: row["attempts"] for row in rows if row["dead"]}
+
+
+def _previous_failures(
+    conn: Connection, mapping: str, items: list[Failure]
+) -> dict[tuple[str, str], tuple[int, datetime | None]]:
+    """The attempts so far of the records of ``items`` that failed before, with the local
+    ``updated_at`` each last failed with, by stage and key; their rows locked until the
+    transaction ends."""
+    return {
+        (stage, key): (attempts, stamp)
+        for stage, key, attempts, stamp in conn.execute(
+            select(
+                failures.c.stage,
+                failures.c.record_key,
+                failures.c.attempts,
+                failures.c.local_updated_at,
+            )
+            .where(
+                failures.c.mapping == mapping,
+                failures.c.stage.in_({item.stage for item in items}),
+                among(failures.c.record_key, [item.record_key for item in items]),
+            )
+            .with_for_update()
+        )
+    }
 
 
 def dead_letter_message(attempts: int, message: str) -> str:
