@@ -17,6 +17,7 @@ from tenacity import RetryCallState
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.limits import SlidingWindowLimiter
 from reconciler.emulators.twenty import TwentyEmulator
+from reconciler.errors import RemoteUnavailable
 from reconciler.remotes import airtable as airtable_remote
 from reconciler.remotes import airtable_http
 from reconciler.remotes import twenty as twenty_remote
@@ -131,6 +132,92 @@ def test_retry_policy__waits_double_up_to_the_cap() -> None:
         return policy.wait_for(state)
 
     assert [wait(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def _refused() -> str:
+    raise Transient("connection problem: ConnectError", unreached=True)
+
+
+def test_server_never_reached__the_request_gives_up_after_three_attempts() -> None:
+    """No connection could be opened, and no request of the run has reached the server yet (a
+    wrong address, a server that is down): three attempts, not the two minutes of retries a
+    server that answered gets, and the error says it could not be reached."""
+    caller = Caller("Twenty", Pacer.rate(0), RetryPolicy(sleep=lambda _: None), "check the URL")
+
+    with pytest.raises(RemoteUnavailable) as raised:
+        caller(_refused)
+
+    assert caller.stats.requests == 3
+    assert caller.stats.retries == 2
+    assert str(raised.value) == (
+        "Twenty could not be reached (3 attempts): connection problem: ConnectError; check the URL"
+    )
+
+
+def test_server_reached_once__a_refused_connection_is_retried_as_long_as_any_failure() -> None:
+    """Once a request of the run reached the server, a refused connection is a blip (a restart):
+    retried for the policy's whole length."""
+    caller = Caller("Twenty", Pacer.rate(0), RetryPolicy(sleep=lambda _: None))
+    assert caller(lambda: "answered") == "answered"
+
+    with pytest.raises(RemoteUnavailable, match="kept failing after retries"):
+        caller(_refused)
+
+    assert caller.stats.requests == 1 + RetryPolicy().attempts
+
+
+@pytest.mark.parametrize("remote", ["airtable", "twenty"])
+def test_unreachable_server__the_mapping_stops_after_three_attempts_naming_the_address(
+    airtable: AirtableEmulator,
+    twenty: TwentyEmulator,
+    db: sa.Engine,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+    remote: str,
+) -> None:
+    """Nothing listens at the remote's address: the mapping stops after three attempts (the
+    connection refused, as ``requests`` and ``httpx`` report it), exit 3, and the error names
+    the address; the other remote's mapping runs."""
+    variable = f"{remote.upper()}_API_URL"
+    monkeypatch.setenv(variable, "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    name = "leads" if remote == "airtable" else M
+    other = M if remote == "airtable" else "leads"
+
+    result = cli()
+
+    assert result.exit_code == 3, result.output
+    assert result.mapping(name)["api"]["requests"] == 3
+    (error,) = [e for e in result.report["errors"] if e["mapping"] == name]
+    assert "could not be reached (3 attempts): connection problem" in error["message"]
+    assert f"is http://127.0.0.1:9 reachable? check {variable}" in error["message"]
+    assert result.mapping(other)["api"]["requests"] > 0
+    assert not [e for e in result.report["errors"] if e["mapping"] == other]
+
+
+@pytest.mark.parametrize("remote", ["airtable", "twenty"])
+def test_connection_dropped_before_any_answer__retried_as_any_failure(
+    airtable: AirtableEmulator,
+    twenty: TwentyEmulator,
+    db: sa.Engine,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+    remote: str,
+) -> None:
+    """A server that takes the connection and closes it without answering was reached: its
+    first four requests dropped, the run still goes through (the fewer attempts are for a
+    server no connection could be opened to)."""
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    seed_leads(airtable, 3)
+    seed_progressions(twenty, 3)
+    (airtable if remote == "airtable" else twenty).faults.drop(times=4)
+
+    result = cli()
+
+    assert result.exit_code == 0, result.output
+    name = "leads" if remote == "airtable" else M
+    assert result.mapping(name)["api"]["retries"] >= 4
+    assert result.mapping(name)["pull"]["inserted"] == 3
 
 
 # -- 5xx bursts -----------------------------------------------------------------------------------

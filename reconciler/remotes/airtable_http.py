@@ -146,8 +146,20 @@ def send(
         ) from None
     except requests.RequestException as exc:
         # Timeouts, refused or reset connections, a body cut off mid-way (ChunkedEncodingError).
-        raise Transient(f"connection problem: {type(exc).__name__}") from None
+        message = f"connection problem: {type(exc).__name__}"
+        raise Transient(message, unreached=_never_connected(exc)) from None
     return answer(response, token_env)
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether no connection could be opened: a connect timeout, or urllib3's
+    ``NewConnectionError`` (refused, or a name that does not resolve:
+    ``NameResolutionError`` is one) as the reason of the ``ConnectionError``. A connection
+    dropped once open is a ``ProtocolError`` there."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def query_params(options: dict[str, Any]) -> dict[str, Any]:

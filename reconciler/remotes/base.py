@@ -199,6 +199,8 @@ class Transient(Exception):
     ``hold`` is how long the remote refuses every request after this one (Airtable locks a base
     for 30 seconds after a 429): nothing is sent to it before that time has passed. ``status``
     is the HTTP status of an answer (None when there was none: a timeout, a dropped connection).
+    ``unreached``: no connection could be opened (refused, a name that does not resolve, a
+    connect timeout), so the request never reached the server.
     """
 
     def __init__(
@@ -208,11 +210,13 @@ class Transient(Exception):
         throttled: bool = False,
         hold: float = 0.0,
         status: int | None = None,
+        unreached: bool = False,
     ) -> None:
         super().__init__(message)
         self.throttled = throttled
         self.hold = hold
         self.status = status
+        self.unreached = unreached
 
 
 class Rejected(Exception):
@@ -227,13 +231,19 @@ class Rejected(Exception):
 class RetryPolicy:
     """Backoff for transient failures: doubling from ``base`` seconds up to ``cap``.
 
-    The defaults outlast Airtable's 30-second lockout (about two minutes in all).
+    The defaults outlast Airtable's 30-second lockout (about two minutes in all). A server no
+    request of the run has reached yet gets ``unreached_attempts`` (a second and a half of
+    waiting): a wrong address or a server that is down will not answer within the next two
+    minutes, and a run from cron, by hand or in CI should say so at once; the next run catches
+    up. Once the server has answered, a connection it refuses is a blip, retried as long as
+    any other failure.
     """
 
     base: float = 0.5
     cap: float = 30.0
     attempts: int = 10
     max_elapsed: float = 150.0
+    unreached_attempts: int = 3
     sleep: Callable[[float], None] = time.sleep
 
     def wait_for(self, state: RetryCallState) -> float:
@@ -252,6 +262,7 @@ class Caller:
     stats: ApiStats = field(default_factory=ApiStats)
     _counting: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    _reached: bool = field(default=False, repr=False)  # a request of this run reached the server
 
     def __call__(self, request: Callable[[], T]) -> T:
         """Run one request with pacing and retries; raises RemoteUnavailable when they run out
@@ -262,12 +273,18 @@ class Caller:
             self.pacer.wait()
             self._count(requests=1)
             try:
-                return request()
+                result = request()
             except Transient as exc:
                 self._count(throttled=int(exc.throttled))
                 if exc.hold:
                     self.pacer.hold(exc.hold)  # backoff must not knock during a lockout
+                self._reached = self._reached or not exc.unreached
                 raise
+            except BaseException:
+                self._reached = True  # an answer, refused or not understood
+                raise
+            self._reached = True
+            return result
 
         def before_sleep(state: RetryCallState) -> None:
             self._count(retries=1)
@@ -284,7 +301,7 @@ class Caller:
         retrying = Retrying(
             retry=retry_if_exception(worth_retrying),
             wait=policy.wait_for,
-            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_elapsed),
+            stop=self._stop(policy),
             sleep=policy.sleep,
             before_sleep=before_sleep,
             reraise=True,
@@ -292,10 +309,35 @@ class Caller:
         try:
             return retrying(counted)
         except Transient as exc:
-            how = "failed" if final(exc) else "kept failing after retries"
-            unreached = exc.status is None and not exc.throttled and self.reach
-            advice = f"; {self.reach}" if unreached else ""
-            raise RemoteUnavailable(f"{self.name} {how}: {exc}{advice}") from exc
+            tries = retrying.statistics.get("attempt_number", 1)
+            raise self._gave_up(exc, final=final(exc), tries=tries) from exc
+
+    def _stop(self, policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
+        """When to stop retrying: the policy's limits, or fewer attempts while no request of
+        this run has reached the server (see :class:`RetryPolicy`)."""
+        limits = stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_elapsed)
+
+        def stop(state: RetryCallState) -> bool:
+            if limits(state):
+                return True
+            outcome = state.outcome
+            exc = outcome.exception() if outcome is not None and outcome.failed else None
+            never = isinstance(exc, Transient) and exc.unreached and not self._reached
+            return never and state.attempt_number >= policy.unreached_attempts
+
+        return stop
+
+    def _gave_up(self, exc: Transient, *, final: bool, tries: int) -> RemoteUnavailable:
+        """The error of a request that will not be tried again."""
+        if final:
+            how = "failed"
+        elif exc.unreached and not self._reached:
+            how = f"could not be reached ({tries} attempts)"
+        else:
+            how = "kept failing after retries"
+        unreached = exc.status is None and not exc.throttled and self.reach
+        advice = f"; {self.reach}" if unreached else ""
+        return RemoteUnavailable(f"{self.name} {how}: {exc}{advice}")
 
     @contextmanager
     def once(self) -> Iterator[None]:

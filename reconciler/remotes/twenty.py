@@ -150,7 +150,9 @@ class TwentyRemote(TwentyChecks):
                 response = self._client.request(method, path, params=params, json=json)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 # refused, reset, cut mid-body (RemoteProtocolError), timed out, garbled
-                raise Transient(f"connection problem: {type(exc).__name__}") from None
+                never = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                message = f"connection problem: {type(exc).__name__}"
+                raise Transient(message, unreached=never) from None
             self.clock.observe(response.headers.get("Date"))
             return read(response)
 
