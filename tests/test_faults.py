@@ -11,13 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 import sqlalchemy as sa
+import urllib3
 from tenacity import RetryCallState
 
+from reconciler.config import Secret, TwentyTarget
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.limits import SlidingWindowLimiter
 from reconciler.emulators.twenty import TwentyEmulator
 from reconciler.errors import RemoteUnavailable
+from reconciler.model import REP_PROGRESSIONS
 from reconciler.remotes import airtable as airtable_remote
 from reconciler.remotes import airtable_http
 from reconciler.remotes import twenty as twenty_remote
@@ -164,6 +168,53 @@ def test_server_reached_once__a_refused_connection_is_retried_as_long_as_any_fai
         caller(_refused)
 
     assert caller.stats.requests == 1 + RetryPolicy().attempts
+
+
+@pytest.mark.parametrize(
+    ("failure", "attempts"),
+    [(httpx.ConnectTimeout("connect"), 3), (httpx.ReadTimeout("read"), RetryPolicy().attempts)],
+)
+def test_twenty_timeouts__a_connect_timeout_never_reached_the_server_a_read_timeout_did(
+    failure: httpx.TransportError, attempts: int
+) -> None:
+    """A connect timeout (a firewall dropping the packets) is a server never reached: three
+    attempts; a read timeout came after the connection opened: the whole policy."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise failure
+
+    target = TwentyTarget(Secret("k"), "TWENTY_API_KEY", "http://twenty.test", 1e9)
+    policy = RetryPolicy(sleep=lambda _: None)
+    remote = twenty_remote.TwentyRemote(
+        REP_PROGRESSIONS, target, policy, transport=httpx.MockTransport(handler)
+    )
+    with pytest.raises(RemoteUnavailable):
+        list(remote.list_changed(None))
+    remote.close()
+
+    assert len(calls) == attempts
+
+
+def test_airtable_connection_errors__only_those_before_a_connection_opened_are_unreached() -> None:
+    """How requests reports them: a connect timeout, or urllib3's ``NewConnectionError`` (refused,
+    or a name that does not resolve) as the reason, is unreached; a read timeout or a connection
+    dropped once open (``ProtocolError``) reached the server."""
+    pool = urllib3.HTTPConnectionPool("airtable.test")
+    refused = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    unresolved = urllib3.exceptions.NameResolutionError("airtable.test", None, OSError())  # type: ignore[arg-type]
+    dropped = urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError())
+
+    def wrapped(reason: Exception) -> requests.ConnectionError:
+        return requests.ConnectionError(urllib3.exceptions.MaxRetryError(pool, "/", reason))
+
+    never = airtable_http._never_connected
+    assert never(requests.exceptions.ConnectTimeout("connect"))
+    assert never(wrapped(refused))
+    assert never(wrapped(unresolved))
+    assert not never(requests.exceptions.ReadTimeout("read"))
+    assert not never(requests.ConnectionError(dropped))
 
 
 @pytest.mark.parametrize("remote", ["airtable", "twenty"])
