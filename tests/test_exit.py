@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,43 @@ def test_console_script__the_embedded_postgres_stops_when_the_run_ends(airtable,
     assert (code, err) == (0, ""), err
     assert proc.report["mappings"][0]["pull"]["inserted"] == 3
     assert postgres_processes(home / "pg") == []
+
+
+# A process that starts the embedded Postgres as a run does, says so, and waits to be killed.
+HOLDER = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import pgserver
+pgserver.get_server(sys.argv[1])
+print("up", flush=True)
+time.sleep(120)
+"""
+
+
+def test_console_script__a_postgres_left_by_a_killed_run_stops_after_the_next_run(
+    airtable, home
+) -> None:
+    """A run killed outright (``kill -9``, a ``timeout``, the OOM killer) leaves the embedded
+    Postgres running, its pid still on pgserver's list of the processes using it: the next
+    run, the last one using it, stops it when it ends."""
+    pgdata = home / "pg"
+    pgdata.mkdir(parents=True)
+    command = [sys.executable, "-c", HOLDER, str(pgdata)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "up\n"
+        holder.kill()
+    assert postgres_processes(pgdata) != []  # left running by the killed process
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XDG_RUNTIME_DIR")}
+    env["RECONCILER_HOME"] = str(home)
+    seed_leads(airtable, 3)
+
+    try:
+        proc = start_reconcile(home / "r.json", "--mapping", "leads", "-q", env=env)
+        code, _, err = proc.finish(timeout=120)
+
+        assert (code, err) == (0, ""), err
+        assert proc.report["mappings"][0]["pull"]["inserted"] == 3
+        assert postgres_processes(pgdata) == []
+    finally:
+        for pid in postgres_processes(pgdata):  # not left behind when the test fails
+            os.kill(pid, signal.SIGTERM)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import shutil
 import warnings
@@ -71,6 +72,7 @@ def embedded_url(home: Path) -> str:
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise DatabaseError(f"embedded Postgres unavailable: {exc}") from exc
     path = usable_folder(home / "pg", "RECONCILER_HOME")
+    _forget_dead_handles(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -78,6 +80,29 @@ def embedded_url(home: Path) -> str:
     except Exception as exc:
         raise DatabaseError(f"could not start the embedded Postgres in {path}: {exc}") from exc
     return str(server.get_uri())
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Take the processes no longer running off pgserver's list of those using the server.
+
+    pgserver stops the embedded Postgres when the last process using it exits, finding it the
+    last by that list (``.handle_pids.json`` in the data folder, ``get_server`` and
+    ``PostgresServer._cleanup`` in ``pgserver/postgres_server.py``); a process killed outright
+    (a ``timeout``, the OOM killer) never takes itself off, and no later run would then stop
+    the server: it would run until the host restarts. A list that cannot be read is left to
+    pgserver."""
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    import psutil
+
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def postgres_processes(pgdata: Path) -> list[int]:
