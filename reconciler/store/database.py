@@ -90,19 +90,21 @@ def _forget_dead_handles(pgdata: Path) -> None:
     ``PostgresServer._cleanup`` in ``pgserver/postgres_server.py``); a process killed outright
     (a ``timeout``, the OOM killer) never takes itself off, and no later run would then stop
     the server: it would run until the host restarts. A list that cannot be read is left to
-    pgserver."""
-    handles = pgdata / ".handle_pids.json"
-    try:
-        pids = json.loads(handles.read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(pids, list):
-        return
+    pgserver. (pgserver updates the list without a lock between processes; so does this.)"""
     import psutil
 
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-    if alive != pids:
-        handles.write_text(json.dumps(alive))
+    handles = pgdata / ".handle_pids.json"
+
+    def read() -> list[Any]:
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            return []
+        return pids if isinstance(pids, list) else []
+
+    dead = {pid for pid in read() if isinstance(pid, int) and not psutil.pid_exists(pid)}
+    if dead:  # read again just before writing: a process starting meanwhile keeps its pid
+        handles.write_text(json.dumps([pid for pid in read() if pid not in dead]))
 
 
 def postgres_processes(pgdata: Path) -> list[int]:
