@@ -13,7 +13,7 @@ from reconciler.remotes.twenty_pages import FORWARD, TICK, Ask, Page, Raw, stamp
 
 class Tally:
     """The server's counts against the records read, where the oldest-first reader followed the
-    server's cursor through a millisecond (:class:`OldestFirst`): on a server comparing the
+    server's cursor through a millisecond (``twenty_ends.OldestFirst``): on a server comparing the
     cursor at the millisecond, a record of that millisecond stored after the cursor's row with
     a lower ``id`` is on no page, and only the counts show it.
 
