@@ -155,7 +155,11 @@ def _never_connected(exc: requests.RequestException) -> bool:
     """Whether no connection could be opened: a connect timeout, or urllib3's
     ``NewConnectionError`` (refused, or a name that does not resolve:
     ``NameResolutionError`` is one) as the reason of the ``ConnectionError``. A connection
-    dropped once open is a ``ProtocolError`` there."""
+    dropped once open is a ``ProtocolError`` there. Sources: urllib3 ``exceptions.py``
+    (``NewConnectionError``: "Raised when we fail to establish a new connection. Usually
+    ECONNREFUSED."), requests ``adapters.py`` (``HTTPAdapter.send`` wraps urllib3's
+    ``MaxRetryError``: ``ConnectTimeout`` for a connect timeout, ``ConnectionError`` with the
+    reason kept otherwise); ``docs/fidelity.md``, "Late and lost answers"."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None

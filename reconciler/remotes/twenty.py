@@ -150,6 +150,8 @@ class TwentyRemote(TwentyChecks):
                 response = self._client.request(method, path, params=params, json=json)
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 # refused, reset, cut mid-body (RemoteProtocolError), timed out, garbled
+                # httpx ``_exceptions.py``: ConnectError "Failed to establish a connection.",
+                # ConnectTimeout "Timed out while connecting to the host.": never reached.
                 never = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 message = f"connection problem: {type(exc).__name__}"
                 raise Transient(message, unreached=never) from None
