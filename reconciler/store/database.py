@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import os
 import shutil
 import warnings
@@ -90,21 +89,19 @@ def _forget_dead_handles(pgdata: Path) -> None:
     ``PostgresServer._cleanup`` in ``pgserver/postgres_server.py``); a process killed outright
     (a ``timeout``, the OOM killer) never takes itself off, and no later run would then stop
     the server: it would run until the host restarts. A list that cannot be read is left to
-    pgserver. (pgserver updates the list without a lock between processes; so does this.)"""
+    pgserver. (pgserver updates the list without a lock between processes; so does this, through
+    its own ``DiskList``.)"""
     import psutil
+    from pgserver.utils import DiskList  # the list as pgserver reads and writes it
 
-    handles = pgdata / ".handle_pids.json"
-
-    def read() -> list[Any]:
-        try:
-            pids = json.loads(handles.read_text())
-        except (OSError, ValueError):
-            return []
-        return pids if isinstance(pids, list) else []
-
-    dead = {pid for pid in read() if isinstance(pid, int) and not psutil.pid_exists(pid)}
-    if dead:  # read again just before writing: a process starting meanwhile keeps its pid
-        handles.write_text(json.dumps([pid for pid in read() if pid not in dead]))
+    handles = DiskList(pgdata / ".handle_pids.json")
+    try:
+        pids = handles.get()
+    except ValueError:
+        return
+    for pid in pids:
+        if isinstance(pid, int) and not psutil.pid_exists(pid):
+            handles.get_and_remove(pid)  # reads the list again: a pid added meanwhile stays
 
 
 def postgres_processes(pgdata: Path) -> list[int]:
