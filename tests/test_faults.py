@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -217,58 +218,63 @@ def test_airtable_connection_errors__only_those_before_a_connection_opened_are_u
     assert not never(requests.ConnectionError(dropped))
 
 
-@pytest.mark.parametrize("remote", ["airtable", "twenty"])
-def test_unreachable_server__the_mapping_stops_after_three_attempts_naming_the_address(
+@dataclass(frozen=True)
+class Side:
+    """One remote with both emulators up and seeded (3 records each): its emulator, its
+    mapping, the other remote's mapping, and the variable holding its address."""
+
+    emulator: Any
+    mapping: str
+    other: str
+    variable: str
+
+
+@pytest.fixture(params=["airtable", "twenty"])
+def side(
+    request: pytest.FixtureRequest,
     airtable: AirtableEmulator,
     twenty: TwentyEmulator,
     db: sa.Engine,
-    cli: Cli,
     monkeypatch: pytest.MonkeyPatch,
-    remote: str,
+) -> Side:
+    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
+    seed_leads(airtable, 3)
+    seed_progressions(twenty, 3)
+    if request.param == "airtable":
+        return Side(airtable, "leads", M, "AIRTABLE_API_URL")
+    return Side(twenty, M, "leads", "TWENTY_API_URL")
+
+
+def test_unreachable_server__the_mapping_stops_after_three_attempts_naming_the_address(
+    side: Side, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nothing listens at the remote's address: the mapping stops after three attempts (the
     connection refused, as ``requests`` and ``httpx`` report it), exit 3, and the error names
     the address; the other remote's mapping runs."""
-    variable = f"{remote.upper()}_API_URL"
-    monkeypatch.setenv(variable, "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
-    name = "leads" if remote == "airtable" else M
-    other = M if remote == "airtable" else "leads"
+    monkeypatch.setenv(side.variable, "http://127.0.0.1:9")  # nothing listens there
 
     result = cli()
 
     assert result.exit_code == 3, result.output
-    assert result.mapping(name)["api"]["requests"] == 3
-    (error,) = [e for e in result.report["errors"] if e["mapping"] == name]
+    assert result.mapping(side.mapping)["api"]["requests"] == 3
+    (error,) = [e for e in result.report["errors"] if e["mapping"] == side.mapping]
     assert "could not be reached (3 attempts): connection problem" in error["message"]
-    assert f"is http://127.0.0.1:9 reachable? check {variable}" in error["message"]
-    assert result.mapping(other)["api"]["requests"] > 0
-    assert not [e for e in result.report["errors"] if e["mapping"] == other]
+    assert f"is http://127.0.0.1:9 reachable? check {side.variable}" in error["message"]
+    assert result.mapping(side.other)["pull"]["inserted"] == 3
+    assert not [e for e in result.report["errors"] if e["mapping"] == side.other]
 
 
-@pytest.mark.parametrize("remote", ["airtable", "twenty"])
-def test_connection_dropped_before_any_answer__retried_as_any_failure(
-    airtable: AirtableEmulator,
-    twenty: TwentyEmulator,
-    db: sa.Engine,
-    cli: Cli,
-    monkeypatch: pytest.MonkeyPatch,
-    remote: str,
-) -> None:
+def test_connection_dropped_before_any_answer__retried_as_any_failure(side: Side, cli: Cli) -> None:
     """A server that takes the connection and closes it without answering was reached: its
     first four requests dropped, the run still goes through (the fewer attempts are for a
     server no connection could be opened to)."""
-    monkeypatch.setenv("RECONCILER_RETRY_BASE_SECONDS", "0.001")
-    seed_leads(airtable, 3)
-    seed_progressions(twenty, 3)
-    (airtable if remote == "airtable" else twenty).faults.drop(times=4)
+    side.emulator.faults.drop(times=4)
 
     result = cli()
 
     assert result.exit_code == 0, result.output
-    name = "leads" if remote == "airtable" else M
-    assert result.mapping(name)["api"]["retries"] >= 4
-    assert result.mapping(name)["pull"]["inserted"] == 3
+    assert result.mapping(side.mapping)["api"]["retries"] >= 4
+    assert result.mapping(side.mapping)["pull"]["inserted"] == 3
 
 
 # -- 5xx bursts -----------------------------------------------------------------------------------
