@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from reconciler.emulators.twenty.schema import DATE_TIME
 from reconciler.emulators.twenty.values import comparable
@@ -35,17 +35,19 @@ class Node(ABC):
 
 
 @dataclass(frozen=True)
-class And(Node):
-    """All children hold."""
+class _Junction(Node):
+    """``and(…)`` or ``or(…)``: SQL's AND and OR, where one value decides (``deciding``), else
+    unknown, else the other value."""
 
     children: tuple[Node, ...]
+    deciding: ClassVar[bool]
 
     def evaluate(self, record: Mapping[str, Any]) -> bool | None:
-        """SQL AND: False wins, then unknown."""
+        """The deciding value if a child has it, then unknown, then the other value."""
         results = [child.evaluate(record) for child in self.children]
-        if False in results:
-            return False
-        return None if None in results else True
+        if self.deciding in results:
+            return self.deciding
+        return None if None in results else not self.deciding
 
     def fields(self) -> set[str]:
         """Fields mentioned by any child."""
@@ -53,21 +55,17 @@ class And(Node):
 
 
 @dataclass(frozen=True)
-class Or(Node):
-    """At least one child holds."""
+class And(_Junction):
+    """All children hold (SQL AND: False wins, then unknown)."""
 
-    children: tuple[Node, ...]
+    deciding: ClassVar[bool] = False
 
-    def evaluate(self, record: Mapping[str, Any]) -> bool | None:
-        """SQL OR: True wins, then unknown."""
-        results = [child.evaluate(record) for child in self.children]
-        if True in results:
-            return True
-        return None if None in results else False
 
-    def fields(self) -> set[str]:
-        """Fields mentioned by any child."""
-        return set().union(*(child.fields() for child in self.children))
+@dataclass(frozen=True)
+class Or(_Junction):
+    """At least one child holds (SQL OR: True wins, then unknown)."""
+
+    deciding: ClassVar[bool] = True
 
 
 @dataclass(frozen=True)
