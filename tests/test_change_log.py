@@ -361,6 +361,7 @@ def test_log_filters__narrow_by_mapping_run_time_and_limit(airtable, db, cli) ->
     assert log(cli, "--mapping", "leads") == everything
     assert log(cli, "--mapping", M) == []
     assert log(cli, "--limit", "2") == everything[:2]
+    assert log(cli, "--limit", str(2**64)) == everything  # past bigint: all, not an error
     latest = everything[0]["logged_at"]
     assert log(cli, "--since", latest) == everything[:1]
     assert log(cli, "--until", everything[1]["logged_at"]) == everything[1:]

@@ -36,6 +36,9 @@ def test_runs_json__limit_keeps_the_newest(airtable, db, cli) -> None:
     last = cli()
     listed = json.loads(cli("runs", "--limit", "1", "--json").stdout)
     assert [r["run_id"] for r in listed] == [last.report["run_id"]]
+    everything = cli("runs", "--limit", str(2**64), "--json")  # past bigint: all, not an error
+    assert everything.exit_code == 0, everything.output
+    assert len(json.loads(everything.stdout)) == 2
 
 
 def test_runs_json__an_empty_history_is_an_empty_array(db, cli) -> None:

@@ -154,6 +154,7 @@ def test_status__a_record_failing_more_than_n_times(airtable, db, cli: Cli) -> N
 
     assert line == f"leads: 1 record(s) failed more than 3 times in a row: pull {bad['id']} (4x)"
     assert cli("status", "--max-failures", "4").exit_code == 0
+    assert cli("status", "--max-failures", str(2**64)).exit_code == 0  # past integer: tolerated
 
 
 @pytest.mark.usefixtures("synced")
@@ -515,6 +516,13 @@ def test_status__a_limit_below_one_is_a_usage_error(airtable, database_url, cli,
     result = cli("status", option, "0")
     assert result.exit_code == 2, result.output
     assert option in result.stderr
+
+
+def test_status__a_max_age_past_ten_years_is_a_usage_error(airtable, database_url, cli) -> None:
+    result = cli("status", "--max-age", str(2**64))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "--max-age" in result.stderr
+    assert "5256000" in result.stderr
 
 
 def test_status__counts_at_most_the_runs_it_scans(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from reconciler.cli.app import JsonOut, app, open_database
-from reconciler.cli.run import ConfigPath, MappingOpt
+from reconciler.cli.run import LOOKBACK_MAX, ConfigPath, MappingOpt
 from reconciler.errors import EXIT_OK, EXIT_PARTIAL, UnavailableError, UsageError
 
 if TYPE_CHECKING:
@@ -31,8 +31,10 @@ MaxAge = Annotated[
     typer.Option(
         "--max-age",
         min=1,
+        max=LOOKBACK_MAX,
         metavar="MINUTES",
-        help="How old a mapping's last successful run may be.",
+        help="How old a mapping's last successful run may be, in minutes (1 to 5256000, ten "
+        "years).",
     ),
 ]
 MaxFailures = Annotated[

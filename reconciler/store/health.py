@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from reconciler.store.database import lock_held, run_lock_name
 from reconciler.store.schema import failures, runs
+from reconciler.store.sql import INTEGER_MAX
 
 PAGE = 50  # stored reports read per query while looking for a mapping's last success
 RECORDS_SHOWN = 20  # failing records listed per mapping (the counts are always complete)
@@ -100,6 +101,7 @@ def runs_of(conn: Connection, mapping: str, *, limit: int) -> Iterator[StoredRun
 def failures_by_mapping(conn: Connection, max_failures: int) -> dict[str, Failures]:
     """Per mapping: its dead letters, and its live records that failed more than
     ``max_failures`` times in a row."""
+    max_failures = min(max_failures, INTEGER_MAX)  # no record has failed more often
     flagged = or_(failures.c.dead, failures.c.attempts > max_failures)
     counts = select(
         failures.c.mapping,

@@ -23,7 +23,7 @@ from sqlalchemy.types import NullType
 from reconciler.model import Mapping
 from reconciler.store.database import lock_held, run_lock_name
 from reconciler.store.schema import failures, meta, remote_state, runs, watermarks
-from reconciler.store.sql import among, text_array
+from reconciler.store.sql import BIGINT_MAX, among, text_array
 
 
 @dataclass(frozen=True)
@@ -342,7 +342,7 @@ def finish_run(conn: Connection, report: dict[str, Any], exit_code: int) -> None
 def recent_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
     """The last runs, newest first, as stored reports (or their summary while running); a run
     marked ``running`` whose process is gone shows as ``interrupted``."""
-    query = select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+    query = select(runs).order_by(runs.c.started_at.desc()).limit(min(limit, BIGINT_MAX))
     items = [dict(r._mapping) for r in conn.execute(query)]
     dead = set(_dead_runs(conn, [i["run_id"] for i in items if i["status"] == "running"]))
     for item in items:

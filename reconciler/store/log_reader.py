@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, select
 
 from reconciler.model import iso_ms
 from reconciler.store.schema import change_log
+from reconciler.store.sql import BIGINT_MAX
 
 if TYPE_CHECKING:
     from reconciler.store.sync import Store
@@ -84,7 +85,7 @@ def read_log(conn: Connection, where: LogFilter) -> list[dict[str, Any]]:
         select(change_log)
         .where(*conditions)
         .order_by(c.id.desc())  # the order entries were written in
-        .limit(where.limit)
+        .limit(min(where.limit, BIGINT_MAX))
     )
     return [_as_json(dict(r._mapping)) for r in conn.execute(query)]
 

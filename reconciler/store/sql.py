@@ -12,6 +12,12 @@ from sqlalchemy import Connection, Table, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+# The largest values of Postgres' integer types (https://www.postgresql.org/docs/current/
+# datatype-numeric.html): a count or limit asked for beyond them means "all", and is bound as
+# the largest value the column or LIMIT takes, instead of failing as out of range.
+INTEGER_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
+
 COPY_LINES = 100  # lines of COPY text sent at a time (some 30 KB of change-log entries)
 
 # COPY's text format: a cell's backslash, tab, newline and carriage return are escaped, and
