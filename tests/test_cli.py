@@ -73,11 +73,19 @@ def test_bad_lookback_before_run__exits_2_as_after_it(
     assert before.stderr == after.stderr and "--lookback" in before.stderr
 
 
-def test_a_defect_of_the_tool__one_line_exit_3_never_a_traceback(cli, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "message",
+    [
+        "something the tool did not expect",
+        # as SQLAlchemy words a database error: the statement and its parameters follow
+        "something the tool did not expect\n[SQL: SELECT 1]\n[parameters: {'id_1': 1}]",
+    ],
+)
+def test_a_defect_of_the_tool__one_line_exit_3_never_a_traceback(cli, monkeypatch, message) -> None:
     import reconciler.config
 
     def broken(*args: object) -> None:
-        raise RuntimeError("something the tool did not expect")
+        raise RuntimeError(message)
 
     monkeypatch.setattr(reconciler.config, "load_settings", broken)
     result = cli("runs")

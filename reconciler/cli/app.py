@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         stderr().print(f"reconcile: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         code = exc.exit_code
     except Exception as exc:  # a defect of the tool: one line, never a traceback
+        # The first line only: a database error goes on with the statement and its parameters.
+        said = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
         stderr().print(
-            f"reconcile: error: internal error: {type(exc).__name__}: {exc}; please report it "
+            f"reconcile: error: internal error: {type(exc).__name__}: {said}; please report it "
             "with the command that caused it",
             markup=False,
             highlight=False,
