@@ -22,7 +22,7 @@ from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.model import Mapping, builtin_mappings
-from reconciler.model.mapping import api_url_problem
+from reconciler.model.mapping import api_url_problem, base_id_problem
 
 DEFAULT_AIRTABLE_URL = "https://api.airtable.com"
 DEFAULT_TWENTY_URL = "https://api.twenty.com"
@@ -216,6 +216,14 @@ def _api_url(env: EnvMapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+def _base_id(env: EnvMapping[str, str]) -> str | None:
+    value = env.get(AIRTABLE_BASE_ID, "").strip()
+    problem = base_id_problem(value) if value else None
+    if problem is not None:
+        raise UsageError(f"{AIRTABLE_BASE_ID} {problem}")
+    return value or None
+
+
 def _database_url(env: EnvMapping[str, str]) -> Secret | None:
     url = _secret(env, "DATABASE_URL")
     if url is not None and not url.value.startswith(DATABASE_SCHEMES):
@@ -262,7 +270,7 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         home=home,
         database_url=_database_url(env),
         airtable_token=_secret(env, AIRTABLE_TOKEN),
-        airtable_base_id=env.get(AIRTABLE_BASE_ID, "").strip() or None,
+        airtable_base_id=_base_id(env),
         airtable_api_url=_api_url(env, "AIRTABLE_API_URL", DEFAULT_AIRTABLE_URL),
         airtable_rate=_number(env, "AIRTABLE_RATE_LIMIT", 5.0, minimum=0.1),
         twenty_api_key=_secret(env, TWENTY_API_KEY),

@@ -33,6 +33,8 @@ from tests.helpers import events_config, execute, rows, seed_leads
         ([], {"DATABASE_URL": "mysql://u:pw@db/x"}, "DATABASE_URL"),
         ([], {"AIRTABLE_API_URL": "not-a-url"}, "AIRTABLE_API_URL"),
         ([], {"TWENTY_API_URL": "ftp://crm.example.com"}, "TWENTY_API_URL"),
+        ([], {"AIRTABLE_BASE_ID": "../../v0/appOther"}, "AIRTABLE_BASE_ID"),  # into the path
+        ([], {"AIRTABLE_BASE_ID": "app x"}, "AIRTABLE_BASE_ID"),
     ],
 )
 def test_bad_option__exits_2_with_one_line_naming_it(

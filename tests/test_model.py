@@ -144,14 +144,14 @@ ENV_NAME = (
 )
 NEW_KEY_ERRORS = [
     (
-        '[mappings.leads]\nbase = "xyz"',
-        "config.toml: mappings.leads.base: must be an Airtable base id: app and 14 letters or "
-        "digits (got 'xyz')",
+        '[mappings.leads]\nbase = "app x"',
+        "config.toml: mappings.leads.base: must be an Airtable base id: letters and digits, like "
+        "appXXXXXXXXXXXXXX (got 'app x')",
     ),
     (
-        '[mappings.leads]\nbase = "appSHORT"',
-        "config.toml: mappings.leads.base: must be an Airtable base id: app and 14 letters or "
-        "digits (got 'appSHORT')",
+        '[mappings.leads]\nbase = "../appX"',
+        "config.toml: mappings.leads.base: must be an Airtable base id: letters and digits, like "
+        "appXXXXXXXXXXXXXX (got '../appX')",
     ),
     (
         '[mappings.rep_progressions]\nbase = "appABCDEFGHIJ1234"',
@@ -228,6 +228,15 @@ def test_new_keys__are_read_with_their_defaults_left_to_the_environment() -> Non
     assert (leads.api_url, leads.api_key_env) == (None, None)
     assert (reps.base, reps.token_env, reps.api_url, reps.api_key_env) == (None,) * 4
     assert (deals.api_url, deals.api_key_env) == ("https://crm.example.com", "CRM_KEY")
+
+
+def test_new_keys__a_base_id_of_letters_digits_and_dashes_is_taken_as_it_is() -> None:
+    """Real ids are app and 14 letters or digits; any id a URL path holds unchanged is taken
+    (the server refuses a wrong one, naming the base)."""
+    (leads, _) = _parse('[mappings.leads]\nbase = "appB2"')
+    assert leads.base == "appB2"
+    (leads, _) = _parse('[mappings.leads]\nbase = "base_2-eu"')
+    assert leads.base == "base_2-eu"
 
 
 # -- match_on --------------------------------------------------------------------------------------

@@ -23,10 +23,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, PlainValidator, Vali
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from reconciler.errors import UsageError
-from reconciler.model.mapping import Direction, Kind, Merge, api_url_problem
+from reconciler.model.mapping import (
+    Direction,
+    Kind,
+    Merge,
+    api_url_problem,
+    base_id_problem,
+    show,
+)
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-BASE_ID_RE = re.compile(r"^app[A-Za-z0-9]{14}$")
 ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 REMOTES = ("airtable", "twenty")
 
@@ -52,15 +58,6 @@ class At:
         """A one-line usage error naming the file and the key."""
         where = f"{self.source}: {self.path}" if self.path else self.source
         return UsageError(f"{where}: {message}")
-
-
-def show(value: object) -> str:
-    """A found value as an error message quotes it (tables and arrays by their kind only)."""
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return repr(value)
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -118,11 +115,10 @@ def _remote(value: object) -> str:
 
 
 def _base_id(value: object) -> str:
-    if not isinstance(value, str) or not BASE_ID_RE.match(value):
-        raise _fail(
-            f"must be an Airtable base id: app and 14 letters or digits (got {show(value)})"
-        )
-    return value
+    problem = base_id_problem(value)
+    if problem is not None:
+        raise _fail(problem)
+    return str(value)
 
 
 def _env_name(value: object) -> str:

@@ -5,10 +5,26 @@ Plain frozen data; the built-in mappings and config files are read into these by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from urllib.parse import urlsplit
+
+# An Airtable base id goes into every request's path as it is (pyairtable quotes the table's
+# name, not the base id: ``Table.urls``), so it may hold only what a path segment holds
+# unchanged. Real ids are ``app`` and 14 letters or digits; any id of letters, digits, ``_``
+# and ``-`` is taken, and a wrong one is refused by the server, naming the base (403).
+_BASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def show(value: object) -> str:
+    """A found value as an error message quotes it (tables and arrays by their kind only)."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
 
 
 def api_url_problem(value: object) -> str | None:
@@ -22,10 +38,19 @@ def api_url_problem(value: object) -> str | None:
     if url is not None and (url.username or url.password or url.query or url.fragment):
         return "must be the server's URL alone, without user:password@, query or fragment"
     if url is None or url.scheme not in ("http", "https") or not url.hostname:
-        shown = "a table" if isinstance(value, dict) else repr(value)
-        shown = "an array" if isinstance(value, list) else shown
-        return f"must be an http(s) URL (got {shown})"
+        return f"must be an http(s) URL (got {show(value)})"
     return None
+
+
+def base_id_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as an Airtable base id (``base``, ``AIRTABLE_BASE_ID``), or
+    None."""
+    if isinstance(value, str) and _BASE_ID_RE.match(value):
+        return None
+    return (
+        "must be an Airtable base id: letters and digits, like appXXXXXXXXXXXXXX "
+        f"(got {show(value)})"
+    )
 
 
 class Direction(StrEnum):
