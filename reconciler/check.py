@@ -125,7 +125,7 @@ def database(settings: Settings, kept: dict[str, Any]) -> Iterator[Check]:
     try:
         engine = open_database(settings)
     except SchemaNotMigrated as exc:
-        yield Check(name, False, str(exc), "run `reconcile migrate`", UNAVAILABLE)
+        yield Check(name, False, str(exc), kind=UNAVAILABLE)  # it says to run migrate
         return
     except ReconcilerError as exc:
         hint = "check DATABASE_URL and that Postgres is running"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy import make_url
 
 from reconciler.cli import main
 from tests.helpers import events_config, execute, rows, seed_leads
@@ -116,6 +119,29 @@ def test_unmigrated_database__exit_3_tells_to_migrate(airtable, unmigrated_url, 
     assert cli("migrate").exit_code == 0  # safe to run twice
     seed_leads(airtable, 2)
     assert cli().exit_code == 0
+
+
+def test_migrate_without_the_privilege__one_line_exit_3_saying_which_user_may(
+    unmigrated_url, cli, monkeypatch
+) -> None:
+    """A role that may log in but not create in the database (Postgres 15 and later give no one
+    CREATE on schema public by default)."""
+    role = f"plain_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(unmigrated_url.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    monkeypatch.setenv("DATABASE_URL", str(make_url(unmigrated_url).set(username=role)))
+    try:
+        result = cli("migrate")
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
+    assert result.exit_code == 3, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "internal error" not in lines[0], lines
+    assert "migration failed: permission denied for database" in lines[0]
+    assert "as a user that may create schemas and tables" in lines[0]
 
 
 @pytest.mark.parametrize(

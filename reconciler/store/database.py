@@ -16,7 +16,7 @@ from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from reconciler.config import DATABASE_SCHEMES, usable_folder
 from reconciler.errors import DatabaseError, SchemaNotMigrated
@@ -226,6 +226,11 @@ def _reason(exc: SQLAlchemyError) -> str:
 # for that would cost it a fifth of a run with nothing to do.
 
 
+# Postgres' SQLSTATE for a statement the user has no privilege for
+# (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
 def _alembic_config() -> Config:
     from alembic.config import Config
 
@@ -243,8 +248,14 @@ def migrate(engine: Engine) -> str:
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
-    except OperationalError as exc:
-        raise DatabaseError(f"migration failed: {_reason(exc)}") from exc
+    except DBAPIError as exc:  # unreachable, or a statement refused (a privilege missing)
+        hint = ""
+        if getattr(exc.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+            hint = (
+                "; run `reconcile migrate` as a user that may create schemas and tables in this "
+                "database (its owner, or one granted CREATE on it and on schema public)"
+            )
+        raise DatabaseError(f"migration failed: {_reason(exc)}{hint}") from exc
     return head_revision()
 
 
