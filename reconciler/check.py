@@ -116,7 +116,10 @@ def credentials(mapping: Mapping, settings: Settings, *, others_run: bool) -> Ch
 def database(settings: Settings, kept: dict[str, Any]) -> Iterator[Check]:
     """The database answers and is migrated; every mapped local table has its columns. Fills
     ``kept`` with what runs kept of each mapping's remote schema."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from reconciler.engine.run import open_database
+    from reconciler.store.database import database_failure
     from reconciler.store.history import remote_state_of
     from reconciler.store.sync import Store
 
@@ -131,6 +134,9 @@ def database(settings: Settings, kept: dict[str, Any]) -> Iterator[Check]:
         hint = "check DATABASE_URL and that Postgres is running"
         yield Check(name, False, str(exc), hint, UNAVAILABLE)
         return
+    except SQLAlchemyError as exc:  # reached, but a statement refused (a privilege missing)
+        yield Check(name, False, database_failure(exc), kind=UNAVAILABLE)
+        return
     yield Check(name, True, where)
     try:
         with engine.connect() as conn:
@@ -139,6 +145,8 @@ def database(settings: Settings, kept: dict[str, Any]) -> Iterator[Check]:
                 state = remote_state_of(conn, mapping.name)
                 yield _local_table(store, mapping, state.unfilled(mapping))
                 kept[mapping.name] = state.schema
+    except SQLAlchemyError as exc:
+        yield Check("database readable", False, database_failure(exc), kind=UNAVAILABLE)
     finally:
         engine.dispose()
 

@@ -102,3 +102,32 @@ def test_least_privilege__role_is_refused_anything_else(app_url, statement: str)
             conn.exec_driver_sql(statement)
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def bare_url(database_url: str, db: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A role that may log in to the migrated database and nothing more (no grants from
+    docs/least-privilege.sql); DATABASE_URL set to connect as it."""
+    role = f"bare_{uuid.uuid4().hex[:8]}"
+    with db.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    url = make_url(database_url).set(username=role).render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    with db.begin() as conn:
+        conn.exec_driver_sql(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("command", [["runs"], ["log"], ["status"], ["check"], ["--dry-run"], []])
+def test_role_without_the_grants__every_command_says_what_to_grant_in_one_line_exit_3(
+    bare_url, airtable, cli, command: list[str]
+) -> None:
+    result = cli(*command)
+    assert result.exit_code == 3, result.output
+    said = [line for line in result.output.splitlines() if "permission denied" in line]
+    assert len(said) == 1, result.output
+    assert "the database refused a statement: permission denied for schema reconciler" in said[0]
+    assert "docs/least-privilege.sql" in said[0]
+    assert "internal error" not in result.output and "[SQL:" not in result.output
+    if result.report_path is not None and result.report_path.exists():  # a run: its report
+        assert result.report["message"] in said[0]

@@ -91,18 +91,29 @@ def main(argv: list[str] | None = None) -> None:
     except ReconcilerError as exc:
         stderr().print(f"reconcile: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         code = exc.exit_code
-    except Exception as exc:  # a defect of the tool: one line, never a traceback
-        # The first line only: a database error goes on with the statement and its parameters.
-        said = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-        stderr().print(
-            f"reconcile: error: internal error: {type(exc).__name__}: {said}; please report it "
-            "with the command that caused it",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
-        code = EXIT_UNAVAILABLE
+    except Exception as exc:
+        code = _unexpected(exc)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _unexpected(exc: Exception) -> int:
+    """Say what stopped a command, in one line, never a traceback; returns the exit code 3. A
+    database error (a privilege missing, the connection lost) is said as the database's;
+    anything else is a defect of the tool."""
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")  # loaded by whatever raised one
+    if sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.SQLAlchemyError):
+        from reconciler.store.database import database_failure
+
+        said = database_failure(exc)
+    else:
+        # The first line only: a message may go on with statements and parameters.
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        said = (
+            f"internal error: {type(exc).__name__}: {first}; please report it with the command "
+            "that caused it"
+        )
+    stderr().print(f"reconcile: error: {said}", markup=False, highlight=False, soft_wrap=True)
+    return EXIT_UNAVAILABLE
 
 
 class _Exit:

@@ -136,7 +136,7 @@ class Run:
         elif isinstance(exc, (OperationalError, InterfaceError)):
             report.fatal = "database connection lost mid-run: " + _first_line(exc)
         elif isinstance(exc, SQLAlchemyError):
-            report.fatal = "the database refused a statement: " + _first_line(exc)
+            report.fatal = store_database.database_failure(exc)
         else:  # a bug must still leave a report and a clear exit code
             logger.debug("internal error", exc_info=True)  # shown with -v
             report.fatal = f"internal error: {type(exc).__name__}: {exc}"

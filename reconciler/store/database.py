@@ -16,7 +16,7 @@ from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from reconciler.config import DATABASE_SCHEMES, usable_folder
 from reconciler.errors import DatabaseError, SchemaNotMigrated
@@ -214,6 +214,20 @@ def _register_loaders(dbapi_connection: Any, _record: Any) -> None:
         wrapped = adapters.get_loader(oid, Format.TEXT)
         loader = type(f"Infinite{wrapped.__name__}", (_InfinityAsText,), {"wrapped": wrapped})
         adapters.register_loader(oid, loader)
+
+
+def database_failure(exc: SQLAlchemyError) -> str:
+    """One line for a database error that stops a command: a connection lost, or a statement
+    refused (for want of a privilege, with what to grant)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return f"database connection lost: {_reason(exc)}"
+    said = f"the database refused a statement: {_reason(exc)}"
+    if getattr(getattr(exc, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+        said += (
+            "; the user of DATABASE_URL needs the privileges docs/least-privilege.sql grants "
+            "(or run as the database's owner)"
+        )
+    return said
 
 
 def _reason(exc: SQLAlchemyError) -> str:
