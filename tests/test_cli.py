@@ -144,6 +144,25 @@ def test_migrate_without_the_privilege__one_line_exit_3_saying_which_user_may(
     assert "as a user that may create schemas and tables" in lines[0]
 
 
+def test_migrate_over_an_existing_leads_table__one_line_exit_3_nothing_half_done(
+    unmigrated_url, cli
+) -> None:
+    """An adopter's own ``leads`` table: migrate neither takes it over nor stops half-way."""
+    admin = sa.create_engine(unmigrated_url.replace("postgresql://", "postgresql+psycopg://"))
+    with admin.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE leads (id uuid PRIMARY KEY, email text NOT NULL)")
+    result = cli("migrate")
+    assert result.exit_code == 3, result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line.startswith('reconcile: error: migration failed: relation "leads" already exists;')
+    assert "rename the existing one" in line
+    with admin.begin() as conn:
+        assert conn.exec_driver_sql("SELECT to_regnamespace('reconciler')").scalar() is None
+        conn.exec_driver_sql("ALTER TABLE leads RENAME TO crm_leads")
+    admin.dispose()
+    assert cli("migrate").exit_code == 0
+
+
 @pytest.mark.parametrize(
     "url",
     [

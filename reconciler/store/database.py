@@ -240,9 +240,17 @@ def _reason(exc: SQLAlchemyError) -> str:
 # for that would cost it a fifth of a run with nothing to do.
 
 
-# Postgres' SQLSTATE for a statement the user has no privilege for
-# (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+# Postgres' SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) for a
+# statement the user has no privilege for, and for a table that exists already.
 INSUFFICIENT_PRIVILEGE = "42501"
+DUPLICATE_TABLE = "42P07"
+MIGRATION_HINTS = {
+    INSUFFICIENT_PRIVILEGE: "; run `reconcile migrate` as a user that may create schemas and "
+    "tables in this database (its owner, or one granted CREATE on it and on schema public)",
+    DUPLICATE_TABLE: "; migrate creates the built-in mappings' tables (leads, rep_progressions) "
+    "and never takes over an existing table of that name: rename the existing one (a config "
+    "file can then map it, see README 'Mapping configuration'), or migrate another database",
+}
 
 
 def _alembic_config() -> Config:
@@ -263,12 +271,8 @@ def migrate(engine: Engine) -> str:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except DBAPIError as exc:  # unreachable, or a statement refused (a privilege missing)
-        hint = ""
-        if getattr(exc.orig, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
-            hint = (
-                "; run `reconcile migrate` as a user that may create schemas and tables in this "
-                "database (its owner, or one granted CREATE on it and on schema public)"
-            )
+        state = getattr(exc.orig, "sqlstate", None)
+        hint = MIGRATION_HINTS.get(state, "") if isinstance(state, str) else ""
         raise DatabaseError(f"migration failed: {_reason(exc)}{hint}") from exc
     return head_revision()
 
