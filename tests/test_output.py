@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -11,7 +14,8 @@ from rich.console import Console
 from reconciler.cli.app import console
 from reconciler.cli.log import log_table
 from reconciler.render import RunProgress, render_summary
-from tests.helpers import execute, seed_leads
+from tests.helpers import ago, execute, lead_fields, seed_leads
+from tests.processes import ENTRY, ROOT
 
 
 def _lines(text: str) -> list[str]:
@@ -253,3 +257,29 @@ def test_terminal__too_narrow_for_the_table_gives_whole_lines() -> None:
     wide, out = _terminal()  # 140 columns: the table, every name and header whole
     render_summary(wide, report, quiet=False)
     assert "│ rep_progressions │" in out.getvalue() and "unchanged" in out.getvalue()
+
+
+def test_stdout_not_utf8__output_degrades_and_never_fails(airtable, database_url, cli) -> None:
+    """A locale whose encoding cannot hold every character (here ASCII): JSON is escaped, and
+    readable lines print ``?`` for what the stream cannot hold, with ASCII check marks."""
+    fields = {**lead_fields(1), "First Name": "Zoë ✓"}
+    airtable.create("Leads", fields, modified_at=ago(5))
+    assert cli().exit_code == 0
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+
+    def reconcile(*args: str) -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-c", ENTRY, *args]
+        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, check=False)
+
+    logged = reconcile("log", "--json")
+    assert logged.returncode == 0, logged.stderr
+    entries = json.loads(logged.stdout.decode("ascii"))  # ASCII only, and valid JSON
+    assert "Zoë ✓" in json.dumps(entries, ensure_ascii=False)
+    readable = reconcile("log")
+    assert readable.returncode == 0, readable.stderr
+    assert b"Zo? ?" in readable.stdout + readable.stderr
+    checked = reconcile("check")
+    assert checked.returncode == cli("check").exit_code == 0, checked.stderr
+    lines = checked.stdout.decode("ascii").splitlines()
+    assert lines[0].startswith("+ configuration:"), lines
+    assert all(line[:2] in ("+ ", "! ") for line in lines), lines

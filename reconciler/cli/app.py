@@ -70,9 +70,37 @@ def open_database(settings: Settings | None = None) -> Engine:
     return database.open_database(url, settings.home)
 
 
+def utf8(stream: Any) -> bool:
+    """Whether ``stream`` encodes text as UTF-8 (so it can hold any character)."""
+    encoding = str(getattr(stream, "encoding", None) or "utf-8")
+    return encoding.lower().replace("-", "").replace("_", "") == "utf8"
+
+
+def tolerant_streams() -> None:
+    """Standard streams that cannot encode every character (a locale such as
+    ``en_US.ISO-8859-1``, ``PYTHONIOENCODING=ascii``) print ``?`` for what they cannot hold
+    (a check mark, a name such as Zoë under ASCII) instead of ending the command on it. JSON
+    output is escaped to ASCII there (:func:`json_ascii`)."""
+    for stream in (sys.stdout, sys.stderr):
+        if not utf8(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
+def marks() -> tuple[str, str]:
+    """The marks of a passed and a failed line on stdout: ✓ and ✗, or + and x where stdout
+    cannot encode them (both would print as ``?``)."""
+    return ("✓", "✗") if utf8(sys.stdout) else ("+", "x")
+
+
+def json_ascii() -> bool:
+    """Whether JSON printed on stdout must escape what is not ASCII (stdout not UTF-8)."""
+    return not utf8(sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, exit codes from the error tree, no tracebacks."""
     args = sys.argv[1:] if argv is None else argv
+    tolerant_streams()
     command = typer.main.get_command(app)
     try:
         code = command.main(args, prog_name="reconcile", standalone_mode=False)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from reconciler.cli.app import app, console
+from reconciler.cli.app import app, console, marks
 from reconciler.cli.run import ConfigPath
 
 if TYPE_CHECKING:
@@ -17,7 +17,8 @@ def check_line(check: Check, *, color: bool) -> str:
     """The line of one check (rich markup; the text itself is escaped)."""
     from rich.markup import escape
 
-    mark = ("!" if check.warning else "✓") if check.ok else "✗"
+    passed, failed = marks()
+    mark = ("!" if check.warning else passed) if check.ok else failed
     if color:
         tint = ("yellow" if check.warning else "green") if check.ok else "red"
         mark = f"[{tint}]{mark}[/{tint}]"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from reconciler.cli.app import app, console
+from reconciler.cli.app import app, console, marks
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,8 +70,9 @@ def show(console: Console, result: DemoResult, seconds: float) -> None:
     ):
         console.print()
         console.print(f"[bold]{heading}[/bold]")
+        passed, failed = marks()
         for story in stories:
-            mark = "[green]✓[/green]" if story.ok else "[red]✗[/red]"
+            mark = f"[green]{passed}[/green]" if story.ok else f"[red]{failed}[/red]"
             console.print(f"{mark} [bold]{escape(story.title)}[/bold]: {escape(story.setup)}")
             console.print(f"    → {escape(story.outcome)}")
     console.print()
