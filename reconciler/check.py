@@ -16,7 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from reconciler.config import Settings, load_mappings, load_settings, missing_credentials
+from reconciler.config import (
+    Settings,
+    load_mappings,
+    load_settings,
+    missing_credentials,
+    unusable_credentials,
+)
 from reconciler.engine.window import describe
 from reconciler.errors import (
     EXIT_OK,
@@ -76,7 +82,11 @@ def run_checks(
     source = str(config_path) if config_path else "built-in mappings"
     names = ", ".join(m.name for m in settings.mappings)
     yield Check("configuration", True, f"{source} parsed ({names})")
-    ready = [m for m in settings.mappings if not missing_credentials(m, settings)]
+    ready = [
+        m
+        for m in settings.mappings
+        if not (missing_credentials(m, settings) or unusable_credentials(m, settings))
+    ]
     for mapping in settings.mappings:
         yield credentials(mapping, settings, others_run=bool(ready))
     kept: dict[str, Any] = {}
@@ -107,6 +117,9 @@ def credentials(mapping: Mapping, settings: Settings, *, others_run: bool) -> Ch
             "missing " + ", ".join(missing),
             f"set {' and '.join(missing)} (see README, 'Connecting')",
         )
+    unusable = unusable_credentials(mapping, settings)
+    if unusable:
+        return Check(name, False, "; ".join(unusable))
     return Check(name, True, "present")
 
 

@@ -312,6 +312,23 @@ def secret_names(mapping: Mapping) -> list[str]:
     return [mapping.api_key_env or TWENTY_API_KEY]
 
 
+def unusable_credentials(mapping: Mapping, settings: Settings) -> list[str]:
+    """What is wrong with a mapping's secrets, one line per variable (the values are never
+    quoted). A token goes into a request header, which ``http.client`` encodes as Latin-1 (a
+    character beyond it cannot be sent at all) and where a control character is refused, and
+    real tokens and API keys are printable ASCII; a token copied from a document may carry a
+    typographic character (an ellipsis, a curly quote, a non-breaking space)."""
+    problems = []
+    for name in secret_names(mapping):
+        secret = settings.secret(name)
+        if secret is not None and not (secret.value.isascii() and secret.value.isprintable()):
+            problems.append(
+                f"{name} holds a character no token has (tokens are printable ASCII): "
+                "copy the token again"
+            )
+    return problems
+
+
 def missing_credentials(mapping: Mapping, settings: Settings) -> list[str]:
     """The environment variables a mapping needs but lacks, e.g. ``["SALES_AIRTABLE_TOKEN"]``.
 
@@ -350,6 +367,9 @@ def select_mappings(options: RunOptions, settings: Settings) -> list[tuple[Mappi
     selected = []
     for mapping in chosen:
         missing = missing_credentials(mapping, settings)
+        unusable = [] if missing else unusable_credentials(mapping, settings)
+        if unusable:
+            raise UsageError(unusable[0])
         selected.append((mapping, f"not configured: {', '.join(missing)}" if missing else None))
     if all(reason is not None for _, reason in selected):
         needed = sorted({v for m, _ in selected for v in missing_credentials(m, settings)})

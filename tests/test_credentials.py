@@ -160,6 +160,47 @@ def test_run__a_wrong_custom_token_is_refused_without_showing_it(
     assert "wrong-sales-secret" not in seen
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "custom"),
+    [
+        ("AIRTABLE_TOKEN", "patAbc…def", False),  # beyond Latin-1: could not even be sent
+        ("TWENTY_API_KEY", "eyJhbGci\u00a0Oi", False),  # a non-breaking space pasted with it
+        ("SALES_AIRTABLE_TOKEN", "pat\x07abc", True),  # a control character, a custom variable
+    ],
+)
+def test_a_token_with_a_character_no_token_has__exit_2_naming_the_variable(
+    airtable: Any,
+    twenty: Any,
+    database_url: str,
+    cli: Any,
+    tmp_path: Path,
+    monkeypatch: Any,
+    variable: str,
+    value: str,
+    custom: bool,
+) -> None:
+    config: list[str] = []
+    if custom:
+        text = f'[mappings.leads]\ntoken_env = "{variable}"\n'
+        config = ["--config", str(_write(tmp_path, text))]
+    monkeypatch.setenv(variable, value)
+    result = cli(*config)
+    assert result.exit_code == 2, result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert line == (
+        f"reconcile: error: {variable} holds a character no token has (tokens are printable "
+        "ASCII): copy the token again"
+    )
+    assert result.report_path is not None and not result.report_path.exists()
+    assert airtable.requests == [] and twenty.requests == []  # nothing was contacted
+    checked = cli("check", *config)
+    assert checked.exit_code == 2, checked.output
+    assert f"credentials for {'leads' if 'AIRTABLE' in variable else 'rep_progressions'}" in (
+        next(x for x in checked.stdout.splitlines() if "no token has" in x)
+    )
+    assert "internal error" not in checked.output and value not in checked.output
+
+
 def test_check__names_a_missing_custom_variable(
     database_url: str, cli: Any, sales_config: Path
 ) -> None:
