@@ -208,6 +208,15 @@ def test_validation__invalid_toml_and_a_missing_file(tmp_path: Path) -> None:
         load_mappings(load_settings({}), tmp_path / "absent.toml")
 
 
+def test_config_file__a_byte_order_mark_and_windows_line_ends_are_read(tmp_path: Path) -> None:
+    """As a Windows editor saves it: a UTF-8 byte order mark first, CRLF line ends."""
+    path = tmp_path / "config.toml"
+    text = '[mappings.leads]\r\nfields = [{ column = "notes", direction = "pull" }]\r\n'
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (leads, _) = load_mappings(load_settings({}), path).mappings
+    assert leads.field("notes").direction is Direction.PULL
+
+
 def test_cli__a_bad_config_exits_2_with_one_line_and_no_report(cli, tmp_path: Path) -> None:
     path = _write(tmp_path, '[mappings.leads]\nfields = [{ column = "notes", direction = "up" }]')
     result = cli("--config", str(path))

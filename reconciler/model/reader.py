@@ -222,9 +222,13 @@ def _check_hub_pair(mapping: Mapping, other: Mapping, at: At) -> None:
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """Parse a TOML file; raises UsageError naming the file when it is unreadable or invalid."""
+    """Parse a TOML file; raises UsageError naming the file when it is unreadable or invalid.
+
+    A byte order mark at the start (Windows editors write one) is skipped: TOML files are UTF-8
+    (https://toml.io/en/v1.0.0, "Spec"), and ``tomllib`` would refuse the mark as a statement.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
