@@ -317,14 +317,22 @@ def unusable_credentials(mapping: Mapping, settings: Settings) -> list[str]:
     quoted). A token goes into a request header, which ``http.client`` encodes as Latin-1 (a
     character beyond it cannot be sent at all) and where a control character is refused, and
     real tokens and API keys are printable ASCII; a token copied from a document may carry a
-    typographic character (an ellipsis, a curly quote, a non-breaking space)."""
+    typographic character (an ellipsis, a curly quote, a non-breaking space). Nor does a token
+    begin and end with a quote: an env file read by ``docker run --env-file`` keeps the quotes
+    around a value, which a shell or systemd would take off."""
     problems = []
     for name in secret_names(mapping):
         secret = settings.secret(name)
-        if secret is not None and not (secret.value.isascii() and secret.value.isprintable()):
+        value = "" if secret is None else secret.value
+        if not (value.isascii() and value.isprintable()):
             problems.append(
                 f"{name} holds a character no token has (tokens are printable ASCII): "
                 "copy the token again"
+            )
+        elif len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            problems.append(
+                f"{name} is in quotes, which are not part of a token: set it without them "
+                "(an env file read by docker --env-file keeps them)"
             )
     return problems
 

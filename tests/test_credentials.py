@@ -160,15 +160,24 @@ def test_run__a_wrong_custom_token_is_refused_without_showing_it(
     assert "wrong-sales-secret" not in seen
 
 
+ODD = "holds a character no token has (tokens are printable ASCII): copy the token again"
+QUOTED = (
+    "is in quotes, which are not part of a token: set it without them (an env file read by "
+    "docker --env-file keeps them)"
+)
+
+
 @pytest.mark.parametrize(
-    ("variable", "value", "custom"),
+    ("variable", "value", "custom", "problem"),
     [
-        ("AIRTABLE_TOKEN", "patAbc…def", False),  # beyond Latin-1: could not even be sent
-        ("TWENTY_API_KEY", "eyJhbGci\u00a0Oi", False),  # a non-breaking space pasted with it
-        ("SALES_AIRTABLE_TOKEN", "pat\x07abc", True),  # a control character, a custom variable
+        ("AIRTABLE_TOKEN", "patAbc…def", False, ODD),  # beyond Latin-1: could not even be sent
+        ("TWENTY_API_KEY", "eyJhbGci\u00a0Oi", False, ODD),  # a non-breaking space pasted in
+        ("SALES_AIRTABLE_TOKEN", "pat\x07abc", True, ODD),  # a control character, own variable
+        ("AIRTABLE_TOKEN", '"patAbc.def"', False, QUOTED),
+        ("TWENTY_API_KEY", "'eyJhbGciOi'", False, QUOTED),
     ],
 )
-def test_a_token_with_a_character_no_token_has__exit_2_naming_the_variable(
+def test_a_token_as_no_token_is__exit_2_naming_the_variable_before_any_request(
     airtable: Any,
     twenty: Any,
     database_url: str,
@@ -178,6 +187,7 @@ def test_a_token_with_a_character_no_token_has__exit_2_naming_the_variable(
     variable: str,
     value: str,
     custom: bool,
+    problem: str,
 ) -> None:
     config: list[str] = []
     if custom:
@@ -187,16 +197,13 @@ def test_a_token_with_a_character_no_token_has__exit_2_naming_the_variable(
     result = cli(*config)
     assert result.exit_code == 2, result.output
     (line,) = [line for line in result.stderr.splitlines() if line.strip()]
-    assert line == (
-        f"reconcile: error: {variable} holds a character no token has (tokens are printable "
-        "ASCII): copy the token again"
-    )
+    assert line == f"reconcile: error: {variable} {problem}"
     assert result.report_path is not None and not result.report_path.exists()
     assert airtable.requests == [] and twenty.requests == []  # nothing was contacted
     checked = cli("check", *config)
     assert checked.exit_code == 2, checked.output
     assert f"credentials for {'leads' if 'AIRTABLE' in variable else 'rep_progressions'}" in (
-        next(x for x in checked.stdout.splitlines() if "no token has" in x)
+        next(x for x in checked.stdout.splitlines() if problem in x)
     )
     assert "internal error" not in checked.output and value not in checked.output
 
