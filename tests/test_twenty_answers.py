@@ -140,6 +140,22 @@ def test_redirect__named_with_the_setting_to_fix_and_not_retried(
     assert len(twenty.requests) == 1
 
 
+def test_address_serving_no_twenty_route__named_with_the_setting_to_fix(
+    twenty: TwentyEmulator, db: sa.Engine, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path after the host that the server does not serve (a proxy's prefix given twice, a
+    wrong one): the server answers 404 for the route, as Nest does for any it lacks."""
+    seed_progressions(twenty, 1)
+    monkeypatch.setenv("TWENTY_API_URL", twenty.url + "/crm")
+
+    result = cli("--mapping", M)
+
+    assert result.exit_code == 3, result.output
+    message = _one_error(result)
+    assert message.startswith("Twenty refused the listing: Twenty answered 404"), message
+    assert f"is {twenty.url}/crm Twenty's address? check TWENTY_API_URL" in message
+
+
 def test_connection_cut_mid_body__retried(twenty: TwentyEmulator, db: sa.Engine, cli: Any) -> None:
     """httpx raises RemoteProtocolError for a body cut short: the request is sent again."""
     seed_progressions(twenty, 3)

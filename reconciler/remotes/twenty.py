@@ -115,10 +115,7 @@ class TwentyRemote(TwentyChecks):
             transport=transport or plain_http_transport(target.api_url),
             event_hooks={"request": [lambda _: self._call.pacer.sent()]},
         )
-        reach = (
-            f"is {target.api_url} reachable? check TWENTY_API_URL (or the mapping's api_url) "
-            "and the network"
-        )
+        reach = f"is {target.api_url} reachable? {twenty_http.CHECK_URL} and the network"
         self._call = Caller("Twenty", pacer or BucketPacer.rate(target.rate, 60.0), policy, reach)
         self.stats: ApiStats = self._call.stats
         self.clock = RemoteClock()
@@ -218,7 +215,10 @@ class TwentyRemote(TwentyChecks):
                 records = twenty_http.listed_records(body, self.mapping.remote_table)
                 next_cursor = twenty_http.next_cursor(body)
             except Rejected as exc:
-                raise RemoteUnavailable(f"Twenty refused the listing: {exc}") from None
+                # 404: no such route at this address (an unknown object answers 400).
+                hint = f"; is {self.target.api_url} Twenty's address? {twenty_http.CHECK_URL}"
+                said = f"Twenty refused the listing: {exc}{hint if exc.status == 404 else ''}"
+                raise RemoteUnavailable(said) from None
             except Unreadable as exc:
                 raise RemoteUnavailable(str(exc)) from None
             return twenty_pages.Page(records, next_cursor, twenty_http.total_count(body))

@@ -49,7 +49,7 @@ class TwentyChecks:
             record, refused = self._read_one(strict=found is None)
         except httpx.HTTPError as exc:
             detail = f"cannot reach {self.target.api_url}: {type(exc).__name__}"
-            hint = "check TWENTY_API_URL (or the mapping's api_url) and the network"
+            hint = f"{twenty_http.CHECK_URL} and the network"
             yield Finding(name, False, detail, hint, unavailable=True, scope=scope)
             return
         except twenty_schema.Answered as answer:

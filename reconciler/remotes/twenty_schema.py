@@ -116,7 +116,7 @@ def scope(target: TwentyTarget) -> str:
 def refused(name: str, answer: Answered, target: TwentyTarget) -> Finding:
     """The finding for a server that answered without the data model, or refused the key."""
     scope_ = scope(target)
-    hint = "check TWENTY_API_URL (or the mapping's api_url); try again later"
+    hint = f"{twenty_http.CHECK_URL}; try again later"
     if answer.status in (401, 403):  # 403 from a record read; the data model's is a role's
         hint = f"check {target.api_key_env} (Settings > APIs & Webhooks in Twenty)"
         detail = f"API key refused ({answer.status})"
