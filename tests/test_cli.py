@@ -38,6 +38,7 @@ from tests.helpers import events_config, execute, rows, seed_leads
         ([], {"TWENTY_API_URL": "ftp://crm.example.com"}, "TWENTY_API_URL"),
         ([], {"AIRTABLE_BASE_ID": "../../v0/appOther"}, "AIRTABLE_BASE_ID"),  # into the path
         ([], {"AIRTABLE_BASE_ID": "app x"}, "AIRTABLE_BASE_ID"),
+        ([], {"AIRTABLE_BASE_ID": ".."}, "AIRTABLE_BASE_ID"),
     ],
 )
 def test_bad_option__exits_2_with_one_line_naming_it(

@@ -230,13 +230,13 @@ def test_new_keys__are_read_with_their_defaults_left_to_the_environment() -> Non
     assert (deals.api_url, deals.api_key_env) == ("https://crm.example.com", "CRM_KEY")
 
 
-def test_new_keys__a_base_id_of_letters_digits_and_dashes_is_taken_as_it_is() -> None:
+def test_new_keys__a_base_id_of_letters_digits_dashes_and_dots_is_taken_as_it_is() -> None:
     """Real ids are app and 14 letters or digits; any id a URL path holds unchanged is taken
     (the server refuses a wrong one, naming the base)."""
     (leads, _) = _parse('[mappings.leads]\nbase = "appB2"')
     assert leads.base == "appB2"
-    (leads, _) = _parse('[mappings.leads]\nbase = "base_2-eu"')
-    assert leads.base == "base_2-eu"
+    (leads, _) = _parse('[mappings.leads]\nbase = "base_2-eu.1"')
+    assert leads.base == "base_2-eu.1"
 
 
 # -- match_on --------------------------------------------------------------------------------------

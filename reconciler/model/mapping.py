@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 
 # An Airtable base id goes into every request's path as it is (pyairtable quotes the table's
 # name, not the base id: ``Table.urls``), so it may hold only what a path segment holds
-# unchanged. Real ids are ``app`` and 14 letters or digits; any id of letters, digits, ``_``
-# and ``-`` is taken, and a wrong one is refused by the server, naming the base (403).
-_BASE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# unchanged. Real ids are ``app`` and 14 letters or digits; any id of letters, digits, ``_``,
+# ``-`` and ``.`` (but ``.`` or ``..`` alone) is taken, and a wrong one is refused by the
+# server, naming the base (403).
+_BASE_ID_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$")
 
 
 def show(value: object) -> str:
