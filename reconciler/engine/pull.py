@@ -16,7 +16,7 @@ from reconciler.engine.prefetch import Prefetch
 from reconciler.engine.window import Window, WindowMoved
 from reconciler.records import LocalRow, RemoteRecord
 from reconciler.store.history import Failure, clear_failures, due_pull_retries, has_failures
-from reconciler.store.sql import refusal, refused_row
+from reconciler.store.sql import refusal, refused_row, sqlstate
 
 # Pages read ahead of the one being applied, at the most; as many are applied together when
 # the reading is that far ahead (1,000 records of Airtable's pages, 2,000 of Twenty's).
@@ -310,7 +310,7 @@ def _refused(ctx: MappingContext, remote_id: str, exc: DBAPIError) -> Failure:
     mapping may bring it)."""
     orig = getattr(exc, "orig", exc)
     reason = refusal(exc)
-    state = getattr(orig, "sqlstate", None)
+    state = sqlstate(exc)
     not_null = state == NOT_NULL_VIOLATION
     column = getattr(getattr(orig, "diag", None), "column_name", None)
     if state == FOREIGN_KEY_VIOLATION:

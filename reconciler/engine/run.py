@@ -38,6 +38,7 @@ from reconciler.store import history
 from reconciler.store.changelog import ChangeLog
 from reconciler.store.database import run_lock_name
 from reconciler.store.log_reader import purge_expired
+from reconciler.store.sql import refusal
 from reconciler.store.sync import Store
 
 
@@ -61,11 +62,6 @@ def open_database(settings: Settings) -> Engine:
     """``DATABASE_URL`` (which must be migrated) or the embedded Postgres (migrated here)."""
     url = None if settings.database_url is None else settings.database_url.value
     return store_database.open_database(url, settings.home)
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 MAPPING_FAILURES = (RemoteUnavailable, AuthError, MappingError)
@@ -134,7 +130,7 @@ class Run:
         if isinstance(exc, ReconcilerError):
             report.fatal = str(exc)
         elif isinstance(exc, (OperationalError, InterfaceError)):
-            report.fatal = "database connection lost mid-run: " + _first_line(exc)
+            report.fatal = "database connection lost mid-run: " + refusal(exc)
         elif isinstance(exc, SQLAlchemyError):
             report.fatal = store_database.database_failure(exc)
         else:  # a bug must still leave a report and a clear exit code

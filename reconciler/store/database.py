@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from reconciler.config import DATABASE_SCHEMES, usable_folder
 from reconciler.errors import DatabaseError, SchemaNotMigrated
 from reconciler.store.schema import SCHEMA
-from reconciler.store.sql import unstorable_text
+from reconciler.store.sql import refusal, sqlstate, unstorable_text
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -158,7 +158,7 @@ def connect(url: str) -> Engine:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise DatabaseError(f"database unreachable at {redact(url)}: {_reason(exc)}") from exc
+        raise DatabaseError(f"database unreachable at {redact(url)}: {refusal(exc)}") from exc
     return engine
 
 
@@ -220,19 +220,14 @@ def database_failure(exc: SQLAlchemyError) -> str:
     """One line for a database error that stops a command: a connection lost, or a statement
     refused (for want of a privilege, with what to grant)."""
     if isinstance(exc, OperationalError | InterfaceError):
-        return f"database connection lost: {_reason(exc)}"
-    said = f"the database refused a statement: {_reason(exc)}"
-    if getattr(getattr(exc, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+        return f"database connection lost: {refusal(exc)}"
+    said = f"the database refused a statement: {refusal(exc)}"
+    if sqlstate(exc) == INSUFFICIENT_PRIVILEGE:
         said += (
             "; the user of DATABASE_URL needs the privileges docs/least-privilege.sql grants "
             "(or run as the database's owner)"
         )
     return said
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return str(original).strip().splitlines()[0] if str(original).strip() else type(exc).__name__
 
 
 # Alembic is imported by the functions that migrate, not at the top: a run against a migrated
@@ -271,9 +266,8 @@ def migrate(engine: Engine) -> str:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
     except DBAPIError as exc:  # unreachable, or a statement refused (a privilege missing)
-        state = getattr(exc.orig, "sqlstate", None)
-        hint = MIGRATION_HINTS.get(state, "") if isinstance(state, str) else ""
-        raise DatabaseError(f"migration failed: {_reason(exc)}{hint}") from exc
+        hint = MIGRATION_HINTS.get(sqlstate(exc) or "", "")
+        raise DatabaseError(f"migration failed: {refusal(exc)}{hint}") from exc
     return head_revision()
 
 

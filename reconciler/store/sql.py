@@ -130,9 +130,17 @@ def refused_row(exc: DBAPIError) -> bool:
     ``RAISE EXCEPTION``)."""
     if isinstance(exc, DataError | IntegrityError):
         return True
-    return str(getattr(exc.orig, "sqlstate", None) or "").startswith("P0")
+    return (sqlstate(exc) or "").startswith("P0")
 
 
-def refusal(exc: DBAPIError) -> str:
-    """The first line of the database's message for a refused row."""
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+def sqlstate(exc: Exception) -> str | None:
+    """The SQLSTATE code of a database error (None for another error)."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def refusal(exc: Exception) -> str:
+    """The first line of the database's message for an error (its statement and parameters,
+    which SQLAlchemy adds on further lines, left out); the error's type when it says nothing."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
