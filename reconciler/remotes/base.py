@@ -272,19 +272,17 @@ class Caller:
         def counted() -> T:
             self.pacer.wait()
             self._count(requests=1)
+            reached = True  # an answer, taken, refused or not understood
             try:
-                result = request()
+                return request()
             except Transient as exc:
                 self._count(throttled=int(exc.throttled))
                 if exc.hold:
                     self.pacer.hold(exc.hold)  # backoff must not knock during a lockout
-                self._reached = self._reached or not exc.unreached
+                reached = not exc.unreached
                 raise
-            except BaseException:
-                self._reached = True  # an answer, refused or not understood
-                raise
-            self._reached = True
-            return result
+            finally:
+                self._reached = self._reached or reached
 
         def before_sleep(state: RetryCallState) -> None:
             self._count(retries=1)
