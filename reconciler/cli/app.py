@@ -80,7 +80,7 @@ def tolerant_streams() -> None:
     """Standard streams that cannot encode every character (a locale such as
     ``en_US.ISO-8859-1``, ``PYTHONIOENCODING=ascii``) print ``?`` for what they cannot hold
     (a check mark, a name such as Zoë under ASCII) instead of ending the command on it. JSON
-    output is escaped to ASCII there (:func:`json_ascii`)."""
+    output is escaped to ASCII there (``log --json``; the others always escape)."""
     for stream in (sys.stdout, sys.stderr):
         if not utf8(stream) and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
@@ -90,11 +90,6 @@ def marks() -> tuple[str, str]:
     """The marks of a passed and a failed line on stdout: ✓ and ✗, or + and x where stdout
     cannot encode them (both would print as ``?``)."""
     return ("✓", "✗") if utf8(sys.stdout) else ("+", "x")
-
-
-def json_ascii() -> bool:
-    """Whether JSON printed on stdout must escape what is not ASCII (stdout not UTF-8)."""
-    return not utf8(sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from reconciler.cli.app import JsonOut, app, console, json_ascii, open_database, stderr
+from reconciler.cli.app import JsonOut, app, console, open_database, stderr, utf8
 from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def log_command(
         engine.dispose()
     out = console()
     if json_out:
-        sys.stdout.write(json.dumps(entries, indent=2, ensure_ascii=json_ascii()) + "\n")
+        sys.stdout.write(json.dumps(entries, indent=2, ensure_ascii=not utf8(sys.stdout)) + "\n")
     elif not entries:
         stderr().print("no change log entries match", markup=False)
     elif out.is_terminal:
