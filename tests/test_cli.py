@@ -254,6 +254,22 @@ def test_report_path_a_folder__exit_2_before_anything_is_contacted(airtable, db,
     assert airtable.requests == []
 
 
+@pytest.mark.parametrize("also_json", [False, True])
+def test_report_dash__the_report_on_stdout_once_and_no_file(
+    airtable, db, cli, tmp_path, monkeypatch, also_json
+):
+    """``--report -`` is stdout, as for other Unix tools: not a file named ``-``, and not also
+    the default file."""
+    monkeypatch.chdir(tmp_path)
+    seed_leads(airtable, 2)
+    result = cli("--report", "-", *(["--json"] if also_json else []))
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)  # one document: a second would not parse
+    assert document["status"] == "ok" and document["mappings"][0]["pull"]["inserted"] == 2
+    assert not (tmp_path / "-").exists()
+    assert not list((tmp_path / "home" / "reports").glob("*.json"))
+
+
 @pytest.mark.parametrize("command", [[], ["status"], ["migrate"]])
 def test_reconciler_home_not_a_folder__exit_2_naming_it(cli, monkeypatch, tmp_path, command):
     monkeypatch.delenv("DATABASE_URL", raising=False)

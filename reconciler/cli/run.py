@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from reconciler.config import Settings
 
 STAGES = ("pull", "push", "both")
+STDOUT = "-"  # ``--report -``: the report on stdout instead of a file
 STEP_SUMMARY = "GITHUB_STEP_SUMMARY"  # set by GitHub Actions: a markdown file shown on the job
 LOOKBACK_MAX = 5_256_000  # minutes: ten years; a window reaching before year 1 cannot be read
 
@@ -74,7 +75,8 @@ ReportPath = Annotated[
     typer.Option(
         "--report",
         metavar="PATH",
-        help="Where to write the JSON report [default: $RECONCILER_HOME/reports/<run_id>.json].",
+        help="Where to write the JSON report; - prints it on stdout, as --json does "
+        "[default: $RECONCILER_HOME/reports/<run_id>.json].",
     ),
 ]
 ConfigPath = Annotated[
@@ -166,6 +168,8 @@ def _do_run(
         skip_locked=skip_locked,
     )
     selected = select_mappings(options, settings)
+    to_file = report is None or str(report) != STDOUT  # ``--report -``: stdout, as --json
+    json_out = json_out or not to_file
     _check_folders(report, settings)
     stop = _StopFlag()
     console = stderr()
@@ -178,12 +182,13 @@ def _do_run(
     path = report or settings.home / "reports" / f"{result.run_id}.json"
     unwritten = None
     try:
-        result.write(path)
+        if to_file:
+            result.write(path)
     except OSError as exc:  # checked before the run: the disk filled up, or it changed since
         unwritten = f"could not write the report to {path} ({exc.strerror or type(exc).__name__})"
     if json_out:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    written = None if unwritten else str(path)
+    written = None if unwritten or not to_file else str(path)
     render_summary(console, document, quiet=quiet, verbose=verbose, report_path=written)
     append_step_summary(document)
     if unwritten:  # the run went through; what it did is above, but its record is missing
@@ -193,8 +198,9 @@ def _do_run(
 
 
 def _check_folders(report: Path | None, settings: Settings) -> None:
-    """The report's folder, and the embedded Postgres's, can be written: checked before the
-    run contacts anything, so that a run is not done only to lose its report.
+    """The report's folder (unless it goes to stdout), and the embedded Postgres's, can be
+    written: checked before the run contacts anything, so that a run is not done only to lose
+    its report.
 
     Raises:
         UsageError: naming the option or variable to change.
@@ -203,6 +209,8 @@ def _check_folders(report: Path | None, settings: Settings) -> None:
 
     if report is None:
         usable_folder(settings.home / "reports", "RECONCILER_HOME")
+    elif str(report) == STDOUT:
+        pass
     elif not report.name or report.is_dir():
         raise UsageError(f"--report: {str(report)!r} is a folder; give the report file's path")
     else:
