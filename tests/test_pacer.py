@@ -3,14 +3,20 @@ that, lockouts honoured, and one budget per base shared by the mappings on it.""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import itertools
+import json
 import threading
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from reconciler.config import load_settings
 from reconciler.emulators.limits import SlidingWindowLimiter, TokenBucketLimiter
+from reconciler.model import REP_PROGRESSIONS
+from reconciler.remotes.factory import budget_key, build_remote
 from reconciler.remotes.pacing import BucketPacer, Pacer, PacerPool
 
 
@@ -146,6 +152,51 @@ def test_pool__mappings_on_one_base_share_the_stricter_budget() -> None:
     assert first.limit == 2  # the stricter rate, for every mapping on the base
     assert pool.get(("airtable", "https://api.airtable.com", "appA"), Pacer.rate(5)).limit == 2
     assert other is not first and other.limit == 5
+
+
+def _twenty_key(workspace: str, key_id: str) -> str:
+    """An API key as Twenty issues it: a JWT whose payload names its workspace
+    (``ApiKeyService.generateApiKeyToken``); its signature is the server's to check."""
+
+    def part(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    payload = {"sub": workspace, "type": "API_KEY", "workspaceId": workspace, "jti": key_id}
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(payload)}.c2lnbmF0dXJl"
+
+
+def test_pool__twenty_keys_of_one_workspace_share_its_budget() -> None:
+    """Twenty throttles a workspace, whichever of its API keys a request carries
+    (``api:throttler:{workspaceId}-short-limit``): two mappings with two keys of one
+    workspace share one pacer, and a key of another workspace has its own."""
+    names = ("a", "b", "c")
+    mappings = [
+        dataclasses.replace(REP_PROGRESSIONS, name=n, api_key_env=f"{n.upper()}_KEY") for n in names
+    ]
+    env = {
+        "A_KEY": _twenty_key("ws-1", "key-1"),
+        "B_KEY": _twenty_key("ws-1", "key-2"),
+        "C_KEY": _twenty_key("ws-2", "key-3"),
+    }
+    settings = dataclasses.replace(load_settings(env), mappings=tuple(mappings))
+    pool = PacerPool()
+    a, b, c = (build_remote(m, settings, pacers=pool)._call.pacer for m in mappings)  # type: ignore[attr-defined]
+    assert a is b and c is not a
+    assert budget_key(mappings[0], settings) == budget_key(mappings[1], settings)
+
+
+@pytest.mark.parametrize("other", ["another-key", "a.b.c", "x.bm90IGpzb24.y", "x.W10.y", "x.e30.y"])
+def test_pool__twenty_keys_that_name_no_workspace_are_each_their_own(other: str) -> None:
+    """A key that is not such a JWT (another server, another form, a payload that is not
+    base64, not JSON, not an object, or names no workspace) counts as a workspace of its own."""
+    mappings = [
+        dataclasses.replace(REP_PROGRESSIONS, name=n, api_key_env=f"{n.upper()}_KEY")
+        for n in ("a", "b")
+    ]
+    settings = dataclasses.replace(
+        load_settings({"A_KEY": "one-key", "B_KEY": other}), mappings=tuple(mappings)
+    )
+    assert budget_key(mappings[0], settings) != budget_key(mappings[1], settings)
 
 
 def test_four_mappings_on_one_base__share_its_budget_and_draw_no_429(

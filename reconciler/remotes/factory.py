@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+
 from reconciler.config import Settings
 from reconciler.errors import UsageError
 from reconciler.model import Mapping
@@ -11,12 +15,39 @@ from reconciler.remotes.pacing import BucketPacer, Pacer, PacerPool
 
 def budget_key(mapping: Mapping, settings: Settings) -> tuple[str, ...]:
     """What a mapping's requests count against: an Airtable base (5 a second, shared by every
-    token) or a Twenty workspace (an API key's budget on its server)."""
+    token) or a Twenty workspace (shared by every API key of the workspace: Twenty's throttle
+    keys its buckets ``api:throttler:{workspaceId}-short-limit`` and ``…-long-limit``,
+    ``CommonBaseQueryRunnerService.throttleQueryExecution`` in
+    ``packages/twenty-server/src/engine/api/common/common-query-runners/
+    common-base-query-runner.service.ts``). A key that does not name its workspace counts as
+    a workspace of its own."""
     if mapping.remote == "airtable":
         airtable = settings.airtable_target(mapping)
         return ("airtable", airtable.api_url, airtable.base_id)
     twenty = settings.twenty_target(mapping)
-    return ("twenty", twenty.api_url, twenty.api_key.value)
+    key = twenty.api_key.value
+    workspace = workspace_of(key)
+    if workspace is None:
+        return ("twenty", twenty.api_url, "key", key)
+    return ("twenty", twenty.api_url, "workspace", workspace)
+
+
+def workspace_of(api_key: str) -> str | None:
+    """The workspace a Twenty API key belongs to, as the key itself says: Twenty's API keys
+    are JWTs whose payload names it (``{"sub": workspaceId, "type": "API_KEY",
+    "workspaceId": …}``, ``ApiKeyService.generateApiKeyToken`` in
+    ``packages/twenty-server/src/engine/core-modules/api-key/services/api-key.service.ts``).
+    Read without checking the signature, which is the server's to check: it only tells
+    which keys share a rate limit. None for a key of another form."""
+    parts = api_key.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):  # not base64, not UTF-8, not JSON
+        return None
+    workspace = payload.get("workspaceId") if isinstance(payload, dict) else None
+    return workspace if isinstance(workspace, str) and workspace else None
 
 
 def build_remote(
