@@ -22,7 +22,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-MAX_LANES = 8  # threads (and database connections) a run uses at the most
+# Threads (and database connections) a run uses at the most. It also keeps a run under
+# Airtable's 50 requests a second per user across bases (shared docs ``airtable-api.md``,
+# "Limits and errors"): 8 bases at 5 a second each are 40.
+MAX_LANES = 8
 
 
 def lanes(items: Sequence[T], keys: Callable[[T], Sequence[Hashable]]) -> list[list[T]]:
