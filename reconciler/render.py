@@ -108,11 +108,19 @@ def trouble_lines(report: dict[str, Any]) -> list[str]:
 
 
 def note_lines(report: dict[str, Any]) -> list[str]:
-    """What a person may want to do after the run: fields mapped since a mapping's last full
-    read, which rows synced before hold no value for until their records change; computed
-    fields that held an error instead of a value."""
+    """What a person may want to do after the run: a mapping's first window, which left out
+    the records its remote held before; fields mapped since a mapping's last full read, which
+    rows synced before hold no value for until their records change; computed fields that
+    held an error instead of a value."""
     lines = []
     for m in report["mappings"]:
+        if m.get("first_window"):
+            remote = m["remote"].capitalize()
+            lines.append(
+                f"note: {m['name']}: a first run reads only its window (the last "
+                f"{report['lookback_minutes']} min): records {remote} held before come in as "
+                f"they change; `reconcile --full --mapping {m['name']}` reads them all now"
+            )
         unfilled = m.get("unfilled_fields")
         if unfilled:
             lines.append(

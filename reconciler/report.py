@@ -74,6 +74,9 @@ class MappingResult:
     clock_offset: timedelta | None = None  # the remote's clock minus this host's
     # Mapped columns rows synced before they were mapped hold no value for yet (``--full``).
     unfilled: list[str] = field(default_factory=list)
+    # The mapping had no earlier window: this one reached back only ``--lookback`` minutes, so
+    # records the remote held before that were not read (``--full`` reads them).
+    first_window: bool = False
     # Fields the remote computes that held an error instead of a value, read as empty: field ->
     # error -> records (an Airtable formula's ``#ERROR!``, ``NaN``).
     error_values: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -101,6 +104,7 @@ class MappingResult:
                 None if self.clock_offset is None else round(self.clock_offset.total_seconds(), 1)
             ),
             "unfilled_fields": self.unfilled,
+            "first_window": self.first_window,
             "error_values": self.error_values,
         }
 

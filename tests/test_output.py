@@ -23,6 +23,7 @@ def _lines(text: str) -> list[str]:
 
 
 def test_no_terminal__one_line_per_mapping_and_nothing_else(airtable, db, cli) -> None:
+    assert cli("-q").exit_code == 0  # past the first run's note (below)
     seed_leads(airtable, 5)
     result = cli()
     assert result.exit_code == 0, result.output
@@ -31,6 +32,28 @@ def test_no_terminal__one_line_per_mapping_and_nothing_else(airtable, db, cli) -
     assert lines[0].startswith("leads: pulled 5 (+5 ~0, 0 conflicts, 0 failed); pushed 0 of 0")
     assert lines[1] == "rep_progressions: skipped (not configured: TWENTY_API_KEY)"
     assert result.stdout == ""
+
+
+def test_first_run__a_note_says_older_records_come_in_with_full(airtable, db, cli) -> None:
+    """A mapping's first window reaches back only --lookback minutes: what the remote held
+    before is not read, and the run says so, with the command that reads it."""
+    seed_leads(airtable, 2, minutes_ago=3 * 24 * 60)  # held before: outside any first window
+    seed_leads(airtable, 1)
+
+    first = cli("--lookback", "20")
+    assert first.exit_code == 0, first.output
+    assert first.mapping("leads")["pull"]["inserted"] == 1
+    assert first.mapping("leads")["first_window"] is True
+    (note,) = [line for line in _lines(first.stderr) if line.startswith("note:")]
+    assert "leads: a first run reads only its window (the last 20 min)" in note
+    assert "`reconcile --full --mapping leads`" in note
+
+    full = cli("--full", "--mapping", "leads")
+    assert full.mapping("leads")["pull"]["inserted"] == 2
+    assert full.mapping("leads")["first_window"] is False  # a full read has no window to miss
+    later = cli()
+    assert later.exit_code == 0 and later.mapping("leads")["first_window"] is False
+    assert not [line for line in _lines(later.stderr) if line.startswith("note:")]
 
 
 def test_quiet__prints_nothing_on_success(airtable, db, cli) -> None:
@@ -50,6 +73,7 @@ def test_quiet__prints_only_the_failures(airtable, db, cli) -> None:
 
 
 def test_default__adds_the_error_lines_after_the_mapping_lines(airtable, db, cli) -> None:
+    assert cli("-q").exit_code == 0  # past the first run's note (below)
     bad = airtable.create("Leads", {"First Name": "Bad", "ICP Score": "high"}, validate=False)
     result = cli()
     assert result.exit_code == 1, result.output

@@ -371,6 +371,7 @@ class Run:
             overlap=timedelta(minutes=self.settings.overlap_minutes),
             full=self.options.full,
         )
+        ctx.result.first_window = not self.options.full and mark is None
         self._note_window(ctx.result, span)
         return span
 
