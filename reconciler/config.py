@@ -22,7 +22,13 @@ from pathlib import Path
 
 from reconciler.errors import UsageError
 from reconciler.model import Mapping, builtin_mappings
-from reconciler.model.mapping import api_url_problem, base_id_problem
+from reconciler.model.mapping import (
+    AIRTABLE_PATH,
+    TWENTY_PATH,
+    api_root,
+    api_url_problem,
+    base_id_problem,
+)
 
 DEFAULT_AIRTABLE_URL = "https://api.airtable.com"
 DEFAULT_TWENTY_URL = "https://api.twenty.com"
@@ -206,14 +212,14 @@ def _whole(
     return int(value)
 
 
-def _api_url(env: EnvMapping[str, str], name: str, default: str) -> str:
+def _api_url(env: EnvMapping[str, str], name: str, default: str, appended: str) -> str:
     value = env.get(name, "").strip()
     if not value:
         return default
     problem = api_url_problem(value)
     if problem is not None:
         raise UsageError(f"{name} {problem}")
-    return value.rstrip("/")
+    return api_root(value, appended)
 
 
 def _base_id(env: EnvMapping[str, str]) -> str | None:
@@ -271,10 +277,10 @@ def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
         database_url=_database_url(env),
         airtable_token=_secret(env, AIRTABLE_TOKEN),
         airtable_base_id=_base_id(env),
-        airtable_api_url=_api_url(env, "AIRTABLE_API_URL", DEFAULT_AIRTABLE_URL),
+        airtable_api_url=_api_url(env, "AIRTABLE_API_URL", DEFAULT_AIRTABLE_URL, AIRTABLE_PATH),
         airtable_rate=_number(env, "AIRTABLE_RATE_LIMIT", 5.0, minimum=0.1),
         twenty_api_key=_secret(env, TWENTY_API_KEY),
-        twenty_api_url=_api_url(env, "TWENTY_API_URL", DEFAULT_TWENTY_URL),
+        twenty_api_url=_api_url(env, "TWENTY_API_URL", DEFAULT_TWENTY_URL, TWENTY_PATH),
         twenty_rate=_number(env, "TWENTY_RATE_LIMIT", 100.0, minimum=1),
         retry_base_seconds=_number(
             env, "RECONCILER_RETRY_BASE_SECONDS", 0.5, minimum=0, maximum=HOUR_SECONDS

@@ -217,6 +217,40 @@ def test_check__names_a_missing_custom_variable(
     assert "hint: set SALES_AIRTABLE_TOKEN" in result.stdout
 
 
+@pytest.mark.parametrize(("path", "v0"), [("/rest", "/v0"), ("/rest/", "/v0/"), ("/REST", "/V0")])
+def test_targets__a_url_given_with_the_path_the_tool_appends_names_the_server(
+    path: str, v0: str
+) -> None:
+    """API docs show the URLs with their API path (``https://api.twenty.com/rest/``); the
+    tool appends it itself, and twice it would name no route."""
+    crm = dataclasses.replace(CRM, api_url=None)
+    settings = load_settings(
+        {
+            **ENV,
+            "TWENTY_API_URL": f"https://crm.example.com/twenty{path}",
+            "AIRTABLE_API_URL": f"https://api.airtable.com{v0}",
+        }
+    )
+    assert settings.twenty_target(crm).api_url == "https://crm.example.com/twenty"
+    assert settings.airtable_target(LEADS).api_url == "https://api.airtable.com"
+    host_named_rest = load_settings({**ENV, "TWENTY_API_URL": "https://rest/"})
+    assert host_named_rest.twenty_target(crm).api_url == "https://rest"  # a host, not a path
+
+
+def test_run__urls_given_with_their_api_paths_reach_both_servers(
+    airtable: Any, twenty: Any, db: Any, cli: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AIRTABLE_API_URL", f"{airtable.url}/v0/")
+    monkeypatch.setenv("TWENTY_API_URL", "http://127.0.0.1:9")  # the config's own is used
+    config = _write(tmp_path, f'[mappings.rep_progressions]\napi_url = "{twenty.url}/rest/"\n')
+    seed_leads(airtable, 2)
+    seed_progressions(twenty, 2)
+    result = cli("--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.mapping("leads")["pull"]["inserted"] == 2
+    assert result.mapping("rep_progressions")["pull"]["inserted"] == 2
+
+
 def test_run__a_twenty_mapping_uses_its_own_server_and_key(
     twenty: Any, db: Any, cli: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:

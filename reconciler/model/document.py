@@ -24,9 +24,11 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from reconciler.errors import UsageError
 from reconciler.model.mapping import (
+    TWENTY_PATH,
     Direction,
     Kind,
     Merge,
+    api_root,
     api_url_problem,
     base_id_problem,
     show,
@@ -132,10 +134,11 @@ def _env_name(value: object) -> str:
 
 
 def _http_url(value: object) -> str:
+    """A Twenty mapping's ``api_url`` (the only key that names a server)."""
     problem = api_url_problem(value)
     if problem is not None:
         raise _fail(problem)
-    return str(value).rstrip("/")
+    return api_root(str(value), TWENTY_PATH)
 
 
 def _columns(value: list[str]) -> list[str]:

@@ -28,6 +28,9 @@ def show(value: object) -> str:
     return repr(value)
 
 
+AIRTABLE_PATH, TWENTY_PATH = "/v0", "/rest"  # what each remote's requests add to its URL
+
+
 def api_url_problem(value: object) -> str | None:
     """What is wrong with ``value`` as a remote's API URL (``api_url``, ``AIRTABLE_API_URL``,
     ``TWENTY_API_URL``), or None: it must be an http(s) URL with a host, and the server's URL
@@ -41,6 +44,18 @@ def api_url_problem(value: object) -> str | None:
     if url is None or url.scheme not in ("http", "https") or not url.hostname:
         return f"must be an http(s) URL (got {show(value)})"
     return None
+
+
+def api_root(value: str, appended: str) -> str:
+    """A remote's root URL as the tool uses it: without trailing slashes, nor the API path the
+    tool appends itself (``appended``: ``/v0`` for Airtable, ``/rest`` for Twenty). A URL
+    copied with that path (``https://crm.example.com/rest/``, as API docs show it) names the
+    same server, where the path added twice would name none."""
+    url = urlsplit(value.rstrip("/"))
+    path = url.path.rstrip("/")
+    if path.lower().endswith(appended):
+        path = path[: -len(appended)].rstrip("/")
+    return url._replace(path=path).geturl()
 
 
 def base_id_problem(value: object) -> str | None:
