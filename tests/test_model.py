@@ -148,6 +148,12 @@ NEW_KEY_ERRORS = [
         "config.toml: mappings.leads.base: must be an Airtable base id: letters and digits, like "
         "appXXXXXXXXXXXXXX (got 'app x')",
     ),
+    (  # a base's address copied whole: the id in it is named
+        '[mappings.leads]\nbase = "https://airtable.com/appABCDEFGHIJ1234/tblX/viwY"',
+        "config.toml: mappings.leads.base: must be an Airtable base id: letters and digits, like "
+        "appXXXXXXXXXXXXXX (got 'https://airtable.com/appABCDEFGHIJ1234/tblX/viwY'; the base's "
+        "id in it is appABCDEFGHIJ1234)",
+    ),
     (
         '[mappings.leads]\nbase = "../appX"',
         "config.toml: mappings.leads.base: must be an Airtable base id: letters and digits, like "

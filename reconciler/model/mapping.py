@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 # ``-`` and ``.`` (but ``.`` or ``..`` alone) is taken, and a wrong one is refused by the
 # server, naming the base (403).
 _BASE_ID_RE = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$")
+_BASE_ID_IN_URL_RE = re.compile(r"(?<![A-Za-z0-9])app[A-Za-z0-9]{14}(?![A-Za-z0-9])")
 
 
 def show(value: object) -> str:
@@ -63,9 +64,11 @@ def base_id_problem(value: object) -> str | None:
     None."""
     if isinstance(value, str) and _BASE_ID_RE.match(value):
         return None
+    found = _BASE_ID_IN_URL_RE.search(value) if isinstance(value, str) else None
+    meant = f"; the base's id in it is {found.group()}" if found else ""
     return (
         "must be an Airtable base id: letters and digits, like appXXXXXXXXXXXXXX "
-        f"(got {show(value)})"
+        f"(got {show(value)}{meant})"
     )
 
 
