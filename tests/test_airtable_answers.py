@@ -93,6 +93,27 @@ def test_listing__an_odd_answer_that_persists_stops_the_mapping(
     assert cli().exit_code == 0 and len(rows(db)) == 3  # nothing lost: the next run reads it
 
 
+def test_a_web_page_at_the_address__the_mapping_stops_after_a_few_attempts(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli
+) -> None:
+    """A web site at AIRTABLE_API_URL answers every path with its page (200, HTML): as the
+    run's first answer that is the API not reached, tried as often as a server that does not
+    answer (three times), not for the two minutes a failing API is given."""
+    seed_leads(airtable, 3)
+    page = "<!doctype html><html><head><title>Sign in</title></head><body></body></html>"
+    airtable.faults.raw(200, page, 1000, content_type="text/html")
+
+    result = cli("--mapping", "leads")
+
+    assert result.exit_code == 3, result.output
+    message = _one_error(result)
+    assert "Airtable could not be reached (3 attempts)" in message, message
+    assert "an HTML page: Sign in" in message and "check AIRTABLE_API_URL" in message
+    assert result.mapping("leads")["api"]["requests"] == 3
+    airtable.faults.clear()
+    assert cli().exit_code == 0 and len(rows(db)) == 3
+
+
 def test_listing__an_offset_that_is_a_number_is_sent_back_as_text(
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli
 ) -> None:

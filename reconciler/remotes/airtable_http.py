@@ -33,6 +33,7 @@ ITERATOR_GONE = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
 INVALID_FORMULA = "INVALID_FILTER_BY_FORMULA"
 _BAD_URL = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
 _BAD_SCHEMA = requests.exceptions.InvalidSchema
+HTML_PAGE = "an HTML page"
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -212,13 +213,18 @@ def answer(response: requests.Response, token_env: str = "AIRTABLE_TOKEN") -> di
 
 def _json_object(response: requests.Response) -> dict[str, Any]:
     """A 2xx body that is not a JSON object is not the API talking (a proxy, a captive portal,
-    a truncated answer): retried, and a mapping-level error if it persists."""
+    a truncated answer): retried, and a mapping-level error if it persists. An HTML page
+    counts as the API not reached (the few attempts of a server no request of the run has
+    reached, :class:`~reconciler.remotes.base.RetryPolicy`): as the first answer of a run it
+    is a web site at ``AIRTABLE_API_URL``, which two minutes of retries will not change."""
     status = response.status_code
     try:
         body = response.json()
     except ValueError:
+        said = describe_body(response)
         raise Transient(
-            f"Airtable answered {status} with a body that is not JSON ({describe_body(response)})"
+            f"Airtable answered {status} with a body that is not JSON ({said})",
+            unreached=said.startswith(HTML_PAGE),
         ) from None
     if not isinstance(body, dict):
         kind = type(body).__name__
@@ -317,7 +323,7 @@ def describe_body(response: requests.Response) -> str:
         return "an empty body"
     title = _TITLE.search(text)
     if title or "html" in response.headers.get("Content-Type", ""):
-        return f"an HTML page{': ' + one_line(title.group(1), 80) if title else ''}"
+        return f"{HTML_PAGE}{': ' + one_line(title.group(1), 80) if title else ''}"
     return repr(one_line(text, 60))
 
 

@@ -200,7 +200,8 @@ class Transient(Exception):
     for 30 seconds after a 429): nothing is sent to it before that time has passed. ``status``
     is the HTTP status of an answer (None when there was none: a timeout, a dropped connection).
     ``unreached``: no connection could be opened (refused, a name that does not resolve, a
-    connect timeout), so the request never reached the server.
+    connect timeout), so the request never reached the server; or what answered was not the
+    API (a web page where JSON was due).
     """
 
     def __init__(
