@@ -325,7 +325,8 @@ def unusable_credentials(mapping: Mapping, settings: Settings) -> list[str]:
     real tokens and API keys are printable ASCII; a token copied from a document may carry a
     typographic character (an ellipsis, a curly quote, a non-breaking space). Nor does a token
     begin and end with a quote: an env file read by ``docker run --env-file`` keeps the quotes
-    around a value, which a shell or systemd would take off."""
+    around a value, which a shell or systemd would take off. Nor does one hold a space: one
+    copied with the header's ``Bearer`` would be sent as ``Bearer Bearer …``."""
     problems = []
     for name in secret_names(mapping):
         secret = settings.secret(name)
@@ -340,6 +341,12 @@ def unusable_credentials(mapping: Mapping, settings: Settings) -> list[str]:
                 f"{name} is in quotes, which are not part of a token: set it without them "
                 "(an env file read by docker --env-file keeps them)"
             )
+        elif value.lower().startswith("bearer "):
+            problems.append(
+                f"{name} starts with 'Bearer ', which the tool sends itself: set the token alone"
+            )
+        elif " " in value:
+            problems.append(f"{name} holds a space, which no token has: copy the token again")
     return problems
 
 

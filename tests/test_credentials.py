@@ -165,6 +165,8 @@ QUOTED = (
     "is in quotes, which are not part of a token: set it without them (an env file read by "
     "docker --env-file keeps them)"
 )
+BEARER = "starts with 'Bearer ', which the tool sends itself: set the token alone"
+SPACED = "holds a space, which no token has: copy the token again"
 
 
 @pytest.mark.parametrize(
@@ -175,6 +177,8 @@ QUOTED = (
         ("SALES_AIRTABLE_TOKEN", "pat\x07abc", True, ODD),  # a control character, own variable
         ("AIRTABLE_TOKEN", '"patAbc.def"', False, QUOTED),
         ("TWENTY_API_KEY", "'eyJhbGciOi'", False, QUOTED),
+        ("TWENTY_API_KEY", "Bearer eyJhbGciOi", False, BEARER),  # copied with the header's word
+        ("AIRTABLE_TOKEN", "patAbc def", False, SPACED),
     ],
 )
 def test_a_token_as_no_token_is__exit_2_naming_the_variable_before_any_request(
