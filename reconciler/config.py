@@ -240,6 +240,13 @@ def _database_url(env: EnvMapping[str, str]) -> Secret | None:
             f"DATABASE_URL must start with postgresql:// ({found}); unset it to use the "
             "embedded Postgres"
         )
+    if url is not None and url.value.partition("://")[2].partition("?")[0].count("@") > 1:
+        # The driver would take what follows the first @ for the host, and name that host,
+        # with the rest of the password in it, in its error.
+        raise UsageError(
+            "DATABASE_URL holds more than one @: an @ in the user name or password must be "
+            "written %40 (percent-encoded, as must : / ? # in them)"
+        )
     return url
 
 

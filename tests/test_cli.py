@@ -34,6 +34,7 @@ from tests.helpers import events_config, execute, rows, seed_leads
         ([], {"RECONCILER_LOG_RETENTION_DAYS": "1e12"}, "RECONCILER_LOG_RETENTION_DAYS"),
         ([], {"RECONCILER_RETRY_BASE_SECONDS": "inf"}, "RECONCILER_RETRY_BASE_SECONDS"),
         ([], {"DATABASE_URL": "mysql://u:pw@db/x"}, "DATABASE_URL"),
+        ([], {"DATABASE_URL": "postgresql://u:pw@ss@127.0.0.1:9/x"}, "DATABASE_URL"),
         ([], {"AIRTABLE_API_URL": "not-a-url"}, "AIRTABLE_API_URL"),
         ([], {"TWENTY_API_URL": "ftp://crm.example.com"}, "TWENTY_API_URL"),
         ([], {"AIRTABLE_BASE_ID": "../../v0/appOther"}, "AIRTABLE_BASE_ID"),  # into the path
@@ -52,7 +53,8 @@ def test_bad_option__exits_2_with_one_line_naming_it(
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and named in lines[0], result.stderr
-    assert "Traceback" not in result.output and ":pw@" not in result.output
+    assert "Traceback" not in result.output and "pw@" not in result.output
+    assert "ss@" not in result.output  # nor the rest of a password holding an @
     assert result.report_path is not None and not result.report_path.exists()
 
 
