@@ -181,11 +181,12 @@ def _do_run(
     document = result.to_dict()
     path = report or settings.home / "reports" / f"{result.run_id}.json"
     unwritten = None
-    try:
-        if to_file:
+    if to_file:
+        try:
             result.write(path)
-    except OSError as exc:  # checked before the run: the disk filled up, or it changed since
-        unwritten = f"could not write the report to {path} ({exc.strerror or type(exc).__name__})"
+        except OSError as exc:  # checked before the run: the disk filled up, or it changed since
+            why = exc.strerror or type(exc).__name__
+            unwritten = f"could not write the report to {path} ({why})"
     if json_out:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     written = None if unwritten or not to_file else str(path)
