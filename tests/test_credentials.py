@@ -231,7 +231,7 @@ def test_targets__a_url_given_with_the_path_the_tool_appends_names_the_server(
     settings = load_settings(
         {
             **ENV,
-            "TWENTY_API_URL": f"https://crm.example.com/twenty{path}",
+            "TWENTY_API_URL": f"HTTPS://CRM.Example.com/twenty{path}",
             "AIRTABLE_API_URL": f"https://api.airtable.com{v0}",
         }
     )

@@ -48,15 +48,16 @@ def api_url_problem(value: object) -> str | None:
 
 
 def api_root(value: str, appended: str) -> str:
-    """A remote's root URL as the tool uses it: without trailing slashes, nor the API path the
-    tool appends itself (``appended``: ``/v0`` for Airtable, ``/rest`` for Twenty). A URL
+    """A remote's root URL as the tool uses it: its scheme and host in lower case (two
+    spellings of one server share its rate limit), without trailing slashes, nor the API path
+    the tool appends itself (``appended``: ``/v0`` for Airtable, ``/rest`` for Twenty). A URL
     copied with that path (``https://crm.example.com/rest/``, as API docs show it) names the
     same server, where the path added twice would name none."""
     url = urlsplit(value.rstrip("/"))
     path = url.path.rstrip("/")
     if path.lower().endswith(appended):
         path = path[: -len(appended)].rstrip("/")
-    return url._replace(path=path).geturl()
+    return url._replace(scheme=url.scheme.lower(), netloc=url.netloc.lower(), path=path).geturl()
 
 
 def base_id_problem(value: object) -> str | None:
