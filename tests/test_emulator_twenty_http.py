@@ -143,7 +143,8 @@ def test_rate_limit__fourth_rapid_request_is_429_then_recovers() -> None:
             assert refused.json() == {
                 "statusCode": 429,
                 "error": "TooManyRequestsException",
-                "messages": ["Limit reached (60 tokens per 60000 ms)"],
+                # the capacity and its refill time: 3 tokens at one a second
+                "messages": ["Limit reached (3 tokens per 3000 ms)"],
             }
             assert "retry-after" not in refused.headers
             server.clock.advance(1.05)

@@ -298,3 +298,57 @@ def test_bucket__a_window_pacer_would_be_refused_by_twentys_bucket() -> None:
         pacer.wait()
         answers.append(server.admit(time.now))
     assert not all(answers)
+
+
+@given(gaps=st.lists(st.floats(0, 2.0), min_size=1, max_size=150))
+def test_bucket__after_a_refusal_naming_a_smaller_bucket_none_is_refused(gaps: list[float]) -> None:
+    """A server whose bucket is smaller than ``TWENTY_RATE_LIMIT`` (a hosted plan of 50 a
+    minute; a self-hosted one configured lower) names it in its 429 ("Limit reached (50
+    tokens per 60000 ms)"): from then on the pacer keeps to it, whatever the callers' pauses."""
+    time = FakeTime()
+    pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep, guard=0.0)
+    server = TokenBucketLimiter(50)
+    while True:  # at the tool's 100 a minute, until the server refuses
+        pacer.wait()
+        if not server.admit(time.now):
+            break
+    pacer.learn(50, 60.0)
+    assert (pacer.limit, pacer.per_second) == (50, pytest.approx(50 / 60))
+    for gap in gaps:
+        time.now += gap
+        pacer.wait()
+        assert server.admit(time.now + 1e-9)
+
+
+def test_pacer__a_named_limit_only_ever_tightens() -> None:
+    time = FakeTime()
+    pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep)
+    pacer.learn(100, 1.0)  # Twenty's short bucket, 100 a second: looser, nothing changes
+    assert (pacer.limit, pacer.per_second) == (100, pytest.approx(100 / 60))
+    pacer.learn(3, 3.0)  # a bucket of 3 at one a second: fewer at once and fewer a second
+    assert (pacer.limit, pacer.per_second) == (3, pytest.approx(1.0))
+    pacer.learn(2, 0.5)  # fewer at once, more a second: only the burst shrinks
+    assert (pacer.limit, pacer.per_second) == (2, pytest.approx(1.0))
+    unlimited = Pacer(0, clock=time.clock, sleep=time.sleep)
+    unlimited.learn(5, 1.0)
+    assert (unlimited.limit, unlimited.per_second) == (5, pytest.approx(5.0))
+    unlimited.learn(0, 1.0)  # nothing usable named
+    assert unlimited.limit == 5
+
+
+def test_twenty_below_the_tools_rate__its_first_429_sets_the_pace(twenty, db, cli) -> None:
+    """The tool allows itself more than this server does (a bucket of 3 at one a second): the
+    server's first refusal names its bucket, and the run keeps to it from then on, instead of
+    knocking through backoff at every request past the burst."""
+    from tests.helpers import seed_progressions
+
+    seed_progressions(twenty, 1_200)  # six pages and more: past the bucket of three
+    twenty.limiter = TokenBucketLimiter(60, 3)
+
+    result = cli("--mapping", "rep_progressions")
+
+    assert result.exit_code == 0, result.output
+    assert result.mapping("rep_progressions")["pull"]["inserted"] == 1_200
+    refused = twenty.count(status=429)
+    assert 1 <= refused <= 2, refused  # the first refusal (one per reading end at the most)
+    assert result.mapping("rep_progressions")["api"]["throttled"] == refused

@@ -201,7 +201,8 @@ class Transient(Exception):
     is the HTTP status of an answer (None when there was none: a timeout, a dropped connection).
     ``unreached``: no connection could be opened (refused, a name that does not resolve, a
     connect timeout), so the request never reached the server; or what answered was not the
-    API (a web page where JSON was due).
+    API (a web page where JSON was due). ``limit``: the limit a refusal named, as ``(requests,
+    seconds)`` (Twenty's 429 names the bucket that refused), which the pacer keeps to from then.
     """
 
     def __init__(
@@ -212,12 +213,14 @@ class Transient(Exception):
         hold: float = 0.0,
         status: int | None = None,
         unreached: bool = False,
+        limit: tuple[int, float] | None = None,
     ) -> None:
         super().__init__(message)
         self.throttled = throttled
         self.hold = hold
         self.status = status
         self.unreached = unreached
+        self.limit = limit
 
 
 class Rejected(Exception):
@@ -280,6 +283,8 @@ class Caller:
                 self._count(throttled=int(exc.throttled))
                 if exc.hold:
                     self.pacer.hold(exc.hold)  # backoff must not knock during a lockout
+                if exc.limit:
+                    self.pacer.learn(*exc.limit)
                 reached = not exc.unreached
                 raise
             finally:

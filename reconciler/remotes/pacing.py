@@ -107,6 +107,23 @@ class Pacer:
         """The remote's rate this pacer keeps under (infinite without a limit)."""
         return self.limit / self.span if self.limit > 0 else math.inf
 
+    def learn(self, limit: int, span: float) -> None:
+        """Keep from now on to the limit the remote named when it refused a request (``limit``
+        requests in ``span`` seconds, a bucket of ``limit`` refilled in ``span``) where it is
+        stricter than this pacer's: fewer at once, or fewer a second. Never looser."""
+        if limit < 1 or span <= 0:
+            return
+        with self._lock:
+            rate = min(self.per_second, limit / span)
+            fewer = limit if self.limit <= 0 else min(self.limit, limit)
+            if fewer != self.limit or rate < self.per_second:
+                self.limit, self.span = fewer, fewer / rate
+                self.window = self.span + self.guard
+            self._refused()
+
+    def _refused(self) -> None:
+        """What a refusal tells besides the limit (called with the lock held)."""
+
     def tighten(self, other: Pacer) -> None:
         """Keep to ``other``'s rate from now on if it is the lower one."""
         if other.per_second < self.per_second:
@@ -147,6 +164,10 @@ class BucketPacer(Pacer):
             tokens = self.limit  # rested for a whole window: the bucket is full
         self._tokens = tokens - 1
         return start
+
+    def _refused(self) -> None:
+        """The remote's bucket was empty when it refused: its next token is a tick away."""
+        self._tokens = 0
 
 
 class PacerPool:

@@ -30,6 +30,7 @@ _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HEADING_RE = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
 _SPACE_RE = re.compile(r"\s+")
+_LIMIT_RE = re.compile(r"Limit reached \((\d{1,9}) tokens per (\d{1,12}) ms\)")
 CHECK_URL = "check TWENTY_API_URL (or the mapping's api_url)"
 
 
@@ -61,8 +62,14 @@ def classify(response: httpx.Response) -> Exception:
         )
     detail = describe(response)
     if status in (408, 429) or status >= 500:
-        # 429 carries no Retry-After (throttler.service.ts): the caller's backoff paces it.
-        return Transient(f"HTTP {status}: {detail}", throttled=status == 429, status=status)
+        # 429 carries no Retry-After (throttler.service.ts): the caller's backoff paces it, and
+        # the pacer keeps from then to the bucket it names, when it is stricter.
+        return Transient(
+            f"HTTP {status}: {detail}",
+            throttled=status == 429,
+            status=status,
+            limit=named_limit(detail) if status == 429 else None,
+        )
     if status == 401:
         return AuthError(
             f"Twenty refused the API key (HTTP 401: {detail}): check TWENTY_API_KEY "
@@ -104,6 +111,19 @@ def doubts_fields(message: str) -> bool:
     """Whether a refusal may be of the ``fields`` parameter itself rather than of fields it
     named: it speaks of ``fields`` but names none the way a current server does."""
     return bool(_FIELDS_WORD_RE.search(message)) and not refused_fields(message)
+
+
+def named_limit(detail: str) -> tuple[int, float] | None:
+    """The bucket a 429 names, as ``(tokens, seconds)``: Twenty's throttle refuses with "Limit
+    reached (${maxTokens} tokens per ${timeWindow} ms)" (``ThrottlerService.
+    tokenBucketThrottleOrThrow``, ``packages/twenty-server/src/engine/core-modules/throttler/
+    throttler.service.ts``): a server configured below ``TWENTY_RATE_LIMIT``, or a hosted plan
+    of 50 a minute, says so in its first refusal. None when the message says otherwise."""
+    match = _LIMIT_RE.search(detail)
+    if match is None:
+        return None
+    tokens, window_ms = int(match.group(1)), int(match.group(2))
+    return (tokens, window_ms / 1000) if tokens > 0 and window_ms > 0 else None
 
 
 def describe(response: httpx.Response) -> str:

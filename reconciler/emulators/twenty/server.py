@@ -187,13 +187,15 @@ class TwentyEmulator(DirectApi, EmulatorServer):
         """Twenty's per-workspace token bucket.
 
         ThrottlerService.tokenBucketThrottleOrThrow (packages/twenty-server/src/engine/
-        core-modules/throttler/throttler.service.ts) throws "Limit reached (N tokens per W ms)";
-        nothing on that path sets a Retry-After header.
+        core-modules/throttler/throttler.service.ts) throws "Limit reached (${maxTokens} tokens
+        per ${timeWindow} ms)", the bucket's capacity and the time it takes to refill
+        (its rate is their quotient); nothing on that path sets a Retry-After header.
         """
         if self.limiter.admit(now):
             return None
-        tokens = round(self.limiter.per_minute)
-        message = f"Limit reached ({tokens} tokens per 60000 ms)"
+        tokens = self.limiter.capacity
+        window_ms = round(tokens / self.limiter.per_minute * 60_000)
+        message = f"Limit reached ({tokens} tokens per {window_ms} ms)"
         return self.error(429, "TooManyRequestsException", message)
 
     def rate_limited(self, request: Request) -> bool:
