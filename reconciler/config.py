@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping as EnvMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,6 +269,30 @@ def usable_folder(path: Path, setting: str) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UsageError(f"{setting}: cannot write in {path}; choose a folder this user can write")
     return path
+
+
+# What the embedded Postgres's folder may hold: pg_ctl starts the server through the shell, with
+# the folder in its options unquoted (pgserver passes ``-o "-k <folder>"``), so a space or a
+# shell character there stops the server from starting ("invalid argument"), a comma splits it
+# in two (``-k`` takes a list of folders), and in the URL pgserver gives, the folder is the
+# ``host`` parameter, where a ``+`` reads as a space and a ``%`` as an escape.
+_PGDATA_RE = re.compile(r"[\w./~@-]+")
+
+
+def embedded_folder(home: Path) -> Path:
+    """The embedded Postgres's folder (``home/pg``), usable by this process and by the server.
+
+    Raises:
+        UsageError: naming ``RECONCILER_HOME``, the folder and what to do.
+    """
+    where = (home / "pg").resolve()
+    if not _PGDATA_RE.fullmatch(str(where)):
+        raise UsageError(
+            f"RECONCILER_HOME: the embedded Postgres cannot start in {str(where)!r}: its "
+            "server's start command cannot carry a space or a shell character in a path; "
+            "choose a folder of letters, digits and - _ . / ~ @ only, or set DATABASE_URL"
+        )
+    return usable_folder(home / "pg", "RECONCILER_HOME")
 
 
 def _secret(env: EnvMapping[str, str], name: str) -> Secret | None:

@@ -287,6 +287,34 @@ def test_reconciler_home_not_a_folder__exit_2_naming_it(cli, monkeypatch, tmp_pa
     assert home.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("command", [[], ["status"], ["migrate"], ["runs"], ["log"]])
+def test_reconciler_home_with_a_space__the_embedded_postgres_refused_in_one_line_exit_2(
+    cli, monkeypatch, tmp_path, command
+):
+    """pg_ctl starts the server through the shell with the folder unquoted: in a folder with a
+    space (a home such as "/Users/Jane Doe", or the current folder's) it cannot start, and
+    pgserver printed its whole command and log before the error."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("AIRTABLE_TOKEN", "t")
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appX")
+    home = tmp_path / "Jane Doe" / ".reconciler"
+    monkeypatch.setenv("RECONCILER_HOME", str(home))
+    result = cli(*command)
+    assert result.exit_code == 2, result.output
+    (line,) = [line for line in result.output.splitlines() if line.strip()]
+    assert line.startswith("reconcile: error: RECONCILER_HOME: the embedded Postgres cannot start")
+    assert "set DATABASE_URL" in line
+    assert not (home / "pg").exists()
+
+
+def test_reconciler_home_with_a_space__fine_with_database_url(
+    cli, database_url, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("RECONCILER_HOME", str(tmp_path / "Jane Doe" / ".reconciler"))
+    result = cli("runs")
+    assert result.exit_code == 0, result.output
+
+
 def test_report_write__a_failed_write_leaves_no_temporary_file(tmp_path) -> None:
     from datetime import UTC, datetime
 

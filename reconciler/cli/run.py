@@ -206,7 +206,7 @@ def _check_folders(report: Path | None, settings: Settings) -> None:
     Raises:
         UsageError: naming the option or variable to change.
     """
-    from reconciler.config import usable_folder
+    from reconciler.config import embedded_folder, usable_folder
 
     if report is None:
         usable_folder(settings.home / "reports", "RECONCILER_HOME")
@@ -217,7 +217,7 @@ def _check_folders(report: Path | None, settings: Settings) -> None:
     else:
         usable_folder(report.parent, "--report")
     if settings.database_url is None:
-        usable_folder(settings.home / "pg", "RECONCILER_HOME")
+        embedded_folder(settings.home)
 
 
 def append_step_summary(document: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from psycopg.pq import Format
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from reconciler.config import DATABASE_SCHEMES, usable_folder
+from reconciler.config import DATABASE_SCHEMES, embedded_folder
 from reconciler.errors import DatabaseError, SchemaNotMigrated
 from reconciler.store.schema import SCHEMA
 from reconciler.store.sql import refusal, sqlstate, unstorable_text
@@ -70,7 +70,7 @@ def embedded_url(home: Path) -> str:
             import pgserver
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise DatabaseError(f"embedded Postgres unavailable: {exc}") from exc
-    path = usable_folder(home / "pg", "RECONCILER_HOME")
+    path = embedded_folder(home)
     _forget_dead_handles(path)
     try:
         with warnings.catch_warnings():
