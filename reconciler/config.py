@@ -303,7 +303,8 @@ def _secret(env: EnvMapping[str, str], name: str) -> Secret | None:
 def load_settings(env: EnvMapping[str, str] | None = None) -> Settings:
     """Read the settings from the environment; raises UsageError naming a bad variable."""
     env = os.environ if env is None else env
-    home = Path(env.get("RECONCILER_HOME", "").strip() or ".reconciler")
+    # ``~`` as a shell would read it: an environment file (cron's, systemd's) passes it as it is.
+    home = Path(env.get("RECONCILER_HOME", "").strip() or ".reconciler").expanduser()
     return Settings(
         home=home,
         database_url=_database_url(env),
@@ -340,7 +341,9 @@ def load_mappings(settings: Settings, path: Path) -> Settings:
     """
     from reconciler.model import read_mappings  # the config reader loads pydantic: only now
 
-    return dataclasses.replace(settings, mappings=read_mappings(path, settings.mappings))
+    # ``~`` as a shell would read it: RECONCILER_CONFIG from an environment file keeps it.
+    found = read_mappings(path.expanduser(), settings.mappings)
+    return dataclasses.replace(settings, mappings=found)
 
 
 def secret_names(mapping: Mapping) -> list[str]:

@@ -207,6 +207,31 @@ def test_default_report_path__is_under_reconciler_home(airtable, database_url, t
     assert json.loads(report.read_text())["status"] == "ok"
 
 
+def test_tilde__home_config_and_report_paths_read_as_a_shell_would(
+    airtable, database_url, tmp_path, monkeypatch
+):
+    """An environment file (cron's, systemd's) passes ``~`` as it is; so does a quoted option.
+    RECONCILER_HOME was made as a folder named ``~`` under the current one, while the embedded
+    Postgres looked for it in the home folder, and RECONCILER_CONFIG was not found."""
+    from reconciler.cli import main
+
+    me = tmp_path / "me"
+    me.mkdir()
+    (me / "sync.toml").write_text('[mappings.leads]\ntable = "Leads"\n')
+    monkeypatch.setenv("HOME", str(me))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECONCILER_HOME", "~/rh")
+    monkeypatch.setenv("RECONCILER_CONFIG", "~/sync.toml")
+    seed_leads(airtable, 1)
+    for argv in (["-q", "--mapping", "leads"], ["-q", "--report", "~/r.json"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 0
+    assert len(list((me / "rh" / "reports").glob("*.json"))) == 1
+    assert json.loads((me / "r.json").read_text())["status"] == "ok"
+    assert not (tmp_path / "~").exists()
+
+
 def test_pacing__real_airtable_limit_gives_no_429(airtable, db, cli, monkeypatch) -> None:
     airtable.limiter.limit = 5
     airtable.limiter.lockout = 30.0

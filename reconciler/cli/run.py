@@ -168,6 +168,7 @@ def _do_run(
         skip_locked=skip_locked,
     )
     selected = select_mappings(options, settings)
+    report = report.expanduser() if report is not None else None  # ``~`` given in quotes
     to_file = report is None or str(report) != STDOUT  # ``--report -``: stdout, as --json
     json_out = json_out or not to_file
     _check_folders(report, settings)
