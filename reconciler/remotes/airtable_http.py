@@ -33,7 +33,6 @@ ITERATOR_GONE = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
 INVALID_FORMULA = "INVALID_FILTER_BY_FORMULA"
 _BAD_URL = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema)
 _BAD_SCHEMA = requests.exceptions.InvalidSchema
-HTML_PAGE = "an HTML page"
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -221,10 +220,9 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        said = describe_body(response)
         raise Transient(
-            f"Airtable answered {status} with a body that is not JSON ({said})",
-            unreached=said.startswith(HTML_PAGE),
+            f"Airtable answered {status} with a body that is not JSON ({describe_body(response)})",
+            unreached=html_page(response),
         ) from None
     if not isinstance(body, dict):
         kind = type(body).__name__
@@ -321,10 +319,16 @@ def describe_body(response: requests.Response) -> str:
     text = response.text or ""
     if not text.strip():
         return "an empty body"
-    title = _TITLE.search(text)
-    if title or "html" in response.headers.get("Content-Type", ""):
-        return f"{HTML_PAGE}{': ' + one_line(title.group(1), 80) if title else ''}"
+    if html_page(response):
+        title = _TITLE.search(text)
+        return f"an HTML page{': ' + one_line(title.group(1), 80) if title else ''}"
     return repr(one_line(text, 60))
+
+
+def html_page(response: requests.Response) -> bool:
+    """Whether a body is a web page: an HTML content type, or a title in it."""
+    html = "html" in response.headers.get("Content-Type", "")
+    return html or _TITLE.search(response.text or "") is not None
 
 
 def _where(response: requests.Response) -> str:
