@@ -248,6 +248,17 @@ def test_four_mappings_on_one_base__share_its_budget_and_draw_no_429(
 # -- Twenty's bucket -------------------------------------------------------------------------------
 
 
+def _all_admitted(
+    pacer: Pacer, server: TokenBucketLimiter, time: FakeTime, gaps: list[float]
+) -> None:
+    """Callers pausing ``gaps`` between requests: every request the pacer lets go finds a token
+    in the server's bucket."""
+    for gap in gaps:
+        time.now += gap
+        pacer.wait()
+        assert server.admit(time.now + 1e-9)
+
+
 def test_bucket__a_burst_of_the_bucket_then_none_until_it_leaves_the_minute() -> None:
     """100 a minute: 100 at once, then none until they leave the minute (no more than 100 in
     any minute, as documented, where the bucket alone would let one go each 0.6 s); the bucket
@@ -280,11 +291,7 @@ def test_bucket__the_servers_bucket_never_refuses_a_paced_request(gaps: list[flo
     Twenty's bucket as the server keeps it (the emulator's limiter, the server's formula)."""
     time = FakeTime()
     pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep, guard=0.0)
-    server = TokenBucketLimiter(100)
-    for gap in gaps:
-        time.now += gap
-        pacer.wait()
-        assert server.admit(time.now + 1e-9)
+    _all_admitted(pacer, TokenBucketLimiter(100), time, gaps)
 
 
 def test_bucket__a_window_pacer_would_be_refused_by_twentys_bucket() -> None:
@@ -314,10 +321,7 @@ def test_bucket__after_a_refusal_naming_a_smaller_bucket_none_is_refused(gaps: l
             break
     pacer.learn(50, 60.0)
     assert (pacer.limit, pacer.per_second) == (50, pytest.approx(50 / 60))
-    for gap in gaps:
-        time.now += gap
-        pacer.wait()
-        assert server.admit(time.now + 1e-9)
+    _all_admitted(pacer, server, time, gaps)
 
 
 def test_pacer__a_named_limit_only_ever_tightens() -> None:
