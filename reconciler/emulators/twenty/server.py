@@ -184,7 +184,10 @@ class TwentyEmulator(DirectApi, EmulatorServer):
     # -- pipeline hooks ----------------------------------------------------------------------------
 
     def admit(self, now: float) -> Response | None:
-        """Twenty's per-workspace token bucket.
+        """Twenty's per-workspace token bucket: the server keys it by workspace
+        (``api:throttler:${workspaceId}-long-limit``, ``throttleQueryExecution`` in
+        api/common/common-query-runners/common-base-query-runner.service.ts); this server is one
+        workspace, so it keeps one.
 
         ThrottlerService.tokenBucketThrottleOrThrow (packages/twenty-server/src/engine/
         core-modules/throttler/throttler.service.ts) throws "Limit reached (${maxTokens} tokens
