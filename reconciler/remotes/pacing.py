@@ -110,25 +110,31 @@ class Pacer:
     def learn(self, limit: int, span: float) -> None:
         """Keep from now on to the limit the remote named when it refused a request (``limit``
         requests in ``span`` seconds, a bucket of ``limit`` refilled in ``span``) where it is
-        stricter than this pacer's: fewer at once, or fewer a second. Never looser."""
+        the stricter (see :meth:`_keep_to`)."""
+        with self._lock:
+            self._keep_to(limit, span)
+            self._refused()
+
+    def tighten(self, other: Pacer) -> None:
+        """Keep to ``other``'s limit from now on where it is the stricter (a mapping's own
+        ``rate_limit`` lowers its remote's budget)."""
+        with self._lock:
+            self._keep_to(other.limit, other.span)
+
+    def _keep_to(self, limit: int, span: float) -> None:
+        """At most ``limit`` at once and ``limit / span`` a second from now on, where either is
+        fewer than this pacer's; never looser; nothing for no limit (called with the lock
+        held)."""
         if limit < 1 or span <= 0:
             return
-        with self._lock:
-            rate = min(self.per_second, limit / span)
-            fewer = limit if self.limit <= 0 else min(self.limit, limit)
-            if fewer != self.limit or rate < self.per_second:
-                self.limit, self.span = fewer, fewer / rate
-                self.window = self.span + self.guard
-            self._refused()
+        rate = min(self.per_second, limit / span)
+        fewer = limit if self.limit <= 0 else min(self.limit, limit)
+        if fewer != self.limit or rate < self.per_second:
+            self.limit, self.span = fewer, fewer / rate
+            self.window = self.span + self.guard
 
     def _refused(self) -> None:
         """What a refusal tells besides the limit (called with the lock held)."""
-
-    def tighten(self, other: Pacer) -> None:
-        """Keep to ``other``'s rate from now on if it is the lower one."""
-        if other.per_second < self.per_second:
-            with self._lock:
-                self.limit, self.span, self.window = other.limit, other.span, other.window
 
 
 class BucketPacer(Pacer):
