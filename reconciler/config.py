@@ -285,14 +285,15 @@ def embedded_folder(home: Path) -> Path:
     Raises:
         UsageError: naming ``RECONCILER_HOME``, the folder and what to do.
     """
-    where = (home / "pg").resolve()
+    path = home / "pg"
+    where = path.resolve()
     if not _PGDATA_RE.fullmatch(str(where)):
         raise UsageError(
             f"RECONCILER_HOME: the embedded Postgres cannot start in {str(where)!r}: its "
             "server's start command cannot carry a space or a shell character in a path; "
             "choose a folder of letters, digits and - _ . / ~ @ only, or set DATABASE_URL"
         )
-    return usable_folder(home / "pg", "RECONCILER_HOME")
+    return usable_folder(path, "RECONCILER_HOME")
 
 
 def _secret(env: EnvMapping[str, str], name: str) -> Secret | None:
