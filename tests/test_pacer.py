@@ -341,13 +341,13 @@ def test_pacer__a_named_limit_only_ever_tightens() -> None:
 
 
 def test_twenty_below_the_tools_rate__its_first_429_sets_the_pace(twenty, db, cli) -> None:
-    """The tool allows itself more than this server does (a bucket of 3 at one a second): the
+    """The tool allows itself more than this server does (a bucket of 3 at ten a second): the
     server's first refusal names its bucket, and the run keeps to it from then on, instead of
     knocking through backoff at every request past the burst."""
     from tests.helpers import seed_progressions
 
     seed_progressions(twenty, 1_200)  # six pages and more: past the bucket of three
-    twenty.limiter = TokenBucketLimiter(60, 3)
+    twenty.limiter = TokenBucketLimiter(600, 3)
 
     result = cli("--mapping", "rep_progressions")
 
