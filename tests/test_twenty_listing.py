@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.config import Secret, TwentyTarget
@@ -82,6 +82,9 @@ def _one_cursor(count: int) -> int:
 def test_listing__reads_each_record_once_for_at_most_two_requests_more(
     twenty: TwentyEmulator, remote: TwentyRemote, count: int, distinct: int
 ) -> None:
+    # Ties that fit in a page; a millisecond holding more than a page costs the requests that
+    # find what the cursor passed over (test_listing__a_millisecond_holding_more_than_a_page…).
+    assume(math.ceil(count / distinct) <= PAGE_LIMIT)
     twenty.reset()
     twenty.reset_log()
     seconds = [i % distinct for i in range(count)]
