@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from time import sleep
 from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
+import urllib3
 
 from reconciler.config import AirtableTarget, Secret
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.model import LEADS
+from reconciler.remotes import airtable_http
 from reconciler.remotes.airtable import AirtableRemote
 from reconciler.remotes.base import RetryPolicy, Transient
-from reconciler.remotes.pacing import Pacer
+from reconciler.remotes.pacing import JITTER_GUARD, REFUSED_GUARD, Pacer, PacerPool
 from tests.helpers import CountingPacer, execute, list_requests, seed_leads
 
 Cli = Callable[..., Any]
@@ -194,25 +197,85 @@ def test_billing_limit__stops_the_mapping_at_once_naming_the_monthly_limit(
     assert later.exit_code == 0 and later.mapping("leads")["push"]["updated"] == 2
 
 
-def test_pacing__every_request_tells_the_pacer_when_it_really_leaves(
-    airtable: AirtableEmulator,
+def test_pacing__a_request_whose_bytes_leave_late_is_spaced_from_when_they_left(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The session's transport stamps each request as it leaves, so the spacing of the next
-    ones counts from then (a request that waited for the interpreter, or for its connection to
-    open, is not counted early)."""
-    seed_leads(airtable, 250)
+    """A request the pacer let go may leave well after (a loaded host, a new connection's
+    handshake): the transport stamps each request once its bytes are written, so the next
+    window's requests are spaced from when it left, and the base's limit is never crossed. A
+    stamp taken as the transport took it would let the tenth request reach the base 0.7 s
+    after the fifth: six in a second, and a 429."""
+    strict_airtable = AirtableEmulator(rate_limit=5, lockout=0.5)  # a 429 fails it fast
+    strict_airtable.start()
+    monkeypatch.setattr(airtable_http, "LOCKOUT_SECONDS", 0.5)
+    seed_leads(strict_airtable, 950)  # the schema request, then 10 pages
+    writes: list[int] = []
+    write = urllib3.connection.HTTPConnection.request
+
+    def late_fifth(self: Any, *args: Any, **kwargs: Any) -> None:
+        writes.append(1)
+        if len(writes) == 5:
+            sleep(0.3)  # held between the pacer and the wire
+        write(self, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.connection.HTTPConnection, "request", late_fifth)
     target = AirtableTarget(
-        Secret(airtable.token), "AIRTABLE_TOKEN", airtable.base_id, airtable.url, 5.0
+        Secret(strict_airtable.token),
+        "AIRTABLE_TOKEN",
+        strict_airtable.base_id,
+        strict_airtable.url,
+        5.0,
     )
     pacer = CountingPacer()
-    remote = AirtableRemote(LEADS, target, RetryPolicy(sleep=lambda _: None), pacer=pacer)
+    remote = AirtableRemote(LEADS, target, RetryPolicy(sleep=sleep), pacer=pacer)
 
-    remote.prepare(None)
-    pages = list(remote.list_changed(None))
-    remote.close()
+    try:
+        remote.prepare(None)
+        pages = list(remote.list_changed(None))
+    finally:
+        remote.close()
+        strict_airtable.stop()
 
-    assert len(pages) == 3
-    # Each request is stamped as the transport takes it, and the first once more when its
-    # connection is open (one kept-alive connection serves all four).
-    assert pacer.let_go == len(airtable.requests) == 4
-    assert pacer.left == pacer.let_go + 1
+    assert len(pages) == 10 and len(writes) == 11
+    assert strict_airtable.count(status=429) == 0 and remote.stats.throttled == 0
+    assert pacer.let_go == pacer.left == 11  # each request stamped once, once written
+
+
+def test_rate_limit__a_429_at_the_pace_widens_the_guard_for_this_run_and_the_next_week(
+    airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airtable refused a request though the run kept to its limit: the path needs more room
+    between windows than the guard gave. The pacer widens its guard at once, the run keeps it,
+    and the runs of the next week start from it instead of drawing another 30-second lockout;
+    after a week without a refusal, runs start from the narrow guard again."""
+    monkeypatch.setattr(airtable_http, "LOCKOUT_SECONDS", 0.2)  # the lockout, shortened
+    pacers: list[Pacer] = []
+    shared = PacerPool.get
+
+    def get(pool: PacerPool, key: tuple[str, ...], pacer: Pacer) -> Pacer:
+        pacers.append(shared(pool, key, pacer))
+        return pacers[-1]
+
+    monkeypatch.setattr(PacerPool, "get", get)
+    seed_leads(airtable, 3)
+    body = json.dumps({"errors": [{"error": "RATE_LIMIT_REACHED", "message": "Slow down"}]})
+    airtable.faults.raw(429, body, content_type="application/json", path=f"/v0/{airtable.base_id}/")
+
+    first = cli()
+    assert first.exit_code == 0, first.output
+    assert first.mapping("leads")["api"]["throttled"] == 1
+    assert pacers[-1].guard == REFUSED_GUARD
+    with db.connect() as conn:
+        kept = conn.execute(
+            sa.text("SELECT pacing FROM reconciler.remote_state WHERE mapping = 'leads'")
+        ).scalar()
+    assert kept == {"guard": REFUSED_GUARD}
+
+    second = cli()
+    assert second.exit_code == 0 and second.mapping("leads")["api"]["throttled"] == 0
+    assert pacers[-1].guard == REFUSED_GUARD
+
+    execute(db, "UPDATE reconciler.remote_state SET pacing_saved_at = now() - interval '8 days'")
+    third = cli()
+    assert third.exit_code == 0
+    assert pacers[-1].guard == JITTER_GUARD

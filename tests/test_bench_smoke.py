@@ -172,9 +172,9 @@ def test_floor_note__names_what_the_pacer_guard_adds_under_a_window_rule() -> No
     note = _split(result, Rule(5, 1.0), 101)
     assert note == (
         "run 21.4 s + process start and exit 0.5 s; "
-        "in the run, the pacer's guard: 20 windows x 50 ms = 1.0 s"
+        "in the run, the pacer's guard: 20 windows x 10 ms = 0.2 s"
     )
-    assert _split(result, Rule(5, 1.0), 5).endswith("0 windows x 50 ms = 0.0 s")
+    assert _split(result, Rule(5, 1.0), 5).endswith("0 windows x 10 ms = 0.0 s")
     bucket = _split(result, Rule(100, 60.0, bucket=True), 101)
     assert bucket == "run 21.4 s + process start and exit 0.5 s"
 

@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import threading
+from time import sleep
 
 import pytest
 from hypothesis import example, given
@@ -17,7 +18,15 @@ from reconciler.config import load_settings
 from reconciler.emulators.limits import SlidingWindowLimiter, TokenBucketLimiter
 from reconciler.model import REP_PROGRESSIONS
 from reconciler.remotes.factory import budget_key, build_remote
-from reconciler.remotes.pacing import BucketPacer, Pacer, PacerPool
+from reconciler.remotes.pacing import (
+    JITTER_GUARD,
+    MAX_GUARD,
+    REFUSED_GUARD,
+    SEND_GUARD,
+    BucketPacer,
+    Pacer,
+    PacerPool,
+)
 
 
 class FakeTime:
@@ -319,7 +328,7 @@ def test_bucket__after_a_refusal_naming_a_smaller_bucket_none_is_refused(gaps: l
         pacer.wait()
         if not server.admit(time.now):
             break
-    pacer.learn(50, 60.0)
+    pacer.refused((50, 60.0))
     assert (pacer.limit, pacer.per_second) == (50, pytest.approx(50 / 60))
     _all_admitted(pacer, server, time, gaps)
 
@@ -327,17 +336,93 @@ def test_bucket__after_a_refusal_naming_a_smaller_bucket_none_is_refused(gaps: l
 def test_pacer__a_named_limit_only_ever_tightens() -> None:
     time = FakeTime()
     pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep)
-    pacer.learn(100, 1.0)  # Twenty's short bucket, 100 a second: looser, nothing changes
+    pacer.refused((100, 1.0))  # Twenty's short bucket, 100 a second: looser, nothing changes
     assert (pacer.limit, pacer.per_second) == (100, pytest.approx(100 / 60))
-    pacer.learn(3, 3.0)  # a bucket of 3 at one a second: fewer at once and fewer a second
+    pacer.refused((3, 3.0))  # a bucket of 3 at one a second: fewer at once and fewer a second
     assert (pacer.limit, pacer.per_second) == (3, pytest.approx(1.0))
-    pacer.learn(2, 0.5)  # fewer at once, more a second: only the burst shrinks
+    pacer.refused((2, 0.5))  # fewer at once, more a second: only the burst shrinks
     assert (pacer.limit, pacer.per_second) == (2, pytest.approx(1.0))
     unlimited = Pacer(0, clock=time.clock, sleep=time.sleep)
-    unlimited.learn(5, 1.0)
+    unlimited.refused((5, 1.0))
     assert (unlimited.limit, unlimited.per_second) == (5, pytest.approx(5.0))
-    unlimited.learn(0, 1.0)  # nothing usable named
+    unlimited.refused((0, 1.0))  # nothing usable named
     assert unlimited.limit == 5
+
+
+def test_pacer__a_refusal_naming_no_limit_widens_the_guard_up_to_its_cap() -> None:
+    """Kept to the remote's own limit, the pacer was still refused: the guard was too narrow
+    for the path (or another client spent part of the budget). It widens to at least 50 ms,
+    doubles at each further refusal, and stops at 200 ms; the wider window holds from then."""
+    time = FakeTime()
+    pacer = Pacer.rate(5, clock=time.clock, sleep=time.sleep)
+    assert pacer.guard == JITTER_GUARD and pacer.lessons() == {} and not pacer.taught_now
+    assert BucketPacer.rate(100, 60.0).guard == SEND_GUARD
+
+    pacer.refused()
+    assert pacer.guard == REFUSED_GUARD and pacer.taught_now
+    starts = [s - 100.0 for s in _starts(pacer, time, 6)]
+    assert starts[5] == pytest.approx(1.0 + REFUSED_GUARD)
+    for _ in range(3):
+        pacer.wait()
+        pacer.refused()
+    assert pacer.guard == MAX_GUARD == 4 * REFUSED_GUARD
+    assert pacer.lessons() == {"guard": MAX_GUARD}
+    assert (pacer.limit, pacer.per_second) == (5, 5.0)  # the rate itself is unchanged
+
+
+def test_pacer__a_refusal_of_a_request_let_go_before_the_last_lesson_teaches_nothing() -> None:
+    """Requests in flight when the first 429 taught the pacer were paced by the rule it
+    corrected: their refusals neither widen the guard nor count as a second lesson. A
+    refusal of a request let go after it, under a limit the 429 names and the pacer keeps
+    to, widens the guard."""
+    time = FakeTime()
+    pacer = BucketPacer.rate(100, 60.0, clock=time.clock, sleep=time.sleep)
+    let_go, answered = threading.Event(), threading.Event()
+
+    def in_flight() -> None:  # let go with the first request, refused after its lesson
+        pacer.wait()
+        let_go.set()
+        answered.wait()
+        pacer.refused((3, 3.0))
+
+    other = threading.Thread(target=in_flight)
+    other.start()
+    pacer.wait()
+    let_go.wait()
+    time.now += 0.1
+    pacer.refused((3, 3.0))
+    assert (pacer.limit, pacer.guard) == (3, SEND_GUARD)
+    answered.set()
+    other.join()
+    assert (pacer.limit, pacer.guard) == (3, SEND_GUARD)
+
+    pacer.wait()
+    pacer.refused((3, 3.0))
+    assert (pacer.limit, pacer.guard) == (3, 2 * SEND_GUARD)
+    assert pacer.lessons() == {"limit": 3.0, "span": 3.0, "guard": 2 * SEND_GUARD}
+
+
+def test_pacer__a_later_run_starts_from_what_refusals_taught_never_looser() -> None:
+    widened = Pacer.rate(5)
+    widened.refused()
+    named = BucketPacer.rate(100, 60.0)
+    named.refused((3, 3.0))
+    assert named.lessons() == {"limit": 3.0, "span": 3.0} and named.guard == SEND_GUARD
+
+    later = Pacer.rate(5)
+    later.adopt(widened.lessons())
+    assert later.guard == REFUSED_GUARD and not later.taught_now
+    assert later.lessons() == {"guard": REFUSED_GUARD}  # kept on while it holds
+    for odd in (None, {}, {"guard": 0.001}, {"guard": 9.0}, {"guard": "wide"}, {"limit": 2}):
+        later.adopt(odd)  # type: ignore[arg-type]
+    assert (later.guard, later.limit, later.per_second) == (REFUSED_GUARD, 5, 5.0)
+
+    bucket = BucketPacer.rate(100, 60.0)
+    bucket.adopt(named.lessons())
+    assert (bucket.limit, bucket.per_second) == (3, pytest.approx(1.0))
+    stricter = BucketPacer.rate(2, 60.0)  # TWENTY_RATE_LIMIT already below what was taught
+    stricter.adopt(named.lessons())
+    assert (stricter.limit, stricter.per_second) == (2, pytest.approx(2 / 60))
 
 
 def test_twenty_below_the_tools_rate__its_first_429_sets_the_pace(twenty, db, cli) -> None:
@@ -356,3 +441,11 @@ def test_twenty_below_the_tools_rate__its_first_429_sets_the_pace(twenty, db, cl
     refused = twenty.count(status=429)
     assert 1 <= refused <= 2, refused  # the first refusal (one per reading end at the most)
     assert result.mapping("rep_progressions")["api"]["throttled"] == refused
+
+    # The next run starts from the bucket the server named (kept for a week): no refusal.
+    sleep(0.5)  # between runs, the server's bucket fills up again (0.3 s)
+    twenty.reset_log()
+    later = cli("--mapping", "rep_progressions", "--full")
+    assert later.exit_code == 0, later.output
+    assert later.mapping("rep_progressions")["pull"]["fetched"] == 1_200
+    assert twenty.count(status=429) == 0

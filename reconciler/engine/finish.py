@@ -47,6 +47,7 @@ def finish_mapping(ctx: MappingContext, errors: list[RecordErrorEntry], *, full:
                 filled=ctx.kept.filled_after(
                     ctx.mapping, swept=full and ctx.pulled_until is not None
                 ),
+                pacing=ctx.remote.pacer.lessons() if ctx.remote.pacer.taught_now else None,
             )
     ctx.remote.verdict()
 

@@ -318,7 +318,8 @@ class Run:
 
     def _ready(self, ctx: MappingContext) -> None:
         """Before a mapping's first stage: its table checked, its remote prepared (from what
-        earlier runs kept of it, so that an unchanged remote costs no request)."""
+        earlier runs kept of it, so that an unchanged remote costs no request, and a remote
+        that refused the pace is not paced so again)."""
         if ctx.kept is not None:
             return
         try:
@@ -328,6 +329,7 @@ class Run:
         with ctx.store.unit() as conn:
             ctx.kept = history.remote_state_of(conn, ctx.mapping.name)
         ctx.result.unfilled = ctx.kept.unfilled(ctx.mapping)
+        ctx.remote.pacer.adopt(ctx.kept.pacing)
         ctx.remote.prepare(ctx.kept.schema)
 
     def _pull(self, ctx: MappingContext) -> None:

@@ -107,6 +107,7 @@ class AirtableRemote:
         reach = f"is {target.api_url} reachable? check AIRTABLE_API_URL and the network"
         self._call = Caller("Airtable", pacer or Pacer.rate(target.rate), policy, reach)
         self.stats: ApiStats = self._call.stats
+        self.pacer: Pacer = self._call.pacer
         self.clock = RemoteClock()
         self._api.session.hooks["response"].append(self._observe)
         for scheme in ("https://", "http://"):

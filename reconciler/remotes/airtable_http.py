@@ -37,37 +37,44 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class Stamping(requests.adapters.HTTPAdapter):
-    """The session's transport, telling the pacer when each request really leaves (see
-    :meth:`Pacer.sent`): when the transport takes it, and again once a new connection is
-    open (a TLS handshake takes a good part of the one-second window). Airtable counts a request
-    when it arrives, and a 429 locks the base for 30 seconds."""
+    """The session's transport, telling the pacer when each request really left (see
+    :meth:`Pacer.sent`): once its bytes are written, so that nothing between the pacer letting
+    it go and its bytes leaving (a new connection's TLS handshake, a thread waiting for the
+    interpreter or the CPU on a loaded host) can bring the next requests closer to it on the
+    server's side than the pacer spaced them. Airtable counts a request when it arrives, and a
+    429 locks the base for 30 seconds."""
 
     def __init__(self, pacer: Pacer) -> None:
         self._pacer = pacer  # before the base class builds its pools
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """The standard pools, with connections that stamp once they are open."""
+        """The standard pools, with connections that stamp each request once it is written."""
         super().init_poolmanager(*args, **kwargs)
+        self._stamp(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The same through a proxy (``HTTPS_PROXY``)."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        self._stamp(manager)
+        return manager
+
+    def _stamp(self, manager: urllib3.PoolManager) -> None:
+        """Make ``manager``'s pools open connections that stamp each request once written."""
         pacer = self._pacer
 
         def stamping(pool: type[urllib3.HTTPConnectionPool]) -> type[urllib3.HTTPConnectionPool]:
             class Connection(pool.ConnectionCls):  # type: ignore[name-defined,misc]
-                def connect(self) -> None:
-                    super().connect()
+                def request(self, *args: Any, **kwargs: Any) -> None:
+                    super().request(*args, **kwargs)
                     pacer.sent()
 
             return type(pool.__name__, (pool,), {"ConnectionCls": Connection})
 
-        self.poolmanager.pool_classes_by_scheme = {
+        manager.pool_classes_by_scheme = {
             "http": stamping(urllib3.HTTPConnectionPool),
             "https": stamping(urllib3.HTTPSConnectionPool),
         }
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        """Stamp, then send as the standard adapter does."""
-        self._pacer.sent()
-        return super().send(request, *args, **kwargs)
 
 
 class AirtableRejected(Rejected):

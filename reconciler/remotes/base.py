@@ -120,6 +120,7 @@ class Remote(Protocol):
     mapping: Mapping
     stats: ApiStats
     clock: RemoteClock
+    pacer: Pacer  # its budget's, shared with the mappings on the same base or workspace
     write_batch: int  # records per write request
     # Whether a push must read a record right before writing it: Twenty's batch upsert would
     # restore a deleted record (and move a record to the top of its views) if sent blind.
@@ -283,8 +284,8 @@ class Caller:
                 self._count(throttled=int(exc.throttled))
                 if exc.hold:
                     self.pacer.hold(exc.hold)  # backoff must not knock during a lockout
-                if exc.limit:
-                    self.pacer.learn(*exc.limit)
+                if exc.throttled:
+                    self.pacer.refused(exc.limit)
                 reached = not exc.unreached
                 raise
             finally:

@@ -10,11 +10,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-# Seconds the pacer adds to a remote's rate-limit window (see Pacer): room for the spread of
-# request latencies, and for what is left between a request's stamp (``Pacer.sent``, as the
-# transport takes it) and its bytes leaving on a loaded host. 5% of Airtable's one-second
-# window; nothing against Twenty's minute.
-JITTER_GUARD = 0.05
+# Seconds the pacer adds to a remote's rate-limit window (see Pacer), by where the transport
+# stamps a request (``Pacer.sent``). Airtable's stamps once the request's bytes are written
+# (``airtable_http.Stamping``): no wait of a loaded host can come after the stamp, and the guard
+# is left only the spread of network delays from here to the server between two requests a
+# window apart (on one path, milliseconds). 1% of Airtable's one-second window.
+JITTER_GUARD = 0.01
+# Twenty's transport stamps a request as it takes it, before its bytes leave: room for a
+# loaded host too. Nothing against Twenty's minute.
+SEND_GUARD = 0.05
+# After a refusal that names no limit (at Airtable: a 30-second lockout), the guard becomes at
+# least this, then doubles at each further one, up to MAX_GUARD: the path, or another client
+# of the base, needs more room than the guard gave. Runs keep it (``lessons``) for a week.
+REFUSED_GUARD = 0.05
+MAX_GUARD = 0.2
 
 
 class Pacer:
@@ -33,8 +42,11 @@ class Pacer:
         limit: requests per window (0 or less: no limit).
         window: the window's length in seconds.
         clock, sleep: injectable for tests.
-        guard: how many seconds longer than ``window`` the pacer keeps its own window.
+        guard: how many seconds longer than ``window`` the pacer keeps its own window
+            (default: the class's ``GUARD``).
     """
+
+    GUARD = JITTER_GUARD
 
     def __init__(
         self,
@@ -43,12 +55,15 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        guard: float = JITTER_GUARD,
+        guard: float | None = None,
     ) -> None:
         self.limit = limit
         self.span = window  # the remote's window; ``window`` is the pacer's own, longer one
-        self.window = window + guard
-        self.guard = guard
+        self.guard = self.GUARD if guard is None else guard
+        self.window = window + self.guard
+        self._taught: dict[str, float] = {}  # what refusals taught (see ``lessons``)
+        self._lesson_at = -math.inf  # when a refusal last taught something
+        self.taught_now = False  # whether a refusal of this run taught something
         self.clock, self.sleep = clock, sleep
         self._starts: list[list[float]] = []  # recent starts, each a slot ``sent`` may move
         self._mine = threading.local()
@@ -107,13 +122,52 @@ class Pacer:
         """The remote's rate this pacer keeps under (infinite without a limit)."""
         return self.limit / self.span if self.limit > 0 else math.inf
 
-    def learn(self, limit: int, span: float) -> None:
-        """Keep from now on to the limit the remote named when it refused a request (``limit``
-        requests in ``span`` seconds, a bucket of ``limit`` refilled in ``span``) where it is
-        the stricter (see :meth:`_keep_to`)."""
+    def refused(self, limit: tuple[int, float] | None = None) -> None:
+        """The remote refused the request this thread was last let go for (a 429). When it
+        named a limit (``limit`` requests in ``span`` seconds, a bucket of ``limit`` refilled
+        in ``span``) stricter than this pacer's, keep to it from now on (see
+        :meth:`_keep_to`). Otherwise the pacer kept to the remote's limit and was refused all
+        the same: the guard was too narrow for this path (or another client spent part of the
+        budget), so widen it (at least ``REFUSED_GUARD``, then doubling, at most
+        ``MAX_GUARD``). A request let go before the last such lesson was paced by the rule it
+        corrected, and teaches nothing more."""
+        slot: list[float] | None = getattr(self._mine, "slot", None)
         with self._lock:
-            self._keep_to(limit, span)
             self._refused()
+            if slot is not None and slot[0] < self._lesson_at:
+                return
+            if limit is not None and self._keep_to(*limit):
+                self._taught |= {"limit": float(self.limit), "span": self.span}
+            else:
+                self._widen(min(MAX_GUARD, max(REFUSED_GUARD, 2 * self.guard)))
+                self._taught["guard"] = self.guard
+            self._lesson_at = self.clock()
+            self.taught_now = True
+
+    def lessons(self) -> dict[str, float]:
+        """What refusals taught this pacer (a wider guard; a stricter limit, as ``limit`` and
+        ``span``), for a later run's :meth:`adopt`; empty when nothing."""
+        with self._lock:
+            return dict(self._taught)
+
+    def adopt(self, lessons: dict[str, float] | None) -> None:
+        """Start from what an earlier run's refusals taught (:meth:`lessons`); never looser
+        than this pacer already is. Unknown or malformed entries are ignored."""
+        if not isinstance(lessons, dict):
+            return
+        with self._lock:
+            guard, limit, span = (lessons.get(k) for k in ("guard", "limit", "span"))
+            if isinstance(guard, (int, float)) and self.guard < guard <= MAX_GUARD:
+                self._widen(float(guard))
+                self._taught["guard"] = self.guard
+            numbers = isinstance(limit, (int, float)) and isinstance(span, (int, float))
+            if numbers and self._keep_to(int(limit), float(span)):  # type: ignore[arg-type]
+                self._taught |= {"limit": float(self.limit), "span": self.span}
+
+    def _widen(self, guard: float) -> None:
+        """Keep ``guard`` seconds more than the remote's window (called with the lock held)."""
+        self.guard = guard
+        self.window = self.span + guard
 
     def tighten(self, other: Pacer) -> None:
         """Keep to ``other``'s limit from now on where it is the stricter (a mapping's own
@@ -121,17 +175,19 @@ class Pacer:
         with self._lock:
             self._keep_to(other.limit, other.span)
 
-    def _keep_to(self, limit: int, span: float) -> None:
+    def _keep_to(self, limit: int, span: float) -> bool:
         """At most ``limit`` at once and ``limit / span`` a second from now on, where either is
         fewer than this pacer's; never looser; nothing for no limit (called with the lock
-        held)."""
+        held). Whether anything changed."""
         if limit < 1 or span <= 0:
-            return
+            return False
         rate = min(self.per_second, limit / span)
         fewer = limit if self.limit <= 0 else min(self.limit, limit)
         if fewer != self.limit or rate < self.per_second:
             self.limit, self.span = fewer, fewer / rate
             self.window = self.span + self.guard
+            return True
+        return False
 
     def _refused(self) -> None:
         """What a refusal tells besides the limit (called with the lock held)."""
@@ -151,6 +207,8 @@ class BucketPacer(Pacer):
     after the first and find the bucket short, and the bucket alone would let 192 go in the
     first minute.
     """
+
+    GUARD = SEND_GUARD
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

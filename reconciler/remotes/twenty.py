@@ -118,6 +118,7 @@ class TwentyRemote(TwentyChecks):
         reach = f"is {target.api_url} reachable? {twenty_http.CHECK_URL} and the network"
         self._call = Caller("Twenty", pacer or BucketPacer.rate(target.rate, 60.0), policy, reach)
         self.stats: ApiStats = self._call.stats
+        self.pacer: Pacer = self._call.pacer
         self.clock = RemoteClock()
         self._path = f"/{mapping.remote_table}"
         where = f"{target.api_url.rstrip('/')}/rest/batch/{mapping.remote_table}"

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Select,
     any_,
     bindparam,
+    case,
     delete,
     func,
     select,
@@ -24,6 +25,10 @@ from reconciler.model import Mapping
 from reconciler.store.database import lock_held, run_lock_name
 from reconciler.store.schema import failures, meta, remote_state, runs, watermarks
 from reconciler.store.sql import BIGINT_MAX, among, text_array
+
+# How long what refusals taught a remote's pacer holds after the last refusal: a path or a plan
+# that needed it may have changed since, and one refusal more teaches it again.
+PACING_KEPT = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,14 @@ def set_watermark(conn: Connection, mapping: str, until: datetime) -> None:
 @dataclass(frozen=True)
 class RemoteState:
     """What earlier runs kept of a mapping's remote: its schema (for the remote adapter), its
-    clock offset (the remote's clock minus this host's), and the mapped columns every synced
-    row holds a base for (None: not counted yet, as for a mapping that never ran)."""
+    clock offset (the remote's clock minus this host's), the mapped columns every synced row
+    holds a base for (None: not counted yet, as for a mapping that never ran), and what
+    refusals taught its pacer in the last week (``Pacer.lessons``)."""
 
     schema: Any | None = None
     clock_offset: timedelta | None = None
     filled: frozenset[str] | None = None
+    pacing: dict[str, float] | None = None  # what refusals taught the pacer, a week at most
 
     def unfilled(self, mapping: Mapping) -> list[str]:
         """The mapping's columns that rows synced before they were mapped hold no base for:
@@ -103,15 +110,19 @@ class RemoteState:
 
 def remote_state_of(conn: Connection, mapping: str) -> RemoteState:
     """The kept state of a mapping's remote (empty when nothing was kept yet)."""
+    recent = remote_state.c.pacing_saved_at > func.now() - PACING_KEPT
     row = conn.execute(
         select(
-            remote_state.c.schema, remote_state.c.clock_offset_ms, remote_state.c.filled_fields
+            remote_state.c.schema,
+            remote_state.c.clock_offset_ms,
+            remote_state.c.filled_fields,
+            case((recent, remote_state.c.pacing)),
         ).where(remote_state.c.mapping == mapping)
     ).first()
     if row is None:
         return RemoteState()
     offset = None if row[1] is None else timedelta(milliseconds=row[1])
-    return RemoteState(row[0], offset, None if row[2] is None else frozenset(row[2]))
+    return RemoteState(row[0], offset, None if row[2] is None else frozenset(row[2]), row[3])
 
 
 def keep_remote_state(
@@ -121,9 +132,10 @@ def keep_remote_state(
     schema: Any | None,
     clock_offset: timedelta | None,
     filled: list[str] | None = None,
+    pacing: dict[str, float] | None = None,
 ) -> None:
-    """Keep a mapping's remote schema (when given), clock offset (when known) and filled
-    columns (when given)."""
+    """Keep a mapping's remote schema (when given), clock offset (when known), filled
+    columns (when given) and what refusals taught its pacer (when anything: kept a week)."""
     values: dict[str, Any] = {}
     if schema is not None:
         values |= {"schema": schema, "schema_saved_at": func.now()}
@@ -134,6 +146,8 @@ def keep_remote_state(
         }
     if filled is not None:
         values["filled_fields"] = filled
+    if pacing:
+        values |= {"pacing": pacing, "pacing_saved_at": func.now()}
     if not values:
         return
     stmt = insert(remote_state).values(mapping=mapping, **values)

@@ -143,6 +143,9 @@ remote_state = Table(
     Column("clock_seen_at", _TS),
     # The mapped columns every synced row holds a base for (None: not counted yet).
     Column("filled_fields", JSONB),
+    # What refusals taught the remote's pacer (``Pacer.lessons``), and when last.
+    Column("pacing", JSONB),
+    Column("pacing_saved_at", _TS),
     schema=SCHEMA,
 )
 
