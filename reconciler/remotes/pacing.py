@@ -136,11 +136,8 @@ class Pacer:
             self._refused()
             if slot is not None and slot[0] < self._lesson_at:
                 return
-            if limit is not None and self._keep_to(*limit):
-                self._taught |= {"limit": float(self.limit), "span": self.span}
-            else:
+            if limit is None or not self._learn_limit(*limit):
                 self._widen(min(MAX_GUARD, max(REFUSED_GUARD, 2 * self.guard)))
-                self._taught["guard"] = self.guard
             self._lesson_at = self.clock()
             self.taught_now = True
 
@@ -159,15 +156,23 @@ class Pacer:
             guard, limit, span = (lessons.get(k) for k in ("guard", "limit", "span"))
             if isinstance(guard, (int, float)) and self.guard < guard <= MAX_GUARD:
                 self._widen(float(guard))
-                self._taught["guard"] = self.guard
-            numbers = isinstance(limit, (int, float)) and isinstance(span, (int, float))
-            if numbers and self._keep_to(int(limit), float(span)):  # type: ignore[arg-type]
-                self._taught |= {"limit": float(self.limit), "span": self.span}
+            if isinstance(limit, (int, float)) and isinstance(span, (int, float)):
+                self._learn_limit(int(limit), float(span))
 
     def _widen(self, guard: float) -> None:
-        """Keep ``guard`` seconds more than the remote's window (called with the lock held)."""
+        """Keep ``guard`` seconds more than the remote's window, as a lesson (called with the
+        lock held)."""
         self.guard = guard
         self.window = self.span + guard
+        self._taught["guard"] = guard
+
+    def _learn_limit(self, limit: int, span: float) -> bool:
+        """:meth:`_keep_to`, as a lesson when it changes anything (called with the lock
+        held)."""
+        if not self._keep_to(limit, span):
+            return False
+        self._taught |= {"limit": float(self.limit), "span": self.span}
+        return True
 
     def tighten(self, other: Pacer) -> None:
         """Keep to ``other``'s limit from now on where it is the stricter (a mapping's own
