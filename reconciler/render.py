@@ -108,12 +108,13 @@ def trouble_lines(report: dict[str, Any]) -> list[str]:
 
 
 def note_lines(report: dict[str, Any]) -> list[str]:
-    """What a person may want to do after the run: a mapping's first window, which left out
-    the records its remote held before; fields mapped since a mapping's last full read, which
-    rows synced before hold no value for until their records change; computed fields that
-    held an error instead of a value."""
+    """What a person may want to do after the run: a remote that refused requests for their
+    rate; a mapping's first window, which left out the records its remote held before; fields
+    mapped since a mapping's last full read, which rows synced before hold no value for until
+    their records change; computed fields that held an error instead of a value."""
     lines = []
     for m in report["mappings"]:
+        lines += _throttled_note(m, kept=not report["dry_run"])
         if m.get("first_window"):
             remote = m["remote"].capitalize()
             lines.append(
@@ -139,6 +140,30 @@ def note_lines(report: dict[str, Any]) -> list[str]:
                 "the values"
             )
     return lines
+
+
+# What a remote's 429 counts against, and the setting that shares it with other clients.
+_LIMITED = {
+    "airtable": ("base", "AIRTABLE_RATE_LIMIT"),
+    "twenty": ("workspace", "TWENTY_RATE_LIMIT"),
+}
+
+
+def _throttled_note(m: dict[str, Any], *, kept: bool) -> list[str]:
+    """A mapping whose remote refused requests for their rate: the run slowed down (and the
+    next week's runs start slower, see ``Pacer.refused``); another client of the same limit
+    is the likely cause when it happens again."""
+    refused = (m.get("api") or {}).get("throttled")
+    if not refused or m["remote"] not in _LIMITED:
+        return []
+    scope, setting = _LIMITED[m["remote"]]
+    requests = "request" if refused == 1 else "requests"
+    later = ", and the next week's runs keep that pace" if kept else ""
+    return [
+        f"note: {m['name']}: {m['remote'].capitalize()} refused {refused} {requests} for their "
+        f"rate (429): the run slowed its pace{later}; if other clients share the {scope}'s "
+        f"limit, lower {setting} (or the mapping's rate_limit) to leave them their share"
+    ]
 
 
 def summary_lines(report: dict[str, Any], *, verbose: bool = False) -> list[str]:

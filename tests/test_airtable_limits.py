@@ -245,9 +245,10 @@ def test_rate_limit__a_429_at_the_pace_widens_the_guard_for_this_run_and_the_nex
     airtable: AirtableEmulator, db: sa.Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Airtable refused a request though the run kept to its limit: the path needs more room
-    between windows than the guard gave. The pacer widens its guard at once, the run keeps it,
-    and the runs of the next week start from it instead of drawing another 30-second lockout;
-    after a week without a refusal, runs start from the narrow guard again."""
+    between windows than the guard gave. The pacer widens its guard at once, the run keeps it
+    and says so, and the runs of the next week start from it instead of drawing another
+    30-second lockout; after a week without a refusal, runs start from the narrow guard
+    again."""
     monkeypatch.setattr(airtable_http, "LOCKOUT_SECONDS", 0.2)  # the lockout, shortened
     pacers: list[Pacer] = []
     shared = PacerPool.get
@@ -265,6 +266,10 @@ def test_rate_limit__a_429_at_the_pace_widens_the_guard_for_this_run_and_the_nex
     assert first.exit_code == 0, first.output
     assert first.mapping("leads")["api"]["throttled"] == 1
     assert pacers[-1].guard == REFUSED_GUARD
+    (note,) = [line for line in first.stderr.splitlines() if "(429)" in line]
+    assert note.startswith("note: leads: ")
+    assert "Airtable refused 1 request for their rate (429)" in note
+    assert "the next week's runs keep that pace" in note and "AIRTABLE_RATE_LIMIT" in note
     with db.connect() as conn:
         kept = conn.execute(
             sa.text("SELECT pacing FROM reconciler.remote_state WHERE mapping = 'leads'")
@@ -274,6 +279,7 @@ def test_rate_limit__a_429_at_the_pace_widens_the_guard_for_this_run_and_the_nex
     second = cli()
     assert second.exit_code == 0 and second.mapping("leads")["api"]["throttled"] == 0
     assert pacers[-1].guard == REFUSED_GUARD
+    assert "note:" not in second.stderr
 
     execute(db, "UPDATE reconciler.remote_state SET pacing_saved_at = now() - interval '8 days'")
     third = cli()

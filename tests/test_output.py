@@ -307,3 +307,27 @@ def test_stdout_not_utf8__output_degrades_and_never_fails(airtable, database_url
     lines = checked.stdout.decode("ascii").splitlines()
     assert lines[0].startswith("+ configuration:"), lines
     assert all(line[:2] in ("+ ", "! ") for line in lines), lines
+
+
+def test_throttled__a_note_names_the_limit_shared_and_the_setting() -> None:
+    """A mapping whose remote refused requests for their rate gets a note: the run slowed down,
+    later runs keep the pace (not after a dry run, which keeps nothing), and the setting that
+    leaves other clients of the same limit their share."""
+    from reconciler.render import note_lines
+
+    def report(dry_run: bool) -> dict[str, Any]:
+        return {
+            "dry_run": dry_run,
+            "lookback_minutes": 20,
+            "mappings": [
+                {"name": "rp", "remote": "twenty", "api": {"throttled": 2}},
+                {"name": "leads", "remote": "airtable", "api": {"throttled": 0}},
+            ],
+        }
+
+    (line,) = note_lines(report(False))
+    assert line.startswith("note: rp: Twenty refused 2 requests for their rate (429): ")
+    assert "the next week's runs keep that pace" in line
+    assert "the workspace's limit, lower TWENTY_RATE_LIMIT" in line
+    (dry,) = note_lines(report(True))
+    assert "next week" not in dry
