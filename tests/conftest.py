@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 from reconciler.emulators.airtable import AirtableEmulator
 from reconciler.emulators.base import collection_paused
@@ -26,6 +27,13 @@ from tests.sides import M, Side
 
 ENV_PREFIXES = ("RECONCILER_", "AIRTABLE_", "TWENTY_")
 TEMPLATE = "reconciler_template"
+
+# Property tests draw the same examples on every run (``make test``, CI): a suite that passes
+# passes again from a clean clone. ``HYPOTHESIS_PROFILE=explore`` draws fresh ones, to hunt for
+# what the fixed examples miss; an example found that way is then added with ``@example``.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True)
