@@ -45,17 +45,16 @@ Sources (packages/twenty-server/src/engine/):
   on the filter alone, before the cursor's condition is added (:class:`Tally` relies on it).
 
 Only the oldest-first reader runs while ``totalCount`` says one more page can finish the
-listing, and meeting is proven by the records' times, never by the count. A listing costs
-one or two requests more than one cursor would (the page that shows the two met, and the
-records each newest-first page reads again; three when many records share each millisecond,
-over a third of a page, since each newest-first page then reads up to a whole group again), and
-a window that fits in one page costs one; a
-millisecond read by ``id`` costs its pages. Where the oldest-first reader followed the cursor,
-the server's counts from its bounds check that no record was passed over (:class:`Tally`), and
-a range found short is read again by ``id``. A record changed while the listing runs gets an
-``updatedAt`` past this run's window, so the next run's window reads it; one that could not
-be placed in the order (no readable ``updatedAt``) stops the newest-first reader, and the
-oldest-first one follows the server's cursor from there.
+listing, and meeting is proven by the records' times, never by the count. A listing costs one or
+two requests more than one cursor would (the page that shows the two met, and the records each
+newest-first page reads again; three when over a third of a page of records share each
+millisecond, since each newest-first page then reads up to a whole group again), and a window
+that fits in one page costs one; a millisecond read by ``id`` costs its pages. Where the
+oldest-first reader followed the cursor, the server's counts from its bounds check that no
+record was passed over (:class:`Tally`), and a range found short is read again by ``id``. A
+record changed while the listing runs gets an ``updatedAt`` past this run's window, so the next
+run's window reads it; one that could not be placed in the order (no readable ``updatedAt``)
+stops the newest-first reader, and the oldest-first one follows the server's cursor from there.
 """
 
 from __future__ import annotations
