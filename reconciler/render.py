@@ -154,7 +154,7 @@ def _throttled_note(m: dict[str, Any], *, kept: bool) -> list[str]:
     next week's runs start slower, see ``Pacer.refused``); another client of the same limit
     is the likely cause when it happens again."""
     refused = (m.get("api") or {}).get("throttled")
-    if not refused or m["remote"] not in _LIMITED:
+    if not refused:
         return []
     scope, setting = _LIMITED[m["remote"]]
     requests = "request" if refused == 1 else "requests"

@@ -8,7 +8,6 @@ import dataclasses
 import itertools
 import json
 import threading
-from time import sleep
 
 import pytest
 from hypothesis import example, given
@@ -443,7 +442,7 @@ def test_twenty_below_the_tools_rate__its_first_429_sets_the_pace(twenty, db, cl
     assert result.mapping("rep_progressions")["api"]["throttled"] == refused
 
     # The next run starts from the bucket the server named (kept for a week): no refusal.
-    sleep(0.5)  # between runs, the server's bucket fills up again (0.3 s)
+    twenty.clock.advance(0.5)  # between runs, the server's bucket fills up again (0.3 s)
     twenty.reset_log()
     later = cli("--mapping", "rep_progressions", "--full")
     assert later.exit_code == 0, later.output
